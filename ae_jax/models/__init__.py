@@ -1,0 +1,164 @@
+"""Model registry: the report presets and custom MLP/conv models, built from a config.
+
+`build_model(model_cfg, image_shape)` is the one entry point; the data decides the
+image shape, so any H x W works where the architecture allows it, and a size the conv
+stack cannot handle is a `ConfigError` naming both numbers.
+"""
+from __future__ import annotations
+
+from ae_jax.errors import ConfigError
+from ae_jax.models.base import AutoEncoder, ModelOutput
+from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
+from ae_jax.models.layers import (ACTIVATIONS, NORMS, OUTPUT_ACTIVATIONS,
+                                  conv_out_size, conv_transpose_out_size)
+from ae_jax.models.mlp import MLPDecoder, MLPEncoder
+
+__all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape']
+
+# name -> (kind, one-line description). Architectures are in `_preset`.
+PRESETS = {
+    'mlp_ae_50': ('ae', 'MLP AE 7500-256-128 (ReLU code), decoder 128-256-7500, sigmoid'),
+    'mlp_vae_50': ('vae', 'MLP VAE 7500-4096-1024-512, heads 512->256, mirrored decoder, sigmoid'),
+    'fcn_ae_64': ('ae', 'MLP AE 12288-1024-256-64-10, mirrored decoder, tanh'),
+    'conv_ae_small': ('ae', 'conv AE 3->16->32->64 (3x3 s2, 3x3 s2, 5x5 s1), transposed back, sigmoid'),
+    'conv_ae_bn_mish': ('ae', 'conv AE 3->64->...->1024 (4x4 s2, BN, Mish), mirrored, 3x3 conv, tanh'),
+    'conv_vae_bn_mish': ('vae', 'conv VAE as conv_ae_bn_mish with a 3x3 conv to 2*latent channels'),
+}
+
+
+def _encoder_sizes(size: int, layers, what: str) -> list[int]:
+  sizes = [size]
+  for spec in layers:
+    nxt = conv_out_size(sizes[-1], spec.kernel, spec.stride, spec.padding)
+    if nxt < 1:
+      raise ConfigError(
+          f'{what}: image size {size} is too small for {len(layers)} conv layers '
+          f'(layer {len(sizes)} would get size {nxt}); use a larger data.image_size or '
+          'fewer model.conv.channels')
+    sizes.append(nxt)
+  return sizes
+
+
+def _mirror_decoder(enc_sizes, enc_layers, out_channels_seq, what: str):
+  """Transposed convs that undo `enc_layers`, with output_padding chosen per layer."""
+  specs = []
+  for j, spec in enumerate(reversed(enc_layers)):
+    src, dst = enc_sizes[-1 - j], enc_sizes[-2 - j]
+    op = dst - conv_transpose_out_size(src, spec.kernel, spec.stride, spec.padding, 0)
+    if not 0 <= op < max(spec.stride, 1):
+      raise ConfigError(
+          f'{what}: the conv stack cannot invert size {dst} (kernel {spec.kernel}, stride '
+          f'{spec.stride}, padding {spec.padding} maps it to {src}); choose an image size '
+          'or padding the stack divides')
+    specs.append(ConvSpec(out_channels_seq[j], spec.kernel, spec.stride, spec.padding, op))
+  return specs
+
+
+def _check_decoder(image_shape, start_hw, layers, what):
+  h, w = start_hw
+  for spec in layers:
+    h = conv_transpose_out_size(h, spec.kernel, spec.stride, spec.padding, spec.output_padding)
+    w = conv_transpose_out_size(w, spec.kernel, spec.stride, spec.padding, spec.output_padding)
+  if (h, w) != tuple(image_shape[:2]):
+    raise ConfigError(
+        f'{what}: its decoder produces {h}x{w} images but the data is '
+        f'{image_shape[0]}x{image_shape[1]}; this architecture needs sizes it divides '
+        f'exactly (see README, "Presets"), or set data.image_size')
+
+
+def _preset(name, cfg, image_shape):
+  h, w, c = image_shape
+  latent = cfg.latent_dim
+  if name in ('mlp_ae_50', 'mlp_vae_50', 'fcn_ae_64'):
+    hidden, lat_act, out_act = {
+        'mlp_ae_50': ((256,), 'relu', 'sigmoid'),
+        'mlp_vae_50': ((4096, 1024, 512), 'none', 'sigmoid'),
+        'fcn_ae_64': ((1024, 256, 64), 'none', 'tanh'),
+    }[name]
+    kind = PRESETS[name][0]
+    enc = MLPEncoder(hidden, latent, kind, 'relu', lat_act)
+    return enc, MLPDecoder(tuple(reversed(hidden)), image_shape, 'relu'), kind, out_act
+  if name == 'conv_ae_small':
+    enc_layers = [ConvSpec(16, 3, 2, 1), ConvSpec(32, 3, 2, 1), ConvSpec(64, 5, 1, 2, norm_act=False)]
+    dec_layers = [ConvSpec(32, 5, 1, 2, 0), ConvSpec(16, 3, 2, 1, 1),
+                  ConvSpec(c, 3, 2, 2, 1, norm_act=False)]
+    hs = _encoder_sizes(h, enc_layers, f'preset {name}')
+    ws = _encoder_sizes(w, enc_layers, f'preset {name}')
+    _check_decoder(image_shape, (hs[-1], ws[-1]), dec_layers, f'preset {name}')
+    enc = ConvEncoder(enc_layers, latent, 'ae', latent='none', activation='relu')
+    dec = ConvDecoder(dec_layers, c, (hs[-1], ws[-1], 64), latent='none', final_conv=False,
+                      activation='relu', upsample=cfg.conv.upsample)
+    return enc, dec, 'ae', 'sigmoid'
+  if name in ('conv_ae_bn_mish', 'conv_vae_bn_mish'):
+    kind = PRESETS[name][0]
+    chans = (64, 128, 256, 512, 1024)
+    enc_layers = [ConvSpec(ch, 4, 2, 1) for ch in chans]
+    dec_layers = [ConvSpec(ch, 4, 2, 1, 0) for ch in (1024, 512, 256, 128, 64)]
+    if h % 32 or w % 32:
+      raise ConfigError(
+          f'preset {name}: image size {h}x{w} is not divisible by 32 (5 stride-2 layers); '
+          'use a multiple of 32 such as 64 or 256 (data.image_size)')
+    hs, ws = h // 32, w // 32
+    enc = ConvEncoder(enc_layers, latent, kind, latent='spatial' if kind == 'vae' else 'none',
+                      norm='batch', activation='mish', init='kaiming_normal')
+    dec = ConvDecoder(dec_layers, c, (hs, ws, latent if kind == 'vae' else 1024),
+                      latent='spatial', norm='batch', activation='mish',
+                      init='kaiming_normal', upsample=cfg.conv.upsample)
+    return enc, dec, kind, 'tanh'
+  raise ConfigError(f'model.preset={name!r} is unknown; expected one of {sorted(PRESETS)} '
+                    "or '' for a custom model")
+
+
+def _custom(cfg, image_shape):
+  h, w, c = image_shape
+  kind = cfg.kind
+  if cfg.arch == 'mlp':
+    enc = MLPEncoder(tuple(cfg.hidden), cfg.latent_dim, kind, cfg.activation,
+                     cfg.latent_activation)
+    dec = MLPDecoder(tuple(reversed(tuple(cfg.hidden))), image_shape, cfg.activation)
+    return enc, dec
+  conv = cfg.conv
+  enc_layers = [ConvSpec(ch, conv.kernel, conv.stride, conv.padding) for ch in conv.channels]
+  what = f'model.conv (channels={tuple(conv.channels)}, kernel={conv.kernel}, stride={conv.stride})'
+  hs = _encoder_sizes(h, enc_layers, what)
+  ws = _encoder_sizes(w, enc_layers, what)
+  outs = tuple(reversed(tuple(conv.channels)))
+  dec_h = _mirror_decoder(hs, enc_layers, outs, what)
+  dec_w = _mirror_decoder(ws, enc_layers, outs, what)
+  if [s.output_padding for s in dec_h] != [s.output_padding for s in dec_w]:
+    raise ConfigError(f'{what}: image {h}x{w} needs different output padding per axis; '
+                      'use a square image (data.image_size)')
+  common = dict(norm=cfg.norm, groups=conv.groups, activation=cfg.activation, init=cfg.init)
+  enc = ConvEncoder(enc_layers, cfg.latent_dim, kind, latent=conv.latent, **common)
+  start_c = conv.channels[-1] if conv.latent == 'flat' else cfg.latent_dim
+  dec = ConvDecoder(dec_h, c, (hs[-1], ws[-1], start_c), latent=conv.latent,
+                    upsample=conv.upsample, **common)
+  return enc, dec
+
+
+def build_model(cfg, image_shape) -> AutoEncoder:
+  """cfg: the `config.model` ConfigDict; image_shape: (H, W, C) from the data."""
+  image_shape = tuple(int(s) for s in image_shape)
+  if cfg.preset:
+    if cfg.preset not in PRESETS:
+      raise ConfigError(f'model.preset={cfg.preset!r} is unknown; expected one of '
+                        f"{sorted(PRESETS)} or '' for a custom model")
+    enc, dec, kind, out_act = _preset(cfg.preset, cfg, image_shape)
+    if kind != cfg.kind:
+      raise ConfigError(f"model.preset={cfg.preset!r} is an {kind.upper()} but "
+                        f"model.kind={cfg.kind!r}; set model.kind={kind!r}")
+    return AutoEncoder(enc, dec, kind=kind, output_activation=out_act)
+  enc, dec = _custom(cfg, image_shape)
+  return AutoEncoder(enc, dec, kind=cfg.kind, output_activation=cfg.output_activation)
+
+
+def latent_shape(model: AutoEncoder, image_shape) -> tuple[int, ...]:
+  """Shape of one example's latent code, e.g. (16,) or (8, 8, 128)."""
+  import jax
+  import jax.numpy as jnp
+  x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+  variables = jax.eval_shape(lambda: model.init(
+      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+      jnp.zeros((1, *image_shape))))
+  mean, _ = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.encode), variables, x)
+  return tuple(mean.shape[1:])

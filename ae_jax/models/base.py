@@ -1,0 +1,74 @@
+"""The AE/VAE wrapper shared by every architecture, and its named output."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class ModelOutput(NamedTuple):
+  recon: jax.Array   # [B, H, W, C] in [0, 1] (or unbounded for output_activation='none')
+  logits: jax.Array  # [B, H, W, C] decoder output before the output activation
+  mean: jax.Array    # [B, *latent]; for an AE, the code itself
+  logvar: jax.Array | None  # [B, *latent]; None for an AE
+  z: jax.Array       # [B, *latent] the code fed to the decoder
+
+
+class AutoEncoder(nn.Module):
+  """AE or VAE around an encoder and decoder.
+
+  The encoder returns features of shape [B, *latent] (AE) or [B, *latent, 2] split into
+  mean and log-variance (VAE). Images enter in [0, 1]; models whose output activation
+  is tanh see them mapped to [-1, 1] and map their output back, so callers, losses and
+  metrics only ever deal with [0, 1].
+
+  `latent_mask` ([*latent] of 0/1, optional) switches latent units off: their mean and
+  log-variance are forced to 0 (zero KL) and the decoder sees 0 there, so the unit's
+  weights receive no gradient. Sweeps use it to train several latent sizes at once.
+  """
+  encoder: nn.Module
+  decoder: nn.Module
+  kind: str = 'vae'                 # 'ae' | 'vae'
+  output_activation: str = 'sigmoid'
+
+  def _to_model_range(self, x):
+    return 2.0 * x - 1.0 if self.output_activation == 'tanh' else x
+
+  def _from_logits(self, logits):
+    if self.output_activation == 'sigmoid':
+      return jax.nn.sigmoid(logits)
+    if self.output_activation == 'tanh':
+      return (jnp.tanh(logits) + 1.0) / 2.0
+    return logits
+
+  def encode(self, x, train: bool = False, latent_mask: Any = None):
+    """x [B,H,W,C] in [0,1] -> (mean, logvar); logvar is None for an AE."""
+    h = self.encoder(self._to_model_range(x), train=train)
+    if self.kind == 'ae':
+      mean, logvar = h, None
+    else:
+      mean, logvar = h[..., 0], h[..., 1]
+    if latent_mask is not None:
+      mean = mean * latent_mask
+      logvar = None if logvar is None else logvar * latent_mask
+    return mean, logvar
+
+  def decode(self, z, train: bool = False, latent_mask: Any = None):
+    """z [B, *latent] -> (recon in [0,1], logits)."""
+    if latent_mask is not None:
+      z = z * latent_mask
+    logits = self.decoder(z, train=train)
+    return self._from_logits(logits), logits
+
+  def __call__(self, x, train: bool = False, sample: bool = True,
+               latent_mask: Any = None) -> ModelOutput:
+    mean, logvar = self.encode(x, train=train, latent_mask=latent_mask)
+    if self.kind == 'vae' and sample:
+      eps = jax.random.normal(self.make_rng('reparam'), mean.shape, mean.dtype)
+      z = mean + jnp.exp(0.5 * logvar) * eps
+    else:
+      z = mean
+    recon, logits = self.decode(z, train=train, latent_mask=latent_mask)
+    return ModelOutput(recon=recon, logits=logits, mean=mean, logvar=logvar, z=z)

@@ -1,0 +1,221 @@
+"""train_and_evaluate(config, workdir): data -> model -> compiled epochs -> workdir."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from ae_jax import checkpoint, config_lib, data, figures, steps, sweep, workdir as wd
+from ae_jax.errors import ConfigError, NonFiniteLossError
+from ae_jax.models import build_model
+from ae_jax.optim import spec_from_config
+
+log = logging.getLogger('ae_jax')
+TRAIN_KEYS = ('loss', 'recon', 'kl', 'neg_elbo')
+
+
+class Setup:
+  """Everything derived from a config that training, evaluation and inference share."""
+
+  def __init__(self, config, dataset=None):
+    config_lib.validate(config)
+    self.config = config
+    self.members = sweep.expand(config)
+    self.dataset = dataset if dataset is not None else data.load(config.data)
+    self.image_shape = self.dataset.info.image_shape
+    self.model = build_model(config.model, self.image_shape)
+    n_train = self.dataset.train['image'].shape[0]
+    batch = config.train.batch_size
+    if batch > n_train:
+      raise ConfigError(f'config.train.batch_size={batch} is larger than the {n_train} '
+                        f'training examples of data.name={config.data.name!r}')
+    self.steps_per_epoch = n_train // batch
+    self.spec = steps.StepSpec(
+        model=self.model,
+        loss=steps.LossSpec(config.loss.reconstruction, config.loss.reduction,
+                            float(config.loss.nll_sigma)),
+        optim=spec_from_config(config, self.steps_per_epoch),
+        batch_size=batch, steps_per_epoch=self.steps_per_epoch,
+        eval_batch_size=config.train.eval_batch_size)
+    self.fns = steps.make_functions(self.spec, self.image_shape, len(self.members),
+                                    config.train.loop)
+    self.hparams = {k: jnp.asarray(v) for k, v in sweep.hparams(self.members).items()}
+    self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
+
+  def init_state(self):
+    return self.fns.init(self.seeds)
+
+
+def _first_nonfinite(metrics: dict, members, epoch: int, steps_per_epoch: int):
+  loss = metrics['loss']  # [K, steps]
+  bad = np.argwhere(~np.isfinite(loss))
+  if bad.size == 0:
+    return None
+  k, s = bad[np.argsort(bad[:, 1], kind='stable')[0]]
+  term = next((t for t in ('recon', 'kl') if not np.isfinite(metrics[t][k, s])), 'loss')
+  value = metrics[term][k, s]
+  step = epoch * steps_per_epoch + int(s) + 1
+  return (f'non-finite training loss at step {step} (epoch {epoch + 1}, member '
+          f'{members[k]["name"]!r}): term {term!r} = {value}; the last good checkpoint is '
+          'kept. Lower train.learning_rate, set optim.grad_clip_norm, or check the data.')
+
+
+def _progress(config, total, initial):
+  enabled = config.progress and sys.stderr.isatty()
+  return tqdm.tqdm(total=total, initial=initial, unit='step', disable=not enabled,
+                   dynamic_ncols=True, file=sys.stderr)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Train every member of `config` in `workdir`, resuming from its latest checkpoint."""
+  setup = Setup(config)
+  cfg, members, fns = config, setup.members, setup.fns
+  os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
+  ds = setup.dataset
+  train_images = jax.device_put(ds.train['image'])
+  eval_images, eval_valid = steps.batch_for_eval(ds.test['image'], cfg.train.eval_batch_size)
+  eval_images, eval_valid = jax.device_put(eval_images), jax.device_put(eval_valid)
+  eval_key = jax.random.PRNGKey(cfg.train.seed + 1_000_003)
+
+  ckpts = checkpoint.Checkpoints(workdir, cfg.checkpoint.max_to_keep,
+                                 cfg.checkpoint.best_metric, cfg.checkpoint.best_mode)
+  state = setup.init_state()
+  start_epoch = ckpts.latest_step() or 0
+  if start_epoch:
+    state = ckpts.restore(state, start_epoch)
+    log.info('resumed %s from epoch %d', workdir, start_epoch)
+  _write_config(cfg, members, workdir, start_epoch)
+  metrics_log = wd.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), start_epoch)
+
+  num_epochs, spe = cfg.train.num_epochs, setup.steps_per_epoch
+  bar = _progress(cfg, num_epochs * spe, min(start_epoch, num_epochs) * spe)
+  timing = {'compile_s': None, 'train_s': 0.0, 'timed_epochs': 0}
+  last_eval, epoch = None, start_epoch
+  try:
+    for epoch in range(start_epoch, num_epochs):
+      t0 = time.perf_counter()
+      state, m = fns.epoch(state, train_images, setup.hparams, epoch)
+      m = jax.device_get(m)  # the one host sync per epoch
+      dt = time.perf_counter() - t0
+      if timing['compile_s'] is None:
+        timing['compile_s'] = dt
+      else:
+        timing['train_s'] += dt
+        timing['timed_epochs'] += 1
+      problem = _first_nonfinite(m, members, epoch, spe)
+      if problem:
+        raise NonFiniteLossError(problem)
+      step = (epoch + 1) * spe
+      rows = [{'epoch': epoch + 1, 'step': step, 'split': 'train', 'member': mem['name'],
+               **{k: float(np.mean(m[k][i])) for k in TRAIN_KEYS},
+               'lr': float(m['lr'][i, -1]), 'beta': float(m['beta'][i, -1])}
+              for i, mem in enumerate(members)]
+      eval_rows = None
+      if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == num_epochs:
+        ev = jax.device_get(fns.evaluate(state, eval_images, eval_valid, setup.hparams, eval_key))
+        eval_rows = [{'epoch': epoch + 1, 'step': step, 'split': 'eval', 'member': mem['name'],
+                      **{k: float(v[i]) for k, v in ev.items()}}
+                     for i, mem in enumerate(members)]
+        rows += eval_rows
+        last_eval = eval_rows
+      metrics_log.write(rows)
+      bar.update(spe)
+      bar.set_postfix(loss=f'{np.mean(m["loss"][:, -1]):.4g}',
+                      img_s=f'{spe * cfg.train.batch_size * len(members) / dt:.0f}')
+      if eval_rows:
+        for r in eval_rows:
+          tqdm.tqdm.write(_eval_line(r, num_epochs, len(members) > 1), file=sys.stdout)
+      if (epoch + 1) % cfg.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs:
+        best = None
+        if eval_rows and cfg.checkpoint.best_metric:
+          best = {cfg.checkpoint.best_metric: float(np.mean(
+              [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
+        ckpts.save(epoch + 1, state, best)
+  finally:
+    bar.close()
+    ckpts.close()
+
+  if last_eval is None:  # nothing left to train: evaluate the restored state
+    ev = jax.device_get(fns.evaluate(state, eval_images, eval_valid, setup.hparams, eval_key))
+    last_eval = [{'epoch': num_epochs, 'split': 'eval', 'member': mem['name'],
+                  **{k: float(v[i]) for k, v in ev.items()}} for i, mem in enumerate(members)]
+  summary = _summary(setup, metrics_log.rows, last_eval, timing)
+  wd.write_json(os.path.join(workdir, 'summary.json'), summary)
+  if cfg.figures.enabled:
+    draw_figures(setup, state, metrics_log.rows, workdir)
+  return summary
+
+
+def _eval_line(r, num_epochs, named):
+  who = f' [{r["member"]}]' if named else ''
+  return (f'epoch {r["epoch"]}/{num_epochs}{who} eval: loss {r["loss"]:.4g}  recon '
+          f'{r["recon"]:.4g}  kl {r["kl"]:.4g}  -elbo {r["neg_elbo"]:.4g}  '
+          f'psnr {r["psnr"]:.2f}  ssim {r["ssim"]:.3f}')
+
+
+def _write_config(cfg, members, workdir, start_epoch):
+  path = os.path.join(workdir, 'config.json')
+  new = wd.config_to_dict(cfg)
+  if start_epoch and os.path.exists(path):
+    old = wd.read_json(path)
+    changed = _diff(old, new)
+    if changed:
+      log.warning('resuming %s with changed config keys: %s', workdir, ', '.join(changed))
+  wd.write_json(path, new)
+  wd.write_json(os.path.join(workdir, 'members.json'), members)
+
+
+def _diff(a, b, prefix=''):
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k), b.get(k)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += _diff(va, vb, prefix + k + '.')
+    elif va != vb:
+      out.append(f'{prefix}{k}: {va!r} -> {vb!r}')
+  return out
+
+
+def _summary(setup, rows, last_eval, timing):
+  cfg = setup.config
+  out = {'num_epochs': cfg.train.num_epochs, 'steps_per_epoch': setup.steps_per_epoch,
+         'image_shape': list(setup.image_shape), 'members': []}
+  for mem, ev in zip(setup.members, last_eval):
+    train = [r for r in rows if r['member'] == mem['name'] and r['split'] == 'train']
+    out['members'].append({
+        'name': mem['name'],
+        'hparams': {k: v for k, v in mem.items() if k != 'name'},
+        'train_loss': train[-1]['loss'] if train else None,
+        'eval': {k: ev[k] for k in ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim')},
+    })
+  if timing['timed_epochs']:
+    per_epoch = timing['train_s'] / timing['timed_epochs']
+    out['epoch_s'] = per_epoch
+    out['images_per_sec'] = (setup.steps_per_epoch * cfg.train.batch_size * len(setup.members)
+                             / per_epoch)
+  out['first_epoch_s'] = timing['compile_s']
+  return out
+
+
+def draw_figures(setup, state, rows, workdir):
+  cfg = setup.config
+  fig_dir = os.path.join(workdir, 'figures')
+  figures.loss_curves(rows, os.path.join(fig_dir, 'loss.png'), 'loss', cfg.figures.log_scale,
+                      'training loss (train: epoch mean; eval: test split)')
+  if cfg.model.kind == 'vae':
+    figures.loss_curves(rows, os.path.join(fig_dir, 'neg_elbo.png'), 'neg_elbo',
+                        cfg.figures.log_scale, 'negative ELBO')
+  n = min(cfg.figures.num_images, setup.dataset.test['image'].shape[0])
+  originals = setup.dataset.test['image'][:n]
+  recon = np.asarray(setup.fns.reconstruct(state, jnp.asarray(originals), setup.hparams))
+  labels = ['original'] + [('recon' if len(setup.members) == 1 else m['name'])
+                           for m in setup.members]
+  ids = ', '.join(str(i) for i in setup.dataset.test['id'][:n])
+  figures.image_rows([originals] + list(recon), labels, os.path.join(fig_dir, 'recon.png'),
+                     f'test images (ids {ids}) and reconstructions')

@@ -1,0 +1,96 @@
+"""Every field ae_jax reads, with its default. Experiment configs import this and override.
+
+  python -m ae_jax.main --config configs/base.py --workdir runs/base
+"""
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.preset = ''  # a name from ae_jax.models.PRESETS, or '' for the custom model below
+  config.model.kind = 'vae'  # 'ae' | 'vae' (must match the preset's kind)
+  config.model.arch = 'mlp'  # custom models: 'mlp' | 'conv'
+  config.model.latent_dim = 16  # flat: units; spatial conv latent: channels
+  config.model.hidden = (512, 256)  # MLP encoder widths; the decoder mirrors them
+  config.model.activation = 'relu'  # relu | mish | leaky_relu | gelu | silu
+  config.model.latent_activation = 'none'  # AE only: activation on the code (relu | none ...)
+  config.model.output_activation = 'sigmoid'  # sigmoid | tanh | none; tanh models see [-1,1]
+  config.model.norm = 'none'  # conv: none | batch | group | layer
+  config.model.init = 'default'  # default (lecun normal) | kaiming_normal (conv kernels)
+  config.model.conv = ml_collections.ConfigDict()
+  config.model.conv.channels = (32, 64)  # encoder channels; decoder mirrors, then 3x3 conv
+  config.model.conv.kernel = 4
+  config.model.conv.stride = 2
+  config.model.conv.padding = 1
+  config.model.conv.latent = 'flat'  # flat (Dense to latent_dim) | spatial (3x3 conv head)
+  config.model.conv.groups = 32  # group norm: groups (largest divisor of channels <= this)
+  config.model.conv.upsample = 'subpixel'  # transposed conv: subpixel (fast) | dilated
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'digits'  # digits | wafer
+  config.data.path = ''  # file or folder for file-based datasets
+  config.data.image_size = 0  # resize to this square size; 0 keeps the native size
+  config.data.channels = 0  # 1 or 3 to convert; 0 keeps the native channels
+  config.data.num_examples = 0  # generated datasets: how many (0 = dataset default)
+  config.data.test_fraction = 0.2  # held-out share, split deterministically by split_seed
+  config.data.split_seed = 0
+  config.data.wafer = ml_collections.ConfigDict()
+  config.data.wafer.render = 'onehot'  # onehot (3 channels: off, good, fail) | gray (1 channel)
+  config.data.wafer.balance = 'uniform'  # uniform | wm811k (the real, 'none'-heavy mix)
+  config.data.wafer.seed = 0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 64  # the last partial batch of an epoch is dropped
+  config.train.num_epochs = 20
+  config.train.learning_rate = 1e-3
+  config.train.seed = 0  # init, reparameterisation noise and data order
+  config.train.eval_every = 5  # evaluate on the test split every N epochs (and at the end)
+  config.train.eval_batch_size = 256
+  # How an epoch runs over the device-resident data: 'scan' (one compiled lax.scan),
+  # 'python' (a loop of one compiled step), or 'auto' (scan, except conv models on CPU,
+  # where XLA runs convolutions inside loop bodies slowly; see README, Performance).
+  config.train.loop = 'auto'
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = 'adam'  # adam (weight_decay is L2, as torch.optim.Adam) | adamw (decoupled)
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.999
+  config.optim.eps = 1e-8
+  config.optim.weight_decay = 0.0
+  config.optim.schedule = 'constant'  # constant | cosine | warmup_cosine
+  config.optim.warmup_epochs = 0.0  # warmup_cosine: linear warm-up length
+  config.optim.plateau_factor = 0.0  # >0: reduce-LR-on-plateau on the epoch's mean train loss
+  config.optim.plateau_patience = 10  # epochs without 1e-4 relative improvement
+  config.optim.grad_clip_norm = 0.0  # >0: clip gradients to this global norm
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.reconstruction = 'mse'  # mse | l1 | bce (sigmoid logits) | gaussian_nll
+  # How the reconstruction term reduces over one image's pixels: 'sum' or 'mean'.
+  # The KL is always summed over latent units, and beta multiplies that sum.
+  config.loss.reduction = 'sum'
+  config.loss.beta = 1.0  # weight of the KL term: loss = recon + beta * KL
+  config.loss.kl_warmup_epochs = 0.0  # >0: beta ramps linearly from 0 over this many epochs
+  config.loss.nll_sigma = 0.1  # gaussian_nll: the decoder's fixed standard deviation
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_epochs = 5  # also saved at the end
+  config.checkpoint.max_to_keep = 3
+  config.checkpoint.best_metric = ''  # e.g. 'loss' or 'psnr' (eval split); '' = off
+  config.checkpoint.best_mode = 'min'  # min | max
+
+  config.figures = ml_collections.ConfigDict()
+  config.figures.enabled = True
+  config.figures.log_scale = True  # loss curves on a log y axis
+  config.figures.num_images = 8  # originals vs reconstructions shown
+
+  config.sweep = ml_collections.ConfigDict()  # vmapped hyperparameter axes (README, Sweeps)
+  config.sweep.beta = ()
+  config.sweep.learning_rate = ()
+  config.sweep.seed = ()
+  config.sweep.kl_warmup_epochs = ()
+  config.sweep.mode = 'product'  # product | zip
+
+  config.progress = True  # tqdm bar (only when stderr is a terminal)
+  return config

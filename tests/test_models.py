@@ -1,0 +1,166 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax.errors import ConfigError
+from ae_jax.models import PRESETS, build_model, latent_shape
+from ae_jax.models import layers
+from conftest import tiny_config
+
+
+def dense(i, o):
+  return i * o + o
+
+
+def conv(i, o, k):  # Conv2d and ConvTranspose2d alike
+  return i * o * k * k + o
+
+
+def bn(c):  # learnable BatchNorm parameters (weight, bias)
+  return 2 * c
+
+
+def count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def variables_of(model, shape):
+  return jax.eval_shape(lambda: model.init(
+      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, jnp.zeros((1, *shape))))
+
+
+def preset_config(name, latent):
+  return tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+
+
+ENC_BN = (conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4)
+          + conv(512, 1024, 4) + bn(64) + bn(128) + bn(256) + bn(512) + bn(1024))
+DEC_BN_TAIL = (conv(1024, 512, 4) + conv(512, 256, 4) + conv(256, 128, 4) + conv(128, 64, 4)
+               + bn(1024) + bn(512) + bn(256) + bn(128) + bn(64) + conv(64, 3, 3))
+EXPECTED = {
+    ('mlp_ae_50', 128, (50, 50, 3)):
+        dense(7500, 256) + dense(256, 128) + dense(128, 256) + dense(256, 7500),
+    ('mlp_vae_50', 256, (50, 50, 3)):
+        dense(7500, 4096) + dense(4096, 1024) + dense(1024, 512) + 2 * dense(512, 256)
+        + dense(256, 512) + dense(512, 1024) + dense(1024, 4096) + dense(4096, 7500),
+    ('fcn_ae_64', 10, (64, 64, 3)):
+        dense(12288, 1024) + dense(1024, 256) + dense(256, 64) + dense(64, 10)
+        + dense(10, 64) + dense(64, 256) + dense(256, 1024) + dense(1024, 12288),
+    ('conv_ae_small', 64, (26, 26, 3)):
+        conv(3, 16, 3) + conv(16, 32, 3) + conv(32, 64, 5)
+        + conv(64, 32, 5) + conv(32, 16, 3) + conv(16, 3, 3),
+    ('conv_ae_bn_mish', 1024, (64, 64, 3)): ENC_BN + conv(1024, 1024, 4) + DEC_BN_TAIL,
+    ('conv_vae_bn_mish', 128, (64, 64, 3)):
+        ENC_BN + conv(1024, 2 * 128, 3) + conv(128, 1024, 4) + DEC_BN_TAIL,
+}
+
+
+@pytest.mark.parametrize('name,latent,shape', list(EXPECTED))
+def test_preset_parameter_counts(name, latent, shape):
+  model = build_model(preset_config(name, latent).model, shape)
+  v = variables_of(model, shape)
+  assert count(v['params']) == EXPECTED[(name, latent, shape)]
+
+
+def test_every_preset_has_a_count_test():
+  assert {k[0] for k in EXPECTED} == set(PRESETS)
+
+
+def test_bn_mish_preset_batch_stats_and_latent_shape():
+  model = build_model(preset_config('conv_vae_bn_mish', 128).model, (64, 64, 3))
+  v = variables_of(model, (64, 64, 3))
+  assert count(v['batch_stats']) == 2 * (64 + 128 + 256 + 512 + 1024) * 2  # mean, var x enc+dec
+  assert latent_shape(model, (64, 64, 3)) == (2, 2, 128)
+
+
+def test_kaiming_init_and_bn_init_of_bn_mish():
+  model = build_model(preset_config('conv_ae_bn_mish', 1024).model, (32, 32, 3))
+  v = model.init({'params': jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)))
+  p = v['params']
+  w = p['encoder']['conv_4']['kernel']  # [4, 4, 512, 1024]; torch fan_in = 512*16
+  assert abs(float(w.std()) * np.sqrt(512 * 16) - 1.0) < 0.02
+  t = p['decoder']['tconv_4']['kernel']  # [4, 4, 128, 64]; torch fan_in = out*16 = 64*16
+  assert abs(float(t.std()) * np.sqrt(64 * 16) - 1.0) < 0.05
+  assert float(jnp.abs(p['encoder']['conv_4']['bias']).max()) == 0.0
+  np.testing.assert_array_equal(p['encoder']['norm_0']['scale'], 1.0)
+  np.testing.assert_array_equal(p['encoder']['norm_0']['bias'], 0.0)
+
+
+CUSTOM = [
+    dict(model__arch='mlp'),
+    dict(model__arch='conv', model__conv__latent='flat', model__norm='batch'),
+    dict(model__arch='conv', model__conv__latent='spatial', model__norm='group',
+         model__activation='mish'),
+    dict(model__arch='conv', model__conv__kernel=3, model__conv__padding=1,
+         model__norm='layer', model__activation='gelu', model__output_activation='tanh'),
+]
+
+
+@pytest.mark.parametrize('shape', [(28, 28, 1), (50, 50, 3), (64, 64, 3)])
+@pytest.mark.parametrize('kind', ['ae', 'vae'])
+@pytest.mark.parametrize('overrides', CUSTOM, ids=['mlp', 'conv_flat_bn', 'conv_spatial_gn',
+                                                   'conv_k3_ln_tanh'])
+def test_custom_models_reconstruct_any_size(shape, kind, overrides):
+  cfg = tiny_config(model__kind=kind, model__conv__channels=(4, 8), **overrides)
+  model = build_model(cfg.model, shape)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape))
+  v = model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, x)
+  out = model.apply(v, x, rngs={'reparam': jax.random.PRNGKey(2)})
+  assert out.recon.shape == x.shape
+  assert out.mean.shape == (2, *latent_shape(model, shape))
+  assert (out.logvar is None) == (kind == 'ae')
+  assert float(out.recon.min()) >= 0.0 and float(out.recon.max()) <= 1.0
+
+
+@pytest.mark.parametrize('name,shape,numbers', [
+    ('conv_ae_bn_mish', (50, 50, 3), ('50', '32')),
+    ('conv_vae_bn_mish', (28, 28, 1), ('28', '32')),
+    ('conv_ae_small', (28, 28, 3), ('26x26', '28x28')),
+])
+def test_preset_size_it_cannot_divide_is_a_config_error(name, shape, numbers):
+  with pytest.raises(ConfigError) as e:
+    build_model(preset_config(name, 16).model, shape)
+  for n in numbers:
+    assert n in str(e.value)
+
+
+def test_conv_stack_too_deep_for_image_names_sizes():
+  cfg = tiny_config(model__arch='conv', model__conv__channels=(4, 4, 4, 4, 4))
+  with pytest.raises(ConfigError, match='image size 8 is too small for 5 conv layers'):
+    build_model(cfg.model, (8, 8, 1))
+
+
+def test_preset_kind_mismatch_is_a_config_error():
+  cfg = tiny_config(model__preset='mlp_ae_50', model__kind='vae')
+  with pytest.raises(ConfigError, match="model.kind='ae'"):
+    build_model(cfg.model, (50, 50, 3))
+
+
+@pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1), (3, 2, 2, 1),
+                                      (5, 1, 2, 0), (2, 2, 0, 0), (5, 3, 1, 2)])
+@pytest.mark.parametrize('size', [5, 8])
+def test_subpixel_conv_transpose_equals_dilated_reference(k, s, p, op, size):
+  rng = np.random.default_rng(k * 100 + s * 10 + p)
+  x = jnp.asarray(rng.normal(size=(2, size, size + 1, 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, 3, 5)), jnp.float32)
+  ref = layers.conv_transpose_dilated(x, w, s, p, op)
+  out = layers.conv_transpose_subpixel(x, w, s, p, op)
+  assert out.shape == ref.shape == (2, (size - 1) * s - 2 * p + k + op,
+                                    size * s - 2 * p + k + op, 5)
+  np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
+  # Gradients agree too (the reason for the sub-pixel form is a faster backward pass).
+  g = lambda f: jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w, s, p, op))), (0, 1))(x, w)
+  for a, b in zip(g(layers.conv_transpose_subpixel), g(layers.conv_transpose_dilated)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_conv_transpose_matches_lax_conv_transpose():
+  # With padding 0, torch's ConvTranspose2d is lax.conv_transpose(transpose_kernel=True)
+  # of a kernel read as the forward conv's [H, W, O=Cin, I=Cout].
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(1, 6, 7, 2)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(4, 4, 2, 3)), jnp.float32)
+  ref = jax.lax.conv_transpose(x, w, (2, 2), 'VALID', transpose_kernel=True,
+                               dimension_numbers=('NHWC', 'HWOI', 'NHWC'))
+  np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)

@@ -1,0 +1,126 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from optax import contrib
+
+from ae_jax import optim, steps
+from ae_jax.train import Setup
+from conftest import tiny_config
+
+
+@pytest.mark.parametrize('loop', ['scan', 'python'])
+def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
+  # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
+  chex.clear_trace_counter()
+  monkeypatch.setattr(steps, 'train_step', chex.assert_max_traces(steps.train_step, n=1))
+  setup = Setup(tiny_config(train__loop=loop))
+  assert setup.fns.loop == loop
+  state = setup.init_state()
+  images = jnp.asarray(setup.dataset.train['image'])
+  for epoch in range(3):
+    state, m = setup.fns.epoch(state, images, setup.hparams, epoch)
+  assert m['loss'].shape == (1, setup.steps_per_epoch)
+  assert int(state.step[0]) == 3 * setup.steps_per_epoch
+
+
+def test_auto_loop_uses_python_loop_for_conv_on_cpu_and_scan_for_mlp():
+  assert Setup(tiny_config()).fns.loop == 'scan'
+  conv = tiny_config(model__arch='conv', model__conv__channels=(4,))
+  assert Setup(conv).fns.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
+
+
+def test_scan_and_python_loops_agree():
+  out = []
+  for loop in ('scan', 'python'):
+    setup = Setup(tiny_config(train__loop=loop))
+    state, m = setup.fns.epoch(setup.init_state(), jnp.asarray(setup.dataset.train['image']),
+                               setup.hparams, 0)
+    out.append((state.params, m['loss']))
+  chex.assert_trees_all_close(out[0], out[1], rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_order_depends_on_epoch_and_seed_only():
+  setup = Setup(tiny_config())
+  st = jax.tree_util.tree_map(lambda x: x[0], setup.init_state())
+  n = setup.dataset.train['image'].shape[0]
+  a = steps.epoch_batches(setup.spec, st, n, 0)
+  b = steps.epoch_batches(setup.spec, st, n, 1)
+  assert a.shape == (setup.steps_per_epoch, 32)
+  assert not np.array_equal(a, b)
+  np.testing.assert_array_equal(a, steps.epoch_batches(setup.spec, st, n, 0))
+  assert len(np.unique(np.asarray(a))) == a.size  # no example twice in an epoch
+
+
+def _spec(**kw):
+  base = dict(name='adam', b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, schedule='constant',
+              warmup_steps=0, total_steps=100, plateau_factor=0.0, plateau_patience=10,
+              steps_per_epoch=2, grad_clip_norm=0.0)
+  base.update(kw)
+  return optim.OptimSpec(**base)
+
+
+def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
+  p = {'w': jnp.array([2.0, -1.0])}
+  g = {'w': jnp.array([0.5, 0.5])}
+  eps = 1e-8
+  for name in ('adam', 'adamw'):
+    tx = optim.make_optimizer(_spec(name=name, weight_decay=0.1, eps=eps))
+    d, _ = tx.update(g, tx.init(p), p, value=jnp.array(1.0))
+    gp = g['w'] + 0.1 * p['w']
+    # First Adam step: bias-corrected m/sqrt(v) = g/|g|.
+    want = gp / (jnp.abs(gp) + eps) if name == 'adam' else g['w'] / (jnp.abs(g['w']) + eps) + 0.1 * p['w']
+    np.testing.assert_allclose(d['w'], want, rtol=1e-5)
+
+
+def test_reduce_on_plateau_halves_after_patience_epochs():
+  tx = optim.make_optimizer(_spec(plateau_factor=0.5, plateau_patience=2, steps_per_epoch=3))
+  p = {'w': jnp.ones(2)}
+  state = tx.init(p)
+  scales = []
+  for step in range(3 * 7):  # 7 epochs of a flat loss
+    _, state = tx.update({'w': jnp.ones(2)}, state, p, value=jnp.array(1.0))
+    if (step + 1) % 3 == 0:
+      scales.append(float(optim.plateau_scale(state)))
+  # torch.optim.lr_scheduler.ReduceLROnPlateau(factor=0.5, patience=2) stepped on the same
+  # losses: epoch 1 is the best; the 3rd epoch without improvement (epoch 4) halves the
+  # rate, and the counter starts again.
+  assert scales == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_schedules():
+  cos = _spec(schedule='cosine', total_steps=10)
+  assert float(optim.schedule_multiplier(cos, 0)) == 1.0
+  assert abs(float(optim.schedule_multiplier(cos, 5)) - 0.5) < 1e-6
+  assert float(optim.schedule_multiplier(cos, 10)) < 1e-6
+  warm = _spec(schedule='warmup_cosine', warmup_steps=4, total_steps=14)
+  assert [float(optim.schedule_multiplier(warm, s)) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+  assert abs(float(optim.schedule_multiplier(warm, 9)) - 0.5) < 1e-6
+
+
+def test_gradient_clipping_bounds_adam_input():
+  tx = optim.make_optimizer(_spec(grad_clip_norm=1.0))
+  p = {'w': jnp.zeros(4)}
+  _, state = tx.update({'w': jnp.full(4, 100.0)}, tx.init(p), p, value=jnp.array(0.0))
+  adam_state = next(s for s in state if isinstance(s, optax.ScaleByAdamState))
+  # m = (1 - b1) * clipped gradient, and the clipped gradient has norm 1.
+  np.testing.assert_allclose(jnp.linalg.norm(adam_state.mu['w']) / 0.1, 1.0, rtol=1e-5)
+
+
+def test_eval_padding_is_masked():
+  images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
+  batched, valid = steps.batch_for_eval(images, 2)
+  assert batched.shape == (3, 2, 4, 4, 1) and valid.sum() == 5
+  setup = Setup(tiny_config())
+  state = setup.init_state()
+  x = jnp.asarray(setup.dataset.test['image'][:5])
+  key = jax.random.PRNGKey(0)
+  full = setup.fns.evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 5)],
+                            setup.hparams, key)
+  small = setup.fns.evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 2)],
+                             setup.hparams, key)
+  # The deterministic metrics do not depend on how the split is batched.
+  for k in ('psnr', 'ssim'):
+    np.testing.assert_allclose(full[k], small[k], rtol=1e-5)

@@ -1,0 +1,165 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, config_lib, inference
+from ae_jax.errors import ConfigError, NonFiniteLossError
+from ae_jax.train import Setup, train_and_evaluate
+from conftest import ROOT, tiny_config
+
+TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
+              '--config.model.latent_dim=4', '--config.train.num_epochs=2',
+              '--config.train.eval_every=1', '--config.checkpoint.every_epochs=1',
+              '--config.figures.num_images=4']
+
+
+def run_cli(*args, timeout=300):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
+  workdir = str(tmp_path / 'run')
+  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', workdir, *TINY_FLAGS)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'epoch 2/2 eval:' in r.stdout and 'psnr' in r.stdout
+  assert 'step/s' not in r.stderr and '%|' not in r.stderr  # no progress bar off a terminal
+  for name in ('config.json', 'members.json', 'metrics.jsonl', 'summary.json',
+               'figures/loss.png', 'figures/neg_elbo.png', 'figures/recon.png'):
+    path = os.path.join(workdir, name)
+    assert os.path.getsize(path) > 0, name
+  with open(os.path.join(workdir, 'figures/recon.png'), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  cfg = json.load(open(os.path.join(workdir, 'config.json')))
+  assert cfg['data']['image_size'] == 8 and cfg['model']['hidden'] == [32]
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  train = [r for r in rows if r['split'] == 'train']
+  evals = [r for r in rows if r['split'] == 'eval']
+  assert [r['epoch'] for r in train] == [1, 2] and [r['epoch'] for r in evals] == [1, 2]
+  assert train[1]['step'] == 2 * (1438 // 64)
+  for key in ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim'):
+    assert key in evals[-1] and np.isfinite(evals[-1][key])
+  summary = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert summary['members'][0]['eval']['psnr'] == evals[-1]['psnr']
+  assert evals[-1]['loss'] < evals[0]['loss'] * 1.05
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['1', '2']
+
+  # --mode=evaluate reads the same checkpoint and reproduces the final eval metrics.
+  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', workdir, '--mode=evaluate',
+              *TINY_FLAGS)
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = json.loads(r.stdout[r.stdout.index('{'):])
+  np.testing.assert_allclose(out['run']['psnr'], evals[-1]['psnr'], rtol=1e-5)
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--config.train.nope=1', "--config.train.nope: config.train has no key 'nope'; its keys "
+                              'are: batch_size, eval_batch_size'),
+    ('--config.train.batch_size=abc', "--config.train.batch_size=abc: invalid literal for int()"),
+    ('--config.model.kind=gan', "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
+])
+def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
+  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'x'), flag)
+  assert r.returncode != 0
+  assert message in r.stderr
+  assert 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('overrides,message', [
+    (dict(train__learning_rate=-1.0), 'config.train.learning_rate=-1.0 must be > 0'),
+    (dict(loss__reduction='avg'), "config.loss.reduction='avg'"),
+    (dict(train__batch_size=5000), 'batch_size=5000 is larger than the 1438 training examples'),
+    (dict(model__preset='resnet'), "model.preset='resnet' is unknown"),
+    (dict(loss__reconstruction='bce', model__output_activation='tanh'), 'bce'),
+    (dict(sweep__beta=(1.0, -2.0)), 'beta=-2.0'),
+    (dict(data__test_fraction=1.0), 'test_fraction'),
+])
+def test_bad_config_values_are_named(overrides, message):
+  with pytest.raises(ConfigError) as e:
+    Setup(tiny_config(**overrides))
+  assert message in str(e.value)
+
+
+def _params(workdir):
+  setup = Setup(tiny_config())
+  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'), setup.init_state())
+  return state
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(),  # MLP VAE, scan epochs
+    dict(model__arch='conv', model__conv__channels=(4, 8), model__norm='batch',
+         optim__plateau_factor=0.5, optim__plateau_patience=0),  # BN stats, plateau state
+], ids=['mlp_scan', 'conv_bn_python_loop'])
+def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
+  full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
+  train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), full)
+  train_and_evaluate(tiny_config(train__num_epochs=1, **overrides), part)
+  train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), part)  # resumes at 1
+  setup = Setup(tiny_config(**overrides))
+  a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), setup.init_state())
+  b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), setup.init_state())
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  rows = lambda d: [json.loads(l) for l in open(os.path.join(d, 'metrics.jsonl'))]
+  assert rows(full) == rows(part)
+
+
+def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path):
+  workdir = str(tmp_path / 'w')
+  train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
+  good = _params(workdir)
+  with pytest.raises(NonFiniteLossError) as e:
+    train_and_evaluate(tiny_config(train__num_epochs=3, train__learning_rate=1e30), workdir)
+  msg = str(e.value)
+  assert 'non-finite training loss at step' in msg and "term '" in msg and 'epoch 2' in msg
+  ckpt = checkpoint.Checkpoints(workdir, 3)
+  assert ckpt.latest_step() == 1
+  ckpt.close()
+  kept = _params(workdir)
+  for x, y in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(kept)):
+    np.testing.assert_array_equal(x, y)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert {r['epoch'] for r in rows} == {1}
+
+
+def test_inference_api_round_trip(tmp_path):
+  workdir = str(tmp_path / 'w')
+  train_and_evaluate(tiny_config(), workdir)
+  m = inference.load(workdir)
+  x = Setup(tiny_config()).dataset.test['image'][:5]
+  mean, logvar = m.encode(x)
+  assert mean.shape == (5, 4) and logvar.shape == (5, 4)
+  recon = m.reconstruct(x)
+  np.testing.assert_allclose(recon, m.decode(mean), atol=1e-6)
+  assert recon.shape == x.shape
+  # Same numbers as the trainer's own deterministic reconstruction of the final state.
+  setup = Setup(tiny_config())
+  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'), setup.init_state())
+  np.testing.assert_allclose(recon, setup.fns.reconstruct(state, x, setup.hparams)[0], atol=1e-6)
+  assert m.sample_prior(3).shape == (3, 8, 8, 1)
+  assert inference.load(workdir, member='run').epoch == 2
+  with pytest.raises(ValueError, match=r'takes \(8, 8, 1\)'):
+    m.encode(np.zeros((1, 9, 9, 1)))
+  with pytest.raises(FileNotFoundError, match='not a trained workdir'):
+    inference.load(str(tmp_path / 'nothing'))
+
+
+def test_single_member_equals_member_of_vmapped_sweep(tmp_path):
+  one = str(tmp_path / 'one')
+  many = str(tmp_path / 'many')
+  train_and_evaluate(tiny_config(loss__beta=4.0), one)
+  train_and_evaluate(tiny_config(sweep__beta=(1.0, 4.0, 0.0)), many)
+  a = inference.load(one)
+  b = inference.load(many, member='beta=4')
+  assert b.member['beta'] == 4.0
+  for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+    np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+  summary = json.load(open(os.path.join(many, 'summary.json')))
+  assert [m['name'] for m in summary['members']] == ['beta=1', 'beta=4', 'beta=0']
