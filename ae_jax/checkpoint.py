@@ -2,7 +2,9 @@
 
 `checkpoints/` keeps the latest `max_to_keep` epochs and is what a rerun resumes from;
 `checkpoints_best/` (optional) keeps the single best epoch by an eval metric.
-Checkpoint step numbers are epochs.
+Checkpoint step numbers are epochs. Each checkpoint holds the member-stacked state
+(`state`) and the member grid as JSON (`members`), so a sweep's checkpoint says which
+slice is which model.
 """
 from __future__ import annotations
 
@@ -10,6 +12,26 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+
+
+def _save_args(state, members):
+  return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                            members=ocp.args.JsonSave(members))
+
+
+def _restore_args(state_like):
+  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
+  return ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+
+
+def read_members(directory: str, epoch: int | None = None) -> list:
+  """The member grid stored with a checkpoint."""
+  mngr = ocp.CheckpointManager(os.path.abspath(directory))
+  try:
+    epoch = mngr.latest_step() if epoch is None else epoch
+    return mngr.restore(epoch, args=ocp.args.Composite(members=ocp.args.JsonRestore())).members
+  finally:
+    mngr.close()
 
 
 class Checkpoints:
@@ -30,16 +52,15 @@ class Checkpoints:
   def latest_step(self):
     return self.latest.latest_step()
 
-  def save(self, epoch: int, state, eval_metrics: dict | None = None):
-    self.latest.save(epoch, args=ocp.args.StandardSave(state))
+  def save(self, epoch: int, state, members: list, eval_metrics: dict | None = None):
+    self.latest.save(epoch, args=_save_args(state, members))
     if self.best is not None and eval_metrics is not None:
-      self.best.save(epoch, args=ocp.args.StandardSave(state), metrics=eval_metrics)
+      self.best.save(epoch, args=_save_args(state, members), metrics=eval_metrics)
 
   def restore(self, state_like, epoch: int | None = None):
     """Restore into the structure, shapes and shardings of `state_like`."""
     epoch = self.latest.latest_step() if epoch is None else epoch
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
-    return self.latest.restore(epoch, args=ocp.args.StandardRestore(abstract))
+    return self.latest.restore(epoch, args=_restore_args(state_like)).state
 
   def close(self):
     for m in (self.latest, self.best):
@@ -55,7 +76,6 @@ def restore_state(directory: str, state_like, epoch: int | None = None):
     epoch = mngr.latest_step() if epoch is None else epoch
     if epoch is None:
       raise FileNotFoundError(f'{directory}: no checkpoint found')
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
-    return mngr.restore(epoch, args=ocp.args.StandardRestore(abstract)), epoch
+    return mngr.restore(epoch, args=_restore_args(state_like)).state, epoch
   finally:
     mngr.close()

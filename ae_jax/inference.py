@@ -73,7 +73,13 @@ def _restored(workdir: str, epoch: int | None = None):
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: {workdir!r} is not a trained workdir')
-  setup = Setup(wd.config_from_file(path))
+  members_path = os.path.join(workdir, 'members.json')
+  members = wd.read_json(members_path) if os.path.exists(members_path) else None
+  if members and 'program' in members[0]:
+    raise ValueError(f'{workdir!r} holds several programs; load one of '
+                     f'{sorted({m["program"] for m in members})} under {workdir}/programs/, '
+                     'or export a member (python -m ae_jax.export)')
+  setup = Setup(wd.config_from_file(path), members)
   state, epoch = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
                                           setup.init_state(), epoch)
   return setup, state, epoch

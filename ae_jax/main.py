@@ -76,7 +76,10 @@ def main(argv):
   except (ConfigError, DataError, NonFiniteLossError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  print(json.dumps({m['name']: m['eval'] for m in summary['members']}, indent=1))
+  if 'table' in summary:
+    print(summary['table'], end='')
+  else:
+    print(json.dumps({m['name']: m['eval'] for m in summary['members']}, indent=1))
 
 
 if __name__ == '__main__':

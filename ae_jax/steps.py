@@ -14,12 +14,13 @@ import functools
 from typing import Any, Callable, NamedTuple
 
 import dm_pix as pix
+import numpy as np
 import flax
 import jax
 import jax.numpy as jnp
 
 from ae_jax import losses, optim
-from ae_jax.models import AutoEncoder
+from ae_jax.models import AutoEncoder, mask_latent_updates
 
 
 class LossSpec(NamedTuple):
@@ -81,6 +82,8 @@ def train_step(spec: StepSpec, state: TrainState, images, hp):
   (loss, (t, new_vars)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   tx = optim.make_optimizer(spec.optim)
   direction, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+  if mask is not None:
+    direction = mask_latent_updates(spec.model, direction, mask)
   lr = hp['learning_rate'] * optim.schedule_multiplier(spec.optim, state.step)
   params = jax.tree_util.tree_map(lambda p, d: p - lr * d, state.params, direction)
   new_state = state.replace(step=state.step + 1, params=params,
@@ -137,13 +140,25 @@ def eval_member(spec: StepSpec, state: TrainState, images, valid, hp, key):
     t['psnr'] = pix.psnr(recon, batch)
     t['ssim'] = pix.ssim(recon, batch, max_val=1.0, filter_size=filter_size)
     okf = ok.astype(jnp.float32)
-    return {k: totals[k] + (v * okf).sum() for k, v in t.items()}, None
+    new = {k: totals[k] + (v * okf).sum() for k, v in t.items()}
+    mean = out.mean.reshape(out.mean.shape[0], -1) * okf[:, None]  # [EB, units]
+    new['mean_sum'] = totals['mean_sum'] + mean.sum(0)
+    new['mean_sq'] = totals['mean_sq'] + jnp.square(mean).sum(0)
+    return new, None
 
   keys = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim')
+  units = int(np.prod(jax.eval_shape(
+      lambda: spec.model.apply(variables, images[0], method=spec.model.encode)[0]).shape[1:]))
   zeros = {k: jnp.zeros((), jnp.float32) for k in keys}
+  zeros.update(mean_sum=jnp.zeros(units), mean_sq=jnp.zeros(units))
   totals, _ = jax.lax.scan(body, zeros, (images, valid, jnp.arange(images.shape[0])))
   n = valid.sum()
-  return {k: v / n for k, v in totals.items()}
+  out = {k: totals[k] / n for k in keys}
+  # Active units (Burda et al.): latent units whose posterior mean varies across the
+  # data, Var_x[E_q(z|x) z] > 0.01. Masked units have mean 0 and never count.
+  var = totals['mean_sq'] / n - jnp.square(totals['mean_sum'] / n)
+  out['active_units'] = jnp.sum(var > 0.01).astype(jnp.float32)
+  return out
 
 
 class Functions(NamedTuple):
@@ -188,8 +203,13 @@ def choose_loop(loop: str, model: AutoEncoder, image_shape) -> str:
   return 'python' if has_conv and jax.default_backend() == 'cpu' else 'scan'
 
 
+@functools.lru_cache(maxsize=16)
 def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'auto'):
-  """Compiled, member-vmapped versions of the functions above."""
+  """Compiled, member-vmapped versions of the functions above.
+
+  Cached on the (hashable, static) spec: programs of a sweep that share shapes and
+  settings, such as equal chunks of members, reuse one compilation.
+  """
   k = num_members
   init = jax.jit(over_members(functools.partial(init_state, spec, image_shape=image_shape),
                               (0,), k))

@@ -1,56 +1,112 @@
-"""Expand `config.sweep` into members: one model per point of the grid.
+"""Expand `config.sweep` into members and the programs that train them.
 
-Every axis here keeps parameter shapes, so all members train in one vmapped program.
-An unswept run is a sweep of one member named 'run'.
+Two kinds of axes:
+- vmapped axes keep parameter shapes (`beta`, `learning_rate`, `seed`,
+  `kl_warmup_epochs`, and `latent_dim` by masking): their members train together in one
+  compiled, vmapped program.
+- outer axes change shapes or the data order (`batch_size`, `num_epochs`, `image_size`,
+  `hidden`, `channels`, `preset`): each value combination is its own program, compiled
+  once, trained one after another.
+
+A sweep with more members than `sweep.max_members_per_program` (or than fit in device
+memory, estimated, when it is 0) is split into equal chunks, each its own program.
+An unswept run is one program with one member named 'run'.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+import os
+from typing import NamedTuple
 
 import numpy as np
 
 from ae_jax.errors import ConfigError
 
-# axis -> (config key holding the unswept value, type)
+# vmapped axis -> (config key holding the unswept value, type)
 AXES = {
     'beta': ('loss.beta', float),
     'learning_rate': ('train.learning_rate', float),
     'seed': ('train.seed', int),
     'kl_warmup_epochs': ('loss.kl_warmup_epochs', float),
+    'latent_dim': ('model.latent_dim', int),
 }
-NON_AXIS_KEYS = ('mode',)
+# outer axis -> config key it sets
+OUTER = {
+    'batch_size': 'train.batch_size',
+    'num_epochs': 'train.num_epochs',
+    'image_size': 'data.image_size',
+    'hidden': 'model.hidden',
+    'channels': 'model.conv.channels',
+    'preset': 'model.preset',
+}
+SETTINGS = ('mode', 'eval_epochs', 'max_members_per_program')
 
 
 def _fmt(v) -> str:
-  return f'{v:g}' if isinstance(v, float) else str(v)
+  if isinstance(v, float):
+    return f'{v:g}'
+  if isinstance(v, (tuple, list)):
+    return '-'.join(_fmt(x) for x in v)
+  return str(v)
+
+
+def _get(config, dotted):
+  node = config
+  for part in dotted.split('.'):
+    node = node[part]
+  return node
+
+
+def _set(config, dotted, value):
+  *path, last = dotted.split('.')
+  node = config
+  for part in path:
+    node = node[part]
+  node[last] = value
+
+
+def _axis_values(config, key):
+  values = config.sweep[key]
+  if values is None:
+    return None
+  if not isinstance(values, (tuple, list)):
+    values = (values,)
+  if len(values) == 0:
+    raise ConfigError(f'config.sweep.{key}=() is empty; give at least one value or leave it '
+                      'unset (None)')
+  return tuple(values)
+
+
+def _check_scalar(key, values, typ):
+  out = []
+  for v in values:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and v != int(v)):
+      raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not a {typ.__name__}')
+    if not math.isfinite(v):
+      raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not finite')
+    out.append(typ(v))
+  return out
+
+
+def check_keys(config):
+  for key in config.sweep.keys():
+    if key not in AXES and key not in OUTER and key not in SETTINGS:
+      raise ConfigError(f'config.sweep.{key} is not a sweep axis; vmapped axes: {sorted(AXES)}; '
+                        f'outer axes: {sorted(OUTER)}')
 
 
 def expand(config) -> list[dict]:
-  """-> [{'name': 'beta=4,seed=1', 'beta': 4.0, 'learning_rate': ..., 'seed': ..., ...}]."""
-  from ae_jax.config_lib import get
+  """The vmapped members of one program: [{'name': 'beta=4', 'beta': 4.0, ...}]."""
+  check_keys(config)
   axes = {}
-  for key in config.sweep.keys():
-    if key in NON_AXIS_KEYS:
-      continue
-    if key not in AXES:
-      raise ConfigError(f'config.sweep.{key} is not a sweep axis; expected one of {sorted(AXES)}')
-    values = config.sweep[key]
-    if values is None or (isinstance(values, (tuple, list)) and len(values) == 0):
-      continue
-    if not isinstance(values, (tuple, list)):
-      values = (values,)
-    typ = AXES[key][1]
-    converted = []
-    for v in values:
-      if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and v != int(v)):
-        raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not a {typ.__name__}')
-      if typ is float and not math.isfinite(v):
-        raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not finite')
-      converted.append(typ(v))
-    axes[key] = converted
+  for key, (_, typ) in AXES.items():
+    values = _axis_values(config, key)
+    if values is not None:
+      axes[key] = _check_scalar(key, values, typ)
   if config.sweep.mode == 'zip' and len({len(v) for v in axes.values()}) > 1:
-    raise ConfigError('config.sweep.mode=zip needs axes of equal length; got '
+    raise ConfigError('config.sweep.mode=zip needs vmapped axes of equal length; got '
                       + ', '.join(f'{k}: {len(v)}' for k, v in axes.items()))
   names = list(axes)
   if config.sweep.mode == 'zip':
@@ -59,7 +115,7 @@ def expand(config) -> list[dict]:
     points = list(itertools.product(*axes.values()))
   members = []
   for point in points:
-    m = {k: typ(get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
+    m = {k: typ(_get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
     m.update(dict(zip(names, point)))
     m['name'] = ','.join(f'{k}={_fmt(m[k])}' for k in names) or 'run'
     members.append(m)
@@ -69,7 +125,13 @@ def expand(config) -> list[dict]:
         raise ConfigError(f'{k}={m[k]!r} (member {m["name"]}) must be >= 0')
     if m['learning_rate'] <= 0:
       raise ConfigError(f'learning_rate={m["learning_rate"]!r} (member {m["name"]}) must be > 0')
+    if m['latent_dim'] <= 0:
+      raise ConfigError(f'latent_dim={m["latent_dim"]!r} (member {m["name"]}) must be > 0')
   return members
+
+
+def swept_latent(config) -> bool:
+  return config.sweep.latent_dim is not None
 
 
 def hparams(members: list[dict]) -> dict:
@@ -79,3 +141,111 @@ def hparams(members: list[dict]) -> dict:
       'learning_rate': np.array([m['learning_rate'] for m in members], np.float32),
       'kl_warmup_epochs': np.array([m['kl_warmup_epochs'] for m in members], np.float32),
   }
+
+
+def latent_masks(members: list[dict], latent_shape: tuple[int, ...]) -> np.ndarray:
+  """[K, 1, ..., 1, L_max] 0/1 masks over the last latent axis (units or channels)."""
+  lmax = latent_shape[-1]
+  masks = np.zeros((len(members),) + (1,) * (len(latent_shape) - 1) + (lmax,), np.float32)
+  for i, m in enumerate(members):
+    masks[i, ..., :m['latent_dim']] = 1.0
+  return masks
+
+
+class Program(NamedTuple):
+  name: str            # '' for the only program, else e.g. 'batch_size=16' or 'part=2'
+  config: object       # the config this program trains (outer values applied)
+  members: list        # its members, named with outer values too
+
+
+def programs(config) -> list[Program]:
+  """Every program the sweep needs, in order."""
+  check_keys(config)
+  outer = {}
+  for key in OUTER:
+    values = _axis_values(config, key)
+    if values is not None:
+      outer[key] = list(values)
+  for key in ('batch_size', 'num_epochs', 'image_size'):
+    if key in outer:
+      outer[key] = _check_scalar(key, outer[key], int)
+      if any(v <= 0 for v in outer[key]):
+        raise ConfigError(f'config.sweep.{key}={tuple(outer[key])!r}: values must be > 0')
+  out = []
+  for point in itertools.product(*outer.values()):
+    cfg = copy.deepcopy(config)
+    with cfg.unlocked():
+      for key, value in zip(outer, point):
+        _set(cfg, OUTER[key], tuple(value) if isinstance(value, list) else value)
+        cfg.sweep[key] = None
+    prefix = ','.join(f'{k}={_fmt(v)}' for k, v in zip(outer, point))
+    members = expand(cfg)
+    for m in members:
+      m['name'] = ','.join(p for p in (prefix, '' if m['name'] == 'run' else m['name']) if p) \
+          or 'run'
+      m.update({k: v for k, v in zip(outer, point)})
+    chunk = members_per_program(cfg, len(members))
+    n_parts = -(-len(members) // chunk)
+    # Near-equal parts: at most two distinct sizes, so at most two compilations.
+    bounds = np.linspace(0, len(members), n_parts + 1).round().astype(int)
+    parts = [members[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    for j, part in enumerate(parts):
+      name = ','.join(p for p in (prefix, f'part={j + 1}' if len(parts) > 1 else '') if p)
+      out.append(Program(name, cfg, part))
+  if len(out) == 1:
+    out = [out[0]._replace(name='')]
+  return out
+
+
+def members_per_program(config, num_members: int) -> int:
+  limit = int(config.sweep.max_members_per_program)
+  if limit < 0:
+    raise ConfigError(f'config.sweep.max_members_per_program={limit} must be >= 0 (0 = auto)')
+  if num_members == 1:
+    return 1
+  if limit == 0:
+    limit = _auto_limit(config)
+  return max(1, min(limit, num_members))
+
+
+def _auto_limit(config) -> int:
+  """Members that fit in half the free device memory, from a rough per-member estimate.
+
+  Per member: parameters, gradients and two Adam moments (16 bytes per parameter) plus
+  activations (about 3 float32 copies of every layer's output per batch example, bounded
+  here by 64 image-sized tensors per example).
+  """
+  import jax
+  free = None
+  try:
+    stats = jax.devices()[0].memory_stats() or {}
+    if 'bytes_limit' in stats:
+      free = stats['bytes_limit'] - stats.get('bytes_in_use', 0)
+  except Exception:  # noqa: BLE001 - backends without memory stats
+    free = None
+  if free is None:
+    try:
+      free = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError):
+      return 1 << 30
+  return max(1, int(0.5 * free // estimate_member_bytes(config)))
+
+
+def estimate_member_bytes(config) -> int:
+  import jax
+  import jax.numpy as jnp
+  from ae_jax import data
+  from ae_jax.models import build_model
+  size = config.data.image_size or 64
+  shape = (size, size, config.data.channels or 3)
+  try:
+    shape = data.load(config.data).info.image_shape
+  except Exception:  # noqa: BLE001 - an estimate; the real load reports data errors
+    pass
+  model = build_model(config.model, shape)
+  variables = jax.eval_shape(lambda: model.init(
+      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+      jnp.zeros((1, *shape))))
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables))
+  activations = 64 * 4 * int(np.prod(shape)) * config.train.batch_size
+  return 16 * n_params + activations

@@ -1,6 +1,8 @@
 """train_and_evaluate(config, workdir): data -> model -> compiled epochs -> workdir."""
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import sys
@@ -11,22 +13,31 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ae_jax import checkpoint, config_lib, data, figures, steps, sweep, workdir as wd
+from ae_jax import checkpoint, config_lib, data, figures, report, steps, sweep, workdir as wd
 from ae_jax.errors import ConfigError, NonFiniteLossError
-from ae_jax.models import build_model
+from ae_jax.models import build_model, latent_is_sweepable, latent_shape
 from ae_jax.optim import spec_from_config
 
 log = logging.getLogger('ae_jax')
 TRAIN_KEYS = ('loss', 'recon', 'kl', 'neg_elbo')
+EVAL_KEYS = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim', 'active_units')
 
 
 class Setup:
-  """Everything derived from a config that training, evaluation and inference share."""
+  """Everything derived from a config that training, evaluation and inference share.
 
-  def __init__(self, config, dataset=None):
+  `members` defaults to the config's own vmapped sweep; a sweep with outer axes or
+  chunks passes each program's members explicitly.
+  """
+
+  def __init__(self, config, members=None, dataset=None):
     config_lib.validate(config)
+    self.members = members if members is not None else sweep.expand(config)
+    if sweep.swept_latent(config):
+      config = copy.deepcopy(config)
+      with config.unlocked():
+        config.model.latent_dim = max(m['latent_dim'] for m in self.members)
     self.config = config
-    self.members = sweep.expand(config)
     self.dataset = dataset if dataset is not None else data.load(config.data)
     self.image_shape = self.dataset.info.image_shape
     self.model = build_model(config.model, self.image_shape)
@@ -35,6 +46,7 @@ class Setup:
     if batch > n_train:
       raise ConfigError(f'config.train.batch_size={batch} is larger than the {n_train} '
                         f'training examples of data.name={config.data.name!r}')
+    self.eval_epochs = _eval_epochs(config)
     self.steps_per_epoch = n_train // batch
     self.spec = steps.StepSpec(
         model=self.model,
@@ -43,13 +55,37 @@ class Setup:
         optim=spec_from_config(config, self.steps_per_epoch),
         batch_size=batch, steps_per_epoch=self.steps_per_epoch,
         eval_batch_size=config.train.eval_batch_size)
-    self.fns = steps.make_functions(self.spec, self.image_shape, len(self.members),
+    self.fns = steps.make_functions(self.spec, tuple(self.image_shape), len(self.members),
                                     config.train.loop)
-    self.hparams = {k: jnp.asarray(v) for k, v in sweep.hparams(self.members).items()}
+    hp = sweep.hparams(self.members)
+    if sweep.swept_latent(config):
+      if not latent_is_sweepable(self.model):
+        raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no '
+                          'latent head (its code is the last conv layer), so its latent size '
+                          'cannot be swept')
+      hp['latent_mask'] = sweep.latent_masks(self.members,
+                                             latent_shape(self.model, self.image_shape))
+    self.hparams = {k: jnp.asarray(v) for k, v in hp.items()}
     self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
 
   def init_state(self):
     return self.fns.init(self.seeds)
+
+  def is_eval_epoch(self, epoch: int) -> bool:
+    """epoch is 1-based."""
+    return (epoch % self.config.train.eval_every == 0 or epoch == self.config.train.num_epochs
+            or epoch in self.eval_epochs)
+
+
+def _eval_epochs(config) -> tuple[int, ...]:
+  values = config.sweep.eval_epochs
+  if values is None:
+    return ()
+  for e in values:
+    if isinstance(e, bool) or not isinstance(e, int) or not 0 < e <= config.train.num_epochs:
+      raise ConfigError(f'config.sweep.eval_epochs={tuple(values)!r}: {e!r} is not an epoch in '
+                        f'1..train.num_epochs={config.train.num_epochs}')
+  return tuple(values)
 
 
 def _first_nonfinite(metrics: dict, members, epoch: int, steps_per_epoch: int):
@@ -73,9 +109,49 @@ def _progress(config, total, initial):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Train every member of `config` in `workdir`, resuming from its latest checkpoint."""
-  setup = Setup(config)
-  cfg, members, fns = config, setup.members, setup.fns
+  """Train every member of `config` in `workdir`, resuming from the latest checkpoints.
+
+  One program trains in `workdir` itself; a sweep with outer axes or chunks trains each
+  program in `workdir/programs/<name>/` and gathers metrics, summary, tables and figures
+  at the top.
+  """
+  config_lib.validate(config)
+  progs = sweep.programs(config)
+  if len(progs) == 1:
+    summary = train_program(progs[0].config, workdir, progs[0].members)
+    rows = wd.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
+  else:
+    summary, rows = {'programs': [], 'members': []}, []
+    for prog in progs:
+      sub = os.path.join(workdir, 'programs', prog.name)
+      print(f'== program {prog.name}: {len(prog.members)} member(s)', flush=True)
+      s = train_program(prog.config, sub, prog.members)
+      summary['programs'].append({'name': prog.name, 'workdir': sub,
+                                  **{k: v for k, v in s.items() if k != 'members'}})
+      summary['members'] += s['members']
+      rows += wd.read_metrics(os.path.join(sub, 'metrics.jsonl'))
+    os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
+    wd.write_json(os.path.join(workdir, 'config.json'), wd.config_to_dict(config))
+    wd.write_json(os.path.join(workdir, 'members.json'),
+                  [{**m, 'program': p.name} for p in progs for m in p.members])
+    with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+      for r in rows:
+        f.write(json.dumps(r) + '\n')
+    if config.figures.enabled:
+      figures.loss_curves(rows, os.path.join(workdir, 'figures', 'loss.png'), 'loss',
+                          config.figures.log_scale, 'training loss')
+  members = [m for p in progs for m in p.members]
+  if len(members) > 1:
+    summary['table'] = report.write_sweep(workdir, config, members, rows,
+                                          draw=config.figures.enabled)
+  wd.write_json(os.path.join(workdir, 'summary.json'), summary)
+  return summary
+
+
+def train_program(config, workdir: str, members: list[dict]) -> dict:
+  """Train one compiled program's members in `workdir` (resuming) and evaluate them."""
+  setup = Setup(config, members)
+  cfg, fns = setup.config, setup.fns
   os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
   ds = setup.dataset
   train_images = jax.device_put(ds.train['image'])
@@ -117,7 +193,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                'lr': float(m['lr'][i, -1]), 'beta': float(m['beta'][i, -1])}
               for i, mem in enumerate(members)]
       eval_rows = None
-      if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == num_epochs:
+      if setup.is_eval_epoch(epoch + 1):
         ev = jax.device_get(fns.evaluate(state, eval_images, eval_valid, setup.hparams, eval_key))
         eval_rows = [{'epoch': epoch + 1, 'step': step, 'split': 'eval', 'member': mem['name'],
                       **{k: float(v[i]) for k, v in ev.items()}}
@@ -131,12 +207,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
       if eval_rows:
         for r in eval_rows:
           tqdm.tqdm.write(_eval_line(r, num_epochs, len(members) > 1), file=sys.stdout)
-      if (epoch + 1) % cfg.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs:
+      if ((epoch + 1) % cfg.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs
+          or epoch + 1 in setup.eval_epochs):
         best = None
         if eval_rows and cfg.checkpoint.best_metric:
           best = {cfg.checkpoint.best_metric: float(np.mean(
               [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
-        ckpts.save(epoch + 1, state, best)
+        ckpts.save(epoch + 1, state, members, best)
   finally:
     bar.close()
     ckpts.close()
@@ -192,7 +269,7 @@ def _summary(setup, rows, last_eval, timing):
         'name': mem['name'],
         'hparams': {k: v for k, v in mem.items() if k != 'name'},
         'train_loss': train[-1]['loss'] if train else None,
-        'eval': {k: ev[k] for k in ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim')},
+        'eval': {k: ev[k] for k in EVAL_KEYS},
     })
   if timing['timed_epochs']:
     per_epoch = timing['train_s'] / timing['timed_epochs']

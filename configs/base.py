@@ -85,12 +85,25 @@ def get_config():
   config.figures.log_scale = True  # loss curves on a log y axis
   config.figures.num_images = 8  # originals vs reconstructions shown
 
-  config.sweep = ml_collections.ConfigDict()  # vmapped hyperparameter axes (README, Sweeps)
-  config.sweep.beta = ()
-  config.sweep.learning_rate = ()
-  config.sweep.seed = ()
-  config.sweep.kl_warmup_epochs = ()
-  config.sweep.mode = 'product'  # product | zip
+  # Sweeps (README, "Sweeps"): each axis is None (not swept) or a tuple of values.
+  sweep = lambda: ml_collections.FieldReference(None, field_type=tuple)
+  config.sweep = ml_collections.ConfigDict()
+  # vmapped axes: all their members train in one compiled program
+  config.sweep.beta = sweep()
+  config.sweep.learning_rate = sweep()
+  config.sweep.seed = sweep()
+  config.sweep.kl_warmup_epochs = sweep()
+  config.sweep.latent_dim = sweep()  # by masking a model built at the largest size
+  # outer axes: one program per value (they change shapes or the data order)
+  config.sweep.batch_size = sweep()
+  config.sweep.num_epochs = sweep()
+  config.sweep.image_size = sweep()
+  config.sweep.hidden = sweep()  # tuples of MLP widths, e.g. ((256,), (512, 256))
+  config.sweep.channels = sweep()  # tuples of conv channels
+  config.sweep.preset = sweep()  # preset names
+  config.sweep.mode = 'product'  # vmapped axes: product | zip
+  config.sweep.eval_epochs = sweep()  # extra evaluation epochs, e.g. (20, 80, 100)
+  config.sweep.max_members_per_program = 0  # split bigger sweeps into chunks; 0 = by memory
 
   config.progress = True  # tqdm bar (only when stderr is a terminal)
   return config

@@ -15,6 +15,7 @@ from conftest import tiny_config
 def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
   # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
   chex.clear_trace_counter()
+  steps.make_functions.cache_clear()  # compiled functions are cached across setups
   monkeypatch.setattr(steps, 'train_step', chex.assert_max_traces(steps.train_step, n=1))
   setup = Setup(tiny_config(train__loop=loop))
   assert setup.fns.loop == loop

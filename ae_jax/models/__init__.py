@@ -85,8 +85,8 @@ def _preset(name, cfg, image_shape):
     hs = _encoder_sizes(h, enc_layers, f'preset {name}')
     ws = _encoder_sizes(w, enc_layers, f'preset {name}')
     _check_decoder(image_shape, (hs[-1], ws[-1]), dec_layers, f'preset {name}')
-    enc = ConvEncoder(enc_layers, latent, 'ae', latent='none', activation='relu')
-    dec = ConvDecoder(dec_layers, c, (hs[-1], ws[-1], 64), latent='none', final_conv=False,
+    enc = ConvEncoder(tuple(enc_layers), latent, 'ae', latent='none', activation='relu')
+    dec = ConvDecoder(tuple(dec_layers), c, (hs[-1], ws[-1], 64), latent='none', final_conv=False,
                       activation='relu', upsample=cfg.conv.upsample)
     return enc, dec, 'ae', 'sigmoid'
   if name in ('conv_ae_bn_mish', 'conv_vae_bn_mish'):
@@ -99,9 +99,9 @@ def _preset(name, cfg, image_shape):
           f'preset {name}: image size {h}x{w} is not divisible by 32 (5 stride-2 layers); '
           'use a multiple of 32 such as 64 or 256 (data.image_size)')
     hs, ws = h // 32, w // 32
-    enc = ConvEncoder(enc_layers, latent, kind, latent='spatial' if kind == 'vae' else 'none',
+    enc = ConvEncoder(tuple(enc_layers), latent, kind, latent='spatial' if kind == 'vae' else 'none',
                       norm='batch', activation='mish', init='kaiming_normal')
-    dec = ConvDecoder(dec_layers, c, (hs, ws, latent if kind == 'vae' else 1024),
+    dec = ConvDecoder(tuple(dec_layers), c, (hs, ws, latent if kind == 'vae' else 1024),
                       latent='spatial', norm='batch', activation='mish',
                       init='kaiming_normal', upsample=cfg.conv.upsample)
     return enc, dec, kind, 'tanh'
@@ -129,9 +129,9 @@ def _custom(cfg, image_shape):
     raise ConfigError(f'{what}: image {h}x{w} needs different output padding per axis; '
                       'use a square image (data.image_size)')
   common = dict(norm=cfg.norm, groups=conv.groups, activation=cfg.activation, init=cfg.init)
-  enc = ConvEncoder(enc_layers, cfg.latent_dim, kind, latent=conv.latent, **common)
+  enc = ConvEncoder(tuple(enc_layers), cfg.latent_dim, kind, latent=conv.latent, **common)
   start_c = conv.channels[-1] if conv.latent == 'flat' else cfg.latent_dim
-  dec = ConvDecoder(dec_h, c, (hs[-1], ws[-1], start_c), latent=conv.latent,
+  dec = ConvDecoder(tuple(dec_h), c, (hs[-1], ws[-1], start_c), latent=conv.latent,
                     upsample=conv.upsample, **common)
   return enc, dec
 
@@ -162,3 +162,71 @@ def latent_shape(model: AutoEncoder, image_shape) -> tuple[int, ...]:
       jnp.zeros((1, *image_shape))))
   mean, _ = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.encode), variables, x)
   return tuple(mean.shape[1:])
+
+
+def _latent_params(model: AutoEncoder, tree):
+  """[(module path, param name, axis, heads)] of the entries indexed by latent units.
+
+  heads=2 where the axis holds [mean units | logvar units] side by side (conv heads).
+  """
+  enc, dec = tree['encoder'], tree['decoder']
+  heads = 1 if model.kind == 'ae' else 2
+  out = []
+  for name in ('code', 'mean', 'logvar'):
+    if name in enc:
+      out += [(('encoder', name), 'kernel', -1, 1), (('encoder', name), 'bias', -1, 1)]
+  if 'head' in enc:
+    out += [(('encoder', 'head'), 'kernel', -1, heads), (('encoder', 'head'), 'bias', -1, heads)]
+  if isinstance(model.decoder, MLPDecoder):
+    out.append((('decoder', 'dense_0' if 'dense_0' in dec else 'out'), 'kernel', 0, 1))
+  elif 'project' in dec:
+    out.append((('decoder', 'project'), 'kernel', 0, 1))
+  else:
+    out.append((('decoder', 'tconv_0'), 'kernel', 2, 1))
+  return out
+
+
+def _map_latent(model, tree, fn):
+  """Copy of `tree` with fn(array, axis, heads) applied to its latent-indexed entries."""
+  tree = {k: dict(v) for k, v in tree.items()}
+  for (part, module), name, axis, heads in _latent_params(model, tree):
+    tree[part][module] = {**tree[part][module],
+                          name: fn(tree[part][module][name], axis, heads)}
+  return tree
+
+
+def mask_latent_updates(model: AutoEncoder, tree, unit_mask):
+  """Zero the entries of a params-shaped `tree` that belong to masked latent units.
+
+  `unit_mask` is a member's latent mask ([..., L]). Masked units already get zero
+  gradient (the model multiplies them out); masking the *update* as well keeps weight
+  decay from moving them, so a masked member's unused weights never change.
+  """
+  import jax.numpy as jnp
+  m = jnp.reshape(unit_mask, (-1,))
+
+  def apply(x, axis, heads):
+    mh = jnp.tile(m, heads)
+    shape = [1] * x.ndim
+    shape[axis] = mh.shape[0]
+    return x * mh.reshape(shape)
+
+  return _map_latent(model, tree, apply)
+
+
+def slice_latent(model: AutoEncoder, tree, latent_dim: int):
+  """Keep the first `latent_dim` latent units of a params-shaped `tree`: the parameters
+  of the same model built with that latent size."""
+  import numpy as np
+
+  def take(x, axis, heads):
+    size = x.shape[axis] // heads
+    idx = np.concatenate([np.arange(h * size, h * size + latent_dim) for h in range(heads)])
+    return np.take(np.asarray(x), idx, axis=axis)
+
+  return _map_latent(model, tree, take)
+
+
+def latent_is_sweepable(model: AutoEncoder) -> bool:
+  """False where the code is a plain conv layer's output (AE conv presets)."""
+  return not (isinstance(model.encoder, ConvEncoder) and model.encoder.latent == 'none')

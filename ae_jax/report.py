@@ -1,0 +1,147 @@
+"""Sweep tables and figures: what users otherwise assemble by hand.
+
+`write_sweep` writes `sweep.csv` and `sweep.md` (one row per member and evaluated
+epoch), `figures/sweep_<axis>.png` (final metrics against each swept axis) and, for a
+beta sweep, `figures/rate_distortion.png` (KL against reconstruction loss).
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from ae_jax import sweep
+
+COLUMNS = (('train_loss', 'training loss'), ('recon', 'eval recon'), ('kl', 'KL'),
+           ('neg_elbo', '-ELBO'), ('psnr', 'PSNR'), ('ssim', 'SSIM'),
+           ('active_units', 'active units'))
+AXIS_ORDER = tuple(sweep.OUTER) + tuple(sweep.AXES)
+
+
+def swept_axes(members: list[dict]) -> list[str]:
+  """Axes whose value differs between members, in a stable order."""
+  return [a for a in AXIS_ORDER
+          if len({repr(m.get(a)) for m in members}) > 1 and all(a in m for m in members)]
+
+
+def table_rows(members: list[dict], rows: list[dict]) -> tuple[list[str], list[dict]]:
+  axes = swept_axes(members) or ['member']
+  train = {(r['member'], r['epoch']): r['loss'] for r in rows if r['split'] == 'train'}
+  out = []
+  for m in members:
+    for r in rows:
+      if r['split'] != 'eval' or r['member'] != m['name']:
+        continue
+      row = {a: (m['name'] if a == 'member' else m[a]) for a in axes}
+      row['epoch'] = r['epoch']
+      row['train_loss'] = train.get((m['name'], r['epoch']), float('nan'))
+      row.update({k: r.get(k, float('nan')) for k, _ in COLUMNS if k != 'train_loss'})
+      out.append(row)
+  return axes, out
+
+
+def _cell(v) -> str:
+  if isinstance(v, float):
+    return f'{v:.4g}' if abs(v) < 1e4 else f'{v:.5g}'
+  if isinstance(v, (tuple, list)):
+    return '(' + ','.join(str(x) for x in v) + ')'
+  return str(v)
+
+
+def markdown(axes, rows) -> str:
+  head = list(axes) + ['epoch'] + [label for _, label in COLUMNS]
+  keys = list(axes) + ['epoch'] + [k for k, _ in COLUMNS]
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in rows:
+    lines.append('| ' + ' | '.join(_cell(r[k]) for k in keys) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_sweep(workdir: str, config, members: list[dict], rows: list[dict],
+                draw: bool = True) -> str:
+  axes, table = table_rows(members, rows)
+  keys = list(axes) + ['epoch'] + [k for k, _ in COLUMNS]
+  with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(keys)
+    for r in table:
+      w.writerow([_cell(r[k]) if isinstance(r[k], (tuple, list)) else r[k] for k in keys])
+  md = markdown(axes, table)
+  with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
+    f.write(md)
+  if draw and axes != ['member']:
+    final = _final_rows(members, table, axes)
+    for axis in axes:
+      axis_figure(final, axes, axis, os.path.join(workdir, 'figures', f'sweep_{axis}.png'))
+    if 'beta' in axes:
+      rate_distortion(final, axes, os.path.join(workdir, 'figures', 'rate_distortion.png'))
+  return md
+
+
+def _final_rows(members, table, axes):
+  """Each member's last evaluated row."""
+  last = {}
+  for r in table:
+    key = tuple(repr(r[a]) for a in axes)
+    if key not in last or r['epoch'] >= last[key]['epoch']:
+      last[key] = r
+  return list(last.values())
+
+
+def _x(values):
+  """Numeric positions for axis values (categorical for tuples and names)."""
+  if all(isinstance(v, (int, float)) for v in values):
+    return [float(v) for v in values], None
+  cats = sorted({_cell(v) for v in values})
+  return [float(cats.index(_cell(v))) for v in values], cats
+
+
+def axis_figure(final, axes, axis, path):
+  import matplotlib.pyplot as plt
+  others = [a for a in axes if a != axis]
+  groups = {}
+  for r in final:
+    groups.setdefault(tuple(_cell(r[a]) for a in others), []).append(r)
+  fig, grid = plt.subplots(2, 2, figsize=(8, 6), dpi=100)
+  for ax, (key, label) in zip(grid.ravel(), [('psnr', 'PSNR (dB)'), ('ssim', 'SSIM'),
+                                             ('recon', 'eval reconstruction'), ('kl', 'KL')]):
+    for gkey, rs in groups.items():
+      rs = sorted(rs, key=lambda r: _x([r[axis]])[0][0] if _x([r[axis]])[1] is None else _cell(r[axis]))
+      xs, cats = _x([r[axis] for r in rs])
+      name = ', '.join(f'{a}={v}' for a, v in zip(others, gkey)) or None
+      ax.plot(xs, [r[key] for r in rs], 'o-', label=name, markersize=4)
+      if cats:
+        ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=20)
+    xs_all = [r[axis] for r in final]
+    if all(isinstance(v, (int, float)) for v in xs_all) and min(xs_all) >= 0 \
+        and max(xs_all) > 50 * max(min(v for v in xs_all if v > 0) if any(xs_all) else 1, 1e-12):
+      ax.set_xscale('symlog', linthresh=min(v for v in xs_all if v > 0))
+    ax.set_xlabel(axis)
+    ax.set_ylabel(label)
+    if any(k for k in groups) and ax is grid[0, 0]:
+      ax.legend(fontsize=6)
+  fig.suptitle(f'final eval metrics against {axis}', fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def rate_distortion(final, axes, path):
+  """KL (rate) against eval reconstruction loss (distortion), one point per member."""
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+  xs, ys = [r['recon'] for r in final], [r['kl'] for r in final]
+  ax.plot(xs, ys, 'o')
+  for r in final:
+    ax.annotate(', '.join(f'{a}={_cell(r[a])}' for a in axes), (r['recon'], r['kl']),
+                fontsize=6, xytext=(3, 3), textcoords='offset points')
+  ax.set_xlabel('distortion: eval reconstruction loss')
+  ax.set_ylabel('rate: KL (nats)')
+  ax.set_title('rate-distortion across the sweep', fontsize=10)
+  if min(ys) > 0 and max(ys) / min(ys) > 100:
+    ax.set_yscale('log')
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return np.array([xs, ys])
