@@ -25,6 +25,7 @@ _CHOICES = {
     'loss.reduction': ('sum', 'mean'),
     'checkpoint.best_mode': ('min', 'max'),
     'sweep.mode': ('product', 'zip'),
+    'sweep.vectorize': ('auto', 'vmap', 'unroll'),
 }
 _POSITIVE = ('model.latent_dim', 'train.batch_size', 'train.num_epochs',
              'train.learning_rate', 'train.eval_every', 'train.eval_batch_size',

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from ae_jax.errors import ConfigError, DataError, NonFiniteLossError
@@ -13,10 +15,11 @@ from ae_jax.errors import ConfigError, DataError, NonFiniteLossError
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
                                 lock_config=True)
-flags.DEFINE_string('workdir', None, 'Where config, metrics, checkpoints and figures go.')
+flags.DEFINE_string('workdir', None, 'Where config, metrics, checkpoints and figures go '
+                    '(default: runs/<config file name>).')
 flags.DEFINE_enum('mode', 'train', ['train', 'evaluate'],
                   'train: train (resuming) and evaluate; evaluate: evaluate the latest checkpoint.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 
 def _config_file(argv):
@@ -63,16 +66,19 @@ def parse_flags(argv):
 
 def main(argv):
   del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
   logging.basicConfig(level=logging.INFO, format='%(message)s')
   for noisy in ('absl', 'jax', 'orbax', 'orbax.checkpoint'):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  workdir = FLAGS.workdir or os.path.join(
+      'runs', os.path.splitext(os.path.basename(_config_file(sys.argv) or 'run'))[0])
   try:
     if FLAGS.mode == 'train':
       from ae_jax.train import train_and_evaluate
-      summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      summary = train_and_evaluate(FLAGS.config, workdir)
     else:
       from ae_jax.inference import evaluate_workdir
-      summary = evaluate_workdir(FLAGS.workdir)
+      summary = evaluate_workdir(workdir)
   except (ConfigError, DataError, NonFiniteLossError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -167,23 +167,45 @@ class Functions(NamedTuple):
   evaluate: Callable  # (state, images, valid, hp, key) -> metrics [K]
   reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
   loop: str           # how `epoch` runs: 'scan' or 'python'
+  vectorize: str      # how members share the program: 'vmap' or 'unroll'
 
 
-def over_members(fn, in_axes, num_members: int):
-  """vmap over the leading member axis; with one member, squeeze instead.
+def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap'):
+  """Map `fn` over the leading member axis of the arguments whose in_axes is 0.
 
-  vmapping a convolution whose weights carry the member axis turns it into a grouped
-  convolution, which XLA:CPU runs markedly slower, so a single run avoids it.
+  'vmap' batches the members; 'unroll' writes one copy of `fn` per member into the same
+  program. With one member, the axis is squeezed instead. vmapping a convolution whose
+  weights carry the member axis makes it a grouped convolution, which XLA:CPU runs
+  several times slower than the separate convolutions 'unroll' emits.
   """
-  if num_members > 1:
+  def take(args, i):
+    return [a if ax is None else jax.tree_util.tree_map(lambda x: x[i], a)
+            for a, ax in zip(args, in_axes)]
+
+  if num_members > 1 and strategy == 'vmap':
     return jax.vmap(fn, in_axes=in_axes)
 
-  def single(*args):
-    args = [a if ax is None else jax.tree_util.tree_map(lambda x: x[0], a)
-            for a, ax in zip(args, in_axes)]
-    return jax.tree_util.tree_map(lambda x: x[None], fn(*args))
+  def unrolled(*args):
+    outs = [fn(*take(args, i)) for i in range(num_members)]
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
 
-  return single
+  return unrolled
+
+
+def _has_conv(model: AutoEncoder, image_shape) -> bool:
+  variables = jax.eval_shape(lambda: model.init(
+      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+      jnp.zeros((1, *image_shape))))
+  paths = jax.tree_util.tree_flatten_with_path(variables)[0]
+  return any('conv' in jax.tree_util.keystr(path) for path, _ in paths)
+
+
+def choose_vectorize(strategy: str, model: AutoEncoder, image_shape) -> str:
+  """'auto' -> 'unroll' for conv models on CPU, else 'vmap'."""
+  if strategy != 'auto':
+    return strategy
+  on_cpu = jax.default_backend() == 'cpu'
+  return 'unroll' if on_cpu and _has_conv(model, image_shape) else 'vmap'
 
 
 def choose_loop(loop: str, model: AutoEncoder, image_shape) -> str:
@@ -195,22 +217,21 @@ def choose_loop(loop: str, model: AutoEncoder, image_shape) -> str:
   """
   if loop != 'auto':
     return loop
-  has_conv = any('conv' in '/'.join(str(getattr(k, 'key', k)) for k in path)
-                 for path, _ in jax.tree_util.tree_flatten_with_path(jax.eval_shape(
-                     lambda: model.init({'params': jax.random.PRNGKey(0),
-                                         'reparam': jax.random.PRNGKey(0)},
-                                        jnp.zeros((1, *image_shape)))))[0])
-  return 'python' if has_conv and jax.default_backend() == 'cpu' else 'scan'
+  on_cpu = jax.default_backend() == 'cpu'
+  return 'python' if on_cpu and _has_conv(model, image_shape) else 'scan'
 
 
 @functools.lru_cache(maxsize=16)
-def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'auto'):
+def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'auto',
+                   vectorize: str = 'auto'):
   """Compiled, member-vmapped versions of the functions above.
 
   Cached on the (hashable, static) spec: programs of a sweep that share shapes and
   settings, such as equal chunks of members, reuse one compilation.
   """
   k = num_members
+  vec = choose_vectorize(vectorize, spec.model, image_shape)
+  over_members = functools.partial(_over_members, strategy=vec)
   init = jax.jit(over_members(functools.partial(init_state, spec, image_shape=image_shape),
                               (0,), k))
   evaluate = jax.jit(over_members(functools.partial(eval_member, spec),
@@ -240,7 +261,7 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
         rows.append(m)
       return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *rows)
 
-  return Functions(init, epoch, evaluate, reconstruct, loop)
+  return Functions(init, epoch, evaluate, reconstruct, loop, vec)
 
 
 def batch_for_eval(images, batch_size: int):

@@ -41,7 +41,7 @@ OUTER = {
     'channels': 'model.conv.channels',
     'preset': 'model.preset',
 }
-SETTINGS = ('mode', 'eval_epochs', 'max_members_per_program')
+SETTINGS = ('mode', 'eval_epochs', 'max_members_per_program', 'vectorize')
 
 
 def _fmt(v) -> str:

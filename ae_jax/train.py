@@ -56,7 +56,7 @@ class Setup:
         batch_size=batch, steps_per_epoch=self.steps_per_epoch,
         eval_batch_size=config.train.eval_batch_size)
     self.fns = steps.make_functions(self.spec, tuple(self.image_shape), len(self.members),
-                                    config.train.loop)
+                                    config.train.loop, config.sweep.vectorize)
     hp = sweep.hparams(self.members)
     if sweep.swept_latent(config):
       if not latent_is_sweepable(self.model):

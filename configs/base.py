@@ -104,6 +104,9 @@ def get_config():
   config.sweep.mode = 'product'  # vmapped axes: product | zip
   config.sweep.eval_epochs = sweep()  # extra evaluation epochs, e.g. (20, 80, 100)
   config.sweep.max_members_per_program = 0  # split bigger sweeps into chunks; 0 = by memory
+  # How members share one program: vmap (batched) | unroll (one copy per member) | auto
+  # (unroll for conv models on CPU, where vmapped convolutions become slow grouped ones)
+  config.sweep.vectorize = 'auto'
 
   config.progress = True  # tqdm bar (only when stderr is a terminal)
   return config

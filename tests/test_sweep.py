@@ -1,0 +1,220 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax import inference, losses, steps, sweep, workdir as wd
+from ae_jax.errors import ConfigError
+from ae_jax.export import export_member
+from ae_jax.models import slice_latent
+from ae_jax.train import Setup, train_and_evaluate
+from conftest import ROOT, tiny_config
+
+
+def test_members_are_a_named_product_or_zip():
+  names = [m['name'] for m in sweep.expand(tiny_config(sweep__beta=(0.0, 4.0),
+                                                       sweep__seed=(1, 2)))]
+  assert names == ['beta=0,seed=1', 'beta=0,seed=2', 'beta=4,seed=1', 'beta=4,seed=2']
+  zipped = sweep.expand(tiny_config(sweep__beta=(0.0, 4.0), sweep__learning_rate=(1e-3, 1e-2),
+                                    sweep__mode='zip'))
+  assert [(m['beta'], m['learning_rate']) for m in zipped] == [(0.0, 1e-3), (4.0, 1e-2)]
+  assert [m['name'] for m in sweep.expand(tiny_config())] == ['run']
+
+
+@pytest.mark.parametrize('overrides,message', [
+    (dict(sweep__beta=()), 'config.sweep.beta=() is empty'),
+    (dict(sweep__beta=(1.0, 'a')), "'a' is not a float"),
+    (dict(sweep__seed=(1.5,)), '1.5 is not a int'),
+    (dict(sweep__beta=(-1.0,)), 'beta=-1.0 (member beta=-1) must be >= 0'),
+    (dict(sweep__learning_rate=(0.1, -0.1)), 'learning_rate=-0.1'),
+    (dict(sweep__latent_dim=(0, 4)), 'latent_dim=0'),
+    (dict(sweep__beta=(1.0, 2.0), sweep__seed=(1,), sweep__mode='zip'), 'equal length'),
+    (dict(sweep__batch_size=(16, -2)), 'values must be > 0'),
+    (dict(sweep__eval_epochs=(1, 9)), 'eval_epochs=(1, 9): 9 is not an epoch in 1..'),
+])
+def test_bad_sweeps_fail_before_compiling(overrides, message):
+  with pytest.raises(ConfigError) as e:
+    for p in sweep.programs(tiny_config(**overrides)):
+      Setup(p.config, p.members)
+  assert message in str(e.value)
+
+
+def test_unknown_axis_is_named():
+  cfg = tiny_config()
+  with cfg.unlocked():
+    cfg.sweep.dropout = (0.1,)
+  with pytest.raises(ConfigError, match='config.sweep.dropout is not a sweep axis'):
+    sweep.programs(cfg)
+
+
+def test_latent_sweep_on_a_preset_without_latent_head_is_an_error():
+  cfg = tiny_config(model__preset='conv_ae_small', model__kind='ae', data__name='wafer',
+                    data__num_examples=40, sweep__latent_dim=(8, 16))
+  with pytest.raises(ConfigError, match='cannot be swept'):
+    Setup(cfg)
+
+
+def _epochs(setup, state, n):
+  images = jnp.asarray(setup.dataset.train['image'])
+  for e in range(n):
+    state, _ = setup.fns.epoch(state, images, setup.hparams, e)
+  return state
+
+
+def _member(tree, i):
+  return jax.tree_util.tree_map(lambda x: np.asarray(x[i]), tree)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(),
+    dict(model__arch='conv', model__conv__channels=(4,), model__conv__latent='spatial'),
+], ids=['mlp', 'conv_spatial'])
+def test_masked_weights_never_change_even_with_weight_decay(overrides):
+  setup = Setup(tiny_config(sweep__latent_dim=(2, 6), optim__name='adamw',
+                            optim__weight_decay=0.1, **overrides))
+  init = setup.init_state()
+  final = _epochs(setup, jax.tree_util.tree_map(jnp.array, init), 2)
+  a, b = _member(init.params, 0), _member(final.params, 0)
+  full = lambda t: slice_latent(setup.model, t, 6)
+  small = lambda t: slice_latent(setup.model, t, 2)
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    assert x.shape == y.shape
+  # Entries of the latent-indexed parameters beyond unit 2 are untouched for member 0 ...
+  mask = jax.tree_util.tree_map(lambda p: np.ones_like(p), a)
+  mask = steps.mask_latent_updates(setup.model, mask, jnp.array([1., 1., 0., 0., 0., 0.]))
+  for x, y, m in zip(*(jax.tree_util.tree_leaves(t) for t in (a, b, mask))):
+    np.testing.assert_array_equal(np.where(np.asarray(m) == 0, x, 0), np.where(np.asarray(m) == 0, y, 0))
+  # ... while its active units and the unmasked member's did train.
+  assert any(not np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(small(a)),
+                                                  jax.tree_util.tree_leaves(small(b))))
+  c, d = _member(init.params, 1), _member(final.params, 1)
+  assert all(not np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(full(c)),
+                                                  jax.tree_util.tree_leaves(full(d))))
+
+
+def test_masked_member_loss_equals_standalone_smaller_model():
+  setup = Setup(tiny_config(sweep__latent_dim=(3, 8)))
+  state = setup.init_state()
+  x = jnp.asarray(setup.dataset.test['image'][:16])
+  p8 = _member(state.params, 0)
+  mask = setup.hparams['latent_mask'][0]
+  big = setup.model.apply({'params': p8}, x, sample=False, latent_mask=mask)
+  small_setup = Setup(tiny_config(model__latent_dim=3))
+  small = small_setup.model.apply({'params': slice_latent(setup.model, p8, 3)}, x, sample=False)
+  np.testing.assert_allclose(big.recon, small.recon, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(losses.kl_divergence(big.mean, big.logvar),
+                             losses.kl_divergence(small.mean, small.logvar), rtol=1e-5)
+  assert big.mean.shape == (16, 8) and float(jnp.abs(big.mean[:, 3:]).max()) == 0.0
+
+
+def test_latent_member_trains_like_a_standalone_model_from_the_same_start():
+  # An AE (no sampling noise) so both runs see identical randomness.
+  cfg = dict(model__kind='ae', sweep__latent_dim=(2, 6))
+  setup = Setup(tiny_config(**cfg))
+  init = setup.init_state()
+  small = Setup(tiny_config(model__kind='ae', model__latent_dim=2))
+  start = small.init_state()
+  cut = lambda t: slice_latent(setup.model, t, 2)
+  m0 = _member(init, 0)
+  start = start.replace(params=jax.tree_util.tree_map(lambda x: x[None], cut(m0.params)))
+  trained_member = _member(_epochs(setup, init, 2).params, 0)
+  trained_small = _member(_epochs(small, start, 2).params, 0)
+  for x, y in zip(jax.tree_util.tree_leaves(cut(trained_member)),
+                  jax.tree_util.tree_leaves(trained_small)):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path):
+  progs = sweep.programs(tiny_config(sweep__beta=(0.0, 1.0, 4.0, 8.0), sweep__batch_size=(16, 32),
+                                     sweep__max_members_per_program=2))
+  assert [p.name for p in progs] == ['batch_size=16,part=1', 'batch_size=16,part=2',
+                                     'batch_size=32,part=1', 'batch_size=32,part=2']
+  assert progs[0].members[0]['name'] == 'batch_size=16,beta=0'
+  setups = [Setup(p.config, p.members) for p in progs]
+  assert setups[0].fns is setups[1].fns  # equal chunks: one compilation
+  assert setups[0].fns is not setups[2].fns  # another batch size: another program
+
+  chunked = str(tmp_path / 'chunked')
+  whole = str(tmp_path / 'whole')
+  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0), sweep__max_members_per_program=2),
+                     chunked)
+  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0)), whole)
+  assert sorted(os.listdir(os.path.join(chunked, 'programs'))) == ['part=1', 'part=2']
+  for name in ('beta=0', 'beta=4'):
+    a = inference.load(os.path.join(chunked, 'programs', 'part=1' if name == 'beta=0' else 'part=2'),
+                       member=name)
+    b = inference.load(whole, member=name)
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+      np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+  top = json.load(open(os.path.join(chunked, 'summary.json')))
+  assert [m['name'] for m in top['members']] == ['beta=0', 'beta=1', 'beta=4']
+
+
+def test_unrolled_members_match_vmapped_members():
+  a = Setup(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
+  b = Setup(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
+  assert (a.fns.vectorize, b.fns.vectorize) == ('vmap', 'unroll')
+  pa, pb = (_epochs(s, s.init_state(), 1).params for s in (a, b))
+  for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_sweep_tables_figures_and_eval_epochs(tmp_path):
+  workdir = str(tmp_path / 'w')
+  cfg = tiny_config(train__num_epochs=3, train__eval_every=3, sweep__beta=(0.0, 4.0),
+                    sweep__latent_dim=(2, 4), sweep__eval_epochs=(1,), figures__enabled=True)
+  summary = train_and_evaluate(cfg, workdir)
+  rows = list(csv.DictReader(open(os.path.join(workdir, 'sweep.csv'))))
+  assert len(rows) == 4 * 2  # members x evaluated epochs (1 and 3)
+  assert {r['epoch'] for r in rows} == {'1', '3'}
+  assert list(rows[0])[:3] == ['beta', 'latent_dim', 'epoch']
+  metrics = wd.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
+  ev = next(r for r in metrics if r['split'] == 'eval' and r['member'] == 'beta=4,latent_dim=2'
+            and r['epoch'] == 3)
+  row = next(r for r in rows if r['beta'] == '4.0' and r['latent_dim'] == '2' and r['epoch'] == '3')
+  assert float(row['psnr']) == pytest.approx(ev['psnr'])
+  assert float(row['active_units']) <= 2  # a 2-unit member never has more
+  md = open(os.path.join(workdir, 'sweep.md')).read()
+  assert md == summary['table'] and md.startswith('| beta | latent_dim | epoch | training loss |')
+  for name in ('sweep_beta.png', 'sweep_latent_dim.png', 'rate_distortion.png', 'recon.png'):
+    assert os.path.getsize(os.path.join(workdir, 'figures', name)) > 1000
+  # Each evaluation epoch also has a checkpoint, so a table row can be reloaded.
+  assert '1' in os.listdir(os.path.join(workdir, 'checkpoints'))
+
+
+def test_export_member_makes_a_standalone_workdir(tmp_path):
+  workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
+  train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 4)), workdir)
+  export_member(workdir, 'beta=4,latent_dim=2', out)
+  config = wd.config_from_file(os.path.join(out, 'config.json'))
+  assert config.model.latent_dim == 2 and config.loss.beta == 4.0
+  assert config.sweep.beta is None and config.sweep.latent_dim is None
+  m = inference.load(out)
+  assert m.params['decoder']['dense_0']['kernel'].shape[0] == 2  # sliced to its own size
+  src = inference.load(workdir, member='beta=4,latent_dim=2')
+  x = Setup(tiny_config()).dataset.test['image'][:8]
+  np.testing.assert_allclose(m.reconstruct(x), src.reconstruct(x), rtol=1e-5, atol=1e-6)
+  # It is an ordinary workdir: training resumes there.
+  config.train.num_epochs = 3
+  summary = train_and_evaluate(config, out)
+  assert summary['members'][0]['name'] == 'run'
+  rows = wd.read_metrics(os.path.join(out, 'metrics.jsonl'))
+  assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
+
+
+def test_latent_sweep_cli_prints_the_table(tmp_path):
+  r = subprocess.run(
+      [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/sweep_latent.py',
+       '--workdir', str(tmp_path / 'lat'), "--config.sweep.latent_dim=(2,16)",
+       '--config.data.image_size=8', '--config.train.num_epochs=2',
+       "--config.sweep.eval_epochs=(1,)", "--config.model.hidden=(32,)"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert '| latent_dim | epoch | training loss | eval recon | KL | -ELBO | PSNR | SSIM | active units |' in r.stdout
+  assert r.stdout.count('\n| 16 |') == 2 and r.stdout.count('\n| 2 |') == 2
