@@ -18,6 +18,8 @@ _CHOICES = {
     'model.conv.upsample': ('subpixel', 'dilated'),
     'data.wafer.render': ('onehot', 'gray'),
     'data.wafer.balance': ('uniform', 'wm811k'),
+    'data.tier': ('auto', 'device', 'stream'),
+    'data.wm811k_unlabeled': ('keep', 'drop'),
     'optim.name': ('adam', 'adamw'),
     'train.loop': ('auto', 'scan', 'python'),
     'optim.schedule': ('constant', 'cosine', 'warmup_cosine'),
@@ -27,10 +29,10 @@ _CHOICES = {
     'sweep.mode': ('product', 'zip'),
     'sweep.vectorize': ('auto', 'vmap', 'unroll'),
 }
-_POSITIVE = ('model.latent_dim', 'train.batch_size', 'train.num_epochs',
+_POSITIVE = ('data.stream_chunk_steps', 'model.latent_dim', 'train.batch_size', 'train.num_epochs',
              'train.learning_rate', 'train.eval_every', 'train.eval_batch_size',
              'checkpoint.every_epochs', 'checkpoint.max_to_keep', 'loss.nll_sigma')
-_NON_NEGATIVE = ('loss.beta', 'loss.kl_warmup_epochs', 'optim.weight_decay',
+_NON_NEGATIVE = ('data.int_max', 'data.crop', 'data.prefetch', 'data.device_max_mb', 'loss.beta', 'loss.kl_warmup_epochs', 'optim.weight_decay',
                  'optim.warmup_epochs', 'optim.plateau_factor', 'optim.grad_clip_norm',
                  'data.image_size', 'data.num_examples')
 

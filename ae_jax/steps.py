@@ -167,6 +167,9 @@ class Functions(NamedTuple):
   evaluate: Callable  # (state, images, valid, hp, key) -> metrics [K]
   reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
   loop: str           # how `epoch` runs: 'scan' or 'python'
+  order: Callable     # (state, num_examples, epoch) -> batch indices [K, steps, B]
+  step_batch: Callable  # (state, batch [B,H,W,C], hp) -> (state, metrics [K]); streamed data
+  scan_batches: Callable  # (state, batches [S,B,H,W,C], hp) -> (state, metrics [K, S])
   vectorize: str      # how members share the program: 'vmap' or 'unroll'
 
 
@@ -244,12 +247,17 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
 
   reconstruct = jax.jit(over_members(recon_member, (0, None, 0), k))
   loop = choose_loop(loop, spec.model, image_shape)
+  order = jax.jit(over_members(
+      lambda st, n, e: epoch_batches(spec, st, n, e), (0, None, None), k), static_argnums=1)
+  step_batch = jax.jit(over_members(lambda st, batch, hp: train_step(spec, st, batch, hp),
+                                    (0, None, 0), k), donate_argnums=0)
+  scan_batches = jax.jit(over_members(
+      lambda st, xs, hp: jax.lax.scan(lambda c, b: train_step(spec, c, b, hp), st, xs),
+      (0, None, 0), k), donate_argnums=0)
   if loop == 'scan':
     epoch = jax.jit(over_members(functools.partial(train_epoch, spec), (0, None, 0, None), k),
                     donate_argnums=0)
   else:
-    order = jax.jit(over_members(
-        lambda st, n, e: epoch_batches(spec, st, n, e), (0, None, None), k), static_argnums=1)
     step = jax.jit(over_members(lambda st, images, idx, hp: train_step(spec, st, images[idx], hp),
                                 (0, None, 0, 0), k), donate_argnums=0)
 
@@ -261,7 +269,8 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
         rows.append(m)
       return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *rows)
 
-  return Functions(init, epoch, evaluate, reconstruct, loop, vec)
+  return Functions(init, epoch, evaluate, reconstruct, loop, order, step_batch, scan_batches,
+                   vec)
 
 
 def batch_for_eval(images, batch_size: int):

@@ -154,7 +154,8 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   cfg, fns = setup.config, setup.fns
   os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
   ds = setup.dataset
-  train_images = jax.device_put(ds.train['image'])
+  streaming = isinstance(ds.train['image'], data.StreamSource)
+  train_images = ds.train['image'] if streaming else jax.device_put(ds.train['image'])
   eval_images, eval_valid = steps.batch_for_eval(ds.test['image'], cfg.train.eval_batch_size)
   eval_images, eval_valid = jax.device_put(eval_images), jax.device_put(eval_valid)
   eval_key = jax.random.PRNGKey(cfg.train.seed + 1_000_003)
@@ -176,7 +177,10 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   try:
     for epoch in range(start_epoch, num_epochs):
       t0 = time.perf_counter()
-      state, m = fns.epoch(state, train_images, setup.hparams, epoch)
+      if streaming:
+        state, m = stream_epoch(setup, state, train_images, epoch)
+      else:
+        state, m = fns.epoch(state, train_images, setup.hparams, epoch)
       m = jax.device_get(m)  # the one host sync per epoch
       dt = time.perf_counter() - t0
       if timing['compile_s'] is None:
@@ -227,6 +231,28 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   if cfg.figures.enabled:
     draw_figures(setup, state, metrics_log.rows, workdir)
   return summary
+
+
+def stream_epoch(setup, state, source, epoch: int):
+  """One epoch over a StreamSource: batches read ahead on a thread, one compiled step each.
+
+  The order is the one the device tier would use (member 0's permutation for this
+  epoch), so a streamed run sees the same batches as a resident one, and a resumed run
+  the same batches as an uninterrupted one. All members of a program share it.
+  """
+  from ae_jax.data import stream
+  fns, cfg = setup.fns, setup.config
+  rows = np.asarray(fns.order(state, len(source), epoch))[0]  # [steps, B]
+  metrics = []
+  if fns.loop == 'scan':  # chunks of steps, each one lax.scan on the device
+    for xs in stream.batches(source, rows, cfg.data.prefetch, cfg.data.stream_chunk_steps):
+      state, m = fns.scan_batches(state, xs, setup.hparams)
+      metrics.append(m)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *metrics)
+  for batch in stream.batches(source, rows, cfg.data.prefetch):
+    state, m = fns.step_batch(state, batch, setup.hparams)
+    metrics.append(m)
+  return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *metrics)
 
 
 def _eval_line(r, num_epochs, named):

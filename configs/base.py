@@ -29,17 +29,37 @@ def get_config():
   config.model.conv.upsample = 'subpixel'  # transposed conv: subpixel (fast) | dilated
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'digits'  # digits | wafer
-  config.data.path = ''  # file or folder for file-based datasets
+  # Embedded (offline): digits | wafer | dsprites | photos | faces.
+  # Files: npy (.npy/.npz) | folder (PNG/JPEG, class subfolders) | wm811k (LSWMD.pkl).
+  # tfds: mnist | fashion_mnist | cifar10 | celeb_a (prepared ArrayRecord data, data.path = data_dir).
+  config.data.name = 'digits'
+  config.data.path = ''  # file or folder for file-based datasets (tfds: its data_dir)
+  config.data.labels_path = ''  # npy: optional labels [N] in a separate .npy
+  config.data.ids_path = ''  # npy: optional ids [N] in a separate .npy
   config.data.image_size = 0  # resize to this square size; 0 keeps the native size
+  config.data.crop = 0  # center-crop to this square size before resizing (celeb_a: 148)
   config.data.channels = 0  # 1 or 3 to convert; 0 keeps the native channels
-  config.data.num_examples = 0  # generated datasets: how many (0 = dataset default)
+  config.data.int_max = 0  # integer pixels are 0..int_max; 0 = auto (1 for binary 0/1 data, else 255)
+  config.data.num_examples = 0  # generated datasets (wafer, dsprites, photos): how many
   config.data.test_fraction = 0.2  # held-out share, split deterministically by split_seed
   config.data.split_seed = 0
+  config.data.tier = 'auto'  # device (whole set on the device) | stream (batches from disk) | auto
+  config.data.device_max_mb = 1024.0  # auto: stream when the float32 train split is larger
+  config.data.prefetch = 4  # stream: reads (batches or chunks) a background thread keeps ahead
+  config.data.stream_chunk_steps = 16  # stream + scan loop: steps read and scanned at a time
+  config.data.skip_corrupt = False  # folder: skip unreadable images with a warning
+  config.data.allow_pickle = False  # wm811k: LSWMD.pkl is a pickle, which runs code on load
+  config.data.wm811k_unlabeled = 'keep'  # keep (label -1) | drop
   config.data.wafer = ml_collections.ConfigDict()
   config.data.wafer.render = 'onehot'  # onehot (3 channels: off, good, fail) | gray (1 channel)
   config.data.wafer.balance = 'uniform'  # uniform | wm811k (the real, 'none'-heavy mix)
   config.data.wafer.seed = 0
+  config.data.dsprites = ml_collections.ConfigDict()
+  # Inclusive index ranges per factor (None = all): shape 0..2 (square, ellipse, heart),
+  # scale 0..5, orientation 0..39, pos_x 0..31, pos_y 0..31.
+  for factor in ('shape', 'scale', 'orientation', 'pos_x', 'pos_y'):
+    config.data.dsprites[factor] = ml_collections.FieldReference(None, field_type=tuple)
+  config.data.dsprites.seed = 0  # which num_examples combinations are drawn
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 64  # the last partial batch of an epoch is dropped

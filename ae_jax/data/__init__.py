@@ -1,16 +1,26 @@
-"""Datasets -> float32 NHWC arrays in [0, 1] plus metadata. Never imports models.
+"""Datasets -> float32 NHWC images in [0, 1] plus metadata. Never imports models.
 
 `load(config.data)` returns a `Dataset` whose `train` and `test` are dicts with
-`image` [N,H,W,C], `label` [N] (or -1 where unlabelled) and `id` [N], the example's
-index in the source dataset, which the split preserves so users can name images by id.
+`image`, `label` [N] (-1 where unlabelled) and `id` [N], the example's index in the
+source dataset, which the split preserves so users can name images by id.
+
+Two tiers: small data is materialised as one float32 array (the trainer puts it on the
+device and scans epochs over it); data over `data.device_max_mb` (or with
+`data.tier='stream'`) stays where it is, a `StreamSource` that reads and preprocesses
+one batch at a time (memory-mapped arrays, per-item readers), prefetched by the trainer.
+The test split is always materialised.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import Callable
 
 import numpy as np
 
 from ae_jax.errors import ConfigError, DataError
+
+TFDS_NAMES = ('mnist', 'fashion_mnist', 'cifar10', 'celeb_a')
 
 
 @dataclasses.dataclass
@@ -19,6 +29,8 @@ class DatasetInfo:
   image_shape: tuple[int, int, int]
   num_classes: int
   class_names: tuple[str, ...]
+  tier: str = 'device'
+  factors: np.ndarray | None = None  # dsprites: ground-truth factor indices [N, 5]
 
 
 @dataclasses.dataclass
@@ -28,11 +40,53 @@ class Dataset:
   info: DatasetInfo
 
 
+@dataclasses.dataclass
+class Raw:
+  """A source before preprocessing: read(idx) -> raw images [len(idx), ...]."""
+  num: int
+  read: Callable[[np.ndarray], np.ndarray]
+  where: str
+  labels: np.ndarray | None = None
+  ids: np.ndarray | None = None
+  class_names: tuple[str, ...] = ()
+  split: tuple[np.ndarray, np.ndarray] | None = None  # fixed (train, test) positions
+  resize_method: str = 'linear'
+  factors: np.ndarray | None = None
+
+
+class StreamSource:
+  """Training images read from their source `batch` by batch (never all in memory)."""
+
+  def __init__(self, raw: Raw, positions: np.ndarray, prep: Callable, shape):
+    self.raw, self.positions, self.prep, self.shape = raw, positions, prep, (len(positions), *shape)
+
+  def __len__(self):
+    return len(self.positions)
+
+  def read(self, idx) -> np.ndarray:
+    """idx: positions in this split -> float32 [len(idx), H, W, C]."""
+    idx = np.asarray(idx)
+    order = np.argsort(idx, kind='stable')  # sorted reads are kinder to memory maps
+    src = self.positions[idx[order]]
+    batch = self.prep(self.raw.read(src), src)
+    out = np.empty_like(batch)
+    out[order] = batch
+    return out
+
+
+# ---- sources ---------------------------------------------------------------------------
+
+
+def _array_raw(images, where, labels=None, class_names=(), **kw) -> Raw:
+  return Raw(len(images), lambda idx: np.asarray(images[idx]), where, labels=labels,
+             class_names=tuple(class_names), **kw)
+
+
 def _digits(cfg):
   from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
   d = load_digits()
   images = (d.images.astype(np.float32) / 16.0)[..., None]  # [1797, 8, 8, 1]
-  return images, d.target.astype(np.int32), tuple(str(i) for i in range(10))
+  return _array_raw(images, 'digits', d.target.astype(np.int32), [str(i) for i in range(10)])
 
 
 def _wafer(cfg):
@@ -40,10 +94,100 @@ def _wafer(cfg):
   size = cfg.image_size or 26
   maps, labels = wafer.generate(cfg.num_examples or 2000, size, cfg.wafer.balance,
                                 cfg.wafer.seed)
-  return wafer.render(maps, cfg.wafer.render), labels, wafer.CLASS_NAMES
+  return _array_raw(wafer.render(maps, cfg.wafer.render), 'wafer', labels, wafer.CLASS_NAMES,
+                    resize_method='nearest')
 
 
-SOURCES = {'digits': _digits, 'wafer': _wafer}
+def _dsprites(cfg):
+  from ae_jax.data import dsprites
+  d = cfg.dsprites
+  ranges = {name: tuple(d[name]) for name in dsprites.FACTOR_NAMES if d[name] is not None}
+  try:
+    images, factors = dsprites.generate(cfg.num_examples or 10000, d.seed, ranges)
+  except ValueError as e:
+    raise ConfigError(f'data.dsprites: {e}') from e
+  return _array_raw(images[..., None], 'dsprites', factors[:, 0], dsprites.SHAPES,
+                    factors=factors)
+
+
+def _photos(cfg):
+  from ae_jax.data import skimage_sets
+  size = cfg.image_size or 50
+  try:
+    images, labels, is_test, names, _ = skimage_sets.photo_patches(
+        size, cfg.num_examples or 2000, cfg.test_fraction, cfg.split_seed)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  pos = np.arange(len(images))
+  return _array_raw(images, 'photos', labels, names, split=(pos[~is_test], pos[is_test]))
+
+
+def _faces(cfg):
+  from ae_jax.data import skimage_sets
+  images, labels, names = skimage_sets.lfw_faces()
+  return _array_raw(images, 'faces (lfw_subset)', labels, names)
+
+
+def _npy(cfg):
+  from ae_jax.data import files
+  images, labels, ids = files.load_arrays(cfg)
+  if files.is_nchw(images.shape):
+    read = lambda idx: np.moveaxis(np.asarray(images[idx]), 1, -1)  # NCHW -> NHWC
+  else:
+    read = lambda idx: np.asarray(images[idx])
+  return Raw(images.shape[0], read, cfg.path, labels=labels, ids=ids)
+
+
+def _folder(cfg):
+  from ae_jax.data import files
+  images, labels, names, _ = files.load_folder(cfg, cfg.image_size)
+  return _array_raw(images, cfg.path, labels, names)
+
+
+def _wm811k(cfg):
+  from ae_jax.data import files, wafer
+  maps, labels = files.load_wm811k(cfg, cfg.image_size or 26)
+  return _array_raw(wafer.render(maps, cfg.wafer.render), cfg.path, labels,
+                    files.WM811K_CLASSES, resize_method='nearest')
+
+
+def _tfds(cfg):
+  import tensorflow_datasets as tfds
+  name = cfg.name
+  try:
+    train = tfds.data_source(name, split='train', data_dir=cfg.path or None)
+    test = tfds.data_source(name, split='test', data_dir=cfg.path or None)
+  except Exception as e:  # noqa: BLE001 - tfds raises many kinds; say what to do
+    raise DataError(f'tfds dataset {name!r} could not be opened from '
+                    f'{cfg.path or "~/tensorflow_datasets"} ({type(e).__name__}: {e}); prepare '
+                    'it once where there is network (tfds build --file_format=array_record '
+                    f'{name}) and point data.path at its data_dir') from e
+  n_train, n_test = len(train), len(test)
+
+  def item(i):
+    source, j = (train, i) if i < n_train else (test, i - n_train)
+    return source[int(j)]  # tfds data sources are read one item at a time
+
+  first = item(0)
+  labels = None
+  label_key = next((k for k in ('label', 'attributes') if k in first), None)
+  if label_key == 'label':
+    labels = np.array([int(item(i)['label']) for i in range(n_train + n_test)], np.int32)
+
+  def read(idx):
+    return np.stack([np.asarray(item(int(i))['image']) for i in idx])
+
+  pos = np.arange(n_train + n_test)
+  return Raw(n_train + n_test, read, f'tfds:{name}', labels=labels,
+             split=(pos[:n_train], pos[n_train:]))
+
+
+SOURCES = {'digits': _digits, 'wafer': _wafer, 'dsprites': _dsprites, 'photos': _photos,
+           'faces': _faces, 'npy': _npy, 'folder': _folder, 'wm811k': _wm811k,
+           **{n: _tfds for n in TFDS_NAMES}}
+
+
+# ---- preprocessing ---------------------------------------------------------------------
 
 
 def resize(images: np.ndarray, size: int, method: str = 'linear') -> np.ndarray:
@@ -56,8 +200,18 @@ def resize(images: np.ndarray, size: int, method: str = 'linear') -> np.ndarray:
   return np.asarray(out, np.float32)
 
 
+def center_crop(images: np.ndarray, size: int, where: str) -> np.ndarray:
+  h, w = images.shape[1:3]
+  if size > min(h, w):
+    raise DataError(f'{where}: images are {h}x{w}, smaller than data.crop={size}')
+  y, x = (h - size) // 2, (w - size) // 2
+  return images[:, y:y + size, x:x + size]
+
+
 def convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarray:
   c = images.shape[-1]
+  if c == 4 and channels != 4:
+    images, c = images[..., :3], 3  # drop alpha
   if channels in (0, c):
     return images
   if c == 1 and channels == 3:
@@ -66,6 +220,27 @@ def convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarra
     return (images @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
   raise ConfigError(f'data.channels={channels}: cannot convert {where} images with {c} '
                     'channels; expected 1 or 3')
+
+
+def to_unit_float(raw: np.ndarray, where: str, int_max: int = 255) -> np.ndarray:
+  """uint8/bool/int/float images -> float32 in [0, 1], refusing what cannot be meant.
+
+  Integer images are divided by `int_max`: 255, or 1 for binary {0, 1} data.
+  """
+  if raw.dtype == np.bool_:
+    return raw.astype(np.float32)
+  if raw.dtype.kind in 'ui':
+    if raw.size and (raw.min() < 0 or raw.max() > int_max):
+      raise DataError(f'{where}: integer images range over [{raw.min()}, {raw.max()}]; '
+                      f'expected 0..{int_max}')
+    return raw.astype(np.float32) / int_max
+  x = raw.astype(np.float32)
+  if x.size and not np.isfinite(x).all():
+    raise DataError(f'{where}: images contain NaN or inf values')
+  if x.size and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
+    raise DataError(f'{where}: float images range over [{x.min():.4g}, {x.max():.4g}]; '
+                    'expected [0, 1] (store uint8 0..255, or divide by 255)')
+  return x
 
 
 def check_images(images: np.ndarray, where: str) -> None:
@@ -78,6 +253,34 @@ def check_images(images: np.ndarray, where: str) -> None:
     raise DataError(f'{where}: image {bad} contains NaN or inf values')
 
 
+def integer_scale(cfg, raw: Raw) -> int:
+  """What integer pixel values are out of: data.int_max, or (0 = auto) 1 when a sample of
+  up to 512 examples holds only 0 and 1 (binary data such as dSprites), else 255."""
+  if cfg.int_max:
+    return int(cfg.int_max)
+  sample = np.linspace(0, raw.num - 1, min(raw.num, 512)).astype(int)
+  probe = raw.read(np.unique(sample))
+  return 1 if probe.dtype.kind in 'ui' and probe.size and probe.max() <= 1 else 255
+
+
+def _preprocessor(cfg, raw: Raw):
+  int_max = integer_scale(cfg, raw)
+
+  def prep(batch, src_positions):
+    ids = raw.ids[src_positions] if raw.ids is not None else src_positions
+    where = f'{raw.where} (ids {int(ids[0])}..{int(ids[-1])})' if len(ids) else raw.where
+    if batch.ndim == 3:
+      batch = batch[..., None]
+    x = to_unit_float(batch, where, int_max)
+    if cfg.crop:
+      x = center_crop(x, cfg.crop, where)
+    if cfg.image_size and x.shape[1:3] != (cfg.image_size, cfg.image_size):
+      x = resize(x, cfg.image_size, raw.resize_method)
+    x = convert_channels(x, cfg.channels, where)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+  return prep
+
+
 def split(n: int, test_fraction: float, seed: int):
   """Deterministic (train_idx, test_idx), each sorted so ids keep their order."""
   perm = np.random.default_rng(seed).permutation(n)
@@ -87,20 +290,40 @@ def split(n: int, test_fraction: float, seed: int):
   return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def _materialize(raw, prep, positions, chunk=2048):
+  parts = [prep(raw.read(positions[i:i + chunk]), positions[i:i + chunk])
+           for i in range(0, len(positions), chunk)]
+  return np.concatenate(parts) if parts else np.zeros((0, 1, 1, 1), np.float32)
+
+
 def load(cfg) -> Dataset:
   """cfg: `config.data`."""
   if cfg.name not in SOURCES:
     raise ConfigError(f'data.name={cfg.name!r} is unknown; expected one of {sorted(SOURCES)}')
-  images, labels, class_names = SOURCES[cfg.name](cfg)
-  where = f'dataset {cfg.name!r}'
-  if cfg.image_size and images.shape[1:3] != (cfg.image_size, cfg.image_size):
-    method = 'nearest' if cfg.name == 'wafer' else 'linear'
-    images = resize(images, cfg.image_size, method)
-  images = convert_channels(images, cfg.channels, where)
-  images = np.clip(images, 0.0, 1.0).astype(np.float32)
-  check_images(images, where)
-  ids = np.arange(images.shape[0], dtype=np.int32)
-  tr, te = split(images.shape[0], cfg.test_fraction, cfg.split_seed)
-  part = lambda i: {'image': images[i], 'label': labels[i], 'id': ids[i]}
-  info = DatasetInfo(cfg.name, tuple(images.shape[1:]), len(class_names), tuple(class_names))
-  return Dataset(part(tr), part(te), info)
+  raw = SOURCES[cfg.name](cfg)
+  if raw.num == 0:
+    raise DataError(f'{raw.where}: the dataset is empty')
+  tr, te = raw.split if raw.split is not None else split(raw.num, cfg.test_fraction,
+                                                          cfg.split_seed)
+  prep = _preprocessor(cfg, raw)
+  shape = prep(raw.read(tr[:1]), tr[:1]).shape[1:]
+  train_mb = len(tr) * int(np.prod(shape)) * 4 / 2**20
+  tier = cfg.tier if cfg.tier != 'auto' else ('device' if train_mb <= cfg.device_max_mb
+                                              else 'stream')
+  if tier == 'device':
+    train_images = _materialize(raw, prep, tr)
+    check_images(train_images, raw.where)
+  else:
+    train_images = StreamSource(raw, tr, prep, shape)
+  test_images = _materialize(raw, prep, te)
+  check_images(test_images, f'{raw.where} (test split)')
+  labels = raw.labels if raw.labels is not None else np.full(raw.num, -1, np.int32)
+  ids = raw.ids if raw.ids is not None else np.arange(raw.num, dtype=np.int32)
+
+  def part(idx, images):
+    return {'image': images, 'label': np.asarray(labels)[idx], 'id': np.asarray(ids)[idx]}
+
+  names = raw.class_names or tuple(str(c) for c in np.unique(labels) if c >= 0)
+  info = DatasetInfo(cfg.name, tuple(int(s) for s in shape), len(names), tuple(names), tier,
+                     raw.factors)
+  return Dataset(part(tr, train_images), part(te, test_images), info)

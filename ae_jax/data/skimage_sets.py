@@ -1,0 +1,68 @@
+"""Real images bundled with scikit-image: photo patches and the LFW face subset."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+# RGB photographs that scikit-image ships (no download needed).
+PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'hubble_deep_field',
+          'immunohistochemistry', 'retina')
+
+
+def load_photos():
+  import skimage.data
+  out = {}
+  for name in PHOTOS:
+    try:
+      img = getattr(skimage.data, name)()
+    except Exception as e:  # noqa: BLE001 - some builds lack a file; use the rest
+      warnings.warn(f'photos: skipping {name!r}: {e}')
+      continue
+    out[name] = np.asarray(img)[..., :3]
+  if not out:
+    raise RuntimeError('photos: none of the scikit-image photographs could be loaded')
+  return out
+
+
+def photo_patches(patch: int, count: int, test_fraction: float, seed: int):
+  """Random patches; each photo's right-hand `test_fraction` of columns (minus a one-patch
+  gap) is reserved for test patches, so no test patch overlaps a training patch.
+
+  -> (images uint8 [N, patch, patch, 3], labels [N] photo index, is_test [N] bool,
+      class names, boxes [N, 2] as (y0, x0)).
+  """
+  rng = np.random.default_rng(seed)
+  photos = load_photos()
+  names = tuple(photos)
+  n_test = max(1, int(round(count * test_fraction)))
+  images, labels, is_test, boxes = [], [], [], []
+  for split, n in (('train', count - n_test), ('test', n_test)):
+    for i in range(n):
+      k = int(rng.integers(len(names)))
+      img = photos[names[k]]
+      h, w, _ = img.shape
+      cut = int(w * (1 - test_fraction))
+      if w - patch < cut + patch // 2 or cut - patch - patch // 2 < 1:
+        raise ValueError(f'photos: patch size {patch} does not fit both regions of {names[k]!r} '
+                         f'({w} px wide, test region from column {cut}); use a smaller '
+                         'data.patch_size or a different data.test_fraction')
+      if split == 'train':
+        x0 = int(rng.integers(0, max(1, cut - patch - patch // 2)))
+      else:
+        x0 = int(rng.integers(min(cut + patch // 2, w - patch), w - patch + 1))
+      y0 = int(rng.integers(0, h - patch + 1))
+      images.append(img[y0:y0 + patch, x0:x0 + patch])
+      labels.append(k)
+      is_test.append(split == 'test')
+      boxes.append((y0, x0))
+  return (np.stack(images), np.array(labels, np.int32), np.array(is_test), names,
+          np.array(boxes, np.int32))
+
+
+def lfw_faces():
+  """scikit-image's LFW subset: 100 faces then 100 non-faces, 25x25 gray in [0, 1]."""
+  import skimage.data
+  x = np.asarray(skimage.data.lfw_subset(), np.float32)  # [200, 25, 25]
+  labels = np.repeat(np.array([1, 0], np.int32), 100)
+  return x[..., None], labels, ('non-face', 'face')
