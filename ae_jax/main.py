@@ -53,6 +53,20 @@ def _unknown_override(argv):
   return None
 
 
+def load_config_with_overrides(path: str, overrides: list[str]):
+  """A config file plus `--config.a.b=value` overrides, as the CLI would build it."""
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, '', flag_values=fv, lock_config=True)
+  argv = ['ae_jax', f'--config={path}', *overrides]
+  try:
+    fv(argv)
+  except flags.Error as e:
+    raise ConfigError(str(e)) from e
+  except (AttributeError, KeyError) as e:
+    raise ConfigError(_unknown_override(argv) or str(e)) from e
+  return fv.config
+
+
 def parse_flags(argv):
   """absl's parser, with config-override mistakes reported as one clear line."""
   try:

@@ -68,8 +68,10 @@ def _set(config, dotted, value):
 
 
 def _axis_values(config, key):
+  """The axis's values, or None when unset (None, or `--config.sweep.X=None`, which the
+  command line turns into (None,))."""
   values = config.sweep[key]
-  if values is None:
+  if values is None or (isinstance(values, (tuple, list)) and tuple(values) == (None,)):
     return None
   if not isinstance(values, (tuple, list)):
     values = (values,)
@@ -131,7 +133,11 @@ def expand(config) -> list[dict]:
 
 
 def swept_latent(config) -> bool:
-  return config.sweep.latent_dim is not None
+  return _axis_values(config, 'latent_dim') is not None
+
+
+def eval_epochs(config) -> tuple | None:
+  return _axis_values(config, 'eval_epochs')
 
 
 def hparams(members: list[dict]) -> dict:

@@ -78,7 +78,7 @@ class Setup:
 
 
 def _eval_epochs(config) -> tuple[int, ...]:
-  values = config.sweep.eval_epochs
+  values = sweep.eval_epochs(config)
   if values is None:
     return ()
   for e in values:
@@ -163,9 +163,10 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   ckpts = checkpoint.Checkpoints(workdir, cfg.checkpoint.max_to_keep,
                                  cfg.checkpoint.best_metric, cfg.checkpoint.best_mode)
   state = setup.init_state()
-  start_epoch = ckpts.latest_step() or 0
-  if start_epoch:
-    state = ckpts.restore(state, start_epoch)
+  latest = ckpts.latest_step()
+  start_epoch = latest or 0
+  if latest is not None:  # epoch 0 is an imported or exported starting point
+    state = ckpts.restore(state, latest)
     log.info('resumed %s from epoch %d', workdir, start_epoch)
   _write_config(cfg, members, workdir, start_epoch)
   metrics_log = wd.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), start_epoch)

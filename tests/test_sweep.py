@@ -25,6 +25,8 @@ def test_members_are_a_named_product_or_zip():
                                     sweep__mode='zip'))
   assert [(m['beta'], m['learning_rate']) for m in zipped] == [(0.0, 1e-3), (4.0, 1e-2)]
   assert [m['name'] for m in sweep.expand(tiny_config())] == ['run']
+  # `--config.sweep.beta=None` arrives as (None,): unset, not a value.
+  assert [m['name'] for m in sweep.expand(tiny_config(sweep__beta=(None,)))] == ['run']
 
 
 @pytest.mark.parametrize('overrides,message', [

@@ -1,0 +1,136 @@
+"""PyTorch interop: weights of real torch.nn modules reproduce their outputs."""
+import collections
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+from ae_jax import interop, torch_models
+from ae_jax.errors import ConfigError
+from ae_jax.models import PRESETS, build_model, layers
+from conftest import ROOT, tiny_config
+
+CASES = [('mlp_ae_50', 128, (50, 50, 3)), ('mlp_vae_50', 256, (50, 50, 3)),
+         ('fcn_ae_64', 10, (64, 64, 3)), ('conv_ae_small', 64, (26, 26, 3)),
+         ('conv_ae_bn_mish', 1024, (64, 64, 3)), ('conv_vae_bn_mish', 128, (64, 64, 3))]
+
+
+def _setup(name, latent, shape, seed=0):
+  torch.manual_seed(seed)
+  tm = torch_models.build(name, shape, latent)
+  torch_models.randomize_batchnorm(tm, seed)
+  tm.eval()
+  cfg = tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+  model = build_model(cfg.model, shape)
+  v = jax.device_get(model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+                                np.zeros((1, *shape), np.float32)))
+  return tm, model, v
+
+
+def _torch_forward(tm, name, x):
+  xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  if torch_models.uses_tanh(name):
+    xt = xt * 2 - 1
+  with torch.no_grad():
+    out = tm(xt)
+  return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize('name,latent,shape', CASES, ids=[c[0] for c in CASES])
+def test_imported_weights_reproduce_torch_eval_output(name, latent, shape):
+  tm, model, v = _setup(name, latent, shape)
+  scale = 2.0 if name == 'mlp_vae_50' else 1.0  # that VAE's head is log(sigma)
+  params, stats = interop.convert(tm.state_dict(), v['params'], v.get('batch_stats', {}), shape,
+                                  'chw', scale)
+  x = np.random.default_rng(1).random((2, *shape)).astype(np.float32)
+  out_t = _torch_forward(tm, name, x)
+  o = model.apply({'params': params, **({'batch_stats': stats} if stats else {})}, x, sample=False)
+  rec = np.asarray(o.recon) * 2 - 1 if torch_models.uses_tanh(name) else np.asarray(o.recon)
+  rec_t = out_t[0].numpy().transpose(0, 2, 3, 1)
+  assert np.abs(rec - rec_t).max() <= 1e-5 * np.abs(rec_t).max()
+  if PRESETS[name][0] == 'vae':
+    mean_t, head_t = (t.numpy() for t in out_t[1:])
+    if mean_t.ndim == 4:
+      mean_t, head_t = mean_t.transpose(0, 2, 3, 1), head_t.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(o.mean, mean_t, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(o.logvar, scale * head_t, rtol=1e-4, atol=1e-5)
+
+
+def test_layers_match_by_order_and_shape_not_names():
+  name, latent, shape = 'conv_ae_small', 64, (26, 26, 3)
+  tm, model, v = _setup(name, latent, shape)
+  renamed = collections.OrderedDict(
+      (f'{i // 2}.{k.rsplit(".", 1)[1]}', t) for i, (k, t) in enumerate(tm.state_dict().items()))
+  assert list(renamed)[:2] == ['0.weight', '0.bias']  # a bare nn.Sequential's names
+  a, _ = interop.convert(tm.state_dict(), v['params'], {}, shape)
+  b, _ = interop.convert(renamed, v['params'], {}, shape)
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_mlp_flatten_order_hwc():
+  name, latent, shape = 'mlp_ae_50', 16, (5, 4, 3)
+  tm, model, v = _setup(name, latent, shape)
+  params, _ = interop.convert(tm.state_dict(), v['params'], {}, shape, 'hwc')
+  x = np.random.default_rng(0).random((2, *shape)).astype(np.float32)
+  with torch.no_grad():  # torch code that flattens NHWC images directly
+    rec_t = tm.decoder(tm.encoder(torch.from_numpy(x).reshape(2, -1))).numpy().reshape(x.shape)
+  np.testing.assert_allclose(model.apply({'params': params}, x).recon, rec_t, rtol=1e-5, atol=1e-6)
+
+
+def test_mismatch_lists_expected_and_found_layers():
+  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+  _, model, v = _setup('conv_ae_bn_mish', 1024, (64, 64, 3))
+  with pytest.raises(ConfigError) as e:
+    interop.convert(tm.state_dict(), v['params'], v['batch_stats'], (64, 64, 3))
+  msg = str(e.value)
+  assert 'do not fit this model' in msg
+  assert 'expected encoder/conv_0 conv (64, 3, 4, 4)' in msg and 'found conv1 conv/tconv (16, 3, 3, 3)' in msg
+
+
+@pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (3, 2, 2, 1), (5, 1, 2, 0),
+                                      (4, 2, 1, 1)])
+@pytest.mark.parametrize('size', [7, 8])
+def test_conv_transpose_equals_torch(k, s, p, op, size):
+  rng = np.random.default_rng(size)
+  x = rng.normal(size=(2, size, size + 1, 3)).astype(np.float32)
+  w = rng.normal(size=(3, 5, k, k)).astype(np.float32)  # torch [in, out, k, k]
+  b = rng.normal(size=(5,)).astype(np.float32)
+  ref = torch.nn.functional.conv_transpose2d(
+      torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(w), torch.from_numpy(b),
+      stride=s, padding=p, output_padding=op).numpy().transpose(0, 2, 3, 1)
+  out = layers.conv_transpose_subpixel(x, w.transpose(2, 3, 0, 1), s, p, op) + b
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):
+  from ae_jax import inference, workdir as wd
+  from ae_jax.train import train_and_evaluate
+  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+  ckpt = str(tmp_path / 'model.pt')
+  torch.save({'state_dict': tm.state_dict()}, ckpt)
+  workdir = str(tmp_path / 'imported')
+  r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt,
+                      '--config', 'configs/conv_ae_small.py', '--workdir', workdir,
+                      '--config.data.num_examples=100'], cwd=ROOT, capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'checkpoint at epoch 0' in r.stdout
+  m = inference.load(workdir)
+  x = np.random.default_rng(0).random((3, 26, 26, 3)).astype(np.float32)
+  with torch.no_grad():
+    ref = tm(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+  np.testing.assert_allclose(m.reconstruct(x), ref, rtol=1e-5, atol=1e-6)
+  config = wd.config_from_file(os.path.join(workdir, 'config.json'))
+  config.train.num_epochs, config.figures.enabled, config.progress = 1, False, False
+  summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
+  assert summary['members'][0]['eval']['psnr'] > 0
+  bad = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt,
+                        '--config', 'configs/vae_beta.py', '--workdir', str(tmp_path / 'x'),
+                        '--config.sweep.beta=None'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 2 and 'do not fit this model' in bad.stderr
