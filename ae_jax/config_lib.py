@@ -22,6 +22,7 @@ _CHOICES = {
     'data.wm811k_unlabeled': ('keep', 'drop'),
     'optim.name': ('adam', 'adamw'),
     'train.loop': ('auto', 'scan', 'python'),
+    'dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'cosine', 'warmup_cosine'),
     'loss.reconstruction': ('mse', 'l1', 'bce', 'gaussian_nll'),
     'loss.reduction': ('sum', 'mean'),

@@ -37,6 +37,7 @@ class StepSpec(NamedTuple):
   batch_size: int
   steps_per_epoch: int
   eval_batch_size: int
+  dtype: str = 'float32'  # compute dtype; parameters, optimizer state and losses stay float32
 
 
 @flax.struct.dataclass
@@ -51,6 +52,25 @@ class TrainState:
 
 def _variables(state_params, batch_stats):
   return {'params': state_params, **({'batch_stats': batch_stats} if batch_stats else {})}
+
+
+def _cast(tree, dtype):
+  return jax.tree_util.tree_map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def apply_model(spec: StepSpec, params, batch_stats, x, **kwargs):
+  """model.apply computed in spec.dtype, with outputs (and updated statistics) in float32.
+
+  For bfloat16, the float32 parameters are cast inside the step, so gradients flow
+  back to them in float32 (the usual mixed-precision recipe for GPU/TPU).
+  """
+  if spec.dtype == 'float32':
+    return spec.model.apply(_variables(params, batch_stats), x, **kwargs)
+  dt = jnp.dtype(spec.dtype)
+  out = spec.model.apply(_variables(_cast(params, dt), _cast(batch_stats, dt)), x.astype(dt),
+                         **kwargs)
+  return _cast(out, jnp.float32)
 
 
 def init_state(spec: StepSpec, seed, image_shape) -> TrainState:
@@ -73,9 +93,8 @@ def train_step(spec: StepSpec, state: TrainState, images, hp):
   mask = hp.get('latent_mask')
 
   def loss_fn(params):
-    out, new_vars = spec.model.apply(
-        _variables(params, state.batch_stats), images, train=True, latent_mask=mask,
-        rngs={'reparam': rng}, mutable=['batch_stats'])
+    out, new_vars = apply_model(spec, params, state.batch_stats, images, train=True,
+                                latent_mask=mask, rngs={'reparam': rng}, mutable=['batch_stats'])
     t = losses.terms(out, images, spec.loss, beta_eff)
     return t['loss'].mean(), (t, new_vars)
 
@@ -125,17 +144,17 @@ def eval_member(spec: StepSpec, state: TrainState, images, valid, hp, key):
   """
   mask = hp.get('latent_mask')
   variables = _variables(state.params, state.batch_stats)
+  apply = functools.partial(apply_model, spec, state.params, state.batch_stats)
   progress = state.step.astype(jnp.float32) / spec.steps_per_epoch
   beta_eff = losses.kl_weight(hp['beta'], progress, hp['kl_warmup_epochs'])
   filter_size = _ssim_filter(images.shape[2:4])
 
   def body(totals, inputs):
     batch, ok, i = inputs
-    out = spec.model.apply(variables, batch, train=False, latent_mask=mask,
-                           rngs={'reparam': jax.random.fold_in(key, i)})
+    out = apply(batch, train=False, latent_mask=mask, rngs={'reparam': jax.random.fold_in(key, i)})
     t = losses.terms(out, batch, spec.loss, beta_eff)
     if spec.model.kind == 'vae':
-      out = spec.model.apply(variables, batch, train=False, sample=False, latent_mask=mask)
+      out = apply(batch, train=False, sample=False, latent_mask=mask)
     recon = jnp.clip(out.recon, 0.0, 1.0)
     t['psnr'] = pix.psnr(recon, batch)
     t['ssim'] = pix.ssim(recon, batch, max_val=1.0, filter_size=filter_size)
@@ -241,8 +260,8 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
                                   (0, None, None, 0, None), k))
 
   def recon_member(state, images, hp):
-    out = spec.model.apply(_variables(state.params, state.batch_stats), images, train=False,
-                           sample=False, latent_mask=hp.get('latent_mask'))
+    out = apply_model(spec, state.params, state.batch_stats, images, train=False,
+                      sample=False, latent_mask=hp.get('latent_mask'))
     return out.recon
 
   reconstruct = jax.jit(over_members(recon_member, (0, None, 0), k))

@@ -54,7 +54,7 @@ class Setup:
                             float(config.loss.nll_sigma)),
         optim=spec_from_config(config, self.steps_per_epoch),
         batch_size=batch, steps_per_epoch=self.steps_per_epoch,
-        eval_batch_size=config.train.eval_batch_size)
+        eval_batch_size=config.train.eval_batch_size, dtype=config.dtype)
     self.fns = steps.make_functions(self.spec, tuple(self.image_shape), len(self.members),
                                     config.train.loop, config.sweep.vectorize)
     hp = sweep.hparams(self.members)

@@ -128,5 +128,8 @@ def get_config():
   # (unroll for conv models on CPU, where vmapped convolutions become slow grouped ones)
   config.sweep.vectorize = 'auto'
 
+  # Compute dtype: float32, or bfloat16 for GPU/TPU (parameters, optimizer state and
+  # losses stay float32). On CPU keep float32: XLA:CPU has no fast bfloat16 kernels.
+  config.dtype = 'float32'
   config.progress = True  # tqdm bar (only when stderr is a terminal)
   return config

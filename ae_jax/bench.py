@@ -1,0 +1,125 @@
+"""Time the training step of a config.
+
+  python -m ae_jax.bench --config configs/X.py [--config.a.b=v ...] [--steps 20] [--synthetic]
+                         [--compare-loops]
+
+Prints one JSON line per model (per program of a sweep) with `model`, `image_shape`,
+`batch_size`, `members`, `step_ms` (median over --steps timed steps after --warmup,
+each synchronised), `images_per_sec`, `compile_s` (lowering + compiling the step),
+`peak_rss_mb`, `device`, `dtype`. `--synthetic` times on random images of the configured
+shape (data.image_size x data.image_size x (data.channels or 3)), so any preset can be
+timed at any size without its data. `--compare-loops` also times one epoch as a
+`lax.scan` against a Python loop of compiled steps over the same device-resident data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ae_jax import data, steps, sweep
+
+
+def synthetic_dataset(config, num: int, seed: int = 0) -> data.Dataset:
+  size = config.data.image_size or 64
+  shape = (size, size, config.data.channels or 3)
+  rng = np.random.default_rng(seed)
+  images = rng.random((num, *shape), dtype=np.float32)
+  part = lambda x: {'image': x, 'label': np.zeros(len(x), np.int32),
+                    'id': np.arange(len(x), dtype=np.int32)}
+  info = data.DatasetInfo('synthetic', shape, 0, ())
+  return data.Dataset(part(images), part(images[: max(1, num // 8)]), info)
+
+
+def _model_name(config) -> str:
+  m = config.model
+  return m.preset or f'{m.arch}_{m.kind}'
+
+
+def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = False,
+            compare_loops: bool = False, members=None) -> dict:
+  """Time one program's train step (and optionally its epoch loops)."""
+  from ae_jax.train import Setup
+  batch = config.train.batch_size
+  dataset = synthetic_dataset(config, max(4 * batch, 64)) if synthetic else None
+  setup = Setup(config, members, dataset=dataset)
+  state = setup.init_state()
+  x = jnp.asarray(setup.dataset.train['image'][:batch])
+  t0 = time.perf_counter()
+  compiled = setup.fns.step_batch.lower(state, x, setup.hparams).compile()
+  compile_s = time.perf_counter() - t0
+  times = []
+  for i in range(warmup + steps_timed):
+    t0 = time.perf_counter()
+    state, m = compiled(state, x, setup.hparams)
+    jax.block_until_ready((state, m))
+    if i >= warmup:
+      times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  k = len(setup.members)
+  out = {
+      'model': _model_name(setup.config), 'image_shape': list(setup.image_shape),
+      'batch_size': batch, 'members': k, 'step_ms': round(step_s * 1e3, 3),
+      'images_per_sec': round(batch * k / step_s, 1), 'compile_s': round(compile_s, 2),
+      'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      'device': str(jax.devices()[0]), 'dtype': config.dtype,
+      'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize,
+  }
+  if compare_loops:
+    out.update(_compare_loops(setup, state))
+  return out
+
+
+def _compare_loops(setup, state) -> dict:
+  images = jnp.asarray(setup.dataset.train['image'])
+  res = {}
+  for loop in ('scan', 'python'):
+    fns = steps.make_functions(setup.spec, tuple(setup.image_shape), len(setup.members), loop,
+                               setup.config.sweep.vectorize)
+    st = jax.tree_util.tree_map(jnp.array, state)
+    st, m = fns.epoch(st, images, setup.hparams, 0)  # compile
+    jax.block_until_ready(m)
+    times = []
+    for e in range(1, 4):
+      t0 = time.perf_counter()
+      st, m = fns.epoch(st, images, setup.hparams, e)
+      jax.block_until_ready(m)
+      times.append(time.perf_counter() - t0)
+    res[f'epoch_{loop}_ms'] = round(statistics.median(times) * 1e3, 2)
+  res['scan_speedup_over_python_loop'] = round(res['epoch_python_ms'] / res['epoch_scan_ms'], 3)
+  return res
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--config', required=True)
+  p.add_argument('--steps', type=int, default=20)
+  p.add_argument('--warmup', type=int, default=3)
+  p.add_argument('--synthetic', action='store_true')
+  p.add_argument('--compare-loops', action='store_true')
+  args, overrides = p.parse_known_args(argv)
+  from ae_jax.errors import ConfigError, DataError
+  from ae_jax.main import load_config_with_overrides
+  try:
+    config = load_config_with_overrides(args.config, overrides)
+    for prog in sweep.programs(config):
+      result = measure(prog.config, args.steps, args.warmup, args.synthetic,
+                       args.compare_loops, prog.members)
+      if prog.name:
+        result['program'] = prog.name
+      print(json.dumps(result), flush=True)
+  except (ConfigError, DataError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  main()
