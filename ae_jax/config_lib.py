@@ -15,7 +15,7 @@ _CHOICES = {
     'model.norm': NORMS,
     'model.init': ('default', 'kaiming_normal'),
     'model.conv.latent': ('flat', 'spatial'),
-    'model.conv.upsample': ('subpixel', 'dilated'),
+    'model.conv.upsample': ('phases', 'subpixel', 'dilated'),
     'data.wafer.render': ('onehot', 'gray'),
     'data.wafer.balance': ('uniform', 'wm811k'),
     'data.tier': ('auto', 'device', 'stream'),

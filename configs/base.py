@@ -26,7 +26,7 @@ def get_config():
   config.model.conv.padding = 1
   config.model.conv.latent = 'flat'  # flat (Dense to latent_dim) | spatial (3x3 conv head)
   config.model.conv.groups = 32  # group norm: groups (largest divisor of channels <= this)
-  config.model.conv.upsample = 'subpixel'  # transposed conv: subpixel (fast) | dilated
+  config.model.conv.upsample = 'phases'  # transposed conv: phases (fast) | subpixel | dilated
 
   config.data = ml_collections.ConfigDict()
   # Embedded (offline): digits | wafer | dsprites | photos | faces.

@@ -103,8 +103,9 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
   ref = torch.nn.functional.conv_transpose2d(
       torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(w), torch.from_numpy(b),
       stride=s, padding=p, output_padding=op).numpy().transpose(0, 2, 3, 1)
-  out = layers.conv_transpose_subpixel(x, w.transpose(2, 3, 0, 1), s, p, op) + b
-  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+  for impl in (layers.conv_transpose_phases, layers.conv_transpose_subpixel):
+    out = impl(x, w.transpose(2, 3, 0, 1), s, p, op) + b
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
 
 
 def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):

@@ -140,18 +140,20 @@ def test_preset_kind_mismatch_is_a_config_error():
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1), (3, 2, 2, 1),
                                       (5, 1, 2, 0), (2, 2, 0, 0), (5, 3, 1, 2)])
 @pytest.mark.parametrize('size', [5, 8])
-def test_subpixel_conv_transpose_equals_dilated_reference(k, s, p, op, size):
+@pytest.mark.parametrize('impl', [layers.conv_transpose_phases, layers.conv_transpose_subpixel],
+                         ids=['phases', 'subpixel'])
+def test_fast_conv_transpose_equals_dilated_reference(k, s, p, op, size, impl):
   rng = np.random.default_rng(k * 100 + s * 10 + p)
   x = jnp.asarray(rng.normal(size=(2, size, size + 1, 3)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, 3, 5)), jnp.float32)
   ref = layers.conv_transpose_dilated(x, w, s, p, op)
-  out = layers.conv_transpose_subpixel(x, w, s, p, op)
+  out = impl(x, w, s, p, op)
   assert out.shape == ref.shape == (2, (size - 1) * s - 2 * p + k + op,
                                     size * s - 2 * p + k + op, 5)
   np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
   # Gradients agree too (the reason for the sub-pixel form is a faster backward pass).
   g = lambda f: jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w, s, p, op))), (0, 1))(x, w)
-  for a, b in zip(g(layers.conv_transpose_subpixel), g(layers.conv_transpose_dilated)):
+  for a, b in zip(g(impl), g(layers.conv_transpose_dilated)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
@@ -163,4 +165,5 @@ def test_conv_transpose_matches_lax_conv_transpose():
   w = jnp.asarray(rng.normal(size=(4, 4, 2, 3)), jnp.float32)
   ref = jax.lax.conv_transpose(x, w, (2, 2), 'VALID', transpose_kernel=True,
                                dimension_numbers=('NHWC', 'HWOI', 'NHWC'))
+  np.testing.assert_allclose(layers.conv_transpose_phases(x, w, 2, 0, 0), ref, atol=1e-5)
   np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)

@@ -82,7 +82,7 @@ class ConvDecoder(nn.Module):
   groups: int = 32
   activation: str = 'relu'
   init: str = 'default'
-  upsample: str = 'subpixel'           # ConvTranspose implementation
+  upsample: str = 'phases'             # ConvTranspose implementation
 
   @nn.compact
   def __call__(self, z, train: bool = False):
