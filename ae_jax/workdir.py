@@ -30,10 +30,20 @@ def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def base_config() -> ml_collections.ConfigDict:
+  """configs/base.py, found next to the package (works from any working directory)."""
+  import importlib.util
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location('ae_jax_base_config',
+                                                os.path.join(root, 'configs', 'base.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
 def config_from_file(path: str) -> ml_collections.ConfigDict:
   """The config a workdir was trained with (tuples restored where the base has tuples)."""
-  from configs import base
-  cfg = base.get_config()
+  cfg = base_config()
   _merge(cfg, read_json(path), path)
   return cfg
 
