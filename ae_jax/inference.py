@@ -81,8 +81,8 @@ def _restored(workdir: str, epoch: int | None = None):
                      'or export a member (python -m ae_jax.export)')
   setup = Setup(wd.config_from_file(path), members)
   state, epoch = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
-                                          setup.init_state(), epoch)
-  return setup, state, epoch
+                                          setup.fns.stack(setup.init_state()), epoch)
+  return setup, state, epoch  # state in the [K, ...] form
 
 
 def load(workdir: str, member: int | str = 0, epoch: int | None = None) -> Trained:
@@ -103,8 +103,8 @@ def evaluate_workdir(workdir: str) -> dict:
   images, valid = steps.batch_for_eval(setup.dataset.test['image'],
                                        setup.config.train.eval_batch_size)
   key = jax.random.PRNGKey(setup.config.train.seed + 1_000_003)
-  ev = jax.device_get(setup.fns.evaluate(state, jnp.asarray(images), jnp.asarray(valid),
-                                         setup.hparams, key))
+  ev = jax.device_get(setup.fns.evaluate(setup.fns.unstack(state), jnp.asarray(images),
+                                         jnp.asarray(valid), setup.hparams, key))
   return {'epoch': epoch, 'members': [
       {'name': m['name'], 'eval': {k: float(v[i]) for k, v in ev.items()}}
       for i, m in enumerate(setup.members)]}

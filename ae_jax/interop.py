@@ -188,7 +188,7 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
     raise ConfigError('import into a config without a sweep (one member)')
   if logvar_scale is None:
     logvar_scale = 2.0 if config.model.preset == 'mlp_vae_50' else 1.0
-  state = jax.device_get(setup.init_state())
+  state = jax.device_get(setup.fns.stack(setup.init_state()))
   one = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), t)
   params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
                           setup.image_shape, flatten_order, logvar_scale)

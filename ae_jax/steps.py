@@ -181,7 +181,10 @@ def eval_member(spec: StepSpec, state: TrainState, images, valid, hp, key):
 
 
 class Functions(NamedTuple):
-  init: Callable      # (seeds [K]) -> stacked TrainState
+  """The compiled functions of one program. They take the state in their internal form:
+  [K, ...] for K > 1, no member axis for a single member; `stack` / `unstack` convert
+  to and from the [K, ...] form that checkpoints and inference use."""
+  init: Callable      # (seeds [K]) -> TrainState (internal form)
   epoch: Callable     # (state, images, hp, epoch) -> (state, metrics [K, steps])
   evaluate: Callable  # (state, images, valid, hp, key) -> metrics [K]
   reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
@@ -190,21 +193,39 @@ class Functions(NamedTuple):
   step_batch: Callable  # (state, batch [B,H,W,C], hp) -> (state, metrics [K]); streamed data
   scan_batches: Callable  # (state, batches [S,B,H,W,C], hp) -> (state, metrics [K, S])
   vectorize: str      # how members share the program: 'vmap' or 'unroll'
+  stack: Callable     # internal state -> [K, ...] state
+  unstack: Callable   # [K, ...] state -> internal state
 
 
-def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap'):
+def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
+                  state_out: bool = False):
   """Map `fn` over the leading member axis of the arguments whose in_axes is 0.
 
   'vmap' batches the members; 'unroll' writes one copy of `fn` per member into the same
-  program. With one member, the axis is squeezed instead. vmapping a convolution whose
-  weights carry the member axis makes it a grouped convolution, which XLA:CPU runs
-  several times slower than the separate convolutions 'unroll' emits.
+  program. vmapping a convolution whose weights carry the member axis makes it a grouped
+  convolution, which XLA:CPU runs several times slower than the separate convolutions
+  'unroll' emits.
+
+  With one member, argument 0 is the state *without* a member axis (see
+  Functions.unstack): carrying a size-1 axis through the step made XLA keep extra
+  copies of the weights, 2.3x slower on the 50x50 MLP VAE. The other arguments are
+  squeezed and the outputs other than the state get the axis back.
   """
   def take(args, i):
     return [a if ax is None else jax.tree_util.tree_map(lambda x: x[i], a)
             for a, ax in zip(args, in_axes)]
 
-  if num_members > 1 and strategy == 'vmap':
+  expand = lambda t: jax.tree_util.tree_map(lambda x: x[None], t)
+  if num_members == 1:
+    def single(*args):
+      rest = [a if ax is None else jax.tree_util.tree_map(lambda x: x[0], a)
+              for a, ax in zip(args[1:], in_axes[1:])]
+      out = fn(args[0], *rest)
+      return (out[0], expand(out[1])) if state_out else expand(out)
+
+    return single
+
+  if strategy == 'vmap':
     return jax.vmap(fn, in_axes=in_axes)
 
   def unrolled(*args):
@@ -254,8 +275,14 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
   k = num_members
   vec = choose_vectorize(vectorize, spec.model, image_shape)
   over_members = functools.partial(_over_members, strategy=vec)
-  init = jax.jit(over_members(functools.partial(init_state, spec, image_shape=image_shape),
-                              (0,), k))
+  if k == 1:
+    init = jax.jit(lambda seeds: init_state(spec, seeds[0], image_shape))
+    stack = lambda st: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], st)
+    unstack = lambda st: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[0], st)
+  else:
+    init = jax.jit(over_members(functools.partial(init_state, spec, image_shape=image_shape),
+                                (0,), k))
+    stack = unstack = lambda st: st
   evaluate = jax.jit(over_members(functools.partial(eval_member, spec),
                                   (0, None, None, 0, None), k))
 
@@ -269,16 +296,16 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
   order = jax.jit(over_members(
       lambda st, n, e: epoch_batches(spec, st, n, e), (0, None, None), k), static_argnums=1)
   step_batch = jax.jit(over_members(lambda st, batch, hp: train_step(spec, st, batch, hp),
-                                    (0, None, 0), k), donate_argnums=0)
+                                    (0, None, 0), k, state_out=True), donate_argnums=0)
   scan_batches = jax.jit(over_members(
       lambda st, xs, hp: jax.lax.scan(lambda c, b: train_step(spec, c, b, hp), st, xs),
-      (0, None, 0), k), donate_argnums=0)
+      (0, None, 0), k, state_out=True), donate_argnums=0)
   if loop == 'scan':
-    epoch = jax.jit(over_members(functools.partial(train_epoch, spec), (0, None, 0, None), k),
-                    donate_argnums=0)
+    epoch = jax.jit(over_members(functools.partial(train_epoch, spec), (0, None, 0, None), k,
+                                 state_out=True), donate_argnums=0)
   else:
     step = jax.jit(over_members(lambda st, images, idx, hp: train_step(spec, st, images[idx], hp),
-                                (0, None, 0, 0), k), donate_argnums=0)
+                                (0, None, 0, 0), k, state_out=True), donate_argnums=0)
 
     def epoch(state, images, hp, epoch_index):
       idx = order(state, images.shape[0], epoch_index)  # [K, steps, B] on the device
@@ -289,7 +316,7 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
       return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *rows)
 
   return Functions(init, epoch, evaluate, reconstruct, loop, order, step_batch, scan_batches,
-                   vec)
+                   vec, stack, unstack)
 
 
 def batch_for_eval(images, batch_size: int):

@@ -69,6 +69,7 @@ class Setup:
     self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
 
   def init_state(self):
+    """Initial state in the compiled functions' form (fns.stack gives the [K, ...] form)."""
     return self.fns.init(self.seeds)
 
   def is_eval_epoch(self, epoch: int) -> bool:
@@ -166,7 +167,7 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   latest = ckpts.latest_step()
   start_epoch = latest or 0
   if latest is not None:  # epoch 0 is an imported or exported starting point
-    state = ckpts.restore(state, latest)
+    state = fns.unstack(ckpts.restore(fns.stack(state), latest))
     log.info('resumed %s from epoch %d', workdir, start_epoch)
   _write_config(cfg, members, workdir, start_epoch)
   metrics_log = wd.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), start_epoch)
@@ -218,7 +219,7 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
         if eval_rows and cfg.checkpoint.best_metric:
           best = {cfg.checkpoint.best_metric: float(np.mean(
               [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
-        ckpts.save(epoch + 1, state, members, best)
+        ckpts.save(epoch + 1, fns.stack(state), members, best)
   finally:
     bar.close()
     ckpts.close()

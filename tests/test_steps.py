@@ -24,7 +24,7 @@ def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
   for epoch in range(3):
     state, m = setup.fns.epoch(state, images, setup.hparams, epoch)
   assert m['loss'].shape == (1, setup.steps_per_epoch)
-  assert int(state.step[0]) == 3 * setup.steps_per_epoch
+  assert int(setup.fns.stack(state).step[0]) == 3 * setup.steps_per_epoch
 
 
 def test_auto_loop_uses_python_loop_for_conv_on_cpu_and_scan_for_mlp():
@@ -45,7 +45,7 @@ def test_scan_and_python_loops_agree():
 
 def test_epoch_order_depends_on_epoch_and_seed_only():
   setup = Setup(tiny_config())
-  st = jax.tree_util.tree_map(lambda x: x[0], setup.init_state())
+  st = jax.tree_util.tree_map(lambda x: x[0], setup.fns.stack(setup.init_state()))
   n = setup.dataset.train['image'].shape[0]
   a = steps.epoch_batches(setup.spec, st, n, 0)
   b = steps.epoch_batches(setup.spec, st, n, 1)

@@ -88,7 +88,8 @@ def test_bad_config_values_are_named(overrides, message):
 
 def _params(workdir):
   setup = Setup(tiny_config())
-  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'), setup.init_state())
+  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
+                                      setup.fns.stack(setup.init_state()))
   return state
 
 
@@ -103,8 +104,9 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   train_and_evaluate(tiny_config(train__num_epochs=1, **overrides), part)
   train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), part)  # resumes at 1
   setup = Setup(tiny_config(**overrides))
-  a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), setup.init_state())
-  b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), setup.init_state())
+  template = setup.fns.stack(setup.init_state())
+  a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
+  b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(x, y)
   rows = lambda d: [json.loads(l) for l in open(os.path.join(d, 'metrics.jsonl'))]
@@ -141,8 +143,10 @@ def test_inference_api_round_trip(tmp_path):
   assert recon.shape == x.shape
   # Same numbers as the trainer's own deterministic reconstruction of the final state.
   setup = Setup(tiny_config())
-  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'), setup.init_state())
-  np.testing.assert_allclose(recon, setup.fns.reconstruct(state, x, setup.hparams)[0], atol=1e-6)
+  state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
+                                      setup.fns.stack(setup.init_state()))
+  np.testing.assert_allclose(recon, setup.fns.reconstruct(setup.fns.unstack(state), x,
+                                                          setup.hparams)[0], atol=1e-6)
   assert m.sample_prior(3).shape == (3, 8, 8, 1)
   assert inference.load(workdir, member='run').epoch == 2
   with pytest.raises(ValueError, match=r'takes \(8, 8, 1\)'):
