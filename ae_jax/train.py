@@ -176,11 +176,12 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   bar = _progress(cfg, num_epochs * spe, min(start_epoch, num_epochs) * spe)
   timing = {'compile_s': None, 'train_s': 0.0, 'timed_epochs': 0}
   last_eval, epoch = None, start_epoch
+  feed = stream_feed(setup, state, train_images, start_epoch) if streaming else None
   try:
     for epoch in range(start_epoch, num_epochs):
       t0 = time.perf_counter()
       if streaming:
-        state, m = stream_epoch(setup, state, train_images, epoch)
+        state, m = stream_epoch(setup, state, feed)
       else:
         state, m = fns.epoch(state, train_images, setup.hparams, epoch)
       m = jax.device_get(m)  # the one host sync per epoch
@@ -221,6 +222,8 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
               [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
         ckpts.save(epoch + 1, fns.stack(state), members, best)
   finally:
+    if feed is not None:
+      feed.close()  # stops the reader thread
     bar.close()
     ckpts.close()
 
@@ -235,24 +238,38 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   return summary
 
 
-def stream_epoch(setup, state, source, epoch: int):
-  """One epoch over a StreamSource: batches read ahead on a thread, one compiled step each.
+def stream_feed(setup, state, source, first_epoch: int):
+  """Device batches for every remaining epoch, read ahead on a thread across epochs.
 
-  The order is the one the device tier would use (member 0's permutation for this
-  epoch), so a streamed run sees the same batches as a resident one, and a resumed run
-  the same batches as an uninterrupted one. All members of a program share it.
+  The order is the one the device tier would use (member 0's permutation per epoch,
+  computed on the host from its data key, so reading never waits for training), hence a
+  streamed run sees the same batches as a resident one, and a resumed run the same
+  batches as an uninterrupted one. All members of a program share it.
   """
   from ae_jax.data import stream
-  fns, cfg = setup.fns, setup.config
-  rows = np.asarray(fns.order(state, len(source), epoch))[0]  # [steps, B]
+  fns, cfg, spec = setup.fns, setup.config, setup.spec
+  key = np.asarray(jax.tree_util.tree_map(lambda x: x[0], fns.stack(state)).data_key)
+  order = jax.jit(lambda e: steps.epoch_batches(spec, steps.TrainState(
+      step=None, params=None, batch_stats=None, opt_state=None, noise_key=None,
+      data_key=key), len(source), e))
+  chunk = cfg.data.stream_chunk_steps if fns.loop == 'scan' else 1
+  epochs = range(first_epoch, cfg.train.num_epochs)
+  return stream.batches(source, stream.blocks(lambda e: np.asarray(order(e)), epochs, chunk),
+                        cfg.data.prefetch, squeeze=fns.loop != 'scan')
+
+
+def stream_epoch(setup, state, feed):
+  """One epoch from `feed`: each chunk one lax.scan (or each batch one compiled step)."""
+  fns = setup.fns
   metrics = []
-  if fns.loop == 'scan':  # chunks of steps, each one lax.scan on the device
-    for xs in stream.batches(source, rows, cfg.data.prefetch, cfg.data.stream_chunk_steps):
-      state, m = fns.scan_batches(state, xs, setup.hparams)
+  if fns.loop == 'scan':
+    chunk = setup.config.data.stream_chunk_steps
+    for _ in range(-(-setup.steps_per_epoch // chunk)):
+      state, m = fns.scan_batches(state, next(feed), setup.hparams)
       metrics.append(m)
     return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *metrics)
-  for batch in stream.batches(source, rows, cfg.data.prefetch):
-    state, m = fns.step_batch(state, batch, setup.hparams)
+  for _ in range(setup.steps_per_epoch):
+    state, m = fns.step_batch(state, next(feed), setup.hparams)
     metrics.append(m)
   return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *metrics)
 

@@ -31,21 +31,29 @@ def _to_device(local: np.ndarray):
   return jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec('data')), local)
 
 
-def batches(source, index_rows: np.ndarray, depth: int = 4, chunk: int = 1):
-  """Yield device arrays for `index_rows` [steps, B], `depth` read ahead: [B, ...]
-  batches (chunk=1) or [<=chunk, B, ...] stacks of consecutive batches."""
+def blocks(rows_per_epoch, epochs, chunk: int):
+  """Row blocks [<=chunk, B] for each epoch in turn; rows_per_epoch(e) -> [steps, B]."""
+  for e in epochs:
+    rows = rows_per_epoch(e)
+    for start in range(0, len(rows), chunk):
+      yield rows[start:start + chunk]
+
+
+def batches(source, row_blocks, depth: int = 4, squeeze: bool = False):
+  """Yield device arrays [c, B, ...] for each block of rows in `row_blocks` (an iterable
+  of [c, B] index arrays, possibly spanning epochs), `depth` blocks read ahead; with
+  squeeze, blocks of one row yield [B, ...]."""
   q: queue.Queue = queue.Queue(maxsize=max(1, depth))
   stop = threading.Event()
 
   def worker():
     try:
-      for start in range(0, len(index_rows), chunk):
+      for rows in row_blocks:
         if stop.is_set():
           return
-        rows = index_rows[start:start + chunk]
         local = np.stack([host_rows(r) for r in rows])  # [c, B_local]
         x = source.read(local.ravel()).reshape(*local.shape, *source.shape[1:])
-        q.put(_to_device(x[0] if chunk == 1 else x))
+        q.put(_to_device(x[0] if squeeze else x))
       q.put(None)
     except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
       q.put(e)
