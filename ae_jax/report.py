@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import os
 
-import numpy as np
-
 from ae_jax import sweep
 
 COLUMNS = (('train_loss', 'training loss'), ('recon', 'eval recon'), ('kl', 'KL'),
@@ -144,4 +142,3 @@ def rate_distortion(final, axes, path):
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
-  return np.array([xs, ys])

@@ -85,7 +85,7 @@ def test_unknown_dataset_and_bad_arrays_are_named():
 
 # ---- embedded datasets -----------------------------------------------------------------
 
-from ae_jax.data import dsprites, files, skimage_sets  # noqa: E402
+from ae_jax.data import dsprites, skimage_sets  # noqa: E402
 
 
 def test_dsprites_follow_the_factor_definition():

@@ -4,7 +4,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from optax import contrib
 
 from ae_jax import optim, steps
 from ae_jax.train import Setup

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, config_lib, inference
+from ae_jax import checkpoint, inference
 from ae_jax.errors import ConfigError, NonFiniteLossError
 from ae_jax.train import Setup, train_and_evaluate
 from conftest import ROOT, tiny_config

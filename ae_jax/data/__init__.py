@@ -13,7 +13,6 @@ The test split is always materialised.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable
 
 import numpy as np

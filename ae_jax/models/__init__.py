@@ -9,8 +9,7 @@ from __future__ import annotations
 from ae_jax.errors import ConfigError
 from ae_jax.models.base import AutoEncoder, ModelOutput
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
-from ae_jax.models.layers import (ACTIVATIONS, NORMS, OUTPUT_ACTIVATIONS,
-                                  conv_out_size, conv_transpose_out_size)
+from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
 
 __all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape']
