@@ -92,7 +92,10 @@ def main(argv):
       summary = train_and_evaluate(FLAGS.config, workdir)
     else:
       from ae_jax.inference import evaluate_workdir
-      summary = evaluate_workdir(workdir)
+      try:
+        summary = evaluate_workdir(workdir)
+      except (FileNotFoundError, ValueError) as e:  # not a (single-program) workdir
+        raise ConfigError(str(e)) from e
   except (ConfigError, DataError, NonFiniteLossError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

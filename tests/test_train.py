@@ -56,6 +56,10 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   out = json.loads(r.stdout[r.stdout.index('{'):])
   np.testing.assert_allclose(out['run']['psnr'], evals[-1]['psnr'], rtol=1e-5)
+  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'none'),
+              '--mode=evaluate')
+  assert r.returncode == 2 and 'is not a trained workdir' in r.stderr
+  assert 'Traceback' not in r.stderr
 
 
 @pytest.mark.parametrize('flag,message', [
