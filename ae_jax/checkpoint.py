@@ -24,16 +24,6 @@ def _restore_args(state_like):
   return ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
 
 
-def read_members(directory: str, epoch: int | None = None) -> list:
-  """The member grid stored with a checkpoint."""
-  mngr = ocp.CheckpointManager(os.path.abspath(directory))
-  try:
-    epoch = mngr.latest_step() if epoch is None else epoch
-    return mngr.restore(epoch, args=ocp.args.Composite(members=ocp.args.JsonRestore())).members
-  finally:
-    mngr.close()
-
-
 class Checkpoints:
 
   def __init__(self, workdir: str, max_to_keep: int, best_metric: str = '',

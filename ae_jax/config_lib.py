@@ -45,6 +45,11 @@ def get(config, dotted: str):
   return node
 
 
+def set_value(config, dotted: str, value) -> None:
+  parent, _, last = dotted.rpartition('.')
+  (get(config, parent) if parent else config)[last] = value
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the key, its value and what is expected."""
   for key, choices in _CHOICES.items():

@@ -67,9 +67,7 @@ def export_member(workdir: str, member: str, out: str) -> str:
   ckpts.close()
   rows = [{**r, 'member': 'run'} for r in wd.read_metrics(os.path.join(src, 'metrics.jsonl'))
           if r['member'] == member and r['epoch'] <= epoch]
-  with open(os.path.join(out, 'metrics.jsonl'), 'w') as f:
-    for r in rows:
-      f.write(__import__('json').dumps(r) + '\n')
+  wd.write_metrics(os.path.join(out, 'metrics.jsonl'), rows)
   summary = wd.read_json(os.path.join(src, 'summary.json'))
   entry = next(e for e in summary['members'] if e['name'] == member)
   wd.write_json(os.path.join(out, 'summary.json'), {

@@ -98,13 +98,8 @@ def load(workdir: str, member: int | str = 0, epoch: int | None = None) -> Train
 
 def evaluate_workdir(workdir: str) -> dict:
   """Evaluate the latest checkpoint on the test split (the CLI's --mode=evaluate)."""
-  from ae_jax import steps
   setup, state, epoch = _restored(workdir)
-  images, valid = steps.batch_for_eval(setup.dataset.test['image'],
-                                       setup.config.train.eval_batch_size)
-  key = jax.random.PRNGKey(setup.config.train.seed + 1_000_003)
-  ev = jax.device_get(setup.fns.evaluate(setup.fns.unstack(state), jnp.asarray(images),
-                                         jnp.asarray(valid), setup.hparams, key))
+  ev = setup.evaluate(setup.fns.unstack(state))
   return {'epoch': epoch, 'members': [
       {'name': m['name'], 'eval': {k: float(v[i]) for k, v in ev.items()}}
       for i, m in enumerate(setup.members)]}

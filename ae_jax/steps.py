@@ -114,16 +114,16 @@ def train_step(spec: StepSpec, state: TrainState, images, hp):
   return new_state, metrics
 
 
-def epoch_batches(spec: StepSpec, state: TrainState, num_examples: int, epoch):
-  """This member's data order for `epoch`: [steps, B] indices (last partial batch dropped)."""
-  perm = jax.random.permutation(jax.random.fold_in(state.data_key, epoch), num_examples)
+def epoch_batches(spec: StepSpec, data_key, num_examples: int, epoch):
+  """A member's data order for `epoch`: [steps, B] indices (last partial batch dropped)."""
+  perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
   used = spec.steps_per_epoch * spec.batch_size
   return perm[:used].reshape(spec.steps_per_epoch, spec.batch_size)
 
 
 def train_epoch(spec: StepSpec, state: TrainState, images, hp, epoch):
   """A whole epoch as one lax.scan over device-resident `images` [N,H,W,C]."""
-  idx = epoch_batches(spec, state, images.shape[0], epoch)
+  idx = epoch_batches(spec, state.data_key, images.shape[0], epoch)
 
   def body(st, batch_idx):
     return train_step(spec, st, images[batch_idx], hp)
@@ -211,16 +211,14 @@ def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
   copies of the weights, 2.3x slower on the 50x50 MLP VAE. The other arguments are
   squeezed and the outputs other than the state get the axis back.
   """
-  def take(args, i):
+  def take(args, axes, i):
     return [a if ax is None else jax.tree_util.tree_map(lambda x: x[i], a)
-            for a, ax in zip(args, in_axes)]
+            for a, ax in zip(args, axes)]
 
   expand = lambda t: jax.tree_util.tree_map(lambda x: x[None], t)
   if num_members == 1:
     def single(*args):
-      rest = [a if ax is None else jax.tree_util.tree_map(lambda x: x[0], a)
-              for a, ax in zip(args[1:], in_axes[1:])]
-      out = fn(args[0], *rest)
+      out = fn(args[0], *take(args[1:], in_axes[1:], 0))
       return (out[0], expand(out[1])) if state_out else expand(out)
 
     return single
@@ -229,7 +227,7 @@ def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
     return jax.vmap(fn, in_axes=in_axes)
 
   def unrolled(*args):
-    outs = [fn(*take(args, i)) for i in range(num_members)]
+    outs = [fn(*take(args, in_axes, i)) for i in range(num_members)]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
 
   return unrolled
@@ -243,15 +241,14 @@ def _has_conv(model: AutoEncoder, image_shape) -> bool:
   return any('conv' in jax.tree_util.keystr(path) for path, _ in paths)
 
 
-def choose_vectorize(strategy: str, model: AutoEncoder, image_shape) -> str:
+def choose_vectorize(strategy: str, conv_on_cpu: bool) -> str:
   """'auto' -> 'unroll' for conv models on CPU, else 'vmap'."""
   if strategy != 'auto':
     return strategy
-  on_cpu = jax.default_backend() == 'cpu'
-  return 'unroll' if on_cpu and _has_conv(model, image_shape) else 'vmap'
+  return 'unroll' if conv_on_cpu else 'vmap'
 
 
-def choose_loop(loop: str, model: AutoEncoder, image_shape) -> str:
+def choose_loop(loop: str, conv_on_cpu: bool) -> str:
   """'auto' -> 'scan' unless convolutions would run inside a loop body on XLA:CPU.
 
   XLA:CPU loses its fast convolution path inside while-loop bodies (jax issue #12868):
@@ -260,8 +257,7 @@ def choose_loop(loop: str, model: AutoEncoder, image_shape) -> str:
   """
   if loop != 'auto':
     return loop
-  on_cpu = jax.default_backend() == 'cpu'
-  return 'python' if on_cpu and _has_conv(model, image_shape) else 'scan'
+  return 'python' if conv_on_cpu else 'scan'
 
 
 @functools.lru_cache(maxsize=16)
@@ -273,7 +269,8 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
   settings, such as equal chunks of members, reuse one compilation.
   """
   k = num_members
-  vec = choose_vectorize(vectorize, spec.model, image_shape)
+  conv_on_cpu = jax.default_backend() == 'cpu' and _has_conv(spec.model, image_shape)
+  vec = choose_vectorize(vectorize, conv_on_cpu)
   over_members = functools.partial(_over_members, strategy=vec)
   if k == 1:
     init = jax.jit(lambda seeds: init_state(spec, seeds[0], image_shape))
@@ -292,9 +289,10 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
     return out.recon
 
   reconstruct = jax.jit(over_members(recon_member, (0, None, 0), k))
-  loop = choose_loop(loop, spec.model, image_shape)
+  loop = choose_loop(loop, conv_on_cpu)
   order = jax.jit(over_members(
-      lambda st, n, e: epoch_batches(spec, st, n, e), (0, None, None), k), static_argnums=1)
+      lambda st, n, e: epoch_batches(spec, st.data_key, n, e), (0, None, None), k),
+      static_argnums=1)
   step_batch = jax.jit(over_members(lambda st, batch, hp: train_step(spec, st, batch, hp),
                                     (0, None, 0), k, state_out=True), donate_argnums=0)
   scan_batches = jax.jit(over_members(

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ae_jax import config_lib
 from ae_jax.errors import ConfigError
 
 # vmapped axis -> (config key holding the unswept value, type)
@@ -50,21 +51,6 @@ def _fmt(v) -> str:
   if isinstance(v, (tuple, list)):
     return '-'.join(_fmt(x) for x in v)
   return str(v)
-
-
-def _get(config, dotted):
-  node = config
-  for part in dotted.split('.'):
-    node = node[part]
-  return node
-
-
-def _set(config, dotted, value):
-  *path, last = dotted.split('.')
-  node = config
-  for part in path:
-    node = node[part]
-  node[last] = value
 
 
 def _axis_values(config, key):
@@ -117,7 +103,7 @@ def expand(config) -> list[dict]:
     points = list(itertools.product(*axes.values()))
   members = []
   for point in points:
-    m = {k: typ(_get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
+    m = {k: typ(config_lib.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
     m.update(dict(zip(names, point)))
     m['name'] = ','.join(f'{k}={_fmt(m[k])}' for k in names) or 'run'
     members.append(m)
@@ -182,7 +168,7 @@ def programs(config) -> list[Program]:
     cfg = copy.deepcopy(config)
     with cfg.unlocked():
       for key, value in zip(outer, point):
-        _set(cfg, OUTER[key], tuple(value) if isinstance(value, list) else value)
+        config_lib.set_value(cfg, OUTER[key], tuple(value) if isinstance(value, list) else value)
         cfg.sweep[key] = None
     prefix = ','.join(f'{k}={_fmt(v)}' for k, v in zip(outer, point))
     members = expand(cfg)

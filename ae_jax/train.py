@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import sys
@@ -67,6 +66,17 @@ class Setup:
                                              latent_shape(self.model, self.image_shape))
     self.hparams = {k: jnp.asarray(v) for k, v in hp.items()}
     self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
+    self._eval_inputs = None
+
+  def evaluate(self, state) -> dict:
+    """Test-split metrics of `state` (the functions' form): {name: [K] numpy}."""
+    if self._eval_inputs is None:  # built once, kept on the device
+      images, valid = steps.batch_for_eval(self.dataset.test['image'],
+                                           self.config.train.eval_batch_size)
+      self._eval_inputs = (jax.device_put(images), jax.device_put(valid),
+                           jax.random.PRNGKey(self.config.train.seed + 1_000_003))
+    images, valid, key = self._eval_inputs
+    return jax.device_get(self.fns.evaluate(state, images, valid, self.hparams, key))
 
   def init_state(self):
     """Initial state in the compiled functions' form (fns.stack gives the [K, ...] form)."""
@@ -135,9 +145,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     wd.write_json(os.path.join(workdir, 'config.json'), wd.config_to_dict(config))
     wd.write_json(os.path.join(workdir, 'members.json'),
                   [{**m, 'program': p.name} for p in progs for m in p.members])
-    with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
-      for r in rows:
-        f.write(json.dumps(r) + '\n')
+    wd.write_metrics(os.path.join(workdir, 'metrics.jsonl'), rows)
     if config.figures.enabled:
       figures.loss_curves(rows, os.path.join(workdir, 'figures', 'loss.png'), 'loss',
                           config.figures.log_scale, 'training loss')
@@ -157,9 +165,6 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
   ds = setup.dataset
   streaming = isinstance(ds.train['image'], data.StreamSource)
   train_images = ds.train['image'] if streaming else jax.device_put(ds.train['image'])
-  eval_images, eval_valid = steps.batch_for_eval(ds.test['image'], cfg.train.eval_batch_size)
-  eval_images, eval_valid = jax.device_put(eval_images), jax.device_put(eval_valid)
-  eval_key = jax.random.PRNGKey(cfg.train.seed + 1_000_003)
 
   ckpts = checkpoint.Checkpoints(workdir, cfg.checkpoint.max_to_keep,
                                  cfg.checkpoint.best_metric, cfg.checkpoint.best_mode)
@@ -201,10 +206,7 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
               for i, mem in enumerate(members)]
       eval_rows = None
       if setup.is_eval_epoch(epoch + 1):
-        ev = jax.device_get(fns.evaluate(state, eval_images, eval_valid, setup.hparams, eval_key))
-        eval_rows = [{'epoch': epoch + 1, 'step': step, 'split': 'eval', 'member': mem['name'],
-                      **{k: float(v[i]) for k, v in ev.items()}}
-                     for i, mem in enumerate(members)]
+        eval_rows = _eval_rows(members, setup.evaluate(state), epoch=epoch + 1, step=step)
         rows += eval_rows
         last_eval = eval_rows
       metrics_log.write(rows)
@@ -228,14 +230,18 @@ def train_program(config, workdir: str, members: list[dict]) -> dict:
     ckpts.close()
 
   if last_eval is None:  # nothing left to train: evaluate the restored state
-    ev = jax.device_get(fns.evaluate(state, eval_images, eval_valid, setup.hparams, eval_key))
-    last_eval = [{'epoch': num_epochs, 'split': 'eval', 'member': mem['name'],
-                  **{k: float(v[i]) for k, v in ev.items()}} for i, mem in enumerate(members)]
+    last_eval = _eval_rows(members, setup.evaluate(state), epoch=num_epochs)
   summary = _summary(setup, metrics_log.rows, last_eval, timing)
   wd.write_json(os.path.join(workdir, 'summary.json'), summary)
   if cfg.figures.enabled:
     draw_figures(setup, state, metrics_log.rows, workdir)
   return summary
+
+
+def _eval_rows(members, ev, **fields) -> list[dict]:
+  """metrics.jsonl rows, one per member, from evaluate's {name: [K]} values."""
+  return [{**fields, 'split': 'eval', 'member': mem['name'],
+           **{k: float(v[i]) for k, v in ev.items()}} for i, mem in enumerate(members)]
 
 
 def stream_feed(setup, state, source, first_epoch: int):
@@ -248,10 +254,8 @@ def stream_feed(setup, state, source, first_epoch: int):
   """
   from ae_jax.data import stream
   fns, cfg, spec = setup.fns, setup.config, setup.spec
-  key = np.asarray(jax.tree_util.tree_map(lambda x: x[0], fns.stack(state)).data_key)
-  order = jax.jit(lambda e: steps.epoch_batches(spec, steps.TrainState(
-      step=None, params=None, batch_stats=None, opt_state=None, noise_key=None,
-      data_key=key), len(source), e))
+  key = np.asarray(fns.stack(state.data_key))[0]  # member 0's; stack only the key
+  order = jax.jit(lambda e: steps.epoch_batches(spec, key, len(source), e))
   chunk = cfg.data.stream_chunk_steps if fns.loop == 'scan' else 1
   epochs = range(first_epoch, cfg.train.num_epochs)
   return stream.batches(source, stream.blocks(lambda e: np.asarray(order(e)), epochs, chunk),

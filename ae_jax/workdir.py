@@ -67,10 +67,7 @@ class MetricsLog:
     rows = read_metrics(path) if os.path.exists(path) else []
     self.rows = [r for r in rows if r['epoch'] <= keep_through_epoch]
     if len(self.rows) != len(rows):
-      with open(path + '.tmp', 'w') as f:
-        for r in self.rows:
-          f.write(json.dumps(r) + '\n')
-      os.replace(path + '.tmp', path)
+      write_metrics(path, self.rows)
 
   def write(self, rows: list[dict]) -> None:
     rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
@@ -78,6 +75,14 @@ class MetricsLog:
       for r in rows:
         f.write(json.dumps(r) + '\n')
     self.rows.extend(rows)
+
+
+def write_metrics(path: str, rows: list[dict]) -> None:
+  """Replace `path` with `rows`, one JSON object per line (atomically)."""
+  with open(path + '.tmp', 'w') as f:
+    for r in rows:
+      f.write(json.dumps(r) + '\n')
+  os.replace(path + '.tmp', path)
 
 
 def read_metrics(path: str) -> list[dict]:

@@ -35,6 +35,7 @@ def main():
   p.add_argument('--epochs', type=int, default=30)
   args = p.parse_args()
   import jax
+  from ae_jax import config_lib
   from ae_jax.train import train_and_evaluate
 
   betas = tuple(float(b) for b in [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 100.0, 16.0, 32.0,
@@ -46,11 +47,7 @@ def main():
   def config(**extra):
     cfg = load_config(args.config)
     for k, v in {**common, **extra}.items():
-      node = cfg
-      *path, last = k.split('.')
-      for q in path:
-        node = node[q]
-      node[last] = v
+      config_lib.set_value(cfg, k, v)
     return cfg
 
   with tempfile.TemporaryDirectory() as tmp:

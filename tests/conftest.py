@@ -25,12 +25,9 @@ def tiny_config(**overrides):
   config.checkpoint.every_epochs = 1
   config.figures.enabled = False
   config.progress = False
-  for dotted, value in overrides.items():
-    node = config
-    *path, last = dotted.split('__')
-    for p in path:
-      node = node[p]
-    node[last] = value
+  from ae_jax import config_lib
+  for key, value in overrides.items():
+    config_lib.set_value(config, key.replace('__', '.'), value)
   return config
 
 

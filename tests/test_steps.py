@@ -46,11 +46,11 @@ def test_epoch_order_depends_on_epoch_and_seed_only():
   setup = Setup(tiny_config())
   st = jax.tree_util.tree_map(lambda x: x[0], setup.fns.stack(setup.init_state()))
   n = setup.dataset.train['image'].shape[0]
-  a = steps.epoch_batches(setup.spec, st, n, 0)
-  b = steps.epoch_batches(setup.spec, st, n, 1)
+  a = steps.epoch_batches(setup.spec, st.data_key, n, 0)
+  b = steps.epoch_batches(setup.spec, st.data_key, n, 1)
   assert a.shape == (setup.steps_per_epoch, 32)
   assert not np.array_equal(a, b)
-  np.testing.assert_array_equal(a, steps.epoch_batches(setup.spec, st, n, 0))
+  np.testing.assert_array_equal(a, steps.epoch_batches(setup.spec, st.data_key, n, 0))
   assert len(np.unique(np.asarray(a))) == a.size  # no example twice in an epoch
 
 
