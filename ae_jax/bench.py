@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import data, steps, sweep
+from ae_jax import config_lib, data, steps, sweep
 
 
 def synthetic_dataset(config, num: int, seed: int = 0) -> data.Dataset:
@@ -51,14 +51,15 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
   dataset = synthetic_dataset(config, max(4 * batch, 64)) if synthetic else None
   setup = Setup(config, members, dataset=dataset)
   state = setup.init_state()
-  x = jnp.asarray(setup.dataset.train['image'][:batch])
+  x = jnp.asarray(setup.dataset.train['image'][:batch])[None]  # a chunk of one step
+  active = setup.fns.active()
   t0 = time.perf_counter()
-  compiled = setup.fns.step_batch.lower(state, x, setup.hparams).compile()
+  compiled = setup.fns.chunk_batches.lower(state, active, x, setup.hparams).compile()
   compile_s = time.perf_counter() - t0
   times = []
   for i in range(warmup + steps_timed):
     t0 = time.perf_counter()
-    state, m = compiled(state, x, setup.hparams)
+    state, active, m = compiled(state, active, x, setup.hparams)
     jax.block_until_ready((state, m))
     if i >= warmup:
       times.append(time.perf_counter() - t0)
@@ -82,7 +83,7 @@ def _compare_loops(setup, state) -> dict:
   res = {}
   for loop in ('scan', 'python'):
     fns = steps.make_functions(setup.spec, tuple(setup.image_shape), len(setup.members), loop,
-                               setup.config.sweep.vectorize)
+                               setup.config.sweep.vectorize, setup.plan)
     st = jax.tree_util.tree_map(jnp.array, state)
     st, m = fns.epoch(st, images, setup.hparams, 0)  # compile
     jax.block_until_ready(m)
@@ -109,7 +110,7 @@ def main(argv=None):
   from ae_jax.errors import ConfigError, DataError
   from ae_jax.main import load_config_with_overrides
   try:
-    config = load_config_with_overrides(args.config, overrides)
+    config = config_lib.resolve(load_config_with_overrides(args.config, overrides))
     for prog in sweep.programs(config):
       result = measure(prog.config, args.steps, args.warmup, args.synthetic,
                        args.compare_loops, prog.members)

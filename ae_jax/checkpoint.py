@@ -1,71 +1,185 @@
-"""Orbax checkpoints of the (member-stacked) train state.
+"""Orbax checkpoints of the (member-stacked) train state, robust to kills and damage.
 
-`checkpoints/` keeps the latest `max_to_keep` epochs and is what a rerun resumes from;
-`checkpoints_best/` (optional) keeps the single best epoch by an eval metric.
-Checkpoint step numbers are epochs. Each checkpoint holds the member-stacked state
-(`state`) and the member grid as JSON (`members`), so a sweep's checkpoint says which
-slice is which model.
+`checkpoints/` keeps the latest `max_to_keep` checkpoints plus the ones asked for by
+epoch (`checkpoint.keep_epochs`, `sweep.eval_epochs`), and is what a rerun resumes from;
+`checkpoints_best/` (optional) keeps the best one by an eval metric. Checkpoint numbers
+are optimizer steps (format 2; epoch e ends at step e * steps_per_epoch); workdirs of
+format 1 numbered them by epoch. Each checkpoint holds the member-stacked `state`, the
+member grid (`members`, JSON) and `progress` (JSON: epoch, the current epoch's training
+metrics so far when saved mid-epoch, frozen members).
+
+Faults: Orbax writes `<step>.orbax-checkpoint-tmp-*` and renames it when complete, so a
+kill mid-save leaves a tmp folder, removed here with a warning. A checkpoint that fails
+to restore (truncated or missing files) is moved to `checkpoints_damaged/` with a
+warning and the next older one is tried; a failed write raises CheckpointError and
+leaves the earlier checkpoints as they were.
 """
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as cm
+
+from ae_jax.errors import CheckpointError
+
+log = logging.getLogger('ae_jax')
+_TMP = 'orbax-checkpoint-tmp'
 
 
-def _save_args(state, members):
-  return ocp.args.Composite(state=ocp.args.StandardSave(state),
-                            members=ocp.args.JsonSave(members))
+def _abstract(state_like):
+  return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
 
 
-def _restore_args(state_like):
-  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
-  return ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+def remove_unfinished(directory: str, writer: bool) -> list[str]:
+  """Delete the tmp folders of interrupted saves (never a finished checkpoint)."""
+  if not os.path.isdir(directory):
+    return []
+  found = sorted(n for n in os.listdir(directory) if _TMP in n)
+  for name in found:
+    log.warning('%s: removing %s, an unfinished checkpoint write (the run was stopped while '
+                'saving)', directory, name)
+    if writer:
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+  return found
+
+
+def saved_steps(directory: str) -> list[int]:
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
 
 
 class Checkpoints:
 
-  def __init__(self, workdir: str, max_to_keep: int, best_metric: str = '',
-               best_mode: str = 'min'):
-    self.latest = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, 'checkpoints')),
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+  def __init__(self, directory: str, max_to_keep: int, keep_steps=(), best_dir: str = '',
+               best_metric: str = '', best_mode: str = 'min', writer: bool = True):
+    self.directory = directory
+    self.writer = writer
+    remove_unfinished(directory, writer)
+    policy = cm.AnyPreservationPolicy([cm.LatestN(max_to_keep),
+                                       cm.CustomSteps(sorted(set(keep_steps)))])
+    try:
+      self.latest = ocp.CheckpointManager(
+          directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy,
+                                                          create=True))
+    except OSError as e:
+      raise CheckpointError(f'{directory}: cannot create the checkpoint folder ({e})') from e
     self.best = None
     if best_metric:
       self.best = ocp.CheckpointManager(
-          os.path.abspath(os.path.join(workdir, 'checkpoints_best')),
-          options=ocp.CheckpointManagerOptions(
+          best_dir, options=ocp.CheckpointManagerOptions(
               max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
               best_mode=best_mode))
 
-  def latest_step(self):
-    return self.latest.latest_step()
+  def steps(self) -> list[int]:
+    return saved_steps(self.directory)
 
-  def save(self, epoch: int, state, members: list, eval_metrics: dict | None = None):
-    self.latest.save(epoch, args=_save_args(state, members))
-    if self.best is not None and eval_metrics is not None:
-      self.best.save(epoch, args=_save_args(state, members), metrics=eval_metrics)
+  def save(self, step: int, state, members: list, progress: dict,
+           eval_metrics: dict | None = None) -> None:
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              members=ocp.args.JsonSave(members),
+                              progress=ocp.args.JsonSave(progress))
+    try:
+      self.latest.save(step, args=args, force=True)
+      if self.best is not None and eval_metrics is not None:
+        self.best.save(step, args=args, metrics=eval_metrics, force=True)
+    except (OSError, ValueError) as e:  # a full disk, a vanished folder
+      raise CheckpointError(f'{self.directory}: writing the checkpoint of step {step} failed '
+                            f'({type(e).__name__}: {e}); the earlier checkpoints are intact') from e
 
-  def restore(self, state_like, epoch: int | None = None):
-    """Restore into the structure, shapes and shardings of `state_like`."""
-    epoch = self.latest.latest_step() if epoch is None else epoch
-    return self.latest.restore(epoch, args=_restore_args(state_like)).state
+  def restore_latest(self, state_like):
+    """(state, step, progress) of the newest checkpoint that restores, or None if there
+    is none; damaged ones are moved aside with a warning."""
+    steps = self.steps()
+    errors = []
+    for step in reversed(steps):
+      try:
+        state, progress = self.restore(state_like, step)
+        return state, step, progress
+      except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
+        errors.append(f'step {step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}')
+        self._move_damaged(step, e)
+    if errors:
+      raise CheckpointError(f'{self.directory}: no checkpoint could be restored ('
+                            + '; '.join(errors) + ')')
+    return None
+
+  def restore(self, state_like, step: int):
+    """(state, progress) of checkpoint `step`, into the shapes and shardings of `state_like`."""
+    path = os.path.join(self.directory, str(step))
+    args = {'state': ocp.args.StandardRestore(_abstract(state_like))}
+    has_progress = os.path.isdir(os.path.join(path, 'progress'))
+    if has_progress:
+      args['progress'] = ocp.args.JsonRestore()
+    out = self.latest.restore(step, args=ocp.args.Composite(**args))
+    return out.state, (out.progress if has_progress else {})
+
+  def _move_damaged(self, step: int, error) -> None:
+    target = os.path.join(os.path.dirname(self.directory), 'checkpoints_damaged', str(step))
+    log.warning('%s: checkpoint %d does not restore (%s: %s); moved it to %s and trying an '
+                'older one', self.directory, step, type(error).__name__,
+                str(error).splitlines()[0][:160] if str(error) else '', target)
+    if self.writer:
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      if os.path.exists(target):
+        shutil.rmtree(target)  # an older copy of the same damaged step
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    self.latest.reload()
 
   def close(self):
     for m in (self.latest, self.best):
       if m is not None:
-        m.wait_until_finished()
-        m.close()
+        try:
+          m.wait_until_finished()
+        except (OSError, ValueError) as e:
+          raise CheckpointError(f'{self.directory}: the last checkpoint write failed '
+                                f'({type(e).__name__}: {e}); the earlier checkpoints are '
+                                'intact') from e
+        finally:
+          m.close()
 
 
-def restore_state(directory: str, state_like, epoch: int | None = None):
-  """Read a state from a checkpoint folder without a trainer (inference, tools)."""
-  mngr = ocp.CheckpointManager(os.path.abspath(directory))
+def restore_params(directory: str, params_like, step: int | None = None):
+  """Only `params` and `batch_stats` of a checkpoint (inference: no optimizer state, one
+  read for every member of a sweep) -> (tree, step). `params_like` is
+  {'params': ..., 'batch_stats': ...} of the [K, ...] form."""
+  steps = saved_steps(directory)
+  if not steps:
+    raise CheckpointError(f'{directory}: no checkpoint found (train first)')
+  step = steps[-1] if step is None else step
+  if step not in steps:
+    raise CheckpointError(f'{directory}: no checkpoint at {step}; saved: {steps}')
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = {k: jax.tree_util.tree_map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), v)
+              for k, v in params_like.items() if v}  # {} batch_stats: nothing to read
+  restore_args = jax.tree_util.tree_map(
+      lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), abstract)
   try:
-    epoch = mngr.latest_step() if epoch is None else epoch
-    if epoch is None:
-      raise FileNotFoundError(f'{directory}: no checkpoint found')
-    return mngr.restore(epoch, args=_restore_args(state_like)).state, epoch
+    out = ocp.PyTreeCheckpointer().restore(
+        os.path.join(directory, str(step), 'state'),
+        args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
+                                    partial_restore=True))
+  except Exception as e:  # noqa: BLE001
+    raise CheckpointError(f'{directory}/{step} does not restore ({type(e).__name__}: '
+                          f'{str(e).splitlines()[0][:200] if str(e) else ""})') from e
+  out.setdefault('batch_stats', {})
+  return out, step
+
+
+def restore_state(directory: str, state_like, step: int | None = None):
+  """(state, step) of checkpoint `step` (default: the newest) of a checkpoint folder,
+  without a trainer (tests, tools that need the optimizer state too)."""
+  ckpts = Checkpoints(directory, 1, writer=False)
+  try:
+    steps = ckpts.steps()
+    if not steps:
+      raise CheckpointError(f'{directory}: no checkpoint found')
+    step = steps[-1] if step is None else step
+    return ckpts.restore(state_like, step)[0], step
   finally:
-    mngr.close()
+    ckpts.close()

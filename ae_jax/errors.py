@@ -1,4 +1,7 @@
-"""Errors a user can act on; each message names the key, file or value at fault."""
+"""Errors a user can act on; each message names the key, file or value at fault.
+
+The command lines print them as one line (`error: ...`) and exit with code 2.
+"""
 
 
 class ConfigError(ValueError):
@@ -9,5 +12,24 @@ class DataError(ValueError):
   """A dataset file or array is missing, malformed or unusable."""
 
 
+class WorkdirError(ValueError):
+  """A workdir is missing, unwritable, damaged, or holds another experiment."""
+
+
+class CheckpointError(WorkdirError):
+  """No checkpoint could be restored, or one could not be written."""
+
+
 class NonFiniteLossError(FloatingPointError):
   """Training produced NaN/inf; raised with the step, member and term at fault."""
+
+
+class Preempted(RuntimeError):
+  """Training stopped on SIGTERM/SIGINT after saving a checkpoint; rerun to resume."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+
+USER_ERRORS = (ConfigError, DataError, WorkdirError, NonFiniteLossError)

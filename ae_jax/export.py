@@ -1,55 +1,81 @@
 """Export one member of a sweep as a standalone workdir.
 
-  python -m ae_jax.export --workdir runs/beta --member beta=4 --out runs/beta4
+  python -m ae_jax.export --workdir runs/beta --member beta=4 --out runs/beta4 [--replace]
 
-The new workdir has its own config (the member's values, no sweep), checkpoint,
-metrics and summary, so every other command (inference, --mode=evaluate, resuming
-training) treats it as an ordinary run. A member of a latent_dim sweep becomes a model
-of its own latent size: its unused (masked) units are sliced away.
+The new workdir has its own config (the member's values, no sweep), checkpoint, model
+record, metrics and summary, so every other command (inference, --mode=evaluate,
+resuming training) treats it as an ordinary run. A member of a latent_dim sweep becomes
+a model of its own latent size: its unused (masked) units are sliced away. A non-empty
+--out is refused unless --replace, which moves it aside first (nothing is deleted).
 """
 from __future__ import annotations
 
+import argparse
 import copy
-import os
 import sys
 
 import jax
 import numpy as np
 import optax
-from absl import app, flags
-from absl import logging as absl_logging
 
-from ae_jax import checkpoint, sweep, workdir as wd
-from ae_jax.models import slice_latent
+from ae_jax import checkpoint, config_lib, sweep
+from ae_jax.errors import USER_ERRORS, ConfigError, WorkdirError
+from ae_jax.models import latent_shape, slice_latent
+from ae_jax.workdir import MEMBERS, MODEL, SUMMARY, Workdir
 
 
-def _program_dir(workdir: str, member: str) -> str:
-  members = wd.read_json(os.path.join(workdir, 'members.json'))
+def _program(wd: Workdir, member: str) -> Workdir:
+  members = wd.read_members()
+  if members is None:
+    raise WorkdirError(f'{wd.path!r} is not a trained workdir (no members.json)')
   names = [m['name'] for m in members]
   if member not in names:
-    raise KeyError(f'member {member!r} not in {workdir}; members are {names}')
+    raise ConfigError(f'member {member!r} not in {wd.path}; members are {names}')
   program = members[names.index(member)].get('program')
-  return os.path.join(workdir, 'programs', program) if program else workdir
+  return wd.program(program) if program else wd
 
 
-def export_member(workdir: str, member: str, out: str) -> str:
-  from ae_jax.inference import _restored
-  src = _program_dir(workdir, member)
-  setup, state, epoch = _restored(src)
+def member_config(config, member: dict):
+  """The config of one member as an unswept run: each swept axis's value set on its
+  config key (sweep.AXES / sweep.OUTER say which)."""
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    for axis, (key, _) in sweep.AXES.items():
+      config_lib.set_value(config, key, member[axis])
+    for axis, key in sweep.OUTER.items():
+      if axis in member:
+        value = member[axis]
+        config_lib.set_value(config, key, tuple(value) if isinstance(value, list) else value)
+    for axis in list(sweep.AXES) + list(sweep.OUTER) + ['eval_epochs']:
+      config.sweep[axis] = None
+  return config
+
+
+def export_member(workdir: str, member: str, out: str, replace: bool = False) -> str:
+  from ae_jax.program import ModelSetup
+  src = _program(Workdir(workdir), member)
+  dst = Workdir(out)
+  if not dst.is_empty():
+    if not replace:
+      raise WorkdirError(f'--out {out} is not empty; choose another folder, or pass --replace '
+                         'to move it aside first (nothing is deleted)')
+    print(f'moved {out} to {dst.move_aside()}')
+  dst.prepare()
+  setup = ModelSetup.from_workdir(src)
+  ckpts = checkpoint.Checkpoints(src.checkpoints, setup.config.checkpoint.max_to_keep,
+                                 writer=False)
+  try:
+    restored = ckpts.restore_latest(setup.abstract_state())
+  finally:
+    ckpts.close()
+  if restored is None:
+    raise WorkdirError(f'{src.checkpoints}: no checkpoint to export; train first')
+  state, step, progress = restored
   names = [m['name'] for m in setup.members]
   i = names.index(member)
   m = setup.members[i]
   one = jax.tree_util.tree_map(lambda x: np.asarray(x[i]), state)  # this member, unstacked
-
-  config = copy.deepcopy(setup.config)
-  with config.unlocked():
-    config.loss.beta = m['beta']
-    config.train.learning_rate = m['learning_rate']
-    config.train.seed = m['seed']
-    config.loss.kl_warmup_epochs = m['kl_warmup_epochs']
-    config.model.latent_dim = m['latent_dim']
-    for key in list(sweep.AXES) + list(sweep.OUTER) + ['eval_epochs']:
-      config.sweep[key] = None
+  config = member_config(setup.config, m)
   if sweep.swept_latent(setup.config) and m['latent_dim'] != setup.config.model.latent_dim:
     cut = lambda tree: slice_latent(setup.model, tree, m['latent_dim'])
     opt_state = tuple(
@@ -59,42 +85,46 @@ def export_member(workdir: str, member: str, out: str) -> str:
   stacked = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], one)
 
   new_member = {**{k: m[k] for k in sweep.AXES}, 'name': 'run'}
-  os.makedirs(os.path.join(out, 'figures'), exist_ok=True)
-  wd.write_json(os.path.join(out, 'config.json'), wd.config_to_dict(config))
-  wd.write_json(os.path.join(out, 'members.json'), [new_member])
-  ckpts = checkpoint.Checkpoints(out, config.checkpoint.max_to_keep)
-  ckpts.save(epoch, stacked, [new_member])
-  ckpts.close()
-  rows = [{**r, 'member': 'run'} for r in wd.read_metrics(os.path.join(src, 'metrics.jsonl'))
-          if r['member'] == member and r['epoch'] <= epoch]
-  wd.write_metrics(os.path.join(out, 'metrics.jsonl'), rows)
-  summary = wd.read_json(os.path.join(src, 'summary.json'))
-  entry = next(e for e in summary['members'] if e['name'] == member)
-  wd.write_json(os.path.join(out, 'summary.json'), {
-      'exported_from': {'workdir': os.path.abspath(workdir), 'member': member, 'epoch': epoch},
-      'num_epochs': summary.get('num_epochs'), 'members': [{**entry, 'name': 'run'}]})
+  dst.write_config(config)
+  dst.write_json(MEMBERS, [new_member])
+  info = dict(setup.info)
+  if info.get('format', 1) >= 2:
+    from ae_jax.models import build_model
+    model = build_model(config_lib.resolve(config).model, setup.image_shape)
+    info.update(members=[new_member], latent_shape=list(latent_shape(model, setup.image_shape)))
+    dst.write_json(MODEL, info)
+  out_ckpts = checkpoint.Checkpoints(dst.checkpoints, config.checkpoint.max_to_keep)
+  out_ckpts.save(step, stacked, [new_member], {**progress, 'frozen': {}})
+  out_ckpts.close()
+  rows = [{**r, 'member': 'run'} for r in src.read_metrics()
+          if r['member'] == member and r.get('step', 0) <= step]
+  dst.write_metrics(rows)
+  summary = src.read_json(SUMMARY, default={})
+  entry = next((e for e in summary.get('members', []) if e['name'] == member), {})
+  dst.write_json(SUMMARY, {
+      'exported_from': {'workdir': workdir, 'member': member, 'step': step},
+      'num_epochs': summary.get('num_epochs'), 'steps_per_epoch': setup.steps_per_epoch,
+      'image_shape': list(setup.image_shape), 'members': [{**entry, 'name': 'run'}]})
   return out
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'A sweep workdir.')
-flags.DEFINE_string('member', None, "The member's name, e.g. 'beta=4,latent_dim=16'.")
-flags.DEFINE_string('out', None, 'The new workdir to write.')
-
-
-def main(argv):
-  del argv
-  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
-  if not (FLAGS.workdir and FLAGS.member and FLAGS.out):
-    print('error: --workdir, --member and --out are required', file=sys.stderr)
-    sys.exit(2)
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--workdir', required=True, help='a sweep workdir')
+  p.add_argument('--member', required=True, help="the member's name, e.g. 'beta=4'")
+  p.add_argument('--out', required=True, help='the new workdir')
+  p.add_argument('--replace', action='store_true', help='move a non-empty --out aside first')
+  args = p.parse_args(argv)
+  from ae_jax.main import _quiet_logs
+  _quiet_logs()
   try:
-    out = export_member(FLAGS.workdir, FLAGS.member, FLAGS.out)
-  except (KeyError, FileNotFoundError) as e:
+    out = export_member(args.workdir, args.member, args.out, args.replace)
+  except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  print(f'exported {FLAGS.member!r} of {FLAGS.workdir} to {out}')
+  print(f'exported {args.member!r} of {args.workdir} to {out}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  main()

@@ -1,5 +1,9 @@
-"""Headless matplotlib figures: loss curves and image grids."""
+"""Headless matplotlib figures. Each function returns a Figure; the caller saves it through
+its Workdir (`wd.save_figure(fig, name)`), or `save(fig, path)` outside a workdir."""
 from __future__ import annotations
+
+import math
+import os
 
 import matplotlib
 
@@ -7,43 +11,93 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+SMALL_MULTIPLES_ABOVE = 6  # members: more than this get one panel each
+
+
+def save(fig, path: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def colors(n: int):
+  """n distinct colours: tab10 up to 10, then evenly spaced on a perceptual colormap."""
+  if n <= 10:
+    return [plt.get_cmap('tab10')(i) for i in range(n)]
+  return [plt.get_cmap('viridis')(i / max(1, n - 1)) for i in range(n)]
+
 
 def _show(ax, img):
   img = np.clip(img, 0.0, 1.0)
-  ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap='gray' if img.shape[-1] == 1 else None,
-            vmin=0.0, vmax=1.0, interpolation='nearest')
+  gray = img.shape[-1] == 1
+  ax.imshow(img[..., 0] if gray else img, cmap='gray' if gray else None, vmin=0.0, vmax=1.0,
+            interpolation='nearest')
   ax.set_xticks([])
   ax.set_yticks([])
 
 
-def loss_curves(records: list[dict], path: str, metric: str = 'loss', log_scale: bool = True,
+def _members(records):
+  return sorted({r['member'] for r in records}, key=[r['member'] for r in records].index)
+
+
+def _curves(ax, records, member, metric, color, label_prefix=''):
+  for split, style in (('train', '-'), ('eval', 'o--')):
+    rows = [r for r in records if r['member'] == member and r['split'] == split
+            and isinstance(r.get(metric), (int, float))]
+    if rows:
+      ax.plot([r['epoch'] for r in rows], [r[metric] for r in rows], style, color=color,
+              markersize=3, label=f'{label_prefix}{split}')
+
+
+def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = True,
                 title: str | None = None):
-  """Train (per epoch) and eval curves of `metric` for every member."""
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-  members = sorted({r['member'] for r in records}, key=[r['member'] for r in records].index)
-  for i, member in enumerate(members):
-    color = f'C{i % 10}'
-    label = '' if len(members) == 1 else f' {member}'
-    for split, style in (('train', '-'), ('eval', 'o--')):
-      rows = [r for r in records if r['member'] == member and r['split'] == split and metric in r]
-      if rows:
-        ax.plot([r['epoch'] for r in rows], [r[metric] for r in rows], style, color=color,
-                label=f'{split}{label}', markersize=3)
-  if log_scale and all(r.get(metric, 1) > 0 for r in records):
-    ax.set_yscale('log')
-  ax.set_xlabel('epoch')
-  ax.set_ylabel(metric)
-  ax.set_title(title or metric)
-  ax.legend(fontsize=7)
+  """Train (solid, per epoch) and eval (dashed, markers) curves of `metric` per member:
+  one axes with a legend outside for a few members, small multiples for many."""
+  members = _members(records)
+  values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))]
+  log = log_scale and values and all(v > 0 for v in values)
+  if len(members) <= SMALL_MULTIPLES_ABOVE:
+    fig, ax = plt.subplots(figsize=(7.5 if len(members) > 1 else 6, 4), dpi=100)
+    for member, color in zip(members, colors(len(members))):
+      _curves(ax, records, member, metric, color,
+              '' if len(members) == 1 else f'{member}: ')
+    if log:
+      ax.set_yscale('log')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric, fontsize=10)
+    if len(members) > 1:
+      ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+      ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+  cols = math.ceil(math.sqrt(len(members)))
+  rows = math.ceil(len(members) / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=100,
+                           sharex=True, sharey=True, squeeze=False)
+  for ax, member in zip(axes.ravel(), members):
+    _curves(ax, records, member, metric, 'C0')
+    ax.set_title(member, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if log:
+      ax.set_yscale('log')
+  for ax in axes.ravel()[len(members):]:
+    ax.axis('off')
+  axes[0, 0].legend(fontsize=7)
+  fig.suptitle(f'{title or metric} (solid: train epoch mean; dashed: eval)', fontsize=10)
+  fig.supxlabel('epoch', fontsize=9)
   fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  return fig
 
 
-def image_rows(rows: list[np.ndarray], labels: list[str], path: str, title: str = ''):
-  """One row of images per entry of `rows` ([N, H, W, C] each), labelled on the left."""
+def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
+               color_key=(), col_titles=None, scale: float = 1.2):
+  """One row of images per entry of `rows` ([N, H, W, C] each), labelled on the left;
+  `color_key` ((colour, meaning), ...) adds a legend for categorical channels."""
   n = max(r.shape[0] for r in rows)
-  fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n + 1.0, 1.2 * len(rows) + 0.4),
+  fig, axes = plt.subplots(len(rows), n, figsize=(scale * n + 1.2, scale * len(rows) + 0.6),
                            dpi=100, squeeze=False)
   for i, (row, label) in enumerate(zip(rows, labels)):
     for j in range(n):
@@ -53,8 +107,53 @@ def image_rows(rows: list[np.ndarray], labels: list[str], path: str, title: str 
       else:
         ax.axis('off')
     axes[i, 0].set_ylabel(label, rotation=0, ha='right', va='center', fontsize=8)
+  for j, t in enumerate(col_titles or ()):
+    if j < n:
+      axes[0, j].set_title(t, fontsize=7)
   if title:
     fig.suptitle(title, fontsize=9)
+  if color_key:
+    from matplotlib.patches import Patch
+    handles = [Patch(facecolor=c, edgecolor='0.5', label=m) for c, m in color_key]
+    fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=7,
+               frameon=False)
+  fig.tight_layout(rect=(0, 0.06 if color_key else 0, 1, 1))
+  return fig
+
+
+def recon_grid(parts: list[dict]):
+  """Originals above reconstructions, for one or several programs' members (a program
+  whose images differ in shape from the previous one starts with its own originals)."""
+  rows, labels, ids = [], [], []
+  shape = None
+  for part in parts:
+    if part['originals'].shape != shape:
+      rows.append(part['originals'])
+      labels.append('original')
+      shape = part['originals'].shape
+      ids += part['ids']
+    rows += list(part['recon'])
+    labels += part['labels']
+  id_text = ', '.join(str(i) for i in dict.fromkeys(ids))
+  return image_rows(rows, labels, f'test images (ids {id_text}) and their reconstructions',
+                    color_key=parts[0].get('color_key', ()))
+
+
+def kl_per_dim(eval_rows: list[dict]):
+  """Posterior health: each latent unit's KL, sorted, one line per member."""
+  fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+  rows = [r for r in eval_rows if isinstance(r.get('kl_per_dim'), list)]
+  for r, color in zip(rows, colors(len(rows))):
+    kl = np.sort(np.asarray(r['kl_per_dim']))[::-1]
+    ax.plot(np.arange(1, len(kl) + 1), kl, '.-', color=color, markersize=3,
+            label=r['member'] if len(rows) > 1 else None)
+  ax.axhline(0.01, color='0.6', lw=0.8, ls=':')
+  ax.set_yscale('symlog', linthresh=1e-2)
+  ax.set_xlabel('latent unit (sorted by KL)')
+  ax.set_ylabel('KL (nats)')
+  ax.set_title(f'KL per latent unit at epoch {rows[0]["epoch"] if rows else "?"} '
+               '(units near 0 carry no information)', fontsize=9)
+  if len(rows) > 1:
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  return fig

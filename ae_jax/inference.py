@@ -1,105 +1,183 @@
-"""Use a trained workdir from a notebook or script.
+"""Use a trained workdir from a notebook or script; loading never reads the dataset.
 
   from ae_jax.inference import load
-  m = load('runs/vae_beta')                # the latest checkpoint, member 0
+  m = load('runs/vae_beta', member='beta=4')   # the latest checkpoint; member index or name
   mean, logvar = m.encode(images)          # images: [N, H, W, C] float in [0, 1]
   recon = m.decode(mean)                   # [N, H, W, C] in [0, 1]
   recon = m.reconstruct(images)            # encode -> mean -> decode
+  m.epoch, m.member, m.image_shape, m.class_names, m.latent_dim
+
+Everything a model needs (image shape, classes, the member grid, the latent masks) is
+recorded in the workdir at training time (model.json); only the parameters and
+BatchNorm statistics are read from the checkpoint, once for all members of a sweep.
 """
 from __future__ import annotations
 
-import os
+import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import checkpoint, workdir as wd
+from ae_jax import checkpoint
+from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.workdir import Workdir
 
 
 class Trained:
-  """One trained member of a workdir: its model, variables and array-in/array-out helpers."""
+  """One trained member: its model, variables and array-in / array-out helpers. The
+  helpers take and return NumPy arrays and work through large inputs in batches."""
 
-  def __init__(self, setup, state, member: int, epoch: int):
+  def __init__(self, setup, variables_stacked: dict, member: int, epoch, batch_size: int = 256):
     self.setup = setup
     self.config = setup.config
     self.model = setup.model
+    self.kind = setup.model.kind
     self.member = setup.members[member]
+    self.member_index = member
     self.epoch = epoch
     self.image_shape = setup.image_shape
+    self.latent_shape = setup.latent_shape
+    self.latent_dim = int(self.member['latent_dim'])  # units (or channels) this member uses
+    info = getattr(setup, 'info', {}) or {}
+    self.class_names = tuple(info.get('class_names', ()))
+    self.color_key = tuple(tuple(c) for c in info.get('color_key', ()))
+    self.storage = info.get('storage') or {'layout': 'NHWC', 'dtype': 'float32'}
+    self.batch_size = batch_size
     pick = lambda x: x[member]
-    self.params = jax.tree_util.tree_map(pick, state.params)
-    self.batch_stats = jax.tree_util.tree_map(pick, state.batch_stats)
+    self.params = jax.tree_util.tree_map(pick, variables_stacked['params'])
+    self.batch_stats = jax.tree_util.tree_map(pick, variables_stacked.get('batch_stats', {}))
     mask = setup.hparams.get('latent_mask')
     self.latent_mask = None if mask is None else mask[member]
     self.variables = {'params': self.params,
                       **({'batch_stats': self.batch_stats} if self.batch_stats else {})}
-    self._encode = jax.jit(lambda v, x: self.model.apply(
-        v, x, latent_mask=self.latent_mask, method=self.model.encode))
-    self._decode = jax.jit(lambda v, z: self.model.apply(
-        v, z, latent_mask=self.latent_mask, method=self.model.decode)[0])
+
+  @property
+  def name(self) -> str:
+    return self.member['name']
+
+  def describe(self) -> str:
+    """'member beta=4, epoch 40' (for figure titles)."""
+    who = '' if self.name == 'run' else f'member {self.name}, '
+    return f'{who}epoch {self.epoch}'
+
+  # pure functions of (variables, array): jit-able, vmappable, differentiable
+  def encode_fn(self, variables, x):
+    return self.model.apply(variables, x, latent_mask=self.latent_mask, method=self.model.encode)
+
+  def decode_fn(self, variables, z):
+    """-> (recon in [0, 1], logits)."""
+    return self.model.apply(variables, z, latent_mask=self.latent_mask,
+                            method=self.model.decode)
+
+  @functools.cached_property
+  def _encode(self):
+    return jax.jit(self.encode_fn)
+
+  @functools.cached_property
+  def _decode(self):
+    return jax.jit(lambda v, z: self.decode_fn(v, z)[0])
+
+  def _batched(self, fn, x):
+    outs = [fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *outs)
 
   def _images(self, x):
-    x = jnp.asarray(x, jnp.float32)
+    x = np.asarray(x, np.float32)
     if x.ndim == 3:
       x = x[None]
     if tuple(x.shape[1:]) != tuple(self.image_shape):
-      raise ValueError(f'images of shape {tuple(x.shape[1:])} given; this model takes '
-                       f'{tuple(self.image_shape)} (H, W, C) in [0, 1]')
+      raise ConfigError(f'images of shape {tuple(x.shape[1:])} given; this model takes '
+                        f'{tuple(self.image_shape)} (H, W, C) in [0, 1]')
     return x
 
   def encode(self, images):
-    """-> (mean, logvar) as numpy; logvar is None for an AE."""
-    mean, logvar = self._encode(self.variables, self._images(images))
-    return np.asarray(mean), None if logvar is None else np.asarray(logvar)
+    """-> (mean, logvar) as NumPy [N, *latent]; logvar is None for an AE."""
+    x = self._images(images)
+    if self.kind == 'ae':
+      mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x)
+      return mean, None
+    return self._batched(lambda b: tuple(np.asarray(a) for a in self._encode(self.variables, b)),
+                         x)
 
   def decode(self, z):
-    return np.asarray(self._decode(self.variables, jnp.asarray(z, jnp.float32)))
+    """Codes [N, *latent] -> images [N, H, W, C] in [0, 1]."""
+    z = np.asarray(z, np.float32)
+    if tuple(z.shape[1:]) != tuple(self.latent_shape):
+      raise ConfigError(f'codes of shape {tuple(z.shape[1:])} given; this model decodes '
+                        f'{tuple(self.latent_shape)}')
+    return self._batched(lambda b: np.asarray(self._decode(self.variables, b)), z)
 
   def reconstruct(self, images):
-    mean, _ = self._encode(self.variables, self._images(images))
-    return np.asarray(self._decode(self.variables, mean))
+    mean, _ = self.encode(images)
+    return self.decode(mean)
 
-  def sample_prior(self, num: int, seed: int = 0):
-    """Decode z ~ N(0, I) (meaningful for a VAE)."""
-    from ae_jax.models import latent_shape
-    shape = latent_shape(self.model, self.image_shape)
-    z = jax.random.normal(jax.random.PRNGKey(seed), (num, *shape))
-    return self.decode(z)
+  def sample_prior(self, num: int, seed: int = 0, temperature: float = 1.0):
+    """Decode z ~ N(0, temperature^2 I) (meaningful for a VAE)."""
+    z = temperature * jax.random.normal(jax.random.PRNGKey(seed), (num, *self.latent_shape))
+    if self.latent_mask is not None:
+      z = z * self.latent_mask
+    return self.decode(np.asarray(z))
+
+  @property
+  def num_units(self) -> int:
+    return math.prod(self.latent_shape)
 
 
-def _restored(workdir: str, epoch: int | None = None):
-  from ae_jax.train import Setup
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a trained workdir')
-  members_path = os.path.join(workdir, 'members.json')
-  members = wd.read_json(members_path) if os.path.exists(members_path) else None
-  if members and 'program' in members[0]:
-    raise ValueError(f'{workdir!r} holds several programs; load one of '
-                     f'{sorted({m["program"] for m in members})} under {workdir}/programs/, '
-                     'or export a member (python -m ae_jax.export)')
-  setup = Setup(wd.config_from_file(path), members)
-  state, epoch = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
-                                          setup.fns.stack(setup.init_state()), epoch)
-  return setup, state, epoch  # state in the [K, ...] form
+class Loaded:
+  """Every member of a workdir, read from one checkpoint."""
+
+  def __init__(self, wd: Workdir, setup, variables, step: int, epoch):
+    self.wd, self.setup, self.variables, self.step, self.epoch = wd, setup, variables, step, epoch
+
+  @property
+  def members(self) -> list[dict]:
+    return self.setup.members
+
+  def member(self, member: int | str = 0) -> Trained:
+    names = [m['name'] for m in self.setup.members]
+    if isinstance(member, str):
+      if member not in names:
+        raise ConfigError(f'member {member!r} not in {self.wd.path}; members are {names}')
+      member = names.index(member)
+    if not 0 <= member < len(names):
+      raise ConfigError(f'member {member} not in {self.wd.path}; it has {len(names)} '
+                        f'member(s): {names}')
+    return Trained(self.setup, self.variables, member, self.epoch)
+
+
+def open_workdir(workdir: str, epoch: int | None = None) -> Loaded:
+  """Read a workdir's model(s) at `epoch` (default: the latest checkpoint)."""
+  from ae_jax.program import ModelSetup
+  wd = Workdir(workdir)
+  if not wd.is_trained():
+    raise WorkdirError(f'{wd.file("config.json")} not found: {workdir!r} is not a trained '
+                       'workdir')
+  setup = ModelSetup.from_workdir(wd)
+  spe = setup.info['steps_per_epoch']
+  by_step = setup.info.get('checkpoint_unit') == 'step'
+  steps = checkpoint.saved_steps(wd.checkpoints)
+  if not steps:
+    raise WorkdirError(f'{wd.checkpoints}: no checkpoint found; train first (python -m '
+                       'ae_jax.main --config ... --workdir ' + workdir + ')')
+  step = None
+  if epoch is not None:
+    step = epoch * spe if by_step else epoch
+    if step not in steps:
+      saved = [setup.epoch_of(s) if by_step else s for s in steps]
+      raise WorkdirError(f'{wd.checkpoints}: no checkpoint at epoch {epoch}; saved epochs: '
+                         f'{saved} (keep more with checkpoint.keep_epochs)')
+  like = jax.eval_shape(lambda: _variables(setup))
+  variables, step = checkpoint.restore_params(wd.checkpoints, like, step)
+  return Loaded(wd, setup, variables, step, setup.epoch_of(step) if by_step else step)
+
+
+def _variables(setup):
+  state = setup.fns.stack(setup.fns.init(setup.seeds))
+  return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
 def load(workdir: str, member: int | str = 0, epoch: int | None = None) -> Trained:
-  """Load member `member` (index or name) of `workdir` at `epoch` (default: latest)."""
-  setup, state, epoch = _restored(workdir, epoch)
-  if isinstance(member, str):
-    names = [m['name'] for m in setup.members]
-    if member not in names:
-      raise KeyError(f'member {member!r} not in {workdir}; members are {names}')
-    member = names.index(member)
-  return Trained(setup, state, member, epoch)
-
-
-def evaluate_workdir(workdir: str) -> dict:
-  """Evaluate the latest checkpoint on the test split (the CLI's --mode=evaluate)."""
-  setup, state, epoch = _restored(workdir)
-  ev = setup.evaluate(setup.fns.unstack(state))
-  return {'epoch': epoch, 'members': [
-      {'name': m['name'], 'eval': {k: float(v[i]) for k, v in ev.items()}}
-      for i, m in enumerate(setup.members)]}
+  """Member `member` (index or name) of `workdir` at `epoch` (default: the latest)."""
+  return open_workdir(workdir, epoch).member(member)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ae_jax.errors import ConfigError
+from ae_jax.errors import ConfigError, WorkdirError
 
 
 class Layer(NamedTuple):
@@ -85,6 +85,15 @@ def _torch_kind(g):
   return {2: 'dense', 4: 'conv/tconv'}.get(g['weight'].ndim, f'{g["weight"].ndim}-d')
 
 
+def _first_difference(ours, theirs) -> int:
+  """The first layer whose kind or shape differs (the arrow of the mismatch table)."""
+  for j, (layer, (_, g)) in enumerate(zip(ours, theirs)):
+    if (_torch_kind(g) == 'bn') != (layer.kind == 'bn') or \
+        tuple(g['weight'].shape) != layer.torch_shape:
+      return j
+  return min(len(ours), len(theirs))
+
+
 def _mismatch(ours, theirs, i, why):
   rows = []
   for j in range(max(len(ours), len(theirs))):
@@ -114,7 +123,7 @@ def convert(state_dict, params, batch_stats, image_shape, flatten_order: str = '
     raise ConfigError(f'flatten order {flatten_order!r}: expected chw or hwc')
   ours, theirs = our_layers(params), torch_layers(state_dict)
   if len(ours) != len(theirs):
-    raise _mismatch(ours, theirs, min(len(ours), len(theirs)),
+    raise _mismatch(ours, theirs, _first_difference(ours, theirs),
                     f'{len(ours)} layers expected, {len(theirs)} found')
   params = _copy(params)
   batch_stats = _copy(batch_stats)
@@ -163,10 +172,19 @@ def _at(tree, path):
   return tree
 
 
+def _torch():
+  try:
+    import torch
+  except ImportError as e:
+    raise ConfigError("importing PyTorch weights needs PyTorch: pip install -e '.[torch]' "
+                      '(the CPU wheel torch==2.13.0)') from e
+  return torch
+
+
 def load_state_dict(path: str):
-  import torch
   if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: no such file')
+    raise ConfigError(f'--torch-checkpoint {path}: no such file')
+  torch = _torch()
   obj = torch.load(path, map_location='cpu', weights_only=True)
   for key in ('state_dict', 'model_state_dict', 'model'):
     if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
@@ -177,12 +195,34 @@ def load_state_dict(path: str):
   return obj
 
 
+# What weights cannot show: each preset's activations, printed on import.
+ACTIVATIONS = {
+    'mlp_ae_50': 'ReLU after every Linear including the 128-unit code; sigmoid output',
+    'mlp_vae_50': 'ReLU after the hidden Linears; none on the mean/log-variance heads; '
+                  'sigmoid output',
+    'fcn_ae_64': 'ReLU after the hidden Linears; none on the 10-unit code; tanh output',
+    'conv_ae_small': 'ReLU after conv 1 and 2; NONE after conv 3 (the code); ReLU after '
+                     'transposed conv 1 and 2; sigmoid output',
+    'conv_ae_bn_mish': 'BatchNorm + Mish after every conv (the code too) and transposed conv; '
+                       'tanh output after the final 3x3 conv',
+    'conv_vae_bn_mish': 'BatchNorm + Mish after every conv and transposed conv; none on the '
+                        '3x3 latent head; tanh output',
+}
+
+
 def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'chw',
-                      logvar_scale: float | None = None) -> str:
-  """Write `workdir` with the imported weights as its epoch-0 checkpoint."""
+                      logvar_scale: float | None = None, fresh: bool = False):
+  """Write `workdir` with the imported weights as its step-0 checkpoint; -> the Setup."""
   import jax
-  from ae_jax import checkpoint, workdir as wd
-  from ae_jax.train import Setup
+  from ae_jax import checkpoint, config_lib
+  from ae_jax.train import Setup, claim
+  from ae_jax.workdir import MEMBERS, MODEL, Workdir
+  config = config_lib.resolve(config)
+  wd = Workdir(workdir)
+  if wd.is_trained() and not fresh:
+    raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
+                       'pass --fresh to move it aside first')
+  claim(wd, config, fresh)
   setup = Setup(config)
   if len(setup.members) != 1:
     raise ConfigError('import into a config without a sweep (one member)')
@@ -194,13 +234,55 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
                           setup.image_shape, flatten_order, logvar_scale)
   stack = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[None], t)
   state = state.replace(params=stack(params), batch_stats=stack(stats))
-  os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
-  wd.write_json(os.path.join(workdir, 'config.json'), wd.config_to_dict(config))
-  wd.write_json(os.path.join(workdir, 'members.json'), setup.members)
-  ckpts = checkpoint.Checkpoints(workdir, config.checkpoint.max_to_keep)
-  ckpts.save(0, state, setup.members)
+  wd.write_config(setup.config)
+  wd.write_json(MEMBERS, setup.members)
+  wd.write_json(MODEL, setup.model_info(setup.dataset.info))
+  ckpts = checkpoint.Checkpoints(wd.checkpoints, config.checkpoint.max_to_keep)
+  ckpts.save(0, state, setup.members, {'epoch': 0, 'step': 0, 'imported': True})
   ckpts.close()
-  return workdir
+  return setup
+
+
+def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'chw',
+                  seed: int = 0) -> float:
+  """Run the user's PyTorch module (`module:Class`, built with no arguments and given
+  the state_dict) and the imported model on the same random input; -> max |difference|
+  of the reconstructions (AE) or encoder means (VAE), in [0, 1] image units."""
+  import importlib
+  from ae_jax.inference import load
+  torch = _torch()
+  module_name, _, cls_name = target.partition(':')
+  try:
+    cls = getattr(importlib.import_module(module_name), cls_name)
+  except (ImportError, AttributeError) as e:
+    raise ConfigError(f'--check-against {target}: cannot import it ({e}); give '
+                      'module.path:ClassName importable from here') from e
+  net = cls()
+  net.load_state_dict(state_dict)
+  net.eval()
+  m = load(workdir)
+  h, w, c = m.image_shape
+  x = np.random.default_rng(seed).random((4, h, w, c), dtype=np.float32)  # [0, 1] images
+  tanh = m.model.output_activation == 'tanh'
+  xt = 2 * x - 1 if tanh else x
+  nchw = np.ascontiguousarray(xt.transpose(0, 3, 1, 2))
+  is_mlp = 'dense' in str(list(m.params['encoder']))
+  inp = torch.from_numpy(nchw.reshape(4, -1) if is_mlp and flatten_order == 'chw' else
+                         xt.reshape(4, -1) if is_mlp else nchw)
+  with torch.no_grad():
+    if m.kind == 'vae':
+      theirs = net.encode(inp)[0].numpy()
+      ours, _ = m.encode(x)
+      if ours.ndim == 4:
+        ours = ours.transpose(0, 3, 1, 2)
+    else:
+      theirs = net(inp).numpy().reshape(4, -1) if is_mlp else net(inp).numpy()
+      theirs = (theirs + 1) / 2 if tanh else theirs
+      ours = m.reconstruct(x)
+      ours = (ours.transpose(0, 3, 1, 2) if not is_mlp else
+              (ours.transpose(0, 3, 1, 2) if flatten_order == 'chw' else ours)).reshape(
+                  theirs.shape)
+  return float(np.max(np.abs(np.asarray(ours).reshape(theirs.shape) - theirs)))
 
 
 def main(argv=None):
@@ -215,16 +297,34 @@ def main(argv=None):
   p.add_argument('--logvar-scale', type=float, default=None,
                  help='multiply the log-variance head (2 for a log-sigma head; default: 2 for '
                       'mlp_vae_50, else 1)')
+  p.add_argument('--check-against', metavar='MODULE:CLASS', default=None,
+                 help='your PyTorch model class (importable, built with no arguments): run it '
+                      'and the imported model on random input and report the difference')
+  p.add_argument('--fresh', action='store_true', help='move an existing --workdir aside first')
   args, overrides = p.parse_known_args(argv)
-  from ae_jax.main import load_config_with_overrides
+  from ae_jax.errors import USER_ERRORS
+  from ae_jax.main import _quiet_logs, load_config_with_overrides
+  _quiet_logs()
   try:
     config = load_config_with_overrides(args.config, overrides)
-    out = import_to_workdir(load_state_dict(args.torch_checkpoint), config, args.workdir,
-                            args.flatten_order, args.logvar_scale)
-  except (ConfigError, FileNotFoundError) as e:
+    state_dict = load_state_dict(args.torch_checkpoint)
+    setup = import_to_workdir(state_dict, config, args.workdir, args.flatten_order,
+                              args.logvar_scale, args.fresh)
+    print(f'imported {args.torch_checkpoint} into {args.workdir} (checkpoint at step 0)')
+    preset = setup.config.model.preset
+    if preset:
+      print(f'activations of {preset} (weights cannot show them; your model must match): '
+            f'{ACTIVATIONS[preset]}')
+    if args.check_against:
+      diff = check_against(args.check_against, state_dict, args.workdir, args.flatten_order)
+      verdict = 'match' if diff <= 1e-4 else 'DIFFER: check the activations above'
+      print(f'check against {args.check_against}: max |difference| {diff:.3g} on random '
+            f'input ({verdict})')
+      if diff > 1e-4:
+        sys.exit(1)
+  except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  print(f'imported {args.torch_checkpoint} into {out} (checkpoint at epoch 0)')
 
 
 if __name__ == '__main__':

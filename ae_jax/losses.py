@@ -66,10 +66,13 @@ def kl_weight(beta, epoch_progress, warmup_epochs):
 
 
 def terms(out, x, loss_cfg, beta_eff):
-  """Per-example loss terms: recon, kl, loss (recon + beta_eff*kl), neg_elbo (recon + kl)."""
+  """Per-example loss terms: recon, kl (0 for an AE), loss (recon + beta_eff * kl).
+
+  The -ELBO is not recon + kl in general (recon may be a per-pixel mean, or drop the
+  likelihood's constants): ae_jax.metrics.core.neg_elbo_terms computes it."""
   rec = reconstruction(loss_cfg.reconstruction, out, x, loss_cfg.reduction, loss_cfg.nll_sigma)
   if out.logvar is None:
     kl = jnp.zeros_like(rec)
   else:
     kl = kl_divergence(out.mean, out.logvar)
-  return {'loss': rec + beta_eff * kl, 'recon': rec, 'kl': kl, 'neg_elbo': rec + kl}
+  return {'loss': rec + beta_eff * kl, 'recon': rec, 'kl': kl}

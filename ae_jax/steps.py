@@ -1,25 +1,29 @@
 """Pure, jit-able training and evaluation functions; no I/O.
 
 Everything here works on one *member* (one model with its own hyperparameters);
-`make_functions` vmaps it over a leading member axis, so a single run is a sweep of
-one and a sweep of K models is one compiled program.
+`make_functions` maps it over a leading member axis, so a single run is a sweep of one
+and a sweep of K models is one compiled program.
+
+Training runs in *chunks*: one compiled `lax.scan` over S consecutive steps (a single
+compiled step when S = 1). Every data path uses the same chunk: device-resident images
+gathered by index inside the scan, or streamed batches fed in.
 
 Keys are derived by purpose and step: a member's seed gives `init`, `noise` and `data`
 keys; the noise for step t is `fold_in(noise_key, t)` and the data order of epoch e is
-`permutation(fold_in(data_key, e))`. A resumed run therefore replays exactly.
+`permutation(fold_in(data_key, e))`. A run resumed at any step therefore replays exactly.
 """
 from __future__ import annotations
 
 import functools
 from typing import Any, Callable, NamedTuple
 
-import dm_pix as pix
-import numpy as np
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ae_jax import losses, optim
+from ae_jax.metrics import core as metric_core, registry
 from ae_jax.models import AutoEncoder, mask_latent_updates
 
 
@@ -38,6 +42,7 @@ class StepSpec(NamedTuple):
   steps_per_epoch: int
   eval_batch_size: int
   dtype: str = 'float32'  # compute dtype; parameters, optimizer state and losses stay float32
+  skip_nonfinite: bool = False  # freeze a member whose loss or gradients turn non-finite
 
 
 @flax.struct.dataclass
@@ -85,8 +90,16 @@ def init_state(spec: StepSpec, seed, image_shape) -> TrainState:
                     opt_state=tx.init(params), noise_key=noise_key, data_key=data_key)
 
 
-def train_step(spec: StepSpec, state: TrainState, images, hp):
-  """One optimizer step on `images` [B,H,W,C]; hp: this member's hyperparameters."""
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def train_step(spec: StepSpec, state: TrainState, images, hp, active=None):
+  """One optimizer step on `images` [B,H,W,C]; hp: this member's hyperparameters.
+
+  With spec.skip_nonfinite, a step whose loss or gradients are not finite (or a member
+  no longer `active`) leaves the state as it was; metrics['finite'] says which happened.
+  """
   rng = jax.random.fold_in(state.noise_key, state.step)
   progress = state.step.astype(jnp.float32) / spec.steps_per_epoch  # in epochs
   beta_eff = losses.kl_weight(hp['beta'], progress, hp['kl_warmup_epochs'])
@@ -96,6 +109,8 @@ def train_step(spec: StepSpec, state: TrainState, images, hp):
     out, new_vars = apply_model(spec, params, state.batch_stats, images, train=True,
                                 latent_mask=mask, rngs={'reparam': rng}, mutable=['batch_stats'])
     t = losses.terms(out, images, spec.loss, beta_eff)
+    if spec.model.kind == 'vae':
+      t['neg_elbo'] = jax.lax.stop_gradient(metric_core.neg_elbo_terms(out, images, spec.loss))
     return t['loss'].mean(), (t, new_vars)
 
   (loss, (t, new_vars)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -108,9 +123,15 @@ def train_step(spec: StepSpec, state: TrainState, images, hp):
   new_state = state.replace(step=state.step + 1, params=params,
                             batch_stats=new_vars.get('batch_stats', state.batch_stats),
                             opt_state=opt_state)
-  metrics = {k: v.mean() for k, v in t.items()}
+  keys = registry.names(registry.train_metrics(spec.model.kind))
+  metrics = {k: v.mean() for k, v in t.items() if k in keys}
   metrics['lr'] = lr * optim.plateau_scale(opt_state)
   metrics['beta'] = beta_eff
+  if spec.skip_nonfinite:
+    finite = jnp.isfinite(loss) & _all_finite(grads)
+    ok = finite & (True if active is None else active)
+    new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new_state, state)
+    metrics['finite'] = finite
   return new_state, metrics
 
 
@@ -121,63 +142,80 @@ def epoch_batches(spec: StepSpec, data_key, num_examples: int, epoch):
   return perm[:used].reshape(spec.steps_per_epoch, spec.batch_size)
 
 
-def train_epoch(spec: StepSpec, state: TrainState, images, hp, epoch):
-  """A whole epoch as one lax.scan over device-resident `images` [N,H,W,C]."""
-  idx = epoch_batches(spec, state.data_key, images.shape[0], epoch)
+def train_chunk(spec: StepSpec, constrain: Callable, state: TrainState, active, images, xs, hp):
+  """S consecutive steps as one lax.scan (a plain step when S = 1).
 
-  def body(st, batch_idx):
-    return train_step(spec, st, images[batch_idx], hp)
+  xs [S, B] are indices into device-resident `images` [N,H,W,C]; with images None, xs
+  [S, B, H, W, C] are the batches themselves (streamed data). `active` is carried so a
+  member frozen for a non-finite step stays frozen for the rest of the chunk.
+  """
+  def body(carry, x):
+    st, act = carry
+    batch = constrain(x if images is None else images[x])  # [B, H, W, C]
+    st, m = train_step(spec, st, batch, hp, act)
+    if spec.skip_nonfinite:
+      act = act & m['finite']
+    return (st, act), m
 
-  return jax.lax.scan(body, state, idx)  # metrics: [steps] per key
+  if xs.shape[0] == 1:  # one step: no loop, so XLA sees the step as its own program
+    (state, active), m = body((state, active), xs[0])
+    return state, active, jax.tree_util.tree_map(lambda v: v[None], m)
+  (state, active), m = jax.lax.scan(body, (state, active), xs)
+  return state, active, m  # metrics: [S] per key
 
 
-def _ssim_filter(image_shape) -> int:
-  size = min(11, image_shape[0], image_shape[1])
-  return size if size % 2 else size - 1
+def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state: TrainState,
+                images, valid, hp, key):
+  """The batch metrics `metric_names` over `images` [NB, EB, H, W, C] where `valid`
+  [NB, EB] marks real rows, as one scan: {name: value} (vectors for vector metrics).
 
-
-def eval_member(spec: StepSpec, state: TrainState, images, valid, hp, key):
-  """Mean metrics over `images` [NB, EB, H, W, C] where `valid` [NB, EB] marks real rows.
-
-  The loss terms use a sampled z (a one-sample ELBO estimate); PSNR and SSIM use the
-  deterministic reconstruction from the posterior mean, clipped to [0, 1].
+  Loss terms use a sampled z (a one-sample ELBO estimate); reconstruction metrics use
+  the deterministic reconstruction from the posterior mean.
   """
   mask = hp.get('latent_mask')
-  variables = _variables(state.params, state.batch_stats)
   apply = functools.partial(apply_model, spec, state.params, state.batch_stats)
   progress = state.step.astype(jnp.float32) / spec.steps_per_epoch
   beta_eff = losses.kl_weight(hp['beta'], progress, hp['kl_warmup_epochs'])
-  filter_size = _ssim_filter(images.shape[2:4])
+  metrics = [registry.get(n) for n in metric_names]
+  fns = {m.batch: registry.function(m.batch) for m in metrics}
+  image_shape = images.shape[2:]
+
+  def per_example(batch, i):
+    out = apply(batch, train=False, latent_mask=mask,
+                rngs={'reparam': jax.random.fold_in(key, i)})
+    det = out
+    if spec.model.kind == 'vae':
+      det = apply(batch, train=False, sample=False, latent_mask=mask)
+    ctx = metric_core.BatchContext(batch, out, det, losses.terms(out, batch, spec.loss, beta_eff),
+                                   spec.loss)
+    values = {}
+    for fn in fns.values():
+      values.update(fn(ctx))
+    return values
 
   def body(totals, inputs):
     batch, ok, i = inputs
-    out = apply(batch, train=False, latent_mask=mask, rngs={'reparam': jax.random.fold_in(key, i)})
-    t = losses.terms(out, batch, spec.loss, beta_eff)
-    if spec.model.kind == 'vae':
-      out = apply(batch, train=False, sample=False, latent_mask=mask)
-    recon = jnp.clip(out.recon, 0.0, 1.0)
-    t['psnr'] = pix.psnr(recon, batch)
-    t['ssim'] = pix.ssim(recon, batch, max_val=1.0, filter_size=filter_size)
+    values = per_example(constrain(batch), i)
     okf = ok.astype(jnp.float32)
-    new = {k: totals[k] + (v * okf).sum() for k, v in t.items()}
-    mean = out.mean.reshape(out.mean.shape[0], -1) * okf[:, None]  # [EB, units]
-    new['mean_sum'] = totals['mean_sum'] + mean.sum(0)
-    new['mean_sq'] = totals['mean_sq'] + jnp.square(mean).sum(0)
+    new = {k: totals[k] + jnp.tensordot(okf, v, axes=(0, 0)) for k, v in values.items()}
     return new, None
 
-  keys = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim')
-  units = int(np.prod(jax.eval_shape(
-      lambda: spec.model.apply(variables, images[0], method=spec.model.encode)[0]).shape[1:]))
-  zeros = {k: jnp.zeros((), jnp.float32) for k in keys}
-  zeros.update(mean_sum=jnp.zeros(units), mean_sq=jnp.zeros(units))
+  shapes = jax.eval_shape(per_example, images[0], 0)
+  zeros = {k: jnp.zeros(s.shape[1:], jnp.float32) for k, s in shapes.items()}
   totals, _ = jax.lax.scan(body, zeros, (images, valid, jnp.arange(images.shape[0])))
   n = valid.sum()
-  out = {k: totals[k] / n for k in keys}
-  # Active units (Burda et al.): latent units whose posterior mean varies across the
-  # data, Var_x[E_q(z|x) z] > 0.01. Masked units have mean 0 and never count.
-  var = totals['mean_sq'] / n - jnp.square(totals['mean_sum'] / n)
-  out['active_units'] = jnp.sum(var > 0.01).astype(jnp.float32)
+  out = {}
+  for m in metrics:
+    out[m.name] = (registry.function(m.finalize)(totals, n, image_shape) if m.finalize
+                   else totals[m.name] / n)
   return out
+
+
+def recon_member(spec: StepSpec, state: TrainState, images, hp):
+  """Deterministic reconstructions [N, H, W, C] (posterior mean, not clipped)."""
+  out = apply_model(spec, state.params, state.batch_stats, images, train=False, sample=False,
+                    latent_mask=hp.get('latent_mask'))
+  return out.recon
 
 
 class Functions(NamedTuple):
@@ -185,16 +223,39 @@ class Functions(NamedTuple):
   [K, ...] for K > 1, no member axis for a single member; `stack` / `unstack` convert
   to and from the [K, ...] form that checkpoints and inference use."""
   init: Callable      # (seeds [K]) -> TrainState (internal form)
-  epoch: Callable     # (state, images, hp, epoch) -> (state, metrics [K, steps])
-  evaluate: Callable  # (state, images, valid, hp, key) -> metrics [K]
-  reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
-  loop: str           # how `epoch` runs: 'scan' or 'python'
+  chunk: Callable     # (state, active [K], images, idx [K, S, B], hp) -> (state, active, metrics [K, S])
+  chunk_batches: Callable  # (state, active [K], batches [S, B, H, W, C], hp) -> same
   order: Callable     # (state, num_examples, epoch) -> batch indices [K, steps, B]
-  step_batch: Callable  # (state, batch [B,H,W,C], hp) -> (state, metrics [K]); streamed data
-  scan_batches: Callable  # (state, batches [S,B,H,W,C], hp) -> (state, metrics [K, S])
+  reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
+  loop: str           # 'scan' (chunks of many steps) or 'python' (one step per chunk)
   vectorize: str      # how members share the program: 'vmap' or 'unroll'
   stack: Callable     # internal state -> [K, ...] state
   unstack: Callable   # [K, ...] state -> internal state
+  num_members: int
+  plan: Any           # mesh.Plan
+
+  def active(self, flags=None):
+    """The [K] bool 'member still training' array, placed as the chunks return it (an
+    array placed otherwise would make them compile a second time)."""
+    flags = np.ones(self.num_members, bool) if flags is None else np.asarray(flags, bool)
+    return self.plan.put(flags, self.plan.stacked(self.num_members))
+
+  def epoch(self, state, images, hp, epoch_index):
+    """One whole epoch over device-resident `images` in chunks of the loop's size
+    (tests and the benchmark; the trainer drives chunks itself)."""
+    idx = self.order(state, images.shape[0], epoch_index)  # [K, steps, B]
+    active = self.active()
+    size = idx.shape[1] if self.loop == 'scan' else 1
+    rows = []
+    for s in range(0, idx.shape[1], size):
+      state, active, m = self.chunk(state, active, images, idx[:, s:s + size], hp)
+      rows.append(m)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *rows)
+
+  def step_batch(self, state, batch, hp):
+    """One step on one batch [B, H, W, C] (the benchmark)."""
+    state, _, m = self.chunk_batches(state, self.active(), batch[None], hp)
+    return state, jax.tree_util.tree_map(lambda v: v[:, 0], m)
 
 
 def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
@@ -209,7 +270,8 @@ def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
   With one member, argument 0 is the state *without* a member axis (see
   Functions.unstack): carrying a size-1 axis through the step made XLA keep extra
   copies of the weights, 2.3x slower on the 50x50 MLP VAE. The other arguments are
-  squeezed and the outputs other than the state get the axis back.
+  squeezed, and the outputs other than the state (output 0 when `state_out`) get the
+  axis back.
   """
   def take(args, axes, i):
     return [a if ax is None else jax.tree_util.tree_map(lambda x: x[i], a)
@@ -219,7 +281,7 @@ def _over_members(fn, in_axes, num_members: int, strategy: str = 'vmap',
   if num_members == 1:
     def single(*args):
       out = fn(args[0], *take(args[1:], in_axes[1:], 0))
-      return (out[0], expand(out[1])) if state_out else expand(out)
+      return (out[0], *[expand(o) for o in out[1:]]) if state_out else expand(out)
 
     return single
 
@@ -248,80 +310,89 @@ def choose_vectorize(strategy: str, conv_on_cpu: bool) -> str:
   return 'unroll' if conv_on_cpu else 'vmap'
 
 
-def choose_loop(loop: str, conv_on_cpu: bool) -> str:
-  """'auto' -> 'scan' unless convolutions would run inside a loop body on XLA:CPU.
+def choose_loop(loop: str, slow_conv_in_scan: bool) -> str:
+  """'auto' -> 'scan' unless XLA's own convolutions would run inside a loop body on CPU.
 
-  XLA:CPU loses its fast convolution path inside while-loop bodies (jax issue #12868):
-  a conv VAE step measured 2230 ms inside lax.scan against 142 ms as its own program.
-  There, a per-step loop of one compiled step (data still on the device) is faster.
+  XLA:CPU keeps its fast convolution path inside while-loop bodies only for canonical
+  (NHWC/HWIO) convolutions; XLA's own gradients there are not canonical (a conv VAE step:
+  2230 ms inside lax.scan against 142 ms alone). The canonical convolutions of
+  models/canonical.py (model.conv.impl='auto' on CPU) fix that, so the scan is used; with
+  model.conv.impl='xla' on CPU a per-step loop of one compiled step is faster.
   """
   if loop != 'auto':
     return loop
-  return 'python' if conv_on_cpu else 'scan'
+  return 'python' if slow_conv_in_scan else 'scan'
+
+
+def _constrain(plan):
+  if plan is None or plan.data == 1:
+    return lambda x: x
+  sharding = plan.batch(0)
+  return lambda x: jax.lax.with_sharding_constraint(x, sharding)
 
 
 @functools.lru_cache(maxsize=16)
 def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'auto',
-                   vectorize: str = 'auto'):
-  """Compiled, member-vmapped versions of the functions above.
+                   vectorize: str = 'auto', plan=None):
+  """Compiled, member-mapped versions of the functions above.
 
   Cached on the (hashable, static) spec: programs of a sweep that share shapes and
-  settings, such as equal chunks of members, reuse one compilation.
+  settings, such as equal chunks of members, reuse one compilation. With a mesh `plan`
+  the state is replicated (or split over 'members'), batches are split over 'data'.
   """
   k = num_members
   conv_on_cpu = jax.default_backend() == 'cpu' and _has_conv(spec.model, image_shape)
+  canonical = getattr(spec.model.encoder, 'conv_impl', 'xla') == 'canonical'
+  slow_conv_in_scan = conv_on_cpu and not canonical
   vec = choose_vectorize(vectorize, conv_on_cpu)
-  over_members = functools.partial(_over_members, strategy=vec)
+  over = functools.partial(_over_members, strategy=vec)
+  if plan is None:
+    from ae_jax import mesh as mesh_lib
+    plan = mesh_lib.single()
+  rep, stacked = plan.replicated(), plan.stacked(k)
+  state_sh = stacked if k > 1 else rep
   if k == 1:
-    init = jax.jit(lambda seeds: init_state(spec, seeds[0], image_shape))
+    init = jax.jit(lambda seeds: init_state(spec, seeds[0], image_shape), out_shardings=state_sh)
     stack = lambda st: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], st)
     unstack = lambda st: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[0], st)
   else:
-    init = jax.jit(over_members(functools.partial(init_state, spec, image_shape=image_shape),
-                                (0,), k))
+    init = jax.jit(over(functools.partial(init_state, spec, image_shape=image_shape), (0,), k),
+               out_shardings=state_sh)
     stack = unstack = lambda st: st
-  evaluate = jax.jit(over_members(functools.partial(eval_member, spec),
-                                  (0, None, None, 0, None), k))
 
-  def recon_member(state, images, hp):
-    out = apply_model(spec, state.params, state.batch_stats, images, train=False,
-                      sample=False, latent_mask=hp.get('latent_mask'))
-    return out.recon
-
-  reconstruct = jax.jit(over_members(recon_member, (0, None, 0), k))
-  loop = choose_loop(loop, conv_on_cpu)
-  order = jax.jit(over_members(
-      lambda st, n, e: epoch_batches(spec, st.data_key, n, e), (0, None, None), k),
-      static_argnums=1)
-  step_batch = jax.jit(over_members(lambda st, batch, hp: train_step(spec, st, batch, hp),
-                                    (0, None, 0), k, state_out=True), donate_argnums=0)
-  scan_batches = jax.jit(over_members(
-      lambda st, xs, hp: jax.lax.scan(lambda c, b: train_step(spec, c, b, hp), st, xs),
-      (0, None, 0), k, state_out=True), donate_argnums=0)
-  if loop == 'scan':
-    epoch = jax.jit(over_members(functools.partial(train_epoch, spec), (0, None, 0, None), k,
-                                 state_out=True), donate_argnums=0)
-  else:
-    step = jax.jit(over_members(lambda st, images, idx, hp: train_step(spec, st, images[idx], hp),
-                                (0, None, 0, 0), k, state_out=True), donate_argnums=0)
-
-    def epoch(state, images, hp, epoch_index):
-      idx = order(state, images.shape[0], epoch_index)  # [K, steps, B] on the device
-      rows = []
-      for s in range(spec.steps_per_epoch):
-        state, m = step(state, images, idx[:, s], hp)
-        rows.append(m)
-      return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *rows)
-
-  return Functions(init, epoch, evaluate, reconstruct, loop, order, step_batch, scan_batches,
-                   vec, stack, unstack)
+  reconstruct = jax.jit(over(functools.partial(recon_member, spec), (0, None, 0), k))
+  order = jax.jit(over(lambda st, n, e: epoch_batches(spec, st.data_key, n, e), (0, None, None), k),
+              static_argnums=1)
+  constrain = _constrain(plan)
+  chunk_fn = functools.partial(train_chunk, spec, constrain)
+  outs = (state_sh, stacked, stacked)  # state, active [K], metrics [K, S]
+  chunk = jax.jit(over(lambda st, act, images, xs, hp: chunk_fn(st, act, images, xs, hp),
+                       (0, 0, None, 0, 0), k, state_out=True),
+                  in_shardings=(state_sh, stacked, rep, stacked, stacked), out_shardings=outs,
+                  donate_argnums=0)
+  chunk_batches = jax.jit(over(lambda st, act, xs, hp: chunk_fn(st, act, None, xs, hp),
+                               (0, 0, None, 0), k, state_out=True),
+                          in_shardings=(state_sh, stacked, plan.batch(1), stacked),
+                          out_shardings=outs, donate_argnums=0)
+  return Functions(init, chunk, chunk_batches, order, reconstruct,
+                   choose_loop(loop, slow_conv_in_scan), vec, stack, unstack, k, plan)
 
 
-def batch_for_eval(images, batch_size: int):
-  """[N,H,W,C] -> ([NB, EB, H, W, C] zero-padded, valid [NB, EB]) with EB <= batch_size."""
-  import numpy as np
+@functools.lru_cache(maxsize=32)
+def make_evaluate(spec: StepSpec, num_members: int, vectorize: str, metric_names: tuple,
+                  plan=None):
+  """Compiled evaluation of the batch metrics `metric_names`: (state, images, valid, hp,
+  key) -> {name: [K] or [K, units]}, each evaluation batch split over 'data'."""
+  fn = functools.partial(eval_member, spec, metric_names, _constrain(plan))
+  return jax.jit(_over_members(fn, (0, None, None, 0, None), num_members, vectorize))
+
+
+def batch_for_eval(images, batch_size: int, multiple: int = 1):
+  """[N,H,W,C] -> ([NB, EB, H, W, C] zero-padded, valid [NB, EB]) with EB <= batch_size
+  (rounded up to a multiple of `multiple`, the devices sharing a batch)."""
   n = images.shape[0]
   eb = min(batch_size, n)
+  eb = -(-eb // multiple) * multiple
   nb = -(-n // eb)
   pad = nb * eb - n
   padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])

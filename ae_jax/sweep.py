@@ -101,9 +101,12 @@ def expand(config) -> list[dict]:
     points = list(zip(*axes.values())) if axes else [()]
   else:
     points = list(itertools.product(*axes.values()))
+  from ae_jax.models import resolve_latent_dim
+  base = {k: typ(config_lib.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
+  base['latent_dim'] = resolve_latent_dim(config.model)  # 0 = the preset's own size
   members = []
   for point in points:
-    m = {k: typ(config_lib.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
+    m = dict(base)
     m.update(dict(zip(names, point)))
     m['name'] = ','.join(f'{k}={_fmt(m[k])}' for k in names) or 'run'
     members.append(m)

@@ -1,9 +1,13 @@
-"""train_and_evaluate(config, workdir): data -> model -> compiled epochs -> workdir."""
+"""train_and_evaluate(config, workdir): checks -> data -> model -> chunked training -> workdir.
+
+Training is one loop over compiled chunks of S steps (a whole epoch by default for
+device-resident data, `data.stream_chunk_steps` for streamed data, one step with
+`train.loop='python'`). Every path has the same events at chunk boundaries: the
+SIGTERM/SIGINT check and, at epoch ends, metrics, evaluation and checkpoints.
+"""
 from __future__ import annotations
 
-import copy
 import logging
-import os
 import sys
 import time
 
@@ -12,80 +16,52 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ae_jax import checkpoint, config_lib, data, figures, report, steps, sweep, workdir as wd
-from ae_jax.errors import ConfigError, NonFiniteLossError
-from ae_jax.models import build_model, latent_is_sweepable, latent_shape
-from ae_jax.optim import spec_from_config
+from ae_jax import (checkpoint, config_lib, data, evaluate, figures, mesh as mesh_lib, preempt,
+                    report, sweep, workdir as wd_lib)
+from ae_jax.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
+from ae_jax.metrics import registry
+from ae_jax.program import ModelSetup
+from ae_jax.workdir import CONFIG, MEMBERS, MODEL, SUMMARY, Workdir
 
 log = logging.getLogger('ae_jax')
-TRAIN_KEYS = ('loss', 'recon', 'kl', 'neg_elbo')
-EVAL_KEYS = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim', 'active_units')
+PCA_FIT_MAX = 10_000  # training images the PCA baseline is fitted on, at most
 
 
-class Setup:
-  """Everything derived from a config that training, evaluation and inference share.
+class Setup(ModelSetup):
+  """A ModelSetup with its dataset: what training and dataset evaluation need."""
 
-  `members` defaults to the config's own vmapped sweep; a sweep with outer axes or
-  chunks passes each program's members explicitly.
-  """
+  def __init__(self, config, members=None, dataset=None, plan=None):
+    config_lib.validate(config)  # before the data loads
+    dataset = dataset if dataset is not None else data.load(config.data)
+    super().__init__(config, dataset.info.image_shape, len(dataset.train['image']), members,
+                     plan)
+    self.dataset = dataset
+    self.eval_epochs = _eval_epochs(self.config)
+    factors = dataset.info.factors
+    if factors is not None:
+      factors = factors[dataset.test['id']]
+    self.evaluator = evaluate.Evaluator(self, dataset.test, dataset.info, self.train_sample,
+                                        factors)
 
-  def __init__(self, config, members=None, dataset=None):
-    config_lib.validate(config)
-    self.members = members if members is not None else sweep.expand(config)
-    if sweep.swept_latent(config):
-      config = copy.deepcopy(config)
-      with config.unlocked():
-        config.model.latent_dim = max(m['latent_dim'] for m in self.members)
-    self.config = config
-    self.dataset = dataset if dataset is not None else data.load(config.data)
-    self.image_shape = self.dataset.info.image_shape
-    self.model = build_model(config.model, self.image_shape)
-    n_train = self.dataset.train['image'].shape[0]
-    batch = config.train.batch_size
-    if batch > n_train:
-      raise ConfigError(f'config.train.batch_size={batch} is larger than the {n_train} '
-                        f'training examples of data.name={config.data.name!r}')
-    self.eval_epochs = _eval_epochs(config)
-    self.steps_per_epoch = n_train // batch
-    self.spec = steps.StepSpec(
-        model=self.model,
-        loss=steps.LossSpec(config.loss.reconstruction, config.loss.reduction,
-                            float(config.loss.nll_sigma)),
-        optim=spec_from_config(config, self.steps_per_epoch),
-        batch_size=batch, steps_per_epoch=self.steps_per_epoch,
-        eval_batch_size=config.train.eval_batch_size, dtype=config.dtype)
-    self.fns = steps.make_functions(self.spec, tuple(self.image_shape), len(self.members),
-                                    config.train.loop, config.sweep.vectorize)
-    hp = sweep.hparams(self.members)
-    if sweep.swept_latent(config):
-      if not latent_is_sweepable(self.model):
-        raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no '
-                          'latent head (its code is the last conv layer), so its latent size '
-                          'cannot be swept')
-      hp['latent_mask'] = sweep.latent_masks(self.members,
-                                             latent_shape(self.model, self.image_shape))
-    self.hparams = {k: jnp.asarray(v) for k, v in hp.items()}
-    self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
-    self._eval_inputs = None
+  def train_sample(self) -> np.ndarray:
+    """Up to PCA_FIT_MAX training images (all of them when resident)."""
+    x = self.dataset.train['image']
+    if isinstance(x, data.StreamSource):
+      return x.read(np.arange(min(len(x), PCA_FIT_MAX)))
+    return np.asarray(x[:PCA_FIT_MAX])
 
-  def evaluate(self, state) -> dict:
+  def evaluate(self, state, final: bool = False) -> dict:
     """Test-split metrics of `state` (the functions' form): {name: [K] numpy}."""
-    if self._eval_inputs is None:  # built once, kept on the device
-      images, valid = steps.batch_for_eval(self.dataset.test['image'],
-                                           self.config.train.eval_batch_size)
-      self._eval_inputs = (jax.device_put(images), jax.device_put(valid),
-                           jax.random.PRNGKey(self.config.train.seed + 1_000_003))
-    images, valid, key = self._eval_inputs
-    return jax.device_get(self.fns.evaluate(state, images, valid, self.hparams, key))
-
-  def init_state(self):
-    """Initial state in the compiled functions' form (fns.stack gives the [K, ...] form)."""
-    return self.fns.init(self.seeds)
+    epoch = self.epoch_of(int(mesh_lib.host(self.fns.stack(state).step)[0]))
+    return self.evaluator(state, epoch, final)
 
   def is_eval_epoch(self, epoch: int) -> bool:
     """epoch is 1-based."""
     return (epoch % self.config.train.eval_every == 0 or epoch == self.config.train.num_epochs
             or epoch in self.eval_epochs)
+
+  def keep_epochs(self) -> tuple[int, ...]:
+    return tuple(sorted(set(self.eval_epochs) | set(self.config.checkpoint.keep_epochs or ())))
 
 
 def _eval_epochs(config) -> tuple[int, ...]:
@@ -99,249 +75,378 @@ def _eval_epochs(config) -> tuple[int, ...]:
   return tuple(values)
 
 
-def _first_nonfinite(metrics: dict, members, epoch: int, steps_per_epoch: int):
-  loss = metrics['loss']  # [K, steps]
-  bad = np.argwhere(~np.isfinite(loss))
-  if bad.size == 0:
+# ---- the workdir: refuse what would silently reuse another experiment's weights ----------
+
+
+def _trained_epochs(wd: Workdir) -> int | None:
+  """Epochs of the newest checkpoint (without restoring it), or None."""
+  steps = checkpoint.saved_steps(wd.checkpoints)
+  if not steps:
     return None
-  k, s = bad[np.argsort(bad[:, 1], kind='stable')[0]]
-  term = next((t for t in ('recon', 'kl') if not np.isfinite(metrics[t][k, s])), 'loss')
-  value = metrics[term][k, s]
-  step = epoch * steps_per_epoch + int(s) + 1
-  return (f'non-finite training loss at step {step} (epoch {epoch + 1}, member '
-          f'{members[k]["name"]!r}): term {term!r} = {value}; the last good checkpoint is '
-          'kept. Lower train.learning_rate, set optim.grad_clip_norm, or check the data.')
+  info = wd.read_model()
+  if info is None:  # format 1: numbered by epoch
+    return steps[-1]
+  return steps[-1] // max(1, info['steps_per_epoch'])
 
 
-def _progress(config, total, initial):
+def claim(wd: Workdir, config, fresh: bool = False) -> None:
+  """Make `wd` ready for `config`, before any data loads or anything compiles: refuse a
+  workdir holding a model that `config` would not continue, or (fresh) move it aside."""
+  wd.prepare()
+  if fresh and not wd.is_empty():
+    moved = wd.move_aside()
+    print(f'moved the previous run to {moved}', flush=True)
+    wd.prepare()
+    return
+  if not wd.is_trained():
+    if wd.has_checkpoints():
+      raise WorkdirError(f'{wd.path} has checkpoints but no config.json; use another '
+                         '--workdir, or --fresh to move it aside')
+    return
+  old = wd.read_json(CONFIG)
+  new = wd_lib.config_to_dict(config)
+  programs = [wd] + [wd.program(p.name) for p in sweep.programs(config) if p.name]
+  trained = max((e for e in map(_trained_epochs, programs) if e is not None), default=None)
+  config_lib.check_compatible(old, new, wd.path, trained)
+
+
+def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
+  """Train every member of `config` in `workdir`, resuming from its checkpoints.
+
+  One program trains in `workdir` itself; a sweep with outer axes or chunks trains each
+  program in `workdir/programs/<name>/` and gathers metrics, summary, tables and figures
+  at the top. `fresh` moves an existing workdir aside first (never deletes it).
+  """
+  config = config_lib.resolve(config)
+  wd = Workdir(workdir)
+  progs = sweep.programs(config)
+  claim(wd, config, fresh)
+  if len(progs) == 1:
+    summary, recon = train_program(progs[0].config, wd, progs[0].members)
+    rows = wd.read_metrics()
+    recon_parts = [recon]
+  else:
+    summary, rows, recon_parts = {'programs': [], 'members': []}, [], []
+    for prog in progs:
+      sub = wd.program(prog.name)
+      print(f'== program {prog.name}: {len(prog.members)} member(s)', flush=True)
+      s, recon = train_program(prog.config, sub, prog.members)
+      summary['programs'].append({'name': prog.name, 'workdir': sub.path,
+                                  **{k: v for k, v in s.items() if k != 'members'}})
+      summary['members'] += s['members']
+      rows += sub.read_metrics()
+      recon_parts.append(recon)
+    wd.write_config(config)
+    wd.write_json(MEMBERS, [{**m, 'program': p.name} for p in progs for m in p.members])
+    wd.write_metrics(rows)
+    if config.figures.enabled:
+      wd.save_figure(figures.loss_curves(rows, 'loss', config.figures.log_scale,
+                                         'training loss (train: epoch mean; eval: test split)'),
+                     'loss.png')
+      wd.save_figure(figures.recon_grid(recon_parts), 'recon.png')
+  members = [m for p in progs for m in p.members]
+  if len(members) > 1:
+    frozen = {m['name']: m['frozen'] for m in summary['members'] if 'frozen' in m}
+    summary['table'] = report.write_sweep(wd, config, members, rows,
+                                          draw=config.figures.enabled, frozen=frozen)
+  wd.write_json(SUMMARY, summary)
+  return summary
+
+
+# ---- one program ------------------------------------------------------------------------
+
+
+def _write_records(wd: Workdir, setup: Setup, resumed: bool) -> None:
+  """config.json, members.json and model.json: written for a new run, and on resume only
+  with the changes claim() allowed (they still describe the weights)."""
+  if resumed and wd.exists(CONFIG):
+    old = wd.read_json(CONFIG)
+    changed = config_lib.flat(old) != config_lib.flat(wd_lib.config_to_dict(setup.config))
+    if changed:
+      diff = [k for k, v in config_lib.flat(wd_lib.config_to_dict(setup.config)).items()
+              if config_lib.flat(old).get(k, v) != v]
+      print(f'resuming {wd.path} with changed settings: {", ".join(diff)}', flush=True)
+  wd.write_config(setup.config)
+  wd.write_json(MEMBERS, setup.members)
+  wd.write_json(MODEL, setup.model_info(setup.dataset.info))
+
+
+def _progress_bar(config, total, initial):
   enabled = config.progress and sys.stderr.isatty()
   return tqdm.tqdm(total=total, initial=initial, unit='step', disable=not enabled,
                    dynamic_ncols=True, file=sys.stderr)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Train every member of `config` in `workdir`, resuming from the latest checkpoints.
+def _migrate_epoch_checkpoints(wd: Workdir, spe: int) -> None:
+  """Renumber a format-1 workdir's epoch-numbered checkpoints by step, once."""
+  if wd.read_model() is not None or not wd.is_trained() or spe == 1:
+    return
+  import os
+  for epoch in reversed(checkpoint.saved_steps(wd.checkpoints)):
+    if wd.writer:
+      os.rename(os.path.join(wd.checkpoints, str(epoch)),
+                os.path.join(wd.checkpoints, str(epoch * spe)))
+  log.warning('%s: renumbered its checkpoints by optimizer step (format 2)', wd.checkpoints)
 
-  One program trains in `workdir` itself; a sweep with outer axes or chunks trains each
-  program in `workdir/programs/<name>/` and gathers metrics, summary, tables and figures
-  at the top.
+
+class _Chunks:
+  """Where the next chunk's batches come from: device-resident images gathered by index,
+  or streamed batches read ahead on a thread."""
+
+  def __init__(self, setup: Setup, state, start_step: int):
+    self.setup = setup
+    fns, cfg, spe = setup.fns, setup.config, setup.steps_per_epoch
+    source = setup.dataset.train['image']
+    self.streaming = isinstance(source, data.StreamSource)
+    self.size = size = _chunk_size(setup, self.streaming)
+    self.feed = None
+    if self.streaming:
+      from ae_jax.data import stream
+      key = mesh_lib.host(fns.stack(state.data_key))[0]  # member 0's order, for every member
+      from ae_jax import steps
+      order = jax.jit(lambda e: steps.epoch_batches(setup.spec, key, len(source), e))
+      self.feed = stream.batches(
+          source, stream.blocks(lambda e: np.asarray(order(e)), start_step, spe,
+                                cfg.train.num_epochs * spe, size),
+          cfg.data.prefetch, setup.plan)
+    else:
+      self.images = setup.plan.put(source)
+      self._order = (None, None)
+
+  def run(self, state, active, step: int, n: int):
+    setup = self.setup
+    if self.streaming:
+      return setup.fns.chunk_batches(state, active, next(self.feed), setup.hparams)
+    epoch, pos = divmod(step, setup.steps_per_epoch)
+    if self._order[0] != epoch:
+      self._order = (epoch, setup.fns.order(state, self.images.shape[0], epoch))  # [K, spe, B]
+    idx = self._order[1][:, pos:pos + n]
+    return setup.fns.chunk(state, active, self.images, idx, setup.hparams)
+
+  def close(self):
+    if self.feed is not None:
+      self.feed.close()  # stops the reader thread
+
+
+def _chunk_size(setup: Setup, streaming: bool) -> int:
+  cfg, spe = setup.config, setup.steps_per_epoch
+  if setup.fns.loop == 'python':
+    return 1
+  if streaming:
+    return min(cfg.data.stream_chunk_steps, spe)
+  return min(cfg.train.chunk_steps or spe, spe)
+
+
+def _first_nonfinite(metrics: dict, members, first_step: int, skip=()):
+  """The first non-finite training loss among the members not in `skip`, described."""
+  loss = np.asarray(metrics['loss'])  # [K, steps]
+  bad = [(s, k) for k, s in np.argwhere(~np.isfinite(loss)) if k not in skip]
+  if 'finite' in metrics:
+    bad += [(s, k) for k, s in np.argwhere(~np.asarray(metrics['finite'])) if k not in skip]
+  if not bad:
+    return None
+  s, k = min(bad)
+  term = next((t for t in ('recon', 'kl') if t in metrics
+               and not np.isfinite(metrics[t][k, s])), 'loss' if not np.isfinite(loss[k, s])
+              else 'gradients')
+  return int(k), first_step + int(s) + 1, term, float(loss[k, s]) if term != 'gradients' \
+      else float('nan')
+
+
+def train_program(config, wd: Workdir, members: list[dict]):
+  """Train one compiled program's members in `wd` (resuming), evaluate them, draw.
+
+  -> (summary, (originals, reconstructions, labels) for the recon figure)
   """
-  config_lib.validate(config)
-  progs = sweep.programs(config)
-  if len(progs) == 1:
-    summary = train_program(progs[0].config, workdir, progs[0].members)
-    rows = wd.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
-  else:
-    summary, rows = {'programs': [], 'members': []}, []
-    for prog in progs:
-      sub = os.path.join(workdir, 'programs', prog.name)
-      print(f'== program {prog.name}: {len(prog.members)} member(s)', flush=True)
-      s = train_program(prog.config, sub, prog.members)
-      summary['programs'].append({'name': prog.name, 'workdir': sub,
-                                  **{k: v for k, v in s.items() if k != 'members'}})
-      summary['members'] += s['members']
-      rows += wd.read_metrics(os.path.join(sub, 'metrics.jsonl'))
-    os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
-    wd.write_json(os.path.join(workdir, 'config.json'), wd.config_to_dict(config))
-    wd.write_json(os.path.join(workdir, 'members.json'),
-                  [{**m, 'program': p.name} for p in progs for m in p.members])
-    wd.write_metrics(os.path.join(workdir, 'metrics.jsonl'), rows)
-    if config.figures.enabled:
-      figures.loss_curves(rows, os.path.join(workdir, 'figures', 'loss.png'), 'loss',
-                          config.figures.log_scale, 'training loss')
-  members = [m for p in progs for m in p.members]
-  if len(members) > 1:
-    summary['table'] = report.write_sweep(workdir, config, members, rows,
-                                          draw=config.figures.enabled)
-  wd.write_json(os.path.join(workdir, 'summary.json'), summary)
-  return summary
-
-
-def train_program(config, workdir: str, members: list[dict]) -> dict:
-  """Train one compiled program's members in `workdir` (resuming) and evaluate them."""
+  wd.prepare()
   setup = Setup(config, members)
-  cfg, fns = setup.config, setup.fns
-  os.makedirs(os.path.join(workdir, 'figures'), exist_ok=True)
-  ds = setup.dataset
-  streaming = isinstance(ds.train['image'], data.StreamSource)
-  train_images = ds.train['image'] if streaming else jax.device_put(ds.train['image'])
-
-  ckpts = checkpoint.Checkpoints(workdir, cfg.checkpoint.max_to_keep,
-                                 cfg.checkpoint.best_metric, cfg.checkpoint.best_mode)
+  cfg, fns, spe = setup.config, setup.fns, setup.steps_per_epoch
+  print(setup.dataset.info.describe(), flush=True)
+  _migrate_epoch_checkpoints(wd, spe)
+  keep = [e * spe for e in setup.keep_epochs()]
+  ckpts = checkpoint.Checkpoints(wd.checkpoints, cfg.checkpoint.max_to_keep, keep,
+                                 wd.best_checkpoints, cfg.checkpoint.best_metric,
+                                 cfg.checkpoint.best_mode, wd.writer)
   state = setup.init_state()
-  latest = ckpts.latest_step()
-  start_epoch = latest or 0
-  if latest is not None:  # epoch 0 is an imported or exported starting point
-    state = fns.unstack(ckpts.restore(fns.stack(state), latest))
-    log.info('resumed %s from epoch %d', workdir, start_epoch)
-  _write_config(cfg, members, workdir, start_epoch)
-  metrics_log = wd.MetricsLog(os.path.join(workdir, 'metrics.jsonl'), start_epoch)
+  restored = ckpts.restore_latest(fns.stack(state))
+  step, progress = 0, {}
+  if restored is not None:
+    stacked, step, progress = restored
+    state = fns.unstack(stacked)
+    print(f'resumed {wd.path} from epoch {setup.epoch_of(step)} (step {step})', flush=True)
+  _write_records(wd, setup, restored is not None)
+  metrics_log = wd.metrics_log(step, restored is not None)
+  total = cfg.train.num_epochs * spe
+  frozen = dict(progress.get('frozen', {}))  # member name -> why
+  names = [m['name'] for m in members]
+  active = fns.active([m['name'] not in frozen for m in members])
+  partial = {k: np.asarray(v['values'], v['dtype'])
+             for k, v in progress.get('epoch_metrics', {}).items()}
+  pending = [partial] if partial else []  # this epoch's chunk metrics so far
 
-  num_epochs, spe = cfg.train.num_epochs, setup.steps_per_epoch
-  bar = _progress(cfg, num_epochs * spe, min(start_epoch, num_epochs) * spe)
-  timing = {'compile_s': None, 'train_s': 0.0, 'timed_epochs': 0}
-  last_eval, epoch = None, start_epoch
-  feed = stream_feed(setup, state, train_images, start_epoch) if streaming else None
+  chunks = None
+  bar = _progress_bar(cfg, total, min(step, total))
+  timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
+  last_eval = None
   try:
-    for epoch in range(start_epoch, num_epochs):
-      t0 = time.perf_counter()
-      if streaming:
-        state, m = stream_epoch(setup, state, feed)
-      else:
-        state, m = fns.epoch(state, train_images, setup.hparams, epoch)
-      m = jax.device_get(m)  # the one host sync per epoch
-      dt = time.perf_counter() - t0
-      if timing['compile_s'] is None:
-        timing['compile_s'] = dt
-      else:
-        timing['train_s'] += dt
-        timing['timed_epochs'] += 1
-      problem = _first_nonfinite(m, members, epoch, spe)
-      if problem:
-        raise NonFiniteLossError(problem)
-      step = (epoch + 1) * spe
-      rows = [{'epoch': epoch + 1, 'step': step, 'split': 'train', 'member': mem['name'],
-               **{k: float(np.mean(m[k][i])) for k in TRAIN_KEYS},
-               'lr': float(m['lr'][i, -1]), 'beta': float(m['beta'][i, -1])}
-              for i, mem in enumerate(members)]
-      eval_rows = None
-      if setup.is_eval_epoch(epoch + 1):
-        eval_rows = _eval_rows(members, setup.evaluate(state), epoch=epoch + 1, step=step)
-        rows += eval_rows
-        last_eval = eval_rows
-      metrics_log.write(rows)
-      bar.update(spe)
-      bar.set_postfix(loss=f'{np.mean(m["loss"][:, -1]):.4g}',
-                      img_s=f'{spe * cfg.train.batch_size * len(members) / dt:.0f}')
-      if eval_rows:
-        for r in eval_rows:
-          tqdm.tqdm.write(_eval_line(r, num_epochs, len(members) > 1), file=sys.stdout)
-      if ((epoch + 1) % cfg.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs
-          or epoch + 1 in setup.eval_epochs):
-        best = None
-        if eval_rows and cfg.checkpoint.best_metric:
-          best = {cfg.checkpoint.best_metric: float(np.mean(
-              [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
-        ckpts.save(epoch + 1, fns.stack(state), members, best)
+    with preempt.Watcher() as watcher:
+      chunks = _Chunks(setup, state, step)
+      size = chunks.size
+      while step < total:
+        pos = step % spe
+        n = min(size, spe - pos)
+        t0 = time.perf_counter()
+        state, active, m = chunks.run(state, active, step, n)
+        pending.append(m)
+        step += n
+        epoch_end = step % spe == 0
+        stop = watcher.should_stop(step)
+        if not (epoch_end or stop):
+          continue
+        jax.block_until_ready(state)
+        dt = time.perf_counter() - t0
+        if timing['compile_s'] is None:
+          timing['compile_s'] = dt
+        else:
+          timing['train_s'] += dt
+          timing['timed_steps'] += n
+        host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
+                                      *mesh_lib.host(pending))
+        epoch_first_step = step - host['loss'].shape[1]
+        _check_finite(setup, host, epoch_first_step, frozen, names, cfg)
+        bar.update(n)
+        if not epoch_end:  # stopped mid-epoch: keep the epoch's metrics in the checkpoint
+          _save(ckpts, setup, state, step, frozen, host, None)
+          raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
+        pending = []
+        epoch = step // spe
+        rows = [{'epoch': epoch, 'step': step, 'split': 'train', 'member': mem['name'],
+                 **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite',)
+                    and k not in ('lr', 'beta')},
+                 'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
+                for i, mem in enumerate(members)]
+        eval_rows = None
+        if setup.is_eval_epoch(epoch):
+          final = epoch == cfg.train.num_epochs
+          eval_rows = evaluate.rows(members, setup.evaluator(state, epoch, final), epoch=epoch,
+                                    step=step)
+          rows += eval_rows
+          last_eval = eval_rows
+        metrics_log.write(rows)
+        bar.set_postfix(loss=f'{np.mean(host["loss"][:, -1]):.4g}')
+        for r in eval_rows or ():
+          who = f' [{r["member"]}]' if len(members) > 1 else ''
+          tqdm.tqdm.write(f'epoch {epoch}/{cfg.train.num_epochs}{who} eval: '
+                          f'{registry.console_line(r)}', file=sys.stdout)
+        due = (epoch % cfg.checkpoint.every_epochs == 0 or epoch == cfg.train.num_epochs
+               or epoch in setup.keep_epochs() or stop)
+        if due:
+          best = None
+          if eval_rows and cfg.checkpoint.best_metric:
+            best = {cfg.checkpoint.best_metric: float(np.mean(
+                [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
+          _save(ckpts, setup, state, step, frozen, None, best)
+        if stop:
+          raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
   finally:
-    if feed is not None:
-      feed.close()  # stops the reader thread
+    if chunks is not None:
+      chunks.close()
     bar.close()
     ckpts.close()
 
-  if last_eval is None:  # nothing left to train: evaluate the restored state
-    last_eval = _eval_rows(members, setup.evaluate(state), epoch=num_epochs)
-  summary = _summary(setup, metrics_log.rows, last_eval, timing)
-  wd.write_json(os.path.join(workdir, 'summary.json'), summary)
+  if last_eval is None or last_eval[0]['epoch'] != cfg.train.num_epochs:
+    # nothing was left to train: the final evaluation of the restored state
+    epoch = setup.epoch_of(step)
+    last_eval = evaluate.rows(members, setup.evaluator(state, epoch, final=True), epoch=epoch,
+                              step=step)
+  summary = _summary(setup, metrics_log.rows, last_eval, timing, frozen)
+  wd.write_json(SUMMARY, summary)
+  recon = _recon_rows(setup, state)
   if cfg.figures.enabled:
-    draw_figures(setup, state, metrics_log.rows, workdir)
-  return summary
+    draw_figures(setup, wd, metrics_log.rows, last_eval, recon)
+  return summary, recon
 
 
-def _eval_rows(members, ev, **fields) -> list[dict]:
-  """metrics.jsonl rows, one per member, from evaluate's {name: [K]} values."""
-  return [{**fields, 'split': 'eval', 'member': mem['name'],
-           **{k: float(v[i]) for k, v in ev.items()}} for i, mem in enumerate(members)]
+def _check_finite(setup, host, first_step, frozen, names, cfg):
+  """Stop on a non-finite loss, or freeze the member (train.skip_nonfinite_members)."""
+  skip = {names.index(n) for n in frozen}
+  while True:
+    bad = _first_nonfinite(host, setup.members, first_step, skip)
+    if bad is None:
+      return
+    k, step, term, value = bad
+    what = (f'non-finite training loss at step {step} (epoch {(step - 1) // setup.steps_per_epoch + 1}, '
+            f'member {names[k]!r}): term {term!r} = {value}')
+    if not cfg.train.skip_nonfinite_members:
+      raise NonFiniteLossError(
+          f'{what}; the last good checkpoint is kept. Lower train.learning_rate, set '
+          'optim.grad_clip_norm, check the data, or (sweeps) set '
+          'train.skip_nonfinite_members=True to freeze just that member')
+    frozen[names[k]] = {'step': step, 'term': term}
+    skip.add(k)
+    print(f'{what}: member frozen at its last finite state (train.skip_nonfinite_members); '
+          'the others train on', flush=True)
 
 
-def stream_feed(setup, state, source, first_epoch: int):
-  """Device batches for every remaining epoch, read ahead on a thread across epochs.
-
-  The order is the one the device tier would use (member 0's permutation per epoch,
-  computed on the host from its data key, so reading never waits for training), hence a
-  streamed run sees the same batches as a resident one, and a resumed run the same
-  batches as an uninterrupted one. All members of a program share it.
-  """
-  from ae_jax.data import stream
-  fns, cfg, spec = setup.fns, setup.config, setup.spec
-  key = np.asarray(fns.stack(state.data_key))[0]  # member 0's; stack only the key
-  order = jax.jit(lambda e: steps.epoch_batches(spec, key, len(source), e))
-  chunk = cfg.data.stream_chunk_steps if fns.loop == 'scan' else 1
-  epochs = range(first_epoch, cfg.train.num_epochs)
-  return stream.batches(source, stream.blocks(lambda e: np.asarray(order(e)), epochs, chunk),
-                        cfg.data.prefetch, squeeze=fns.loop != 'scan')
+def _save(ckpts, setup, state, step, frozen, epoch_metrics, best):
+  progress = {'epoch': setup.epoch_of(step), 'step': step, 'frozen': frozen}
+  if epoch_metrics is not None:
+    # exact: a float32 written as a JSON float reads back as the same float32
+    progress['epoch_metrics'] = {k: {'values': np.asarray(v).tolist(), 'dtype': str(v.dtype)}
+                                 for k, v in epoch_metrics.items()}
+  ckpts.save(step, setup.fns.stack(state), setup.members, progress, best)
 
 
-def stream_epoch(setup, state, feed):
-  """One epoch from `feed`: each chunk one lax.scan (or each batch one compiled step)."""
-  fns = setup.fns
-  metrics = []
-  if fns.loop == 'scan':
-    chunk = setup.config.data.stream_chunk_steps
-    for _ in range(-(-setup.steps_per_epoch // chunk)):
-      state, m = fns.scan_batches(state, next(feed), setup.hparams)
-      metrics.append(m)
-    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *metrics)
-  for _ in range(setup.steps_per_epoch):
-    state, m = fns.step_batch(state, next(feed), setup.hparams)
-    metrics.append(m)
-  return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *metrics)
+def _stop_message(signum, setup, step, wd):
+  import signal as signal_lib
+  name = signal_lib.Signals(signum).name
+  return (f'stopped by {name} at epoch {setup.epoch_of(step)} (step {step}) with a checkpoint '
+          f'saved in {wd.checkpoints}; run the same command again to resume')
 
 
-def _eval_line(r, num_epochs, named):
-  who = f' [{r["member"]}]' if named else ''
-  return (f'epoch {r["epoch"]}/{num_epochs}{who} eval: loss {r["loss"]:.4g}  recon '
-          f'{r["recon"]:.4g}  kl {r["kl"]:.4g}  -elbo {r["neg_elbo"]:.4g}  '
-          f'psnr {r["psnr"]:.2f}  ssim {r["ssim"]:.3f}')
+def _recon_rows(setup, state):
+  cfg = setup.config
+  n = min(cfg.figures.num_images, setup.dataset.test['image'].shape[0])
+  originals = np.asarray(setup.dataset.test['image'][:n])
+  recon = np.clip(mesh_lib.host(setup.fns.reconstruct(state, setup.plan.put(originals),
+                                                      setup.hparams)), 0.0, 1.0)
+  labels = [('recon' if len(setup.members) == 1 else m['name']) for m in setup.members]
+  return {'originals': originals, 'recon': recon, 'labels': labels,
+          'ids': setup.dataset.test['id'][:n].tolist(),
+          'color_key': setup.dataset.info.color_key}
 
 
-def _write_config(cfg, members, workdir, start_epoch):
-  path = os.path.join(workdir, 'config.json')
-  new = wd.config_to_dict(cfg)
-  if start_epoch and os.path.exists(path):
-    old = wd.read_json(path)
-    changed = _diff(old, new)
-    if changed:
-      log.warning('resuming %s with changed config keys: %s', workdir, ', '.join(changed))
-  wd.write_json(path, new)
-  wd.write_json(os.path.join(workdir, 'members.json'), members)
-
-
-def _diff(a, b, prefix=''):
-  out = []
-  for k in sorted(set(a) | set(b)):
-    va, vb = a.get(k), b.get(k)
-    if isinstance(va, dict) and isinstance(vb, dict):
-      out += _diff(va, vb, prefix + k + '.')
-    elif va != vb:
-      out.append(f'{prefix}{k}: {va!r} -> {vb!r}')
-  return out
-
-
-def _summary(setup, rows, last_eval, timing):
+def _summary(setup, rows, last_eval, timing, frozen):
   cfg = setup.config
   out = {'num_epochs': cfg.train.num_epochs, 'steps_per_epoch': setup.steps_per_epoch,
          'image_shape': list(setup.image_shape), 'members': []}
   for mem, ev in zip(setup.members, last_eval):
     train = [r for r in rows if r['member'] == mem['name'] and r['split'] == 'train']
-    out['members'].append({
+    entry = {
         'name': mem['name'],
         'hparams': {k: v for k, v in mem.items() if k != 'name'},
         'train_loss': train[-1]['loss'] if train else None,
-        'eval': {k: ev[k] for k in EVAL_KEYS},
-    })
-  if timing['timed_epochs']:
-    per_epoch = timing['train_s'] / timing['timed_epochs']
-    out['epoch_s'] = per_epoch
-    out['images_per_sec'] = (setup.steps_per_epoch * cfg.train.batch_size * len(setup.members)
-                             / per_epoch)
-  out['first_epoch_s'] = timing['compile_s']
+        'eval': {k: v for k, v in ev.items() if k in registry.REGISTRY},
+    }
+    if mem['name'] in frozen:
+      entry['frozen'] = frozen[mem['name']]
+    out['members'].append(entry)
+  if timing['timed_steps']:
+    per_step = timing['train_s'] / timing['timed_steps']
+    out['epoch_s'] = per_step * setup.steps_per_epoch
+    out['images_per_sec'] = cfg.train.batch_size * len(setup.members) / per_step
+  out['first_chunk_s'] = timing['compile_s']
   return out
 
 
-def draw_figures(setup, state, rows, workdir):
+def draw_figures(setup, wd: Workdir, rows, last_eval, recon):
   cfg = setup.config
-  fig_dir = os.path.join(workdir, 'figures')
-  figures.loss_curves(rows, os.path.join(fig_dir, 'loss.png'), 'loss', cfg.figures.log_scale,
-                      'training loss (train: epoch mean; eval: test split)')
+  wd.save_figure(figures.loss_curves(rows, 'loss', cfg.figures.log_scale,
+                                     'training loss (train: epoch mean; eval: test split)'),
+                 'loss.png')
   if cfg.model.kind == 'vae':
-    figures.loss_curves(rows, os.path.join(fig_dir, 'neg_elbo.png'), 'neg_elbo',
-                        cfg.figures.log_scale, 'negative ELBO')
-  n = min(cfg.figures.num_images, setup.dataset.test['image'].shape[0])
-  originals = setup.dataset.test['image'][:n]
-  recon = np.asarray(setup.fns.reconstruct(state, jnp.asarray(originals), setup.hparams))
-  labels = ['original'] + [('recon' if len(setup.members) == 1 else m['name'])
-                           for m in setup.members]
-  ids = ', '.join(str(i) for i in setup.dataset.test['id'][:n])
-  figures.image_rows([originals] + list(recon), labels, os.path.join(fig_dir, 'recon.png'),
-                     f'test images (ids {ids}) and reconstructions')
+    wd.save_figure(figures.loss_curves(rows, 'neg_elbo', cfg.figures.log_scale,
+                                       'negative ELBO (nats per image)'), 'neg_elbo.png')
+    if last_eval and 'kl_per_dim' in last_eval[0]:
+      wd.save_figure(figures.kl_per_dim(last_eval), 'kl_per_dim.png')
+  wd.save_figure(figures.recon_grid([recon]), 'recon.png')

@@ -1,17 +1,301 @@
-"""The workdir contract: config.json, members.json, metrics.jsonl, summary.json."""
+"""The workdir: the one module that knows its file names, and its only writer.
+
+  runs/x/
+    config.json     the config the weights were trained with
+    members.json    the models trained (one per sweep point; 'run' when not sweeping)
+    model.json      what loading a model needs without its data (image shape, classes, ...)
+    metrics.jsonl   one JSON object per epoch and split
+    summary.json    final metrics per member, training speed
+    eval.json       the last --mode=evaluate result
+    sweep.csv, sweep.md, report.md, report.html
+    checkpoints/, checkpoints_best/   Orbax
+    figures/*.png   latent/<tool>/    programs/<name>/ (a workdir per program of a sweep)
+
+Every write goes through a `Workdir`, and only a writer writes: in a multi-process job
+that is process 0 (`jax.process_index() == 0`), decided here and nowhere else. Readers
+turn damaged files into one-line `WorkdirError`s that name the file.
+"""
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import math
 import os
+import shutil
 
 import ml_collections
+
+from ae_jax.errors import WorkdirError
+
+log = logging.getLogger('ae_jax')
+
+CONFIG, MEMBERS, MODEL, METRICS = 'config.json', 'members.json', 'model.json', 'metrics.jsonl'
+SUMMARY, EVAL = 'summary.json', 'eval.json'
+CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
+                                                'programs', 'latent')
+MODEL_FORMAT = 2  # model.json's format; workdirs without one are format 1 (epoch-numbered checkpoints)
 
 
 def _clean(v):
   if isinstance(v, float) and not math.isfinite(v):
     return str(v)
   return v
+
+
+def _is_writer() -> bool:
+  import jax
+  return jax.process_index() == 0
+
+
+class Workdir:
+  """A workdir's paths, readers and (for the writer process) writers."""
+
+  def __init__(self, path: str, writer: bool | None = None):
+    self.path = str(path)
+    self.writer = _is_writer() if writer is None else writer
+
+  def __repr__(self):
+    return f'Workdir({self.path!r})'
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  @property
+  def checkpoints(self) -> str:
+    return os.path.abspath(self.file(CHECKPOINTS))
+
+  @property
+  def best_checkpoints(self) -> str:
+    return os.path.abspath(self.file(BEST))
+
+  def program(self, name: str) -> 'Workdir':
+    return Workdir(os.path.join(self.path, PROGRAMS, name), self.writer)
+
+  def figure(self, name: str) -> str:
+    return os.path.join(self.path, FIGURES, name)
+
+  def latent_dir(self, tool: str, out: str | None = None) -> str:
+    return out or os.path.join(self.path, LATENT, tool)
+
+  def outputs(self, tool: str, out: str | None = None) -> 'Outputs':
+    """Where latent tool `tool` writes: <workdir>/latent/<tool>/, or `out`."""
+    return Outputs(self.latent_dir(tool, out), self.writer)
+
+  # ---- state of the folder ------------------------------------------------------------
+
+  def exists(self, name: str) -> bool:
+    return os.path.exists(self.file(name))
+
+  def is_trained(self) -> bool:
+    return self.exists(CONFIG)
+
+  def has_checkpoints(self) -> bool:
+    d = self.file(CHECKPOINTS)
+    return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
+
+  def is_empty(self) -> bool:
+    return not os.path.exists(self.path) or not os.listdir(self.path)
+
+  def prepare(self) -> None:
+    """Create the folder and check it can be written, before any data loads or compiles."""
+    if not self.writer:
+      return
+    parent = self.path
+    while parent and not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+      raise WorkdirError(f'workdir {self.path}: {parent} is a file, not a folder; choose '
+                         'another --workdir')
+    try:
+      os.makedirs(self.file(FIGURES), exist_ok=True)
+      probe = self.file('.write-test')
+      with open(probe, 'w') as f:
+        f.write('ok')
+      os.remove(probe)
+    except OSError as e:
+      raise WorkdirError(f'workdir {self.path} cannot be written ({e.strerror or e}); choose '
+                         'another --workdir') from e
+
+  def move_aside(self) -> str:
+    """Rename the workdir to a free `<path>.old-<UTC time>` sibling; never deletes."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')
+    target, i = f'{self.path.rstrip(os.sep)}.old-{stamp}', 1
+    while os.path.exists(target):
+      i += 1
+      target = f'{self.path.rstrip(os.sep)}.old-{stamp}-{i}'
+    if self.writer:
+      shutil.move(self.path, target)
+    return target
+
+  # ---- readers ------------------------------------------------------------------------
+
+  def read_json(self, name: str, default=None):
+    path = self.file(name)
+    if not os.path.exists(path):
+      if default is not None:
+        return default
+      raise WorkdirError(f'{path} not found: {self.path!r} is not a trained workdir')
+    try:
+      with open(path) as f:
+        return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise WorkdirError(f'{path} is damaged ({e}); restore it from a copy, or start '
+                         'again with --fresh (moves this workdir aside)') from e
+
+  def read_config(self) -> ml_collections.ConfigDict:
+    """The config the workdir was trained with (tuples restored where the base has them)."""
+    cfg = base_config()
+    values = self.read_json(CONFIG)
+    if not isinstance(values, dict):
+      raise WorkdirError(f'{self.file(CONFIG)} is damaged (not a JSON object)')
+    _merge(cfg, values)
+    return cfg
+
+  def read_members(self) -> list[dict] | None:
+    return self.read_json(MEMBERS) if self.exists(MEMBERS) else None
+
+  def read_model(self) -> dict | None:
+    return self.read_json(MODEL) if self.exists(MODEL) else None
+
+  def read_metrics(self) -> list[dict]:
+    """metrics.jsonl's rows; a torn last line (a kill mid-write) is dropped with a warning."""
+    return self._read_metrics()[0]
+
+  def _read_metrics(self) -> tuple[list[dict], bool]:
+    path = self.file(METRICS)
+    torn = False
+    if not os.path.exists(path):
+      return [], torn
+    with open(path, 'rb') as f:
+      lines = f.read().split(b'\n')
+    rows = []
+    for i, line in enumerate(lines):
+      if not line.strip():
+        continue
+      try:
+        rows.append(json.loads(line))
+      except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        if any(rest.strip() for rest in lines[i + 1:]):
+          raise WorkdirError(f'{path}: line {i + 1} is not JSON ({e}); fix or delete that '
+                             'line') from e
+        log.warning('%s: dropped a torn last line (the run was stopped while writing it)',
+                    path)
+        torn = True
+    return rows, torn
+
+  # ---- writers (no-ops off the writer process) ---------------------------------------
+
+  def write_json(self, name: str, obj) -> None:
+    if self.writer:
+      write_json(self.file(name), obj)
+
+  def write_text(self, name: str, text: str) -> None:
+    if not self.writer:
+      return
+    tmp = self.file(name) + '.tmp'
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    with open(tmp, 'w') as f:
+      f.write(text)
+    os.replace(tmp, self.file(name))
+
+  def write_config(self, config) -> None:
+    self.write_json(CONFIG, config_to_dict(config))
+
+  def write_metrics(self, rows: list[dict]) -> None:
+    """Replace metrics.jsonl with `rows` (atomically)."""
+    if self.writer:
+      _write_lines(self.file(METRICS), rows)
+
+  def save_figure(self, fig, name: str) -> str | None:
+    """Save a matplotlib figure as figures/<name> and close it."""
+    import matplotlib.pyplot as plt
+    path = self.figure(name)
+    if self.writer:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      fig.savefig(path)
+    plt.close(fig)
+    return path if self.writer else None
+
+  def metrics_log(self, keep_through_step: int, resumed: bool) -> 'MetricsLog':
+    return MetricsLog(self, keep_through_step, resumed)
+
+
+class Outputs:
+  """A folder of a tool's outputs (figures, arrays, JSON), written by the writer only."""
+
+  def __init__(self, path: str, writer: bool = True):
+    self.path, self.writer = str(path), writer
+    self.written: list[str] = []
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  def _target(self, name: str) -> str | None:
+    if not self.writer:
+      return None
+    if os.path.exists(self.path) and not os.path.isdir(self.path):
+      raise WorkdirError(f'{self.path} is a file; --out must be a folder')
+    os.makedirs(self.path, exist_ok=True)
+    self.written.append(self.file(name))
+    return self.file(name)
+
+  def array(self, name: str, arr) -> str:
+    import numpy as np
+    path = self._target(name)
+    if path:
+      np.save(path + '.tmp.npy', np.asarray(arr))
+      os.replace(path + '.tmp.npy', path)
+    return self.file(name)
+
+  def arrays(self, name: str, **arrs) -> str:
+    import numpy as np
+    path = self._target(name)
+    if path:
+      np.savez(path + '.tmp.npz', **{k: np.asarray(v) for k, v in arrs.items()})
+      os.replace(path + '.tmp.npz', path)
+    return self.file(name)
+
+  def json(self, name: str, obj) -> str:
+    path = self._target(name)
+    if path:
+      write_json(path, obj)
+    return self.file(name)
+
+  def figure(self, fig, name: str) -> str:
+    import matplotlib.pyplot as plt
+    path = self._target(name)
+    if path:
+      fig.savefig(path)
+    plt.close(fig)
+    return self.file(name)
+
+
+class MetricsLog:
+  """Append-only metrics.jsonl. On resume, rows logged after the restored step are dropped
+  (they were logged after the last checkpoint and will be logged again)."""
+
+  def __init__(self, wd: Workdir, keep_through_step: int, resumed: bool):
+    self.wd = wd
+    rows, torn = wd._read_metrics()
+    if resumed and not rows and keep_through_step > 0:
+      log.warning('%s is missing: the history of the first %d steps is lost; new epochs are '
+                  'logged from here on', wd.file(METRICS), keep_through_step)
+    self.rows = [r for r in rows if r.get('step', 0) <= keep_through_step]
+    if len(self.rows) != len(rows) or torn or (rows and not resumed):
+      wd.write_metrics(self.rows if resumed else [])
+      if not resumed:
+        self.rows = []
+
+  def write(self, rows: list[dict]) -> None:
+    rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
+    if self.wd.writer:
+      with open(self.wd.file(METRICS), 'a') as f:
+        f.write(''.join(json.dumps(r) + '\n' for r in rows))
+    self.rows.extend(rows)
+
+
+# ---- plain helpers ----------------------------------------------------------------------
 
 
 def write_json(path: str, obj) -> None:
@@ -21,9 +305,11 @@ def write_json(path: str, obj) -> None:
   os.replace(tmp, path)  # never leave a half-written file behind
 
 
-def read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
+def _write_lines(path: str, rows: list[dict]) -> None:
+  with open(path + '.tmp', 'w') as f:
+    for r in rows:
+      f.write(json.dumps(r) + '\n')
+  os.replace(path + '.tmp', path)
 
 
 def config_to_dict(config) -> dict:
@@ -33,58 +319,30 @@ def config_to_dict(config) -> dict:
 def base_config() -> ml_collections.ConfigDict:
   """configs/base.py, found next to the package (works from any working directory)."""
   import importlib.util
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  spec = importlib.util.spec_from_file_location('ae_jax_base_config',
-                                                os.path.join(root, 'configs', 'base.py'))
+  spec = importlib.util.spec_from_file_location(
+      'ae_jax_base_config', os.path.join(repo_root(), 'configs', 'base.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
 
 
-def config_from_file(path: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (tuples restored where the base has tuples)."""
-  cfg = base_config()
-  _merge(cfg, read_json(path), path)
-  return cfg
+def repo_root() -> str:
+  """The folder holding the ae_jax package and configs/."""
+  return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _merge(cfg, values: dict, where: str, prefix: str = ''):
+def _merge(cfg, values: dict, prefix: str = ''):
   for k, v in values.items():
     if k not in cfg:
       continue  # keys of newer/older versions are ignored
     if isinstance(cfg[k], ml_collections.ConfigDict):
-      _merge(cfg[k], v, where, prefix + k + '.')
+      if isinstance(v, dict):
+        _merge(cfg[k], v, prefix + k + '.')
+    elif isinstance(cfg[k], tuple) or (isinstance(v, list)):
+      cfg[k] = _tuples(v)
     else:
-      cfg[k] = tuple(v) if isinstance(cfg[k], tuple) else v
+      cfg[k] = v
 
 
-class MetricsLog:
-  """Append-only metrics.jsonl; on resume, rows after the restored epoch are dropped
-  (they were logged after the last checkpoint and will be logged again)."""
-
-  def __init__(self, path: str, keep_through_epoch: int):
-    self.path = path
-    rows = read_metrics(path) if os.path.exists(path) else []
-    self.rows = [r for r in rows if r['epoch'] <= keep_through_epoch]
-    if len(self.rows) != len(rows):
-      write_metrics(path, self.rows)
-
-  def write(self, rows: list[dict]) -> None:
-    rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
-    with open(self.path, 'a') as f:
-      for r in rows:
-        f.write(json.dumps(r) + '\n')
-    self.rows.extend(rows)
-
-
-def write_metrics(path: str, rows: list[dict]) -> None:
-  """Replace `path` with `rows`, one JSON object per line (atomically)."""
-  with open(path + '.tmp', 'w') as f:
-    for r in rows:
-      f.write(json.dumps(r) + '\n')
-  os.replace(path + '.tmp', path)
-
-
-def read_metrics(path: str) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+def _tuples(v):
+  return tuple(_tuples(x) for x in v) if isinstance(v, list) else v

@@ -11,8 +11,11 @@ def get_config():
   config.model = ml_collections.ConfigDict()
   config.model.preset = ''  # a name from ae_jax.models.PRESETS, or '' for the custom model below
   config.model.kind = 'vae'  # 'ae' | 'vae' (must match the preset's kind)
-  config.model.arch = 'mlp'  # custom models: 'mlp' | 'conv'
-  config.model.latent_dim = 16  # flat: units; spatial conv latent: channels
+  config.model.arch = 'mlp'  # custom models: 'mlp' | 'conv' | 'resnet' (model.resnet below)
+  # Latent size (flat: units; spatial conv latent: channels). 0 = the preset's published
+  # size (mlp_ae_50 128, mlp_vae_50 256, fcn_ae_64 10, conv_vae_bn_mish 1024), 16 for a
+  # custom model. The conv AE presets' code is their last conv layer: leave it 0.
+  config.model.latent_dim = 0
   config.model.hidden = (512, 256)  # MLP encoder widths; the decoder mirrors them
   config.model.activation = 'relu'  # relu | mish | leaky_relu | gelu | silu
   config.model.latent_activation = 'none'  # AE only: activation on the code (relu | none ...)
@@ -27,6 +30,16 @@ def get_config():
   config.model.conv.latent = 'flat'  # flat (Dense to latent_dim) | spatial (3x3 conv head)
   config.model.conv.groups = 32  # group norm: groups (largest divisor of channels <= this)
   config.model.conv.upsample = 'phases'  # transposed conv: phases (fast) | subpixel | dilated
+  # Convolution gradients: 'canonical' builds both as NHWC/HWIO convolutions (XLA:CPU runs
+  # the ones its autodiff emits slowly inside lax.scan), 'xla' uses XLA's own, 'auto'
+  # picks canonical on CPU and xla elsewhere. Same values either way.
+  config.model.conv.impl = 'auto'
+  # arch='resnet': residual blocks per resolution, strided convs down, upsample+conv up
+  config.model.resnet = ml_collections.ConfigDict()
+  config.model.resnet.channels = (32, 64, 128, 256)  # width per level, full resolution first
+  config.model.resnet.blocks = 1  # residual blocks per level
+  config.model.resnet.latent = 'flat'  # flat (Dense code) | spatial (1x1 conv code)
+  config.model.resnet.refine = 0  # extra full-resolution blocks at the decoder's end
 
   config.data = ml_collections.ConfigDict()
   # Embedded (offline): digits | wafer | dsprites | photos | faces.
@@ -72,6 +85,13 @@ def get_config():
   # 'python' (a loop of one compiled step), or 'auto' (scan, except conv models on CPU,
   # where XLA runs convolutions inside loop bodies slowly; see README, Performance).
   config.train.loop = 'auto'
+  # Steps per compiled chunk (resident data, scan loop): 0 = a whole epoch. Metrics,
+  # evaluation, checkpoints and the SIGTERM/SIGINT check happen at chunk boundaries.
+  config.train.chunk_steps = 0
+  # Sweeps: a member whose loss or gradients turn NaN/inf is frozen at its last finite
+  # state (recorded in summary.json and the tables) while the others train on. False:
+  # the run stops with the step, member and term.
+  config.train.skip_nonfinite_members = False
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = 'adam'  # adam (weight_decay is L2, as torch.optim.Adam) | adamw (decoupled)
@@ -99,6 +119,25 @@ def get_config():
   config.checkpoint.max_to_keep = 3
   config.checkpoint.best_metric = ''  # e.g. 'loss' or 'psnr' (eval split); '' = off
   config.checkpoint.best_mode = 'min'  # min | max
+  # Epochs whose checkpoints are kept beyond max_to_keep (sweep.eval_epochs are kept too),
+  # e.g. (10, 50, 100) for reconstructions at chosen epochs.
+  config.checkpoint.keep_epochs = ml_collections.FieldReference(None, field_type=tuple)
+
+  config.eval = ml_collections.ConfigDict()
+  # Metrics (README, "Metrics"); 'default' = psnr, ssim, loss terms, -ELBO, active units,
+  # KL per unit every evaluation and, at the end, the PCA baseline and LPIPS-VGG (when the
+  # lpips extra is installed). Add e.g. 'ms_ssim', 'nll_iwae', 'mig', 'fd_classifier'.
+  config.eval.metrics = ('default',)
+  config.eval.iwae_samples = 1000  # nll_iwae: importance samples per image
+  config.eval.iwae_chunk = 100  # nll_iwae: samples per pass (bounds memory)
+  config.eval.num_samples = 1000  # sample-quality metrics: prior samples drawn
+  config.eval.max_images = 0  # pass metrics (LPIPS, IWAE, MIG): test images used; 0 = all
+
+  # Devices (README, "Scale-out"): a batch is split over mesh.data devices (-1 = all the
+  # rest), sweep members over mesh.members devices. One device: both 1.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1
+  config.mesh.members = 1
 
   config.figures = ml_collections.ConfigDict()
   config.figures.enabled = True

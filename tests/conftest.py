@@ -5,10 +5,18 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # `configs` is imported as a package from the repository root
 
+import tempfile  # noqa: E402
+
+# Tests compile many tiny programs; skipping most XLA optimisations makes that quicker, and a
+# compilation cache shared by the whole session (subprocesses included, through the
+# environment) compiles each program once.
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='ae_jax_xla_cache_'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# Tests compile many tiny programs; skipping most XLA optimisations makes that quicker.
 jax.config.update('jax_disable_most_optimizations', True)
 
 
@@ -25,12 +33,47 @@ def tiny_config(**overrides):
   config.checkpoint.every_epochs = 1
   config.figures.enabled = False
   config.progress = False
+  # the per-batch metrics only: the end-of-run pass metrics (PCA baseline, LPIPS) have
+  # tests of their own
+  config.eval.metrics = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim', 'active_units',
+                         'kl_per_dim')
   from ae_jax import config_lib
   for key, value in overrides.items():
     config_lib.set_value(config, key.replace('__', '.'), value)
   return config
 
 
+@pytest.fixture(autouse=True)
+def _ae_jax_logs_reach_caplog():
+  """The CLIs' entry points, called in-process by some tests, route ae_jax's log to stderr
+  only; give it back to the root logger (pytest's caplog) after each test."""
+  yield
+  import logging
+  log = logging.getLogger('ae_jax')
+  log.handlers.clear()
+  log.propagate = True
+
+
 @pytest.fixture
 def tiny():
   return tiny_config
+
+
+def wafer_config(kind: str, latent: int = 6, **overrides):
+  """A tiny MLP model on 240 generated wafer maps (26x26, nine classes, ids 0..239)."""
+  return tiny_config(data__name='wafer', data__num_examples=240, model__kind=kind,
+                     model__latent_dim=latent, train__batch_size=48,
+                     checkpoint__keep_epochs=(1,), **overrides)
+
+
+@pytest.fixture(scope='session')
+def wafer_runs(tmp_path_factory):
+  """Trained workdirs shared by the tests of the latent tools and studies: an AE and a VAE
+  with 6-dim codes and a VAE with 4 (two epochs each; epoch 1 kept)."""
+  from ae_jax.train import train_and_evaluate
+  root = tmp_path_factory.mktemp('wafer_runs')
+  runs = {}
+  for name, kind, latent in (('ae', 'ae', 6), ('vae', 'vae', 6), ('vae4', 'vae', 4)):
+    runs[name] = str(root / name)
+    train_and_evaluate(wafer_config(kind, latent), runs[name])
+  return runs

@@ -120,13 +120,14 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):
                       '--config.data.num_examples=100'], cwd=ROOT, capture_output=True,
                      text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert 'checkpoint at epoch 0' in r.stdout
+  assert 'checkpoint at step 0' in r.stdout
+  assert 'activations of conv_ae_small' in r.stdout and 'NONE after conv 3 (the code)' in r.stdout
   m = inference.load(workdir)
   x = np.random.default_rng(0).random((3, 26, 26, 3)).astype(np.float32)
   with torch.no_grad():
     ref = tm(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
   np.testing.assert_allclose(m.reconstruct(x), ref, rtol=1e-5, atol=1e-6)
-  config = wd.config_from_file(os.path.join(workdir, 'config.json'))
+  config = wd.Workdir(workdir).read_config()
   config.train.num_epochs, config.figures.enabled, config.progress = 1, False, False
   summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
   assert summary['members'][0]['eval']['psnr'] > 0
@@ -135,3 +136,69 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):
                         '--config.sweep.beta=None'],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and 'do not fit this model' in bad.stderr
+
+
+USER_MODELS = """
+import torch.nn.functional as F
+from ae_jax.torch_models import ConvAESmall
+
+class Same(ConvAESmall):
+  pass
+
+class CodeReLU(ConvAESmall):  # a ReLU on the code: weights identical, outputs not
+  def forward(self, x):
+    x = F.relu(self.conv1(x))
+    x = F.relu(self.conv2(x))
+    x = F.relu(self.conv3(x))
+    x = F.relu(self.t_conv1(x))
+    x = F.relu(self.t_conv2(x))
+    return torch.sigmoid(self.t_conv3(x))
+"""
+
+
+def test_check_against_runs_the_users_module_and_catches_a_different_activation(tmp_path):
+  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+  ckpt = str(tmp_path / 'model.pt')
+  torch.save(tm.state_dict(), ckpt)
+  (tmp_path / 'user_models.py').write_text('import torch\n' + USER_MODELS)
+  env = dict(os.environ, PYTHONPATH=str(tmp_path))
+  run = lambda cls, out: subprocess.run(
+      [sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt, '--config',
+       'configs/conv_ae_small.py', '--workdir', str(tmp_path / out),
+       '--config.data.num_examples=100', '--check-against', f'user_models:{cls}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+  same = run('Same', 'a')
+  assert same.returncode == 0, same.stderr[-2000:]
+  assert 'check against user_models:Same: max |difference|' in same.stdout
+  assert '(match)' in same.stdout
+  relu = run('CodeReLU', 'b')
+  assert relu.returncode == 1, relu.stderr[-2000:]
+  assert 'DIFFER: check the activations above' in relu.stdout
+
+
+def test_mismatch_arrow_points_at_the_first_differing_layer():
+  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+  _, _, v = _setup('conv_ae_bn_mish', 1024, (64, 64, 3))
+  with pytest.raises(ConfigError) as e:
+    interop.convert(tm.state_dict(), v['params'], v['batch_stats'], (64, 64, 3))
+  arrow = [line for line in str(e.value).splitlines() if line.strip().startswith('->')]
+  assert len(arrow) == 1 and arrow[0].split()[1] == '0', str(e.value)
+
+
+def test_interop_without_a_file_or_torch_is_one_line(tmp_path):
+  r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint',
+                      str(tmp_path / 'missing.pt'), '--config', 'configs/conv_ae_small.py',
+                      '--workdir', str(tmp_path / 'w')], cwd=ROOT, capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 2 and 'missing.pt: no such file' in r.stderr
+  assert 'Traceback' not in r.stderr
+  # Without torch installed (simulated: `import torch` fails), the extra is named.
+  (tmp_path / 'torch.py').write_text('raise ImportError("No module named torch")\n')
+  ckpt = tmp_path / 'm.pt'
+  ckpt.write_bytes(b'x')
+  env = dict(os.environ, PYTHONPATH=str(tmp_path))
+  r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', str(ckpt),
+                      '--config', 'configs/conv_ae_small.py', '--workdir', str(tmp_path / 'w')],
+                     cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+  assert r.returncode == 2 and "pip install -e '.[torch]'" in r.stderr, r.stderr[-1500:]
+  assert 'Traceback' not in r.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ae_jax.errors import ConfigError
-from ae_jax.models import PRESETS, build_model, latent_shape
+from ae_jax.models import FIXED_CODE, PRESETS, build_model, latent_shape
 from ae_jax.models import layers
 from conftest import tiny_config
 
@@ -31,6 +31,7 @@ def variables_of(model, shape):
 
 
 def preset_config(name, latent):
+  latent = 0 if name in FIXED_CODE else latent  # their code size is the architecture's
   return tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
 
 
@@ -53,7 +54,11 @@ EXPECTED = {
     ('conv_ae_bn_mish', 1024, (64, 64, 3)): ENC_BN + conv(1024, 1024, 4) + DEC_BN_TAIL,
     ('conv_vae_bn_mish', 128, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 128, 3) + conv(128, 1024, 4) + DEC_BN_TAIL,
+    ('conv_vae_bn_mish', 1024, (64, 64, 3)):
+        ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
 }
+PUBLISHED = {'mlp_ae_50': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10, 'conv_ae_small': 64,
+             'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024}
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))
@@ -65,6 +70,32 @@ def test_preset_parameter_counts(name, latent, shape):
 
 def test_every_preset_has_a_count_test():
   assert {k[0] for k in EXPECTED} == set(PRESETS)
+
+
+@pytest.mark.parametrize('name', sorted(PUBLISHED))
+def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
+  """`--config.model.preset=NAME` on the base config (whose latent_dim is 0 = the preset's
+  own) builds the published architecture, parameter count included."""
+  from ae_jax import config_lib
+  from ae_jax.main import load_config_with_overrides
+  shape = next(s for (n, l, s) in EXPECTED if n == name and l == PUBLISHED[name])
+  config = config_lib.resolve(load_config_with_overrides(
+      'configs/base.py', [f'--config.model.preset={name}',
+                          f'--config.model.kind={PRESETS[name][0]}']))
+  assert config.model.latent_dim == PUBLISHED[name]
+  model = build_model(config.model, shape)
+  assert latent_shape(model, shape)[-1] == PUBLISHED[name]
+  assert count(variables_of(model, shape)['params']) == EXPECTED[(name, PUBLISHED[name], shape)]
+
+
+def test_an_explicit_latent_size_overrides_the_preset_and_fixed_codes_refuse_one():
+  from ae_jax import config_lib
+  cfg = config_lib.resolve(tiny_config(model__preset='fcn_ae_64', model__kind='ae',
+                                       model__latent_dim=32))
+  assert cfg.model.latent_dim == 32
+  with pytest.raises(ConfigError, match="preset 'conv_ae_small' has no latent head"):
+    config_lib.resolve(tiny_config(model__preset='conv_ae_small', model__kind='ae',
+                                   model__latent_dim=16))
 
 
 def test_bn_mish_preset_batch_stats_and_latent_shape():

@@ -26,10 +26,12 @@ def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
   assert int(setup.fns.stack(state).step[0]) == 3 * setup.steps_per_epoch
 
 
-def test_auto_loop_uses_python_loop_for_conv_on_cpu_and_scan_for_mlp():
+def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu():
   assert Setup(tiny_config()).fns.loop == 'scan'
   conv = tiny_config(model__arch='conv', model__conv__channels=(4,))
-  assert Setup(conv).fns.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
+  assert Setup(conv).fns.loop == 'scan'  # canonical convolutions (model.conv.impl='auto')
+  xla = tiny_config(model__arch='conv', model__conv__channels=(4,), model__conv__impl='xla')
+  assert Setup(xla).fns.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
 
 
 def test_scan_and_python_loops_agree():
@@ -117,10 +119,11 @@ def test_eval_padding_is_masked():
   state = setup.init_state()
   x = jnp.asarray(setup.dataset.test['image'][:5])
   key = jax.random.PRNGKey(0)
-  full = setup.fns.evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 5)],
-                            setup.hparams, key)
-  small = setup.fns.evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 2)],
-                             setup.hparams, key)
+  evaluate = steps.make_evaluate(setup.spec, 1, 'vmap', ('psnr', 'ssim', 'active_units'))
+  full = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 5)],
+                  setup.hparams, key)
+  small = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 2)],
+                   setup.hparams, key)
   # The deterministic metrics do not depend on how the split is batched.
-  for k in ('psnr', 'ssim'):
+  for k in ('psnr', 'ssim', 'active_units'):
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ae_jax import inference, losses, steps, sweep, workdir as wd
-from ae_jax.errors import ConfigError
+from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.export import export_member
 from ae_jax.models import slice_latent
 from ae_jax.train import Setup, train_and_evaluate
@@ -57,7 +57,7 @@ def test_unknown_axis_is_named():
 
 def test_latent_sweep_on_a_preset_without_latent_head_is_an_error():
   cfg = tiny_config(model__preset='conv_ae_small', model__kind='ae', data__name='wafer',
-                    data__num_examples=40, sweep__latent_dim=(8, 16))
+                    data__num_examples=40, model__latent_dim=0, sweep__latent_dim=(8, 16))
   with pytest.raises(ConfigError, match='cannot be swept'):
     Setup(cfg)
 
@@ -176,7 +176,7 @@ def test_sweep_tables_figures_and_eval_epochs(tmp_path):
   assert len(rows) == 4 * 2  # members x evaluated epochs (1 and 3)
   assert {r['epoch'] for r in rows} == {'1', '3'}
   assert list(rows[0])[:3] == ['beta', 'latent_dim', 'epoch']
-  metrics = wd.read_metrics(os.path.join(workdir, 'metrics.jsonl'))
+  metrics = wd.Workdir(workdir).read_metrics()
   ev = next(r for r in metrics if r['split'] == 'eval' and r['member'] == 'beta=4,latent_dim=2'
             and r['epoch'] == 3)
   row = next(r for r in rows if r['beta'] == '4.0' and r['latent_dim'] == '2' and r['epoch'] == '3')
@@ -186,15 +186,16 @@ def test_sweep_tables_figures_and_eval_epochs(tmp_path):
   assert md == summary['table'] and md.startswith('| beta | latent_dim | epoch | training loss |')
   for name in ('sweep_beta.png', 'sweep_latent_dim.png', 'rate_distortion.png', 'recon.png'):
     assert os.path.getsize(os.path.join(workdir, 'figures', name)) > 1000
-  # Each evaluation epoch also has a checkpoint, so a table row can be reloaded.
-  assert '1' in os.listdir(os.path.join(workdir, 'checkpoints'))
+  # Each evaluation epoch also has a checkpoint (kept beyond max_to_keep), so a table
+  # row can be reloaded.
+  assert inference.load(workdir, member='beta=4,latent_dim=2', epoch=1).epoch == 1
 
 
 def test_export_member_makes_a_standalone_workdir(tmp_path):
   workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
   train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 4)), workdir)
   export_member(workdir, 'beta=4,latent_dim=2', out)
-  config = wd.config_from_file(os.path.join(out, 'config.json'))
+  config = wd.Workdir(out).read_config()
   assert config.model.latent_dim == 2 and config.loss.beta == 4.0
   assert config.sweep.beta is None and config.sweep.latent_dim is None
   m = inference.load(out)
@@ -206,8 +207,14 @@ def test_export_member_makes_a_standalone_workdir(tmp_path):
   config.train.num_epochs = 3
   summary = train_and_evaluate(config, out)
   assert summary['members'][0]['name'] == 'run'
-  rows = wd.read_metrics(os.path.join(out, 'metrics.jsonl'))
+  rows = wd.Workdir(out).read_metrics()
   assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
+  # A second export onto the now-trained folder is refused, unless --replace moves it aside.
+  with pytest.raises(WorkdirError, match='is not empty'):
+    export_member(workdir, 'beta=4,latent_dim=2', out)
+  export_member(workdir, 'beta=4,latent_dim=2', out, replace=True)
+  assert inference.load(out).epoch == 2
+  assert any(n.startswith('member.old-') for n in os.listdir(tmp_path))
 
 
 def test_latent_sweep_cli_prints_the_table(tmp_path):
@@ -215,8 +222,10 @@ def test_latent_sweep_cli_prints_the_table(tmp_path):
       [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/sweep_latent.py',
        '--workdir', str(tmp_path / 'lat'), "--config.sweep.latent_dim=(2,16)",
        '--config.data.image_size=8', '--config.train.num_epochs=2',
-       "--config.sweep.eval_epochs=(1,)", "--config.model.hidden=(32,)"],
+       "--config.sweep.eval_epochs=(1,)", "--config.model.hidden=(32,)",
+       "--config.eval.metrics=('loss','recon','kl','neg_elbo','psnr','ssim','active_units')"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert '| latent_dim | epoch | training loss | eval recon | KL | -ELBO | PSNR | SSIM | active units |' in r.stdout
+  assert ('| latent_dim | epoch | training loss | loss | eval recon | KL | -ELBO | PSNR | SSIM | '
+          'active units |') in r.stdout
   assert r.stdout.count('\n| 16 |') == 2 and r.stdout.count('\n| 2 |') == 2

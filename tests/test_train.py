@@ -4,18 +4,20 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ae_jax import checkpoint, inference
-from ae_jax.errors import ConfigError, NonFiniteLossError
+from ae_jax.errors import ConfigError, NonFiniteLossError, WorkdirError
 from ae_jax.train import Setup, train_and_evaluate
 from conftest import ROOT, tiny_config
 
 TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
               '--config.model.latent_dim=4', '--config.train.num_epochs=2',
               '--config.train.eval_every=1', '--config.checkpoint.every_epochs=1',
-              '--config.figures.num_images=4']
+              '--config.figures.num_images=4',
+              "--config.eval.metrics=('loss','recon','kl','neg_elbo','psnr','ssim')"]
 
 
 def run_cli(*args, timeout=300):
@@ -48,23 +50,28 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['members'][0]['eval']['psnr'] == evals[-1]['psnr']
   assert evals[-1]['loss'] < evals[0]['loss'] * 1.05
-  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['1', '2']
+  spe = 1438 // 64  # checkpoints are numbered by optimizer step
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints')), key=int) == [str(spe), str(2 * spe)]
 
-  # --mode=evaluate reads the same checkpoint and reproduces the final eval metrics.
-  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', workdir, '--mode=evaluate',
-              *TINY_FLAGS)
+  # --mode=evaluate needs no --config: it reads the workdir's own, reproduces the final
+  # eval metrics, says which epoch it evaluated and writes eval.json.
+  r = run_cli('--workdir', workdir, '--mode=evaluate', '--metrics=psnr,ssim')
   assert r.returncode == 0, r.stderr[-2000:]
-  out = json.loads(r.stdout[r.stdout.index('{'):])
-  np.testing.assert_allclose(out['run']['psnr'], evals[-1]['psnr'], rtol=1e-5)
-  r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'none'),
-              '--mode=evaluate')
+  assert f'evaluated {workdir} at epoch 2 (step {2 * spe}) on 359 test images' in r.stdout
+  out = json.load(open(os.path.join(workdir, 'eval.json')))
+  np.testing.assert_allclose(out['members'][0]['eval']['psnr'], evals[-1]['psnr'], rtol=1e-5)
+  assert '| PSNR |' in r.stdout
+  # A --config for another model is refused, not silently ignored.
+  r = run_cli('--config', 'configs/ae_conv.py', '--workdir', workdir, '--mode=evaluate')
+  assert r.returncode == 2 and 'holds a model trained with another config' in r.stderr
+  r = run_cli('--workdir', str(tmp_path / 'none'), '--mode=evaluate')
   assert r.returncode == 2 and 'is not a trained workdir' in r.stderr
   assert 'Traceback' not in r.stderr
 
 
 @pytest.mark.parametrize('flag,message', [
     ('--config.train.nope=1', "--config.train.nope: config.train has no key 'nope'; its keys "
-                              'are: batch_size, eval_batch_size'),
+                              'are: batch_size, chunk_steps, eval_batch_size'),
     ('--config.train.batch_size=abc', "--config.train.batch_size=abc: invalid literal for int()"),
     ('--config.model.kind=gan', "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
 ])
@@ -117,17 +124,24 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   assert rows(full) == rows(part)
 
 
-def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path):
+def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
+                                                                           monkeypatch):
+  from ae_jax import losses, steps
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
   good = _params(workdir)
+  # The same config resumed, with a reconstruction term that turns NaN from here on.
+  reconstruction = losses.reconstruction
+  monkeypatch.setattr(losses, 'reconstruction', lambda *a: reconstruction(*a) * jnp.nan)
+  steps.make_functions.cache_clear()
   with pytest.raises(NonFiniteLossError) as e:
-    train_and_evaluate(tiny_config(train__num_epochs=3, train__learning_rate=1e30), workdir)
+    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+  steps.make_functions.cache_clear()
   msg = str(e.value)
-  assert 'non-finite training loss at step' in msg and "term '" in msg and 'epoch 2' in msg
-  ckpt = checkpoint.Checkpoints(workdir, 3)
-  assert ckpt.latest_step() == 1
-  ckpt.close()
+  spe = 1438 // 32
+  assert f'non-finite training loss at step {spe + 1} (epoch 2' in msg, msg
+  assert "term 'recon'" in msg
+  assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe]
   kept = _params(workdir)
   for x, y in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(kept)):
     np.testing.assert_array_equal(x, y)
@@ -155,7 +169,7 @@ def test_inference_api_round_trip(tmp_path):
   assert inference.load(workdir, member='run').epoch == 2
   with pytest.raises(ValueError, match=r'takes \(8, 8, 1\)'):
     m.encode(np.zeros((1, 9, 9, 1)))
-  with pytest.raises(FileNotFoundError, match='not a trained workdir'):
+  with pytest.raises(WorkdirError, match='not a trained workdir'):
     inference.load(str(tmp_path / 'nothing'))
 
 

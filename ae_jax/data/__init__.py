@@ -30,6 +30,23 @@ class DatasetInfo:
   class_names: tuple[str, ...]
   tier: str = 'device'
   factors: np.ndarray | None = None  # dsprites: ground-truth factor indices [N, 5]
+  color_key: tuple = ()  # ((colour, meaning), ...) for images whose channels are categories
+  where: str = ''  # the source (a path, or the embedded dataset's name)
+  preprocessing: tuple[str, ...] = ()  # what loading did to the images, in order
+  num_train: int = 0
+  num_test: int = 0
+  # How the source stores images, so generated ones can be written back the same way:
+  # {'layout': 'NHWC'|'NCHW'|'NHW', 'dtype': 'float32'|'uint8'|..., 'int_max': 255} or
+  # {'wafer': 'onehot'|'gray'} for WM-811K maps (integer 0 off-wafer, 1 good, 2 failing).
+  storage: dict = dataclasses.field(default_factory=lambda: {'layout': 'NHWC',
+                                                             'dtype': 'float32'})
+
+  def describe(self) -> str:
+    """One line a run prints at start: the source, the split and the preprocessing."""
+    steps = '; '.join(self.preprocessing) or 'used as stored'
+    h, w, c = self.image_shape
+    return (f'data: {self.where or self.name}: {self.num_train} train / {self.num_test} test '
+            f'images, {h}x{w}x{c} ({steps}; {self.tier} tier)')
 
 
 @dataclasses.dataclass
@@ -51,6 +68,10 @@ class Raw:
   split: tuple[np.ndarray, np.ndarray] | None = None  # fixed (train, test) positions
   resize_method: str = 'linear'
   factors: np.ndarray | None = None
+  color_key: tuple = ()
+  user_files: bool = False  # the user's own images (resizing them is worth a warning)
+  note: str = ''  # preprocessing the source itself did
+  storage: dict | None = None  # how the source stores images (see to_storage)
 
 
 class StreamSource:
@@ -94,7 +115,8 @@ def _wafer(cfg):
   maps, labels = wafer.generate(cfg.num_examples or 2000, size, cfg.wafer.balance,
                                 cfg.wafer.seed)
   return _array_raw(wafer.render(maps, cfg.wafer.render), 'wafer', labels, wafer.CLASS_NAMES,
-                    resize_method='nearest')
+                    resize_method='nearest', color_key=wafer.color_key(cfg.wafer.render),
+                    storage={'wafer': cfg.wafer.render})
 
 
 def _dsprites(cfg):
@@ -129,38 +151,53 @@ def _faces(cfg):
 
 def _npy(cfg):
   from ae_jax.data import files
-  images, labels, ids = files.load_arrays(cfg)
+  images, labels, ids, layout = files.load_arrays(cfg)
+  storage = {'layout': layout, 'dtype': str(images.dtype)}
+  if images.dtype.kind in 'ui':
+    storage['int_max'] = int(cfg.int_max) or None  # None: decided from the data (see below)
   if files.is_nchw(images.shape):
     read = lambda idx: np.moveaxis(np.asarray(images[idx]), 1, -1)  # NCHW -> NHWC
   else:
     read = lambda idx: np.asarray(images[idx])
-  return Raw(images.shape[0], read, cfg.path, labels=labels, ids=ids)
+  return Raw(images.shape[0], read, cfg.path, labels=labels, ids=ids, user_files=True,
+             storage=storage)
 
 
 def _folder(cfg):
   from ae_jax.data import files
   images, labels, names, _ = files.load_folder(cfg, cfg.image_size)
-  return _array_raw(images, cfg.path, labels, names)
+  return _array_raw(images, cfg.path, labels, names,
+                    note=f'each image center-cropped to a square and resized to '
+                         f'{cfg.image_size}x{cfg.image_size} on load (data.image_size)')
 
 
 def _wm811k(cfg):
   from ae_jax.data import files, wafer
   maps, labels = files.load_wm811k(cfg, cfg.image_size or 26)
   return _array_raw(wafer.render(maps, cfg.wafer.render), cfg.path, labels,
-                    files.WM811K_CLASSES, resize_method='nearest')
+                    files.WM811K_CLASSES, resize_method='nearest',
+                    color_key=wafer.color_key(cfg.wafer.render),
+                    storage={'wafer': cfg.wafer.render},
+                    note=f'wafer maps resized to {cfg.image_size or 26}x{cfg.image_size or 26} by '
+                         'nearest neighbour')
 
 
 def _tfds(cfg):
   import tensorflow_datasets as tfds
   name = cfg.name
+  data_dir = cfg.path or None
   try:
-    train = tfds.data_source(name, split='train', data_dir=cfg.path or None)
-    test = tfds.data_source(name, split='test', data_dir=cfg.path or None)
+    # download=False: these machines have no network, and tfds would otherwise try to
+    # download and prepare the dataset (which also needs TensorFlow).
+    train = tfds.data_source(name, split='train', data_dir=data_dir, download=False)
+    test = tfds.data_source(name, split='test', data_dir=data_dir, download=False)
   except Exception as e:  # noqa: BLE001 - tfds raises many kinds; say what to do
-    raise DataError(f'tfds dataset {name!r} could not be opened from '
-                    f'{cfg.path or "~/tensorflow_datasets"} ({type(e).__name__}: {e}); prepare '
-                    'it once where there is network (tfds build --file_format=array_record '
-                    f'{name}) and point data.path at its data_dir') from e
+    where = cfg.path or '~/tensorflow_datasets'
+    raise DataError(
+        f'tfds dataset {name!r} is not prepared in {where} ({type(e).__name__}); prepare it '
+        'once on a machine with network (this needs TensorFlow, only for preparing): pip '
+        f'install tensorflow && tfds build {name} --file_format=array_record --data_dir DIR, '
+        'then copy DIR here and set data.path=DIR') from e
   n_train, n_test = len(train), len(test)
 
   def item(i):
@@ -178,7 +215,7 @@ def _tfds(cfg):
 
   pos = np.arange(n_train + n_test)
   return Raw(n_train + n_test, read, f'tfds:{name}', labels=labels,
-             split=(pos[:n_train], pos[n_train:]))
+             split=(pos[:n_train], pos[n_train:]), user_files=True)
 
 
 SOURCES = {'digits': _digits, 'wafer': _wafer, 'dsprites': _dsprites, 'photos': _photos,
@@ -221,24 +258,34 @@ def convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarra
                     'channels; expected 1 or 3')
 
 
-def to_unit_float(raw: np.ndarray, where: str, int_max: int = 255) -> np.ndarray:
+def _first_bad(mask_per_image, ids) -> str:
+  """'image id 17' for the first True row of [N, ...] (ids: the rows' dataset ids)."""
+  rows = np.flatnonzero(mask_per_image.reshape(mask_per_image.shape[0], -1).any(1))
+  if not len(rows):
+    return ''
+  return f' (first: image id {int(ids[rows[0]]) if ids is not None else int(rows[0])})'
+
+
+def to_unit_float(raw: np.ndarray, where: str, int_max: int = 255, ids=None) -> np.ndarray:
   """uint8/bool/int/float images -> float32 in [0, 1], refusing what cannot be meant.
 
-  Integer images are divided by `int_max`: 255, or 1 for binary {0, 1} data.
+  Integer images are divided by `int_max`: 255, or 1 for binary {0, 1} data. Errors name
+  the first offending image by its id (`ids`: the batch's dataset ids).
   """
   if raw.dtype == np.bool_:
     return raw.astype(np.float32)
   if raw.dtype.kind in 'ui':
     if raw.size and (raw.min() < 0 or raw.max() > int_max):
       raise DataError(f'{where}: integer images range over [{raw.min()}, {raw.max()}]; '
-                      f'expected 0..{int_max}')
+                      f'expected 0..{int_max}{_first_bad((raw < 0) | (raw > int_max), ids)}')
     return raw.astype(np.float32) / int_max
   x = raw.astype(np.float32)
   if x.size and not np.isfinite(x).all():
-    raise DataError(f'{where}: images contain NaN or inf values')
+    raise DataError(f'{where}: images contain NaN or inf values{_first_bad(~np.isfinite(x), ids)}')
   if x.size and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
     raise DataError(f'{where}: float images range over [{x.min():.4g}, {x.max():.4g}]; '
-                    'expected [0, 1] (store uint8 0..255, or divide by 255)')
+                    'expected [0, 1] (store uint8 0..255, or divide by 255)'
+                    f'{_first_bad((x < -1e-6) | (x > 1 + 1e-6), ids)}')
   return x
 
 
@@ -267,10 +314,10 @@ def _preprocessor(cfg, raw: Raw):
 
   def prep(batch, src_positions):
     ids = raw.ids[src_positions] if raw.ids is not None else src_positions
-    where = f'{raw.where} (ids {int(ids[0])}..{int(ids[-1])})' if len(ids) else raw.where
+    where = raw.where
     if batch.ndim == 3:
       batch = batch[..., None]
-    x = to_unit_float(batch, where, int_max)
+    x = to_unit_float(batch, where, int_max, ids)
     if cfg.crop:
       x = center_crop(x, cfg.crop, where)
     if cfg.image_size and x.shape[1:3] != (cfg.image_size, cfg.image_size):
@@ -305,7 +352,9 @@ def load(cfg) -> Dataset:
   tr, te = raw.split if raw.split is not None else split(raw.num, cfg.test_fraction,
                                                           cfg.split_seed)
   prep = _preprocessor(cfg, raw)
-  shape = prep(raw.read(tr[:1]), tr[:1]).shape[1:]
+  first = raw.read(tr[:1])
+  shape = prep(first, tr[:1]).shape[1:]
+  steps = _describe_preprocessing(cfg, raw, first.shape[1:], shape)
   train_mb = len(tr) * int(np.prod(shape)) * 4 / 2**20
   tier = cfg.tier if cfg.tier != 'auto' else ('device' if train_mb <= cfg.device_max_mb
                                               else 'stream')
@@ -323,6 +372,79 @@ def load(cfg) -> Dataset:
     return {'image': images, 'label': np.asarray(labels)[idx], 'id': np.asarray(ids)[idx]}
 
   names = raw.class_names or tuple(str(c) for c in np.unique(labels) if c >= 0)
+  storage = dict(raw.storage or {'layout': 'NHWC', 'dtype': 'float32'})
+  if 'int_max' in storage and not storage['int_max']:
+    storage['int_max'] = integer_scale(cfg, raw)
   info = DatasetInfo(cfg.name, tuple(int(s) for s in shape), len(names), tuple(names), tier,
-                     raw.factors)
+                     raw.factors, raw.color_key, raw.where, steps, len(tr), len(te), storage)
   return Dataset(part(tr, train_images), part(te, test_images), info)
+
+
+def _describe_preprocessing(cfg, raw: Raw, native, final) -> tuple[str, ...]:
+  """What loading does to the images, and a warning when data.image_size resizes the
+  user's own images (a config written for other data would do it silently)."""
+  import logging
+  native = tuple(native) if len(native) == 3 else (*native, 1)
+  steps = [raw.note] if raw.note else []
+  h, w = native[0], native[1]
+  if cfg.crop:
+    steps.append(f'center-cropped {h}x{w} -> {cfg.crop}x{cfg.crop} (data.crop)')
+    h = w = cfg.crop
+  if cfg.image_size and (h, w) != (cfg.image_size, cfg.image_size) and not raw.note:
+    steps.append(f'resized {h}x{w} -> {cfg.image_size}x{cfg.image_size} (data.image_size)')
+    if raw.user_files:
+      logging.getLogger('ae_jax').warning(
+          'data.image_size=%d resizes the %dx%d images of %s to %dx%d; set '
+          '--config.data.image_size=0 to keep their size', cfg.image_size, h, w, raw.where,
+          cfg.image_size, cfg.image_size)
+  if final[-1] != native[-1] and cfg.channels:
+    steps.append(f'{native[-1]} -> {final[-1]} channels (data.channels)')
+  return tuple(steps)
+
+
+def to_storage(images: np.ndarray, storage: dict) -> np.ndarray:
+  """Float NHWC images in [0, 1] -> the dataset's own layout and range (DatasetInfo.storage):
+  WM-811K integer maps (0 off-wafer, 1 good, 2 failing), integer pixels 0..int_max, or
+  floats in [0, 1]; NHWC, NCHW or NHW as the source stored them."""
+  x = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  if 'wafer' in storage:
+    if storage['wafer'] == 'onehot':
+      return np.argmax(x, axis=-1).astype(np.uint8)  # [N, H, W]
+    return np.clip(np.rint(x[..., 0] * 2.0), 0, 2).astype(np.uint8)
+  dtype = np.dtype(storage.get('dtype', 'float32'))
+  if dtype.kind in 'ui':
+    x = np.rint(x * storage.get('int_max', 255)).astype(dtype)
+  elif dtype.kind == 'b':
+    x = x >= 0.5
+  else:
+    x = x.astype(dtype)
+  layout = storage.get('layout', 'NHWC')
+  if layout == 'NCHW':
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+  if layout == 'NHW':
+    return x[..., 0]
+  return x
+
+
+def by_ids(dataset: 'Dataset', ids) -> tuple[np.ndarray, np.ndarray]:
+  """(images [N, H, W, C], labels [N]) of the examples with dataset ids `ids`, from either
+  split; an unknown id is a ConfigError naming the valid range."""
+  ids = [int(i) for i in ids]
+  where = {}
+  for name in ('train', 'test'):
+    for pos, i in enumerate(np.asarray(getattr(dataset, name)['id'])):
+      where[int(i)] = (name, pos)
+  missing = [i for i in ids if i not in where]
+  if missing:
+    known = sorted(where)
+    raise ConfigError(f'image id(s) {missing} are not in this dataset; its ids run from '
+                      f'{known[0]} to {known[-1]} ({len(known)} images)')
+  images, labels = [], []
+  for i in ids:
+    split, pos = where[i]
+    part = getattr(dataset, split)
+    x = part['image']
+    images.append(x.read(np.array([pos]))[0] if isinstance(x, StreamSource) else
+                  np.asarray(x[pos]))
+    labels.append(int(part['label'][pos]))
+  return np.stack(images), np.asarray(labels, np.int32)

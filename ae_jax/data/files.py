@@ -36,7 +36,8 @@ def _load_array(path: str):
 
 
 def load_arrays(cfg):
-  """-> (images raw array, labels or None, ids or None) from data.path (+ label/id files)."""
+  """-> (images raw array [N, ...4 dims], labels or None, ids or None, stored layout
+  'NHWC' | 'NCHW' | 'NHW') from data.path (+ label/id files)."""
   path = cfg.path
   _require(path, 'data.name=npy')
   ext = os.path.splitext(path)[1].lower()
@@ -68,6 +69,7 @@ def load_arrays(cfg):
     ids = np.asarray(_load_array(cfg.ids_path))
   if images.dtype.kind not in 'uifb':
     raise DataError(f'{path}: image dtype {images.dtype} is not numeric; expected uint8 or float')
+  layout = 'NHW' if images.ndim == 3 else None
   if images.ndim == 3:
     images = images[..., None]  # [N, H, W] gray
   if images.ndim != 4:
@@ -78,7 +80,8 @@ def load_arrays(cfg):
     if arr is not None and (arr.ndim != 1 or len(arr) != images.shape[0]):
       raise DataError(f'{src}: {name} have shape {arr.shape} but there are {images.shape[0]} '
                       f'images; expected [{images.shape[0]}]')
-  return images, labels, ids
+  layout = layout or ('NCHW' if is_nchw(images.shape) else 'NHWC')
+  return images, labels, ids, layout
 
 
 def is_nchw(shape) -> bool:

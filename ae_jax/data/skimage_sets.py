@@ -35,18 +35,21 @@ def photo_patches(patch: int, count: int, test_fraction: float, seed: int):
   rng = np.random.default_rng(seed)
   photos = load_photos()
   names = tuple(photos)
+  fits = [k for k, n in enumerate(names) if _fits(photos[n].shape, patch, test_fraction)]
+  if not fits:
+    largest = max(p for p in range(1, patch) if any(
+        _fits(photos[n].shape, p, test_fraction) for n in names))
+    raise ValueError(f'photos: data.image_size={patch} is too large for patches of both the '
+                     f'training and the test region of any photograph at data.test_fraction='
+                     f'{test_fraction}; the largest that fits is {largest}')
   n_test = max(1, int(round(count * test_fraction)))
   images, labels, is_test, boxes = [], [], [], []
   for split, n in (('train', count - n_test), ('test', n_test)):
     for i in range(n):
-      k = int(rng.integers(len(names)))
+      k = fits[int(rng.integers(len(fits)))]
       img = photos[names[k]]
       h, w, _ = img.shape
       cut = int(w * (1 - test_fraction))
-      if w - patch < cut + patch // 2 or cut - patch - patch // 2 < 1:
-        raise ValueError(f'photos: patch size {patch} does not fit both regions of {names[k]!r} '
-                         f'({w} px wide, test region from column {cut}); use a smaller '
-                         'data.patch_size or a different data.test_fraction')
       if split == 'train':
         x0 = int(rng.integers(0, max(1, cut - patch - patch // 2)))
       else:
@@ -58,6 +61,14 @@ def photo_patches(patch: int, count: int, test_fraction: float, seed: int):
       boxes.append((y0, x0))
   return (np.stack(images), np.array(labels, np.int32), np.array(is_test), names,
           np.array(boxes, np.int32))
+
+
+def _fits(shape, patch: int, test_fraction: float) -> bool:
+  """Whether a photo holds a patch on each side of its train/test column split, with half
+  a patch of gap on each side (photos too small for the patch size are not used)."""
+  h, w = shape[:2]
+  cut = int(w * (1 - test_fraction))
+  return h >= patch and w - patch >= cut + patch // 2 and cut - patch - patch // 2 >= 1
 
 
 def lfw_faces():

@@ -1,4 +1,4 @@
-"""Prefetched batches from a StreamSource, sharded across hosts.
+"""Prefetched batches from a StreamSource, sharded across hosts and devices.
 
 A background thread reads and preprocesses upcoming batches while the device trains on
 the current one. With several processes (jax.distributed), each reads only its own
@@ -23,26 +23,23 @@ def host_rows(row: np.ndarray) -> np.ndarray:
   return row[p * per:(p + 1) * per]
 
 
-def _to_device(local: np.ndarray):
-  if jax.process_count() == 1:
-    return jax.device_put(local)
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-  mesh = Mesh(np.array(jax.devices()), ('data',))
-  return jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec('data')), local)
+def blocks(rows_per_epoch, start_step: int, steps_per_epoch: int, total_steps: int, chunk: int):
+  """Row blocks [n, B] from `start_step` to `total_steps`, n <= chunk, never crossing an
+  epoch's end (the trainer's chunks); rows_per_epoch(e) -> [steps_per_epoch, B]."""
+  step, cached = start_step, (None, None)
+  while step < total_steps:
+    epoch, pos = divmod(step, steps_per_epoch)
+    if cached[0] != epoch:
+      cached = (epoch, rows_per_epoch(epoch))
+    n = min(chunk, steps_per_epoch - pos)
+    yield cached[1][pos:pos + n]
+    step += n
 
 
-def blocks(rows_per_epoch, epochs, chunk: int):
-  """Row blocks [<=chunk, B] for each epoch in turn; rows_per_epoch(e) -> [steps, B]."""
-  for e in epochs:
-    rows = rows_per_epoch(e)
-    for start in range(0, len(rows), chunk):
-      yield rows[start:start + chunk]
-
-
-def batches(source, row_blocks, depth: int = 4, squeeze: bool = False):
-  """Yield device arrays [c, B, ...] for each block of rows in `row_blocks` (an iterable
-  of [c, B] index arrays, possibly spanning epochs), `depth` blocks read ahead; with
-  squeeze, blocks of one row yield [B, ...]."""
+def batches(source, row_blocks, depth: int, plan):
+  """Yield global arrays [c, B, ...], split over the mesh's 'data' devices along B, for
+  each block of rows in `row_blocks` (an iterable of [c, B] index arrays, possibly
+  spanning epochs), `depth` blocks read ahead. Each process reads only its rows."""
   q: queue.Queue = queue.Queue(maxsize=max(1, depth))
   stop = threading.Event()
 
@@ -53,7 +50,7 @@ def batches(source, row_blocks, depth: int = 4, squeeze: bool = False):
           return
         local = np.stack([host_rows(r) for r in rows])  # [c, B_local]
         x = source.read(local.ravel()).reshape(*local.shape, *source.shape[1:])
-        q.put(_to_device(x[0] if squeeze else x))
+        q.put(plan.put_local(x, axis=1))
       q.put(None)
     except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
       q.put(e)

@@ -77,6 +77,13 @@ def generate(num: int, size: int = 26, balance: str = 'uniform', seed: int = 0):
   return maps, labels
 
 
+def color_key(mode: str) -> tuple:
+  """What the colours of a rendered map mean (figures draw it as a legend)."""
+  if mode == 'onehot':
+    return (('red', 'off-wafer'), ('green', 'good die'), ('blue', 'failing die'))
+  return (('black', 'off-wafer'), ('gray', 'good die'), ('white', 'failing die'))
+
+
 def render(maps: np.ndarray, mode: str) -> np.ndarray:
   """uint8 maps [N,H,W] -> float32 NHWC in [0,1]: one-hot (off, good, fail) or gray v/2."""
   if mode == 'onehot':

@@ -14,15 +14,36 @@ from ae_jax.models.mlp import MLPDecoder, MLPEncoder
 
 __all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape']
 
-# name -> (kind, one-line description). Architectures are in `_preset`.
+# name -> (kind, published latent size, one-line description). Architectures are in
+# `_preset`. The AE conv presets have no latent head: their code is the last conv layer's
+# output, whose channels are the "latent size" (model.latent_dim cannot change it).
 PRESETS = {
-    'mlp_ae_50': ('ae', 'MLP AE 7500-256-128 (ReLU code), decoder 128-256-7500, sigmoid'),
-    'mlp_vae_50': ('vae', 'MLP VAE 7500-4096-1024-512, heads 512->256, mirrored decoder, sigmoid'),
-    'fcn_ae_64': ('ae', 'MLP AE 12288-1024-256-64-10, mirrored decoder, tanh'),
-    'conv_ae_small': ('ae', 'conv AE 3->16->32->64 (3x3 s2, 3x3 s2, 5x5 s1), transposed back, sigmoid'),
-    'conv_ae_bn_mish': ('ae', 'conv AE 3->64->...->1024 (4x4 s2, BN, Mish), mirrored, 3x3 conv, tanh'),
-    'conv_vae_bn_mish': ('vae', 'conv VAE as conv_ae_bn_mish with a 3x3 conv to 2*latent channels'),
+    'mlp_ae_50': ('ae', 128, 'MLP AE 7500-256-128 (ReLU code), decoder 128-256-7500, sigmoid'),
+    'mlp_vae_50': ('vae', 256, 'MLP VAE 7500-4096-1024-512, heads 512->256, mirrored decoder, '
+                   'sigmoid'),
+    'fcn_ae_64': ('ae', 10, 'MLP AE 12288-1024-256-64-10, mirrored decoder, tanh'),
+    'conv_ae_small': ('ae', 64, 'conv AE 3->16->32->64 (3x3 s2, 3x3 s2, 5x5 s1), transposed back, '
+                      'sigmoid'),
+    'conv_ae_bn_mish': ('ae', 1024, 'conv AE 3->64->...->1024 (4x4 s2, BN, Mish), mirrored, 3x3 '
+                        'conv, tanh'),
+    'conv_vae_bn_mish': ('vae', 1024, 'conv VAE as conv_ae_bn_mish with a 3x3 conv to 2*latent '
+                         'channels'),
 }
+FIXED_CODE = ('conv_ae_small', 'conv_ae_bn_mish')  # latent size fixed by the architecture
+DEFAULT_LATENT_DIM = 16  # custom models with model.latent_dim=0
+
+
+def resolve_latent_dim(model_cfg) -> int:
+  """model.latent_dim, where 0 means the preset's published size (16 for custom models)."""
+  preset, value = model_cfg.preset, int(model_cfg.latent_dim)
+  if preset in PRESETS:
+    published = PRESETS[preset][1]
+    if preset in FIXED_CODE and value not in (0, published):
+      raise ConfigError(f'model.latent_dim={value}: preset {preset!r} has no latent head (its '
+                        f'code is its last conv layer, {published} channels); leave '
+                        'model.latent_dim=0')
+    return value or published
+  return value or DEFAULT_LATENT_DIM
 
 
 def _encoder_sizes(size: int, layers, what: str) -> list[int]:
@@ -67,7 +88,7 @@ def _check_decoder(image_shape, start_hw, layers, what):
 
 def _preset(name, cfg, image_shape):
   h, w, c = image_shape
-  latent = cfg.latent_dim
+  latent = resolve_latent_dim(cfg)
   if name in ('mlp_ae_50', 'mlp_vae_50', 'fcn_ae_64'):
     hidden, lat_act, out_act = {
         'mlp_ae_50': ((256,), 'relu', 'sigmoid'),
@@ -108,11 +129,31 @@ def _preset(name, cfg, image_shape):
                     "or '' for a custom model")
 
 
+def _resnet(cfg, image_shape, latent):
+  from ae_jax.models.resnet import ResDecoder, ResEncoder
+  h, w, c = image_shape
+  r = cfg.resnet
+  chans = tuple(int(x) for x in r.channels)
+  factor = 2 ** (len(chans) - 1)
+  if h % factor or w % factor:
+    raise ConfigError(f'model.resnet.channels={chans}: {len(chans) - 1} halvings need an image '
+                      f'size divisible by {factor}, but the data is {h}x{w}; set '
+                      'data.image_size or use fewer levels')
+  common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation)
+  enc = ResEncoder(chans, latent, cfg.kind, r.blocks, r.latent, **common)
+  start = (h // factor, w // factor, chans[-1])
+  dec = ResDecoder(chans, c, start, r.blocks, r.latent, refine=r.refine, **common)
+  return enc, dec
+
+
 def _custom(cfg, image_shape):
   h, w, c = image_shape
   kind = cfg.kind
+  latent = resolve_latent_dim(cfg)
+  if cfg.arch == 'resnet':
+    return _resnet(cfg, image_shape, latent)
   if cfg.arch == 'mlp':
-    enc = MLPEncoder(tuple(cfg.hidden), cfg.latent_dim, kind, cfg.activation,
+    enc = MLPEncoder(tuple(cfg.hidden), latent, kind, cfg.activation,
                      cfg.latent_activation)
     dec = MLPDecoder(tuple(reversed(tuple(cfg.hidden))), image_shape, cfg.activation)
     return enc, dec
@@ -128,15 +169,29 @@ def _custom(cfg, image_shape):
     raise ConfigError(f'{what}: image {h}x{w} needs different output padding per axis; '
                       'use a square image (data.image_size)')
   common = dict(norm=cfg.norm, groups=conv.groups, activation=cfg.activation, init=cfg.init)
-  enc = ConvEncoder(tuple(enc_layers), cfg.latent_dim, kind, latent=conv.latent, **common)
-  start_c = conv.channels[-1] if conv.latent == 'flat' else cfg.latent_dim
+  enc = ConvEncoder(tuple(enc_layers), latent, kind, latent=conv.latent, **common)
+  start_c = conv.channels[-1] if conv.latent == 'flat' else latent
   dec = ConvDecoder(tuple(dec_h), c, (hs[-1], ws[-1], start_c), latent=conv.latent,
                     upsample=conv.upsample, **common)
   return enc, dec
 
 
+def _with_conv_impl(module, cfg):
+  """The module with model.conv.impl applied (conv modules have a `conv_impl` field)."""
+  from ae_jax.models.canonical import use_canonical
+  if not hasattr(module, 'conv_impl'):
+    return module
+  return module.clone(conv_impl='canonical' if use_canonical(cfg.conv.impl) else 'xla')
+
+
 def build_model(cfg, image_shape) -> AutoEncoder:
   """cfg: the `config.model` ConfigDict; image_shape: (H, W, C) from the data."""
+  model = _build_model(cfg, image_shape)
+  return model.clone(encoder=_with_conv_impl(model.encoder, cfg),
+                     decoder=_with_conv_impl(model.decoder, cfg))
+
+
+def _build_model(cfg, image_shape) -> AutoEncoder:
   image_shape = tuple(int(s) for s in image_shape)
   if cfg.preset:
     if cfg.preset not in PRESETS:
@@ -174,12 +229,15 @@ def _latent_params(model: AutoEncoder, tree):
   for name in ('code', 'mean', 'logvar'):
     if name in enc:
       out += [(('encoder', name), 'kernel', -1, 1), (('encoder', name), 'bias', -1, 1)]
-  if 'head' in enc:
-    out += [(('encoder', 'head'), 'kernel', -1, heads), (('encoder', 'head'), 'bias', -1, heads)]
+  for name in ('head', 'head_conv'):
+    if name in enc:
+      out += [(('encoder', name), 'kernel', -1, heads), (('encoder', name), 'bias', -1, heads)]
   if isinstance(model.decoder, MLPDecoder):
     out.append((('decoder', 'dense_0' if 'dense_0' in dec else 'out'), 'kernel', 0, 1))
   elif 'project' in dec:
     out.append((('decoder', 'project'), 'kernel', 0, 1))
+  elif 'project_conv' in dec:
+    out.append((('decoder', 'project_conv'), 'kernel', 2, 1))
   else:
     out.append((('decoder', 'tconv_0'), 'kernel', 2, 1))
   return out
@@ -226,6 +284,31 @@ def slice_latent(model: AutoEncoder, tree, latent_dim: int):
   return _map_latent(model, tree, take)
 
 
-def latent_is_sweepable(model: AutoEncoder) -> bool:
-  """False where the code is a plain conv layer's output (AE conv presets)."""
-  return not (isinstance(model.encoder, ConvEncoder) and model.encoder.latent == 'none')
+def layers_in_order(model: AutoEncoder, image_shape) -> list[tuple[str, str, list, int]]:
+  """(module path, layer type, parameter shapes, parameter count) of every layer with
+  parameters, in the order a forward pass calls them (for architecture summaries)."""
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+  seen, out = set(), []
+
+  def record(next_fun, args, kwargs, context):
+    module = context.module
+    result = next_fun(*args, **kwargs)
+    if context.method_name == '__call__' and module.path not in seen:
+      params = module.variables.get('params', {}) if module.scope else {}
+      leaves = [x for x in jax.tree_util.tree_leaves(params)]
+      direct = {k: v for k, v in params.items() if not isinstance(v, dict)}
+      if direct:
+        seen.add(module.path)
+        out.append(('/'.join(module.path), type(module).__name__,
+                    [tuple(v.shape) for v in direct.values()],
+                    int(sum(np.prod(x.shape) for x in leaves))))
+    return result
+
+  import numpy as np
+  x = jnp.zeros((1, *image_shape))
+  variables = model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)}, x)
+  with nn.intercept_methods(record):
+    model.apply(variables, x, rngs={'reparam': jax.random.PRNGKey(0)})
+  return out

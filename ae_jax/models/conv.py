@@ -12,7 +12,8 @@ from typing import NamedTuple, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ae_jax.models.layers import (ACTIVATIONS, ConvTranspose, kaiming_normal, make_norm)
+from ae_jax.models.layers import (ACTIVATIONS, ConvTranspose, conv_fn, kaiming_normal,
+                                  make_norm)
 
 
 class ConvSpec(NamedTuple):
@@ -42,6 +43,7 @@ class ConvEncoder(nn.Module):
   groups: int = 32
   activation: str = 'relu'
   init: str = 'default'
+  conv_impl: str = 'xla'  # 'xla' | 'canonical' (models/canonical.py)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -51,7 +53,7 @@ class ConvEncoder(nn.Module):
       p = spec.padding
       h = nn.Conv(spec.features, (spec.kernel, spec.kernel), (spec.stride, spec.stride),
                   padding=((p, p), (p, p)), kernel_init=_conv_init(self.init),
-                  name=f'conv_{i}')(h)
+                  name=f'conv_{i}', conv_general_dilated=conv_fn(self.conv_impl))(h)
       if spec.norm_act:
         norm = make_norm(self.norm, train, self.groups, name=f'norm_{i}')
         h = act(norm(h) if norm is not None else h)
@@ -60,7 +62,8 @@ class ConvEncoder(nn.Module):
       return h  # [B, h, w, C_last]
     if self.latent == 'spatial':
       h = nn.Conv(self.latent_dim * heads, (3, 3), padding=((1, 1), (1, 1)),
-                  kernel_init=_conv_init(self.init), name='head')(h)  # [B, h, w, L*heads]
+                  kernel_init=_conv_init(self.init), name='head',
+                  conv_general_dilated=conv_fn(self.conv_impl))(h)  # [B, h, w, L*heads]
       if heads == 1:
         return h
       # torch.chunk(x, 2, dim=channels): mean is the first L channels.
@@ -83,6 +86,7 @@ class ConvDecoder(nn.Module):
   activation: str = 'relu'
   init: str = 'default'
   upsample: str = 'phases'             # ConvTranspose implementation
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -95,11 +99,13 @@ class ConvDecoder(nn.Module):
     for i, spec in enumerate(self.layers):
       h = ConvTranspose(spec.features, spec.kernel, spec.stride, spec.padding,
                         spec.output_padding, impl=self.upsample,
-                        kernel_init=_tconv_init(self.init), name=f'tconv_{i}')(h)
+                        kernel_init=_tconv_init(self.init), name=f'tconv_{i}',
+                        conv_impl=self.conv_impl)(h)
       if spec.norm_act:
         norm = make_norm(self.norm, train, self.groups, name=f'norm_{i}')
         h = act(norm(h) if norm is not None else h)
     if self.final_conv:
       h = nn.Conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)),
-                  kernel_init=_conv_init(self.init), name='out')(h)
+                  kernel_init=_conv_init(self.init), name='out',
+                  conv_general_dilated=conv_fn(self.conv_impl))(h)
     return h  # [B, H, W, C]

@@ -136,7 +136,17 @@ def conv_transpose_subpixel(x, kernel, stride: int, padding: int, output_padding
   return y[:, :out_h, :out_w, :]
 
 
-def conv_transpose_phases(x, kernel, stride: int, padding: int, output_padding: int):
+def conv_fn(impl: str):
+  """The convolution for nn.Conv's `conv_general_dilated` field: None (lax's) for 'xla',
+  the canonical-gradient one (models/canonical.py) for 'canonical'."""
+  if impl == 'canonical':
+    from ae_jax.models import canonical
+    return canonical.conv_general_dilated
+  return None
+
+
+def conv_transpose_phases(x, kernel, stride: int, padding: int, output_padding: int,
+                          conv=None):
   """torch ConvTranspose2d semantics as one small stride-1 convolution per output phase.
 
   Output row o = stride*q + r only sees kernel taps t = (r + padding) % stride + stride*m,
@@ -169,7 +179,7 @@ def conv_transpose_phases(x, kernel, stride: int, padding: int, output_padding: 
       pads = [(0, 0, 0), (-dh, qh - 1 + dh + mh - 1 - (h - 1), 0),
               (-dw, qw - 1 + dw + mw - 1 - (w - 1), 0), (0, 0, 0)]
       xp = jax.lax.pad(x, jnp.zeros((), x.dtype), pads)
-      cols.append(jax.lax.conv_general_dilated(
+      cols.append((conv or jax.lax.conv_general_dilated)(
           xp, kr, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
     rows.append(jnp.stack(cols, axis=3))  # [B, qh, qw, s(rw), C]
   y = jnp.stack(rows, axis=2)  # [B, qh, s(rh), qw, s(rw), C]
@@ -195,6 +205,7 @@ class ConvTranspose(nn.Module):
   output_padding: int = 0
   impl: str = 'phases'  # 'phases' | 'subpixel' (one conv, gathered kernel) | 'dilated' (reference)
   kernel_init: Callable | None = None
+  conv_impl: str = 'xla'  # 'xla' | 'canonical' (see models/canonical.py)
 
   @nn.compact
   def __call__(self, x):
@@ -204,5 +215,7 @@ class ConvTranspose(nn.Module):
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     fn = {'phases': conv_transpose_phases, 'subpixel': conv_transpose_subpixel,
           'dilated': conv_transpose_dilated}[self.impl]
+    if self.impl == 'phases':
+      fn = functools.partial(fn, conv=conv_fn(self.conv_impl))
     y = fn(x, kernel.astype(x.dtype), self.stride, self.padding, self.output_padding)
     return y + bias.astype(x.dtype)

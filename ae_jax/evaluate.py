@@ -1,0 +1,182 @@
+"""Evaluation of a program's members on the test split, shared by training (every
+`train.eval_every` epochs), `--mode=evaluate` and the studies.
+
+Batch metrics (registry kind 'step'/'batch') run in one compiled scan over the split
+for all members together; pass metrics (kind 'pass') run on the host on the final
+evaluation, each over the whole split with per-member model handles.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from ae_jax import steps
+from ae_jax.metrics import registry
+
+
+class PassContext:
+  """What a pass metric may use: the members as `inference.Trained` handles, the test
+  split (at most eval.max_images images), and lazily the training images and factors."""
+
+  def __init__(self, setup, variables, epoch, test: dict, info, train_images=None,
+               factors=None, wanted=()):
+    from ae_jax.inference import Trained
+    self.setup, self.config = setup, setup.config
+    limit = setup.config.eval.max_images or len(test['image'])
+    self.images = np.asarray(test['image'][:limit])
+    self.labels = np.asarray(test['label'][:limit]) if 'label' in test else None
+    self.ids = np.asarray(test['id'][:limit]) if 'id' in test else None
+    self.info = info
+    self._train_images = train_images
+    self.factors = factors
+    self.wanted = set(wanted)
+    self.members = [Trained(setup, variables, k, epoch) for k in range(len(setup.members))]
+
+  @property
+  def train_images(self):
+    x = self._train_images() if callable(self._train_images) else self._train_images
+    return np.asarray(x)
+
+  @functools.lru_cache(maxsize=None)
+  def recon(self, k: int) -> np.ndarray:
+    """Member k's deterministic reconstructions of the images, clipped to [0, 1]."""
+    return np.clip(self.members[k].reconstruct(self.images), 0.0, 1.0)
+
+  def key(self, salt: int = 0):
+    return jax.random.PRNGKey(self.config.train.seed + 7_000_003 + salt)
+
+
+class Evaluator:
+
+  def __init__(self, setup, test: dict, info=None, train_images=None, factors=None):
+    self.setup, self.test, self.info = setup, test, info
+    self.train_images, self.factors = train_images, factors
+    self._inputs = None
+
+  def _batch_names(self, final: bool) -> tuple[str, ...]:
+    return tuple(m.name for m in self.setup.metrics
+                 if m.kind in ('step', 'batch') and m.batch and (final or m.when == 'every'))
+
+  def batch_metrics(self, state, final: bool = False) -> dict:
+    """{name: [K] or [K, units]} of the compiled metrics, state in the functions' form."""
+    setup = self.setup
+    names = self._batch_names(final)
+    if not names:
+      return {}
+    if self._inputs is None:  # built once, kept on the device
+      images, valid = steps.batch_for_eval(np.asarray(self.test['image']),
+                                           setup.config.train.eval_batch_size, setup.plan.data)
+      self._inputs = (setup.plan.put(images), setup.plan.put(valid),
+                      jax.random.PRNGKey(setup.config.train.seed + 1_000_003))
+    fn = steps.make_evaluate(setup.spec, len(setup.members), setup.fns.vectorize, names,
+                             setup.plan)
+    images, valid, key = self._inputs
+    from ae_jax import mesh
+    return mesh.host(fn(state, images, valid, setup.hparams, key))
+
+  def pass_metrics(self, variables, epoch, names=None) -> dict:
+    """The pass metrics among `names` (default: the setup's), for [K, ...] variables."""
+    wanted = [m for m in self.setup.metrics if m.kind == 'pass'] if names is None else \
+        [registry.get(n) for n in names if registry.get(n).kind == 'pass']
+    if not wanted:
+      return {}
+    ctx = PassContext(self.setup, variables, epoch, self.test, self.info, self.train_images,
+                      self.factors, [m.name for m in wanted])
+    out = {}
+    for run in dict.fromkeys(m.run for m in wanted):
+      out.update(registry.function(run)(ctx))
+    return {m.name: np.asarray(out[m.name]) for m in wanted if m.name in out}
+
+  def __call__(self, state, epoch, final: bool = False) -> dict:
+    out = self.batch_metrics(state, final)
+    if final:
+      stacked = self.setup.fns.stack(state)
+      variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats}
+      out.update(self.pass_metrics(variables, epoch))
+    return out
+
+
+def rows(members, values: dict, **fields) -> list[dict]:
+  """metrics.jsonl rows, one per member, from {name: [K] or [K, units]}."""
+  out = []
+  for i, mem in enumerate(members):
+    row = {**fields, 'split': 'eval', 'member': mem['name']}
+    for k, v in values.items():
+      v = np.asarray(v[i])
+      row[k] = v.tolist() if v.ndim else float(v)
+    out.append(row)
+  return out
+
+
+def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None = None) -> dict:
+  """Evaluate a trained workdir's latest checkpoint (or `epoch`) on its test split, for
+  the config's eval.metrics or `metrics` (names; 'default' allowed). Writes eval.json.
+
+  `config` (optional) must describe the same model (config_lib.check_compatible); its
+  evaluation settings then apply.
+  """
+  from ae_jax import config_lib, data
+  from ae_jax.inference import open_workdir
+  from ae_jax.workdir import CONFIG, EVAL, Workdir, config_to_dict
+  wd = Workdir(workdir)
+  members = wd.read_members() if wd.is_trained() else None
+  if members and 'program' in members[0]:
+    programs = list(dict.fromkeys(m['program'] for m in members))
+    results = [evaluate_workdir(wd.program(p).path, metrics, None, epoch) for p in programs]
+    out = {'workdir': workdir, 'programs': results,
+           'members': [m for r in results for m in r['members']]}
+    wd.write_json(EVAL, out)
+    return out
+  loaded = open_workdir(workdir, epoch)
+  setup = loaded.setup
+  if config is not None:
+    config_lib.check_compatible(wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)),
+                                workdir, None)
+    with setup.config.unlocked():
+      setup.config.eval = config_lib.resolve(config).eval
+  names = tuple(metrics) if metrics else tuple(setup.config.eval.metrics)
+  setup.metrics = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape)
+  dataset = data.load(setup.config.data)
+  factors = dataset.info.factors
+  factors = None if factors is None else factors[dataset.test['id']]
+  train_images = lambda: np.asarray(dataset.train['image'][:10_000]) if not isinstance(
+      dataset.train['image'], data.StreamSource) else dataset.train['image'].read(
+          np.arange(min(len(dataset.train['image']), 10_000)))
+  ev = Evaluator(setup, dataset.test, dataset.info, train_images, factors)
+  stacked = _stacked_state(setup, loaded.variables, loaded.step)
+  values = ev.batch_metrics(setup.fns.unstack(stacked), final=True)
+  values.update(ev.pass_metrics(loaded.variables, loaded.epoch))
+  out = {'workdir': workdir, 'epoch': loaded.epoch, 'step': loaded.step,
+         'num_test_images': int(len(dataset.test['image'])),
+         'members': [{'name': m['name'],
+                      'eval': {k: (np.asarray(v[i]).tolist()) for k, v in values.items()}}
+                     for i, m in enumerate(setup.members)]}
+  wd.write_json(EVAL, out)
+  return out
+
+
+def _stacked_state(setup, variables, step):
+  """A [K, ...] TrainState around restored variables (evaluation needs no optimizer state:
+  its slots are zeros of the right shapes)."""
+  import jax.numpy as jnp
+  like = setup.abstract_state()
+  zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), like)
+  return zeros.replace(params=variables['params'], batch_stats=variables['batch_stats'],
+                       step=jnp.full(like.step.shape, step, like.step.dtype))
+
+
+def format_result(result: dict) -> str:
+  """The CLI's tables: one per member, metric | value | better."""
+  lines = []
+  for r in ([result] if 'programs' not in result else result['programs']):
+    lines.append(f'evaluated {r["workdir"]} at epoch {r["epoch"]} (step {r["step"]}) on '
+                 f'{r["num_test_images"]} test images')
+    for m in r['members']:
+      lines += ['', f'member {m["name"]}', '| metric | value | better |', '|---|---|---|']
+      for metric in registry.columns(m['eval'].keys()):
+        arrow = {'higher': 'higher', 'lower': 'lower'}.get(metric.better, '')
+        lines.append(f'| {metric.label} | {metric.format(m["eval"][metric.name])} | {arrow} |')
+    lines.append('')
+  return '\n'.join(lines)

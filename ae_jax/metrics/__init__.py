@@ -1,0 +1,1 @@
+"""Evaluation metrics: each declared once in a registry (see registry.py)."""

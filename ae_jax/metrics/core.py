@@ -1,0 +1,111 @@
+"""The metrics every evaluation computes, as per-example functions of a `BatchContext`.
+
+Each returns per-example arrays ([B] or [B, units]) that the compiled evaluation sums over
+the test split; `finalize(sums, n)` functions turn sums into values where a plain mean
+is not the metric (active units, bits per dimension).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import dm_pix as pix
+import jax.numpy as jnp
+
+import optax
+
+
+class BatchContext(NamedTuple):
+  x: Any          # [B, H, W, C] test images in [0, 1]
+  sampled: Any    # ModelOutput with z sampled from q(z|x) (VAE) or the code (AE)
+  det: Any        # ModelOutput from the posterior mean (the deterministic reconstruction)
+  terms: dict     # per-example loss terms of `sampled`: loss, recon, kl [B]
+  loss: Any       # steps.LossSpec
+
+
+def loss_terms(ctx: BatchContext) -> dict:
+  return {k: ctx.terms[k] for k in ('loss', 'recon', 'kl')}
+
+
+def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):
+  """log p(x|z) in nats per image, summed over pixels, constants included, for the
+  likelihood a reconstruction loss implies (a continuous density on [0, 1]^P):
+  mse -> N(x; recon, 1/2) (sum (x - recon)^2 = -log N(x; recon, 1/2) - P/2 log pi),
+  l1 -> Laplace(x; recon, 1), gaussian_nll -> N(x; recon, sigma^2), bce -> Bernoulli(logits).
+  """
+  p = math.prod(x.shape[1:])
+  flat = lambda v: v.reshape(v.shape[0], -1).sum(-1)
+  if kind == 'mse':
+    return -flat(jnp.square(x - recon_or_logits)) - 0.5 * p * math.log(math.pi)
+  if kind == 'l1':
+    return -flat(jnp.abs(x - recon_or_logits)) - p * math.log(2.0)
+  if kind == 'gaussian_nll':
+    return -flat(0.5 * jnp.square((x - recon_or_logits) / sigma)) - 0.5 * p * math.log(
+        2 * math.pi * sigma**2)
+  if kind == 'bce':
+    return -flat(optax.sigmoid_binary_cross_entropy(recon_or_logits, x))
+  raise ValueError(f'unknown reconstruction loss {kind!r}')
+
+
+def neg_elbo_terms(out, x, loss) -> Any:
+  """-log p(x|z) + KL per image in nats, with the decoder likelihood the loss implies."""
+  logp = log_px_given_z(loss.reconstruction,
+                        out.logits if loss.reconstruction == 'bce' else out.recon,
+                        x, loss.nll_sigma)
+  kl = 0.0 if out.logvar is None else _kl(out.mean, out.logvar)
+  return -logp + kl
+
+
+def _kl(mean, logvar):
+  per = 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)
+  return per.reshape(per.shape[0], -1).sum(-1)
+
+
+def neg_elbo(ctx: BatchContext) -> dict:
+  v = neg_elbo_terms(ctx.sampled, ctx.x, ctx.loss)
+  return {'neg_elbo': v, 'bits_per_dim': v}
+
+
+def bits_per_dim(sums: dict, n, image_shape) -> Any:
+  return sums['bits_per_dim'] / n / (math.prod(image_shape) * math.log(2.0))
+
+
+def _clipped(ctx):
+  return jnp.clip(ctx.det.recon, 0.0, 1.0)
+
+
+def ssim_filter_size(image_shape) -> int:
+  """dm-pix's 11-px window, shrunk (odd) to fit images under 11 px."""
+  size = min(11, image_shape[0], image_shape[1])
+  return size if size % 2 else size - 1
+
+
+def psnr(ctx: BatchContext) -> dict:
+  return {'psnr': pix.psnr(_clipped(ctx), ctx.x)}
+
+
+def ssim(ctx: BatchContext) -> dict:
+  return {'ssim': pix.ssim(_clipped(ctx), ctx.x, max_val=1.0,
+                           filter_size=ssim_filter_size(ctx.x.shape[1:3]))}
+
+
+def mean_stats(ctx: BatchContext) -> dict:
+  m = ctx.det.mean.reshape(ctx.det.mean.shape[0], -1)  # [B, units]
+  return {'mean_sum': m, 'mean_sq': jnp.square(m)}
+
+
+def active_units(sums: dict, n, image_shape) -> Any:
+  # Active units (Burda et al.): latent units whose posterior mean varies across the
+  # data, Var_x[E_q(z|x) z] > 0.01. Masked units have mean 0 and never count.
+  var = sums['mean_sq'] / n - jnp.square(sums['mean_sum'] / n)
+  return jnp.sum(var > 0.01).astype(jnp.float32)
+
+
+def kl_per_dim(ctx: BatchContext) -> dict:
+  out = ctx.sampled
+  per = 0.5 * (jnp.exp(out.logvar) + jnp.square(out.mean) - 1.0 - out.logvar)
+  return {'kl_per_dim': per.reshape(per.shape[0], -1)}  # [B, units]
+
+
+def vector_mean(sums: dict, n, image_shape, name: str = 'kl_per_dim') -> Any:
+  return sums[name] / n

@@ -1,0 +1,123 @@
+"""Pass metrics: host-side functions over the whole test split and the trained members.
+
+Each takes an `evaluate.PassContext` and returns {metric name: [K] values}; the registry
+names which function computes which metric.
+"""
+from __future__ import annotations
+
+import math
+
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ae_jax.metrics import core
+
+
+def _psnr_ssim(a, b) -> tuple[float, float]:
+  a, b = jnp.asarray(a), jnp.asarray(b)
+  size = core.ssim_filter_size(a.shape[1:3])
+  psnr = pix.psnr(a, b)
+  ssim = pix.ssim(a, b, max_val=1.0, filter_size=size)
+  return float(jnp.mean(psnr)), float(jnp.mean(ssim))
+
+
+def _lpips(net: str, a, b) -> float:
+  from ae_jax.metrics import lpips
+  return float(np.mean(lpips.Evaluator(net)(a, b)))
+
+
+def lpips_vgg(ctx) -> dict:
+  return {'lpips_vgg': [_lpips('vgg', ctx.images, ctx.recon(k)) for k in range(len(ctx.members))]}
+
+
+def lpips_alex(ctx) -> dict:
+  return {'lpips_alex': [_lpips('alex', ctx.images, ctx.recon(k))
+                         for k in range(len(ctx.members))]}
+
+
+def pca_baseline(ctx) -> dict:
+  """The best linear autoencoder at each member's latent size (units of its code)."""
+  from ae_jax.metrics import pca
+  out = {'pca_psnr': [], 'pca_ssim': [], 'pca_lpips_vgg': []}
+  fitted = {}
+  for m in ctx.members:
+    units = m.latent_dim * (math.prod(m.latent_shape) // m.latent_shape[-1])
+    if units not in fitted:
+      model = pca.fit(ctx.train_images, units)
+      recon = pca.reconstruct(model, ctx.images)
+      p, s = _psnr_ssim(recon, ctx.images)
+      lp = _lpips('vgg', ctx.images, recon) if 'pca_lpips_vgg' in ctx.wanted else float('nan')
+      fitted[units] = (p, s, lp)
+    p, s, lp = fitted[units]
+    out['pca_psnr'].append(p)
+    out['pca_ssim'].append(s)
+    out['pca_lpips_vgg'].append(lp)
+  return out
+
+
+def iwae(ctx) -> dict:
+  """-log p(x) by the importance-weighted bound, and in bits per dimension."""
+  from ae_jax.metrics import likelihood
+  cfg = ctx.config
+  nll = []
+  for k, m in enumerate(ctx.members):
+    loss = m.setup.spec.loss
+
+    def encode(x, m=m):
+      return m.encode_fn(m.variables, x)
+
+    def log_px(x, z, m=m):
+      recon, logits = m.decode_fn(m.variables, z)
+      return likelihood.log_px_given_z(loss.reconstruction,
+                                       logits if loss.reconstruction == 'bce' else recon,
+                                       x, loss.nll_sigma)
+
+    values = []
+    batch = max(1, min(64, len(ctx.images)))
+    for i in range(0, len(ctx.images), batch):
+      x = jnp.asarray(ctx.images[i:i + batch])
+      values.append(np.asarray(likelihood.iwae(jax.random.fold_in(ctx.key(k), i), x, encode,
+                                               log_px, cfg.eval.iwae_samples,
+                                               min(cfg.eval.iwae_chunk, cfg.eval.iwae_samples))))
+    nll.append(-float(np.mean(np.concatenate(values))))
+  dims = math.prod(ctx.setup.image_shape)
+  return {'nll_iwae': nll, 'bits_per_dim_iwae': [v / (dims * math.log(2.0)) for v in nll]}
+
+
+def sample_quality(ctx) -> dict:
+  from ae_jax.metrics import sample_quality as sq
+  name = ctx.info.name if ctx.info is not None else ctx.config.data.name
+  out = {'fd_classifier': [], 'precision': [], 'recall': []}
+  for k, m in enumerate(ctx.members):
+    fake = m.sample_prior(ctx.config.eval.num_samples, seed=ctx.config.train.seed + k)
+    s = sq.score(name, ctx.images, fake)
+    out['fd_classifier'].append(s['fd'])
+    out['precision'].append(s['precision'])
+    out['recall'].append(s['recall'])
+  return out
+
+
+def fd_lpips(ctx) -> dict:
+  from ae_jax.metrics import lpips, sample_quality as sq
+  ev = lpips.Evaluator('vgg')
+  real = ev.features(ctx.images)
+  out = []
+  for k, m in enumerate(ctx.members):
+    fake = m.sample_prior(min(ctx.config.eval.num_samples, 4 * len(ctx.images)),
+                          seed=ctx.config.train.seed + k)
+    out.append(sq.frechet_distance(real, ev.features(fake)))
+  return {'fd_lpips': out}
+
+
+def mig(ctx) -> dict:
+  from ae_jax.metrics import disentanglement
+  if ctx.factors is None:
+    from ae_jax.errors import ConfigError
+    raise ConfigError("metric 'mig' needs ground-truth factors: data.name='dsprites'")
+  out = []
+  for m in ctx.members:
+    codes, _ = m.encode(ctx.images)
+    out.append(disentanglement.mig(codes.reshape(len(codes), -1), ctx.factors)[0])
+  return {'mig': out}

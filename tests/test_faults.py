@@ -1,0 +1,236 @@
+"""Fault tolerance: signals, kills at any moment (mid-save too), damaged checkpoints and
+files, a full disk, non-finite members. Nothing already saved may be lost."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, inference
+from ae_jax.errors import CheckpointError, WorkdirError
+from ae_jax.train import train_and_evaluate
+from conftest import ROOT, tiny_config
+
+# A run long enough to be interrupted (tens of ms per epoch), in chunks of 5 steps so a
+# signal lands mid-epoch; the same config in-process and on the command line.
+EPOCHS = 40
+FLAGS = ['--config.data.image_size=12', '--config.model.hidden=(256,128)',
+         '--config.model.latent_dim=8', '--config.train.chunk_steps=5',
+         '--config.train.eval_every=20', '--config.checkpoint.every_epochs=1',
+         '--config.checkpoint.max_to_keep=2', "--config.eval.metrics=('loss','psnr')",
+         '--config.figures.enabled=False', '--config.progress=False']
+
+
+def config(epochs=EPOCHS):
+  from ae_jax.main import load_config_with_overrides
+  return load_config_with_overrides('configs/vae_mlp.py',
+                                    FLAGS + [f'--config.train.num_epochs={epochs}'])
+
+
+def start(workdir, epochs=EPOCHS):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+  return subprocess.Popen(
+      [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/vae_mlp.py', '--workdir', workdir,
+       *FLAGS, f'--config.train.num_epochs={epochs}'],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(pred, proc, timeout=120):
+  t0 = time.time()
+  while not pred():
+    if proc.poll() is not None:
+      raise AssertionError(f'run ended early: {proc.stderr.read()[-2000:]}')
+    if time.time() - t0 > timeout:
+      raise AssertionError('timed out')
+    time.sleep(0.002)
+
+
+def train_epochs(workdir):
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return 0
+  return sum(1 for line in open(path) if '"train"' in line)
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """The uninterrupted run's final parameters and metrics (in-process, same numerics)."""
+  workdir = str(tmp_path_factory.mktemp('ref') / 'w')
+  train_and_evaluate(config(), workdir)
+  m = inference.load(workdir)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  return jax.tree_util.tree_leaves(m.params), rows
+
+
+def assert_same_as_reference(workdir, reference):
+  leaves, rows = reference
+  m = inference.load(workdir)
+  assert m.epoch == EPOCHS
+  for a, b in zip(jax.tree_util.tree_leaves(m.params), leaves):
+    np.testing.assert_array_equal(a, b)
+  got = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert got == rows
+
+
+def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference):
+  workdir = str(tmp_path / 'w')
+  proc = start(workdir)
+  wait_for(lambda: train_epochs(workdir) >= 2, proc)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+  assert 'Traceback' not in err
+  line = [l for l in err.splitlines() if l.startswith('stopped by SIGTERM')]
+  assert line and 'with a checkpoint saved in' in line[0]
+  assert 'run the same command again to resume' in line[0]
+  step = int(line[0].split('(step ')[1].split(')')[0])
+  assert step in checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
+  # The rerun says it resumed, from that step, and ends as if never stopped.
+  proc = start(workdir)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  assert f'(step {step})' in out and 'resumed' in out
+  assert_same_as_reference(workdir, reference)
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
+  workdir = str(tmp_path / 'w')
+  proc = start(workdir, epochs=2000)
+  wait_for(lambda: train_epochs(workdir) >= 1, proc)
+  proc.send_signal(signal.SIGINT)
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode in (130, 128 + signal.SIGINT), err[-2000:]
+  assert 'Traceback' not in err and 'KeyboardInterrupt' not in err
+  assert 'SIGINT received' in err
+  # Whatever was complete restores.
+  assert inference.load(workdir).epoch >= 1
+
+
+def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference):
+  workdir = str(tmp_path / 'w')
+  ckpts = os.path.join(workdir, 'checkpoints')
+  mid_save = 0
+  for attempt in range(2):
+    proc = start(workdir)
+    saving = lambda: os.path.isdir(ckpts) and any('tmp' in n for n in os.listdir(ckpts))
+    try:
+      wait_for(lambda: train_epochs(workdir) >= 2 * (attempt + 1) and saving(), proc, 60)
+      mid_save += saving()
+    except AssertionError:
+      pass  # not caught mid-save this time: killed wherever it is
+    proc.kill()
+    proc.wait()
+  proc = start(workdir)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  assert_same_as_reference(workdir, reference)
+  print(f'killed mid-save {mid_save} of 2 times')
+
+
+def _trained(tmp_path, epochs=3):
+  workdir = str(tmp_path / 'w')
+  train_and_evaluate(tiny_config(train__num_epochs=epochs, checkpoint__max_to_keep=5), workdir)
+  return workdir
+
+
+@pytest.mark.parametrize('damage', ['truncate_array', 'manifest', 'metadata', 'empty', 'tmp'])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog):
+  workdir = _trained(tmp_path)
+  ckpts = os.path.join(workdir, 'checkpoints')
+  steps = checkpoint.saved_steps(ckpts)
+  last = os.path.join(ckpts, str(steps[-1]))
+  if damage == 'truncate_array':
+    files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(last, 'state', 'd'))
+             for f in fs]
+    for f in files:
+      open(f, 'r+b').truncate(max(0, os.path.getsize(f) // 3))
+  elif damage == 'manifest':
+    os.remove(os.path.join(last, 'state', 'manifest.ocdbt'))
+  elif damage == 'metadata':
+    os.remove(os.path.join(last, 'state', '_METADATA'))
+  elif damage == 'empty':
+    shutil.rmtree(last)
+    os.makedirs(last)
+  else:  # an interrupted save: Orbax's tmp folder beside the finished checkpoints
+    os.makedirs(os.path.join(ckpts, f'{steps[-1] + 5}.orbax-checkpoint-tmp-123'))
+  with caplog.at_level('WARNING', logger='ae_jax'):
+    train_and_evaluate(tiny_config(train__num_epochs=4, checkpoint__max_to_keep=5), workdir)
+  if damage == 'tmp':
+    assert 'an unfinished checkpoint write' in caplog.text
+  else:
+    assert f'checkpoint {steps[-1]} does not restore' in caplog.text
+    assert os.path.isdir(os.path.join(workdir, 'checkpoints_damaged', str(steps[-1])))
+  assert inference.load(workdir).epoch == 4
+
+
+def test_no_restorable_checkpoint_is_one_clear_error(tmp_path):
+  workdir = _trained(tmp_path, epochs=1)
+  ckpts = os.path.join(workdir, 'checkpoints')
+  for s in checkpoint.saved_steps(ckpts):
+    os.remove(os.path.join(ckpts, str(s), 'state', '_METADATA'))
+  with pytest.raises(CheckpointError, match='no checkpoint could be restored'):
+    train_and_evaluate(tiny_config(train__num_epochs=2), workdir)
+
+
+def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, caplog):
+  workdir = _trained(tmp_path, epochs=2)
+  path = os.path.join(workdir, 'metrics.jsonl')
+  with open(path, 'a') as f:
+    f.write('{"epoch": 3, "step": 13')  # a kill mid-write
+  with caplog.at_level('WARNING', logger='ae_jax'):
+    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+  assert 'dropped a torn last line' in caplog.text
+  rows = [json.loads(l) for l in open(path)]
+  assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
+  open(os.path.join(workdir, 'config.json'), 'w').write('{"model": ')
+  with pytest.raises(WorkdirError, match=r'config.json is damaged .*--fresh'):
+    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+  with pytest.raises(WorkdirError, match='config.json is damaged'):
+    inference.load(workdir)
+
+
+def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+  import orbax.checkpoint as ocp
+  workdir = _trained(tmp_path, epochs=1)
+  before = checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
+  real = ocp.CheckpointManager.save
+
+  def full(self, step, *a, **k):
+    if step > before[-1]:
+      raise OSError(28, 'No space left on device')
+    return real(self, step, *a, **k)
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', full)
+  with pytest.raises(CheckpointError, match=r'writing the checkpoint of step \d+ failed '
+                                            r'\(OSError: .*No space left.*the earlier '
+                                            r'checkpoints are intact'):
+    train_and_evaluate(tiny_config(train__num_epochs=2), workdir)
+  assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == before
+  assert inference.load(workdir).epoch == 1
+
+
+def test_a_diverging_member_is_frozen_while_the_others_train(tmp_path):
+  workdir = str(tmp_path / 'w')
+  cfg = tiny_config(train__num_epochs=2, sweep__learning_rate=(1e-3, 1e30),
+                    train__skip_nonfinite_members=True)
+  summary = train_and_evaluate(cfg, workdir)
+  by_name = {m['name']: m for m in summary['members']}
+  bad, good = by_name['learning_rate=1e+30'], by_name['learning_rate=0.001']
+  assert bad['frozen']['step'] >= 1 and 'frozen' not in good
+  assert np.isfinite(good['eval']['loss'])  # (the frozen member's may be inf: huge weights)
+  assert 'member learning_rate=1e+30 was frozen at step' in summary['table']
+  # Its last finite state is what the checkpoint holds.
+  frozen = inference.load(workdir, member='learning_rate=1e+30')
+  assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(frozen.params))
+  # Without the option the whole run stops, naming the member.
+  from ae_jax.errors import NonFiniteLossError
+  with pytest.raises(NonFiniteLossError, match=r"member 'learning_rate=1e\+30'"):
+    train_and_evaluate(tiny_config(train__num_epochs=1, sweep__learning_rate=(1e-3, 1e30)),
+                       str(tmp_path / 'x'))

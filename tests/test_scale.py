@@ -1,0 +1,139 @@
+"""Multi-device and multi-process runs end with the parameters of a single-device run.
+
+8 simulated CPU devices (--xla_force_host_platform_device_count=8) and 2 real processes on
+127.0.0.1 (jax.distributed, gloo) each run in subprocesses. A data-parallel step sums the
+batch in another order than one device does, so parameters agree to float tolerance
+(rtol 1e-4, atol 1e-5 after two epochs), not bit for bit.
+"""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import inference
+from conftest import ROOT
+
+RTOL, ATOL = 1e-4, 1e-5
+CASES = {  # name -> tiny_config overrides (besides the mesh)
+    'single': dict(),
+    'beta_sweep': dict(sweep__beta=(1.0, 4.0)),
+    'streamed': dict(data__tier='stream', data__stream_chunk_steps=4),
+}
+
+SCRIPT = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, {tests!r})
+    import jax
+    {init}
+    import conftest
+    from ae_jax.train import train_and_evaluate
+    cases = {cases!r}
+    for name, overrides in cases.items():
+      for mesh in {meshes!r}:
+        if mesh.get('mesh__members', 1) > 1 and 'sweep__beta' not in overrides:
+          continue  # members split over devices: sweeps only
+        cfg = conftest.tiny_config(train__num_epochs=2, **overrides, **mesh)
+        tag = '-'.join(f'{{k.split("__")[1]}}{{v}}' for k, v in mesh.items())
+        train_and_evaluate(cfg, os.path.join({out!r}, f'{{name}}-{{tag}}'))
+    print('devices', jax.device_count(), 'processes', jax.process_count(), flush=True)
+''')
+
+
+def _run(script, env_extra=None, timeout=600):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env_extra or {}))
+  return subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _params(workdir, member=0):
+  return jax.tree_util.tree_leaves(inference.load(workdir, member=member).params)
+
+
+def _close(a_dir, b_dir, members=1):
+  for k in range(members):
+    for x, y in zip(_params(a_dir, k), _params(b_dir, k)):
+      np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+
+
+@pytest.fixture(scope='module')
+def eight_devices(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('eight'))
+  meshes = [dict(mesh__data=1, mesh__members=1), dict(mesh__data=-1, mesh__members=1),
+            dict(mesh__data=4, mesh__members=2)]
+  script = SCRIPT.format(tests=os.path.join(ROOT, 'tests'), init='', cases=CASES,
+                         meshes=meshes, out=out)
+  proc = _run(script, {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  stdout, stderr = proc.communicate(timeout=900)
+  assert proc.returncode == 0, stderr[-3000:]
+  assert 'devices 8 processes 1' in stdout
+  return out
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def two_processes(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('two'))
+  port = _free_port()
+  procs = []
+  for pid in range(2):
+    init = (f"jax.distributed.initialize('127.0.0.1:{port}', 2, {pid}, "
+            f"coordinator_bind_address='127.0.0.1:{port}')")
+    script = SCRIPT.format(tests=os.path.join(ROOT, 'tests'), init=init, cases=CASES,
+                           meshes=[dict(mesh__data=-1)], out=out)
+    procs.append(_run(script))
+  results = [p.communicate(timeout=900) for p in procs]
+  for p, (stdout, stderr) in zip(procs, results):
+    assert p.returncode == 0, stderr[-3000:]
+  assert 'devices 2 processes 2' in results[0][0]
+  return out
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_eight_devices_match_one(eight_devices, case):
+  members = 2 if case == 'beta_sweep' else 1
+  one = os.path.join(eight_devices, f'{case}-data1-members1')
+  _close(one, os.path.join(eight_devices, f'{case}-data-1-members1'), members)
+  if members > 1:  # members split over 2 devices, batches over 4
+    _close(one, os.path.join(eight_devices, f'{case}-data4-members2'), members)
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_two_processes_match_one_device(eight_devices, two_processes, case):
+  members = 2 if case == 'beta_sweep' else 1
+  _close(os.path.join(eight_devices, f'{case}-data1-members1'),
+         os.path.join(two_processes, f'{case}-data-1'), members)
+  # Only process 0 wrote the workdir's files (one metrics line per epoch and split).
+  rows = open(os.path.join(two_processes, f'{case}-data-1', 'metrics.jsonl')).read().splitlines()
+  assert len(rows) == 2 * 2 * members
+
+
+def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(two_processes,
+                                                                           tmp_path):
+  import shutil
+  src = os.path.join(two_processes, 'single-data-1')
+  one = inference.load(src)  # this process: one device
+  assert one.epoch == 2
+  work = str(tmp_path / 'w')
+  shutil.copytree(src, work)
+  script = textwrap.dedent(f'''
+      import sys
+      sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
+      import conftest
+      from ae_jax.train import train_and_evaluate
+      train_and_evaluate(conftest.tiny_config(train__num_epochs=3), {work!r})
+  ''')
+  proc = _run(script, {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  stdout, stderr = proc.communicate(timeout=600)
+  assert proc.returncode == 0, stderr[-3000:]
+  assert 'resumed' in stdout and 'from epoch 2' in stdout
+  assert inference.load(work).epoch == 3
