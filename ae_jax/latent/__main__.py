@@ -1,0 +1,147 @@
+"""python -m ae_jax.latent TOOL --workdir DIR [--member M] [--epoch E] [--out DIR] [options]
+
+Tools on a trained workdir; each writes PNG figures and .npy/.npz arrays into
+<workdir>/latent/<tool>/ (or --out) and prints what it wrote:
+
+  reconstruct   originals vs reconstructions (--ids, or --num random test images);
+                --with WORKDIR[:MEMBER] adds models as rows, --epochs 10,50,100 one row per
+                saved epoch
+  fit           fit a Gaussian to an AE's training codes (what `sample` draws from)
+  sample        decode prior samples (VAE: z ~ N(0, T² I); AE: the fitted Gaussian)
+  interpolate   between the codes of two real images (--ids A,B --steps N), linear and
+                spherical
+  edit          chosen dimensions scaled/shifted (--edits 0*2,2+5)
+  traverse      dimensions swept over ±span·σ (--dims, default: most informative first)
+  generate      latent-noise generation: gen_data.npy / gen_label.npy (--ids or --per-class)
+  same-noise    identical Gaussian draws decoded by several models (--with WORKDIR[:MEMBER])
+  encode        a split's codes to codes.npz and a 2-D map of them
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+TOOLS = ('reconstruct', 'fit', 'sample', 'interpolate', 'edit', 'traverse', 'generate',
+         'same-noise', 'encode')
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog='python -m ae_jax.latent', description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('tool', choices=TOOLS)
+  p.add_argument('--workdir', required=True, help='a trained workdir')
+  p.add_argument('--member', default='0', help='member index or name (default 0)')
+  p.add_argument('--epoch', type=int, default=None, help='a saved epoch (default: latest)')
+  p.add_argument('--out', default=None, help='default: <workdir>/latent/<tool>/')
+  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--ids', default=None, help='dataset ids: 3,227 or 1-5,226-230')
+  p.add_argument('--num', type=int, default=None,
+                 help='images (reconstruct: random test images, default 10; sample: 16; '
+                      'same-noise: draws per set, 8)')
+  p.add_argument('--with', dest='others', action='append', default=[],
+                 metavar='WORKDIR[:MEMBER]', help='another model (":MEMBER" alone: another '
+                 'member of --workdir); repeatable')
+  p.add_argument('--epochs', default=None, help='reconstruct: saved epochs, e.g. 10,50,100')
+  p.add_argument('--temperature', type=float, default=1.0)
+  p.add_argument('--steps', type=int, default=10, help='interpolate: codes from end to end')
+  p.add_argument('--edits', default='0*2,2+5', help='edit: DIM*SCALE or DIM+SHIFT, ...')
+  p.add_argument('--dims', default=None, help='traverse: dimensions (default: top 10 by KL)')
+  p.add_argument('--span', type=float, default=3.0, help='traverse: ±span·σ')
+  p.add_argument('--points', type=int, default=7, help='traverse: values per dimension')
+  p.add_argument('--per-id', type=int, default=5, help='generate: samples per image')
+  p.add_argument('--sigma', default='0.5',
+                 help="generate: noise scale, or 'schedule' (sample i gets i/10)")
+  p.add_argument('--per-class', type=int, default=0,
+                 help='generate: this many source images of each class instead of --ids')
+  p.add_argument('--classes', default='', help='generate --per-class: class names (default all)')
+  p.add_argument('--sets', type=int, default=2, help='same-noise: sets of draws')
+  p.add_argument('--split', default='test', help='encode: train or test')
+  return p
+
+
+def _member(text: str):
+  return int(text) if text.lstrip('-').isdigit() else text
+
+
+def _load(workdir: str, member, epoch):
+  from ae_jax.inference import load
+  from ae_jax.latent.tools import Source
+  return Source(load(workdir, _member(str(member)), epoch), workdir)
+
+
+def run(args) -> dict:
+  from ae_jax.errors import ConfigError
+  from ae_jax.latent import tools
+  from ae_jax.workdir import Workdir
+  main = _load(args.workdir, args.member, args.epoch)
+  out = Workdir(args.workdir).outputs(args.tool.replace('-', '_'), args.out)
+  others = []
+  for spec in args.others:
+    wd, _, member = spec.partition(':')
+    others.append(_load(wd or args.workdir, member or '0', None))
+  ids = tools.parse_ids(args.ids)
+  if args.tool == 'reconstruct':
+    sources = [main] + others
+    if args.epochs:
+      sources = [_load(args.workdir, args.member, e) for e in tools.parse_ids(args.epochs)]
+      sources += others
+    ids = ids or main.random_ids(args.num or 10, args.seed)
+    return tools.reconstruct(sources, ids, out)
+  if args.tool == 'fit':
+    return tools.fit(main, Workdir(args.workdir).outputs('fit'))
+  if args.tool == 'sample':
+    gaussian = None
+    if main.model.kind == 'ae':
+      import os
+
+      import numpy as np
+      path = Workdir(args.workdir).outputs('fit').file(tools.GAUSSIAN)
+      gaussian = dict(np.load(path)) if os.path.exists(path) else None
+    return tools.sample(main, args.num or 16, args.seed, args.temperature, out, gaussian)
+  if args.tool == 'interpolate':
+    if not ids:
+      test_ids = main.dataset.test['id']
+      ids = [int(test_ids[0]), int(test_ids[1])]
+    return tools.interpolate(main, ids, args.steps, out)
+  if args.tool == 'edit':
+    ids = ids or [int(i) for i in main.dataset.test['id'][:8]]
+    return tools.edit(main, ids, tools.parse_edits(args.edits), out)
+  if args.tool == 'traverse':
+    image_id = ids[0] if ids else int(main.dataset.test['id'][0])
+    dims = tools.parse_ids(args.dims)
+    return tools.traverse(main, image_id, dims, args.span, args.points, out)
+  if args.tool == 'generate':
+    if args.sigma != 'schedule':
+      try:
+        if float(args.sigma) < 0:
+          raise ValueError
+      except ValueError:
+        raise ConfigError(f"--sigma {args.sigma!r}: expected a number >= 0 or 'schedule'") \
+            from None
+    classes = [c.strip() for c in args.classes.split(',') if c.strip()]
+    if not ids and not args.per_class:
+      ids = tools.parse_ids(tools.DEFAULT_GENERATE_IDS)
+    return tools.generate(main, ids, args.per_id, args.sigma, args.seed, out,
+                          per_class=args.per_class, classes=classes)
+  if args.tool == 'same-noise':
+    return tools.same_noise([main] + others, args.num or 8, args.sets, args.seed, out)
+  return tools.encode(main, args.split, out)
+
+
+def main(argv=None):
+  args = parser().parse_args(argv)
+  from ae_jax.errors import USER_ERRORS
+  from ae_jax.main import _quiet_logs
+  _quiet_logs()
+  try:
+    result = run(args)
+  except USER_ERRORS as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  for key, value in result.items():
+    if isinstance(value, str):
+      print(f'wrote {value}')
+
+
+if __name__ == '__main__':
+  main()

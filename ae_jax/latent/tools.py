@@ -1,0 +1,426 @@
+"""The latent tools on trained models: each takes loaded models (inference.Trained) and
+images, writes figures and arrays into an `Outputs` folder, and returns what it made.
+
+A `Source` bundles a trained model with its dataset (loaded on first use, only when a tool
+needs images) so tools can fetch images by the dataset's own ids.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from ae_jax import figures
+from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.latent import ops
+
+DEFAULT_GENERATE_IDS = '1-5,226-230,841-845,1471-1475'  # report 000's chosen wafer maps
+GAUSSIAN = 'gaussian.npz'  # an AE's fitted code distribution, in latent/fit/
+
+
+def parse_ids(text: str | None) -> list[int]:
+  """'3,227' or '1-5,226-230' -> [3, 227] / [1, 2, 3, 4, 5, 226, ...]."""
+  if text is None or str(text).strip() == '':
+    return []
+  ids = []
+  for part in str(text).split(','):
+    part = part.strip()
+    try:
+      if '-' in part:
+        a, b = (int(v) for v in part.split('-', 1))
+        if b < a or a < 0:
+          raise ValueError
+        ids += list(range(a, b + 1))
+      else:
+        ids.append(int(part))
+        if ids[-1] < 0:
+          raise ValueError
+    except ValueError:
+      raise ConfigError(f'--ids {text!r}: expected image ids such as 3,227 or 1-5,226-230 '
+                        f'({part!r} is not an id or a rising range)') from None
+  return ids
+
+
+def parse_edits(text: str) -> list[tuple[int, float, float, str]]:
+  """'0*2,2+5,3-1' -> [(dim, scale, shift, label)]."""
+  edits = []
+  for part in str(text).split(','):
+    part = part.strip().replace('x', '*').replace('×', '*')
+    try:
+      for op in ('*', '+', '-'):
+        if op in part:
+          d, v = part.split(op, 1)
+          d, v = int(d), float(v)
+          scale, shift = (v, 0.0) if op == '*' else (1.0, v if op == '+' else -v)
+          edits.append((d, scale, shift, f'dim {d} {"×" if op == "*" else op}{v:g}'))
+          break
+      else:
+        raise ValueError
+    except ValueError:
+      raise ConfigError(f'--edits {text!r}: expected edits such as 0*2,2+5 (dimension, then '
+                        f'*scale, +shift or -shift); {part!r} is not one') from None
+  return edits
+
+
+@dataclasses.dataclass
+class Source:
+  """A trained member and (lazily) its dataset."""
+  model: object  # inference.Trained
+  workdir: str
+
+  @functools.cached_property
+  def dataset(self):
+    from ae_jax import data
+    return data.load(self.model.config.data)
+
+  def label_name(self, label: int) -> str:
+    names = self.model.class_names
+    return names[label] if 0 <= label < len(names) else (str(label) if label >= 0 else '')
+
+  def images(self, ids) -> tuple[np.ndarray, np.ndarray]:
+    from ae_jax import data
+    images, labels = data.by_ids(self.dataset, ids)
+    if tuple(images.shape[1:]) != tuple(self.model.image_shape):
+      raise ConfigError(f'the dataset of {self.workdir} now gives {images.shape[1:]} images; '
+                        f'the model was trained on {tuple(self.model.image_shape)}')
+    return images, labels
+
+  def split(self, name: str = 'test', limit: int | None = None):
+    """(images, labels, ids) of a split, read whole (or its first `limit` images)."""
+    part = getattr(self.dataset, name)
+    n = len(part['id']) if limit is None else min(limit, len(part['id']))
+    x = part['image']
+    images = x.read(np.arange(n)) if hasattr(x, 'read') else np.asarray(x[:n])
+    return images, np.asarray(part['label'][:n]), np.asarray(part['id'][:n])
+
+  def random_ids(self, n: int, seed: int = 0, split: str = 'test') -> list[int]:
+    ids = np.asarray(getattr(self.dataset, split)['id'])
+    pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+    return [int(i) for i in ids[np.sort(pick)]]
+
+  def titles(self, ids, labels) -> list[str]:
+    return [f'id {i}' + (f'\n{self.label_name(int(l))}' if l >= 0 else '')
+            for i, l in zip(ids, labels)]
+
+
+def check_dims(model, dims) -> None:
+  n = int(model.latent_shape[-1])
+  used = min(n, int(model.latent_dim)) if len(model.latent_shape) == 1 else n
+  bad = [d for d in dims if not 0 <= d < used]
+  if bad:
+    what = 'channels' if len(model.latent_shape) > 1 else 'dims'
+    raise ConfigError(f'dimension(s) {bad} are beyond the latent size of {model.describe()} '
+                      f'({used} {what}: 0..{used - 1})')
+
+
+def _codes(model, images):
+  mean, logvar = model.encode(images)
+  return mean, logvar
+
+
+# ---- tools -------------------------------------------------------------------------------
+
+
+def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
+  """Originals above each model's reconstructions (models: members, workdirs or epochs)."""
+  ref = sources[0]
+  images, labels = ref.images(ids)
+  rows, names, recons = [images], ['original'], {}
+  for s in sources:
+    if tuple(s.model.image_shape) != tuple(ref.model.image_shape):
+      raise ConfigError(f'{s.workdir} takes {tuple(s.model.image_shape)} images, '
+                        f'{ref.workdir} {tuple(ref.model.image_shape)}: compare models of one '
+                        'image shape')
+    r = s.model.reconstruct(images)
+    label = _model_label(s, sources)
+    rows.append(r)
+    names.append(label)
+    recons[label] = r
+  title = (f'test images and reconstructions ({", ".join(names[1:])})' if len(sources) > 1
+           else f'originals and reconstructions, {ref.model.describe()}')
+  fig = figures.image_rows(rows, names, title, color_key=ref.model.color_key,
+                           col_titles=ref.titles(ids, labels))
+  written = {'figure': out.figure(fig, 'reconstruct.png'),
+             'arrays': out.arrays('reconstruct.npz', ids=np.asarray(ids), labels=labels,
+                                  originals=images, **{f'recon_{i}': r for i, r in
+                                                       enumerate(recons.values())},
+                                  models=np.asarray(list(recons)))}
+  return {**written, 'originals': images, 'recon': list(recons.values()), 'names': names[1:]}
+
+
+def _model_label(s: Source, sources) -> str:
+  workdirs = {x.workdir for x in sources}
+  who = s.model.describe()
+  if len(workdirs) > 1:
+    kind = s.model.kind.upper()
+    return f'{kind} {s.workdir.rstrip("/").split("/")[-1]}\n{who}'
+  return who
+
+
+def fit(source: Source, out) -> dict:
+  """Fit a full-covariance Gaussian to the training codes (posterior means) of a model, so
+  that `sample` can draw codes for an AE (which has no prior)."""
+  images, _, _ = source.split('train')
+  mean, _ = _codes(source.model, images)
+  mu, tril = ops.fit_gaussian(mean)
+  path = out.arrays(GAUSSIAN, mean=np.asarray(mu), scale_tril=np.asarray(tril),
+                    member=source.model.name, epoch=np.asarray(source.model.epoch, np.float64),
+                    num_codes=len(images))
+  return {'arrays': path, 'mean': np.asarray(mu), 'scale_tril': np.asarray(tril)}
+
+
+def sample(source: Source, num: int, seed: int, temperature: float, out, gaussian=None) -> dict:
+  """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the Gaussian `fit` fitted
+  to its training codes (`gaussian`: that file's contents)."""
+  m = source.model
+  key = jax.random.PRNGKey(seed)
+  if m.kind == 'vae':
+    z = np.asarray(temperature * jax.random.normal(key, (num, *m.latent_shape)))
+    if m.latent_mask is not None:
+      z = z * np.asarray(m.latent_mask)
+    what = f'prior samples z ~ N(0, {temperature:g}² I)'
+  else:
+    if gaussian is None:
+      raise WorkdirError(f'{m.describe()} is an AE: its codes have no prior to sample. Fit a '
+                         'Gaussian to its training codes first: python -m ae_jax.latent fit '
+                         f'--workdir {source.workdir}')
+    if str(gaussian['member']) != m.name or float(gaussian['epoch']) != float(m.epoch):
+      raise WorkdirError(f'the fitted Gaussian is of member {gaussian["member"]}, epoch '
+                         f'{float(gaussian["epoch"]):g}, not {m.describe()}; rerun python -m '
+                         f'ae_jax.latent fit --workdir {source.workdir} with the same '
+                         '--member/--epoch')
+    z = np.asarray(ops.sample_gaussian(key, gaussian['mean'], gaussian['scale_tril'], num,
+                                       m.latent_shape, temperature))
+    what = (f'AE samples: codes from a Gaussian fitted to its training codes (T={temperature:g});'
+            ' an AE has no prior')
+  images = m.decode(z)
+  cols = min(num, 8)
+  rows = [images[i:i + cols] for i in range(0, num, cols)]
+  fig = figures.image_rows(rows, [''] * len(rows), f'{what}\n{m.describe()}, seed {seed}',
+                           color_key=m.color_key)
+  return {'figure': out.figure(fig, 'samples.png'), 'arrays': out.array('samples.npy', images),
+          'codes': out.array('codes.npy', z), 'images': images, 'z': z}
+
+
+def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
+  """Decoded codes on the way between two real images (linear and spherical), with the
+  real images at both ends."""
+  if len(ids) != 2:
+    raise ConfigError(f'--ids {",".join(map(str, ids))}: interpolate takes exactly two ids')
+  if steps < 2:
+    raise ConfigError(f'--steps {steps}: at least 2 (the two endpoints)')
+  m = source.model
+  images, labels = source.images(ids)
+  mean, _ = _codes(m, images)
+  rows, names, arrays = [], [], {}
+  for mode in ('linear', 'spherical'):
+    z = np.asarray(ops.interpolate(mean[0], mean[1], steps, mode))
+    decoded = m.decode(z)
+    rows.append(np.concatenate([images[:1], decoded, images[1:]]))
+    names.append(mode)
+    arrays[mode] = decoded
+    arrays[f'{mode}_codes'] = z
+  a, b = (f'{i} ({source.label_name(int(l))})' if l >= 0 else str(i) for i, l in zip(ids, labels))
+  cols = ['real'] + [f't={t:.2f}' for t in np.linspace(0, 1, steps)] + ['real']
+  fig = figures.image_rows(rows, names, f'interpolation from id {a} to id {b}, {m.describe()}',
+                           color_key=m.color_key, col_titles=cols)
+  return {'figure': out.figure(fig, 'interpolate.png'),
+          'arrays': out.arrays('interpolate.npz', ids=np.asarray(ids), endpoints=images,
+                               **arrays),
+          **arrays, 'endpoints': images}
+
+
+def edit(source: Source, ids: list[int], edits, out) -> dict:
+  """Chosen dimensions scaled and shifted: original, plain reconstruction, one row per edit."""
+  m = source.model
+  check_dims(m, [d for d, *_ in edits])
+  images, labels = source.images(ids)
+  mean, _ = _codes(m, images)
+  rows, names = [images, m.decode(mean)], ['original', 'reconstruction']
+  arrays = {'original': images, 'reconstruction': rows[1]}
+  for d, scale, shift, label in edits:
+    decoded = m.decode(np.asarray(ops.edit(mean, d, scale, shift)))
+    rows.append(decoded)
+    names.append(label)
+    arrays[f'dim{d}_scale{scale:g}_shift{shift:g}'] = decoded
+  fig = figures.image_rows(rows, names, f'latent edits, {m.describe()}', color_key=m.color_key,
+                           col_titles=source.titles(ids, labels))
+  return {'figure': out.figure(fig, 'edit.png'),
+          'arrays': out.arrays('edit.npz', ids=np.asarray(ids), **arrays), **arrays}
+
+
+def traverse(source: Source, image_id: int, dims, span: float, points: int, out) -> dict:
+  """One row per dimension: the image's code with that dimension swept over
+  mean ± span·σ (σ: the dimension's spread over the test codes). With no dims given, the
+  most informative ones first (by KL for a VAE, by code variance for an AE)."""
+  m = source.model
+  test, _, _ = source.split('test', limit=2000)
+  t_mean, t_logvar = _codes(m, test)
+  order, score = ops.order_dims(t_mean, t_logvar)
+  n_used = min(int(m.latent_shape[-1]), int(m.latent_dim))
+  order = [int(d) for d in np.asarray(order) if d < n_used]
+  dims = list(dims) if dims else order[:10]
+  check_dims(m, dims)
+  images, labels = source.images([image_id])
+  mean, _ = _codes(m, images)
+  flat = np.reshape(t_mean, (-1, t_mean.shape[-1]))
+  centre, sigma = flat.mean(0), flat.std(0) + 1e-8
+  rows, names, grid = [], [], []
+  recon = m.decode(mean)
+  for d in dims:
+    values = centre[d] + np.linspace(-span, span, points) * sigma[d]
+    decoded = m.decode(np.asarray(ops.traverse(mean[0], d, values)))
+    rows.append(np.concatenate([images, recon, decoded]))
+    crit = 'KL' if m.kind == 'vae' else 'var'
+    names.append(f'dim {d}\n{crit} {float(score[d]):.3g}')
+    grid.append(decoded)
+  cols = ['original', 'recon'] + [f'{v:+.1f}σ' for v in np.linspace(-span, span, points)]
+  lab = source.label_name(int(labels[0]))
+  fig = figures.image_rows(rows, names, f'traversal of id {image_id}{f" ({lab})" if lab else ""}'
+                           f', ±{span:g}σ per dimension, {m.describe()}',
+                           color_key=m.color_key, col_titles=cols)
+  return {'figure': out.figure(fig, 'traverse.png'),
+          'arrays': out.arrays('traverse.npz', dims=np.asarray(dims), grid=np.stack(grid),
+                               order=np.asarray(order), score=np.asarray(score)),
+          'dims': dims, 'order': order, 'grid': np.stack(grid)}
+
+
+def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
+             per_class: int = 0, classes=()) -> dict:
+  """Latent-noise generation: k new samples per source image, decoded from its code (the
+  posterior mean for a VAE) plus Gaussian noise of scale sigma (a number, or 'schedule':
+  the i-th sample gets i/10). Writes gen_data.npy (the dataset's own layout and range),
+  gen_label.npy (each sample inherits its source's label) and gen_ids.npy."""
+  from ae_jax import data
+  m = source.model
+  if per_class:
+    ids = _ids_per_class(source, per_class, classes, seed)
+  if not ids:
+    raise ConfigError('no image ids to generate from: give --ids or --per-class')
+  sigmas = (np.asarray(ops.sigma_schedule(k)) if sigma == 'schedule'
+            else np.full(k, float(sigma), np.float32))
+  images, labels = source.images(ids)
+  mean, _ = _codes(m, images)
+  z = ops.add_noise(jax.random.PRNGKey(seed), np.asarray(mean), k, sigmas)
+  gen = m.decode(np.asarray(z))
+  gen_label = np.repeat(labels, k).astype(np.int64)
+  gen_ids = np.repeat(np.asarray(ids), k)
+  stored = data.to_storage(gen, m.storage)
+  written = {'data': out.array('gen_data.npy', stored),
+             'labels': out.array('gen_label.npy', gen_label),
+             'ids': out.array('gen_ids.npy', gen_ids),
+             'sigma': out.array('gen_sigma.npy', np.tile(sigmas, len(ids)))}
+  show = _figure_rows(source, ids, labels, images, gen, k)
+  sig = ('σ = i/10 for sample i' if sigma == 'schedule' else f'σ = {float(sigma):g}')
+  for n, (part_ids, rows, names) in enumerate(show):
+    cols = ['original'] + [f'σ={s:.2g}' for s in sigmas]
+    fig = figures.image_rows(rows, names, f'{k} samples per image from code + noise ({sig}), '
+                             f'{m.describe()}, seed {seed}', color_key=m.color_key,
+                             col_titles=cols)
+    written[f'figure{n}'] = out.figure(fig, 'generate.png' if n == 0 else f'generate_{n}.png')
+  return {**written, 'gen_data': stored, 'gen_label': gen_label, 'gen_ids': gen_ids,
+          'images': gen, 'source_labels': labels}
+
+
+def _figure_rows(source, ids, labels, images, gen, k, per_figure: int = 20):
+  out = []
+  for start in range(0, len(ids), per_figure):
+    rows, names = [], []
+    for j in range(start, min(start + per_figure, len(ids))):
+      rows.append(np.concatenate([images[j:j + 1], gen[j * k:(j + 1) * k]]))
+      lab = source.label_name(int(labels[j]))
+      names.append(f'id {ids[j]}' + (f'\n{lab}' if lab else ''))
+    out.append((ids[start:start + per_figure], rows, names))
+  return out
+
+
+def _ids_per_class(source: Source, per_class: int, classes, seed: int) -> list[int]:
+  names = list(source.model.class_names)
+  if not names:
+    raise ConfigError(f'{source.workdir}: the dataset has no class names; give --ids')
+  wanted = list(classes) or names
+  lower = {n.lower(): i for i, n in enumerate(names)}
+  bad = [c for c in wanted if c.lower() not in lower]
+  if bad:
+    raise ConfigError(f'class(es) {bad} unknown; this dataset has {names}')
+  labels = np.asarray(source.dataset.train['label'])
+  ids = np.asarray(source.dataset.train['id'])
+  rng = np.random.default_rng(seed)
+  out = []
+  for c in wanted:
+    pos = np.flatnonzero(labels == lower[c.lower()])
+    if len(pos) == 0:
+      raise ConfigError(f'class {c!r} has no training images')
+    out += [int(i) for i in ids[np.sort(rng.choice(pos, min(per_class, len(pos)),
+                                                   replace=False))]]
+  return out
+
+
+def same_noise(sources: list[Source], num: int, sets: int, seed: int, out) -> dict:
+  """Identical Gaussian draws z ~ N(0, I) decoded by every model (e.g. an AE and a VAE of one
+  latent size), `sets` sets side by side."""
+  if len(sources) < 2:
+    raise ConfigError('same-noise compares two or more models: add --with WORKDIR[:MEMBER]')
+  shapes = {tuple(s.model.latent_shape) for s in sources}
+  if len(shapes) > 1:
+    raise ConfigError('same-noise needs models of one latent size; got ' + ', '.join(
+        f'{s.workdir} [{s.model.name}]: {tuple(s.model.latent_shape)}' for s in sources))
+  shape = shapes.pop()
+  rows, names, decoded = [], [], {}
+  noise = np.stack([np.asarray(jax.random.normal(jax.random.PRNGKey(seed + i), (num, *shape)))
+                    for i in range(sets)])
+  for i in range(sets):
+    for s in sources:
+      x = s.model.decode(noise[i])
+      label = f'set {i + 1}: {s.model.kind.upper()} {_short(s)}'
+      rows.append(x)
+      names.append(label)
+      decoded.setdefault(_short(s), []).append(x)
+  fig = figures.image_rows(rows, names, f'the same draws z ~ N(0, I) decoded by each model '
+                           f'(seeds {seed}..{seed + sets - 1})', color_key=sources[0].model.color_key)
+  arrays = {f'decoded_{i}': np.stack(v) for i, v in enumerate(decoded.values())}
+  return {'figure': out.figure(fig, 'same_noise.png'),
+          'arrays': out.arrays('same_noise.npz', noise=noise, models=np.asarray(list(decoded)),
+                               **arrays),
+          'noise': noise, 'decoded': {k: np.stack(v) for k, v in decoded.items()}}
+
+
+def _short(s: Source) -> str:
+  name = s.workdir.rstrip('/').split('/')[-1]
+  return name if s.model.name == 'run' else f'{name} [{s.model.name}]'
+
+
+def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
+  """A split's codes (means, log-variances, labels, ids) to codes.npz, and a 2-D PCA map of
+  the means coloured by label."""
+  import matplotlib.pyplot as plt
+  if split not in ('train', 'test'):
+    raise ConfigError(f'--split {split!r}: expected train or test')
+  m = source.model
+  images, labels, ids = source.split(split, limit)
+  mean, logvar = _codes(m, images)
+  arrays = {'mean': mean, 'labels': labels, 'ids': ids}
+  if logvar is not None:
+    arrays['logvar'] = logvar
+  flat = np.reshape(mean, (len(mean), -1))
+  centred = flat - flat.mean(0)
+  _, s, vt = np.linalg.svd(centred, full_matrices=False)
+  xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(flat))]
+  explained = (s[:2] ** 2 / max((s ** 2).sum(), 1e-12)) if len(s) else np.zeros(2)
+  fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=100)
+  classes = sorted({int(l) for l in labels})
+  for c, color in zip(classes, figures.colors(len(classes))):
+    sel = labels == c
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=color,
+               label=source.label_name(c) or 'unlabelled')
+  ax.set_xlabel(f'PC 1 ({100 * explained[0]:.0f}% of variance)')
+  if len(explained) > 1:
+    ax.set_ylabel(f'PC 2 ({100 * explained[1]:.0f}%)')
+  ax.set_title(f'{split} codes (posterior means), {m.describe()}', fontsize=9)
+  if len(classes) > 1:
+    ax.legend(fontsize=7, markerscale=2, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+  fig.tight_layout()
+  return {'arrays': out.arrays('codes.npz', **arrays), 'figure': out.figure(fig, 'codes_map.png'),
+          **arrays}
