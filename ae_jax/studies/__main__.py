@@ -1,0 +1,39 @@
+"""python -m ae_jax.studies NAME --workdir DIR [--quick] [--fresh] [--config.a.b=v ...]"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ae_jax.studies import STUDIES, Study
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(prog='python -m ae_jax.studies', description=__doc__)
+  p.add_argument('study', choices=STUDIES)
+  p.add_argument('--workdir', default=None, help='default: runs/<study>')
+  p.add_argument('--quick', action='store_true', help='a budget of seconds (the tests use it)')
+  p.add_argument('--fresh', action='store_true', help='move an existing workdir aside first')
+  args, overrides = p.parse_known_args(argv)
+  bad = [o for o in overrides if not o.startswith('--config.')]
+  if bad:
+    p.error(f'unrecognized arguments: {" ".join(bad)}')
+  from ae_jax.errors import USER_ERRORS
+  from ae_jax.main import _quiet_logs
+  _quiet_logs()
+  module = importlib.import_module(f'ae_jax.studies.{args.study}')
+  try:
+    study = Study(args.study, args.workdir or f'runs/{args.study}', overrides, args.quick,
+                  args.fresh)
+    md, html = module.run(study).write(study.wd)
+  except USER_ERRORS as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print('interrupted: rerun the same command to resume', file=sys.stderr)
+    sys.exit(130)
+  print(f'wrote {md} and {html}')
+
+
+if __name__ == '__main__':
+  main()
