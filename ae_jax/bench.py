@@ -6,7 +6,9 @@
 Prints one JSON line per model (per program of a sweep) with `model`, `image_shape`,
 `batch_size`, `members`, `step_ms` (median over --steps timed steps after --warmup,
 each synchronised), `images_per_sec`, `compile_s` (lowering + compiling the step),
-`peak_rss_mb`, `device`, `dtype`. `--synthetic` times on random images of the configured
+`peak_rss_mb`, `device`, `dtype`, `gflop_per_step` (XLA's cost analysis of the compiled
+step) and `gflops` (achieved), and with `--peak` the machine's float32 matmul rate
+(`matmul_peak_gflops`, measured in the same run) and `peak_fraction`. `--synthetic` times on random images of the configured
 shape (data.image_size x data.image_size x (data.channels or 3)), so any preset can be
 timed at any size without its data. `--compare-loops` also times one epoch as a
 `lax.scan` against a Python loop of compiled steps over the same device-resident data.
@@ -43,8 +45,31 @@ def _model_name(config) -> str:
   return m.preset or f'{m.arch}_{m.kind}'
 
 
+def matmul_peak_gflops(n: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
+  """The device's dense matmul rate (GFLOP/s): the best of `repeats` n x n x n products."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  best = float('inf')
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(a))
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n ** 3 / best / 1e9
+
+
+def step_flops(compiled) -> float:
+  """FLOPs of one compiled call, from XLA's cost analysis (0 when unavailable)."""
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get('flops', 0.0))
+  except Exception:  # noqa: BLE001 (backends without cost analysis)
+    return 0.0
+
+
 def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = False,
-            compare_loops: bool = False, members=None) -> dict:
+            compare_loops: bool = False, members=None, peak_gflops: float | None = None) -> dict:
   """Time one program's train step (and optionally its epoch loops)."""
   from ae_jax.train import Setup
   batch = config.train.batch_size
@@ -73,6 +98,13 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
       'device': str(jax.devices()[0]), 'dtype': config.dtype,
       'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize,
   }
+  flops = step_flops(compiled)
+  if flops:
+    out['gflop_per_step'] = round(flops / 1e9, 3)
+    out['gflops'] = round(flops / step_s / 1e9, 1)
+    if peak_gflops:
+      out['matmul_peak_gflops'] = round(peak_gflops, 1)
+      out['peak_fraction'] = round(flops / step_s / 1e9 / peak_gflops, 3)
   if compare_loops:
     out.update(_compare_loops(setup, state))
   return out
@@ -106,14 +138,17 @@ def main(argv=None):
   p.add_argument('--warmup', type=int, default=3)
   p.add_argument('--synthetic', action='store_true')
   p.add_argument('--compare-loops', action='store_true')
+  p.add_argument('--peak', action='store_true',
+                 help="also measure the device's float32 matmul rate and the step's fraction")
   args, overrides = p.parse_known_args(argv)
   from ae_jax.errors import ConfigError, DataError
   from ae_jax.main import load_config_with_overrides
   try:
     config = config_lib.resolve(load_config_with_overrides(args.config, overrides))
+    peak = matmul_peak_gflops() if args.peak else None
     for prog in sweep.programs(config):
       result = measure(prog.config, args.steps, args.warmup, args.synthetic,
-                       args.compare_loops, prog.members)
+                       args.compare_loops, prog.members, peak)
       if prog.name:
         result['program'] = prog.name
       print(json.dumps(result), flush=True)

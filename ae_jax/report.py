@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from ae_jax import figures, sweep
 from ae_jax.metrics import registry
@@ -56,6 +57,8 @@ def _cell(v) -> str:
 
 
 def _format(key, v) -> str:
+  if isinstance(v, float) and math.isnan(v):
+    return ''  # not evaluated at this epoch (final-only metrics)
   if isinstance(v, float) and key in registry.REGISTRY:
     return registry.REGISTRY[key].format(v)
   return _cell(v)

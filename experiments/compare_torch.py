@@ -58,7 +58,7 @@ def torch_step_time(preset, size, batch, latent, steps):
   return statistics.median(times)
 
 
-def jax_result(preset, size, batch, latent, steps):
+def jax_result(preset, size, batch, latent, steps, peak=None):
   from configs import base
   from ae_jax.bench import measure
   from ae_jax.models import PRESETS
@@ -67,7 +67,7 @@ def jax_result(preset, size, batch, latent, steps):
   cfg.data.image_size, cfg.data.channels = size, 3
   cfg.train.batch_size, cfg.train.learning_rate = batch, 1e-4
   cfg.loss.reduction, cfg.loss.beta = 'mean', 1e-3 / latent
-  return measure(cfg, steps, 2, synthetic=True)
+  return measure(cfg, steps, 2, synthetic=True, peak_gflops=peak)
 
 
 def main():
@@ -77,23 +77,34 @@ def main():
   p.add_argument('--presets', default=','.join(SETTINGS))
   args = p.parse_args()
   import torch
+  from ae_jax.bench import matmul_peak_gflops
+  peak = matmul_peak_gflops()
+  print(json.dumps({'matmul_peak_gflops': round(peak, 1)}), flush=True)
   rows = []
   for preset in args.presets.split(','):
     size, batch, latent = SETTINGS[preset]
     t = torch_step_time(preset, size, batch, latent, args.steps)
-    j = jax_result(preset, size, batch, latent, args.steps)
+    j = jax_result(preset, size, batch, latent, args.steps, peak)
+    flop = j.get('gflop_per_step', 0.0)
     row = {'preset': preset, 'image': f'{size}x{size}x3', 'batch': batch,
            'torch_images_per_sec': round(batch / t, 1),
            'jax_images_per_sec': j['images_per_sec'], 'jax_compile_s': j['compile_s'],
            'ratio': round(j['images_per_sec'] * t / batch, 2),
-           'torch_threads': torch.get_num_threads(), 'device': j['device']}
+           'jax_peak_fraction': j.get('peak_fraction'),
+           'torch_peak_fraction': round(flop / t / peak, 3) if flop else None,
+           'jax_loop': j['loop'], 'torch_threads': torch.get_num_threads(),
+           'device': j['device']}
     rows.append(row)
     print(json.dumps(row), flush=True)
-  print('\n| preset | image | batch | PyTorch 2.13 img/s | ae_jax img/s | ratio | ae_jax compile s |')
-  print('|---|---|---|---|---|---|---|')
+  print(f'\nfloat32 matmul peak: {peak:.0f} GFLOP/s (2048^3, best of 5)')
+  print('| preset | image | batch | PyTorch 2.13 img/s | ae_jax img/s | ratio | PyTorch % of peak '
+        '| ae_jax % of peak | ae_jax compile s |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  pct = lambda f: f'{100 * f:.0f}%' if f is not None else '-'
   for r in rows:
     print(f"| {r['preset']} | {r['image']} | {r['batch']} | {r['torch_images_per_sec']} | "
-          f"{r['jax_images_per_sec']} | {r['ratio']}x | {r['jax_compile_s']} |")
+          f"{r['jax_images_per_sec']} | {r['ratio']}x | {pct(r['torch_peak_fraction'])} | "
+          f"{pct(r['jax_peak_fraction'])} | {r['jax_compile_s']} |")
 
 
 if __name__ == '__main__':
