@@ -227,3 +227,23 @@ def test_cli_end_to_end_in_a_subprocess(wafer_runs, tmp_path):
   assert r.returncode == 0, r.stderr
   assert r.stdout.splitlines()[0] == f'wrote {tmp_path}/reconstruct.png'
   assert os.path.getsize(tmp_path / 'reconstruct.png') > 1000
+
+
+def test_loading_needs_no_data_and_is_fast(tmp_path):
+  """A model trained on the user's .npy loads (and reconstructs) after the file is gone."""
+  import time
+  from conftest import tiny_config
+  from ae_jax.train import train_and_evaluate
+  images = np.random.default_rng(0).random((60, 8, 8, 1)).astype(np.float32)
+  path = tmp_path / 'mine.npy'
+  np.save(path, images)
+  workdir = str(tmp_path / 'run')
+  train_and_evaluate(tiny_config(data__name='npy', data__path=str(path), train__num_epochs=1,
+                                 train__batch_size=16), workdir)
+  expected = load(workdir).reconstruct(images[:3])
+  os.remove(path)
+  t0 = time.perf_counter()
+  model = load(workdir)
+  took = time.perf_counter() - t0
+  np.testing.assert_allclose(model.reconstruct(images[:3]), expected, atol=1e-6)
+  assert model.image_shape == (8, 8, 1) and took < 10  # 1.2 s measured; generous for CI

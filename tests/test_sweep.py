@@ -144,8 +144,10 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
 
   chunked = str(tmp_path / 'chunked')
   whole = str(tmp_path / 'whole')
-  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0), sweep__max_members_per_program=2),
-                     chunked)
+  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0), sweep__max_members_per_program=2,
+                                 figures__enabled=True), chunked)
+  # the top level of a multi-program sweep draws every program's members in one recon.png
+  assert os.path.getsize(os.path.join(chunked, 'figures', 'recon.png')) > 1000
   train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0)), whole)
   assert sorted(os.listdir(os.path.join(chunked, 'programs'))) == ['part=1', 'part=2']
   for name in ('beta=0', 'beta=4'):

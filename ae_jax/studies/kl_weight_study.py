@@ -80,8 +80,9 @@ def run(study: Study) -> Report:
                                                title='−ELBO per epoch (train solid, test dashed)'),
                            'neg_elbo.png')
   rep.figure(path, '−ELBO curves', 'The negative ELBO (reconstruction + KL, in nats per image) '
-             'of each member; ×0 has the lowest reconstruction term but the highest −ELBO, '
-             'since its KL is unconstrained.')
+             'of each member per epoch, training (solid) and test (dashed): with ×0 nothing '
+             'bounds the KL, so its −ELBO can be far above the others even where its '
+             'reconstruction is good.')
   first = study.source('vae', 0)
   ids = first.random_ids(8, seed=0)
   for i, m in enumerate(members):
@@ -100,9 +101,13 @@ def run(study: Study) -> Report:
     it = tools.interpolate(study.source('vae', i), test_ids, 8, study.out(f'interpolate_{i}'))
     rep.figure(it['figure'], f'Interpolation, KL ×{m["beta"]:g}',
                f'From test image {test_ids[0]} to {test_ids[1]} through the code space.')
-  active = [m['eval'].get('active_units', float('nan')) for m in members]
-  rep.text('What it shows', 'Active units by KL weight: ' + ', '.join(
-      f'×{m["beta"]:g}: {a:g}' for m, a in zip(members, active) if np.isfinite(a))
-      + '. A large weight switches units off (posterior collapse) and blurs reconstructions; '
-        'no weight leaves the code unshaped, so prior samples fail.')
+  def value(m, key):
+    v = m['eval'].get(key, float('nan'))
+    return f'{v:.4g}' if isinstance(v, (int, float)) and np.isfinite(v) else 'n/a'
+  rep.text('What it shows', 'By KL weight (reconstruction term / KL / PSNR / active units): '
+           + '; '.join(f'×{m["beta"]:g}: {value(m, "recon")} / {value(m, "kl")} / '
+                       f'{value(m, "psnr")} dB / {value(m, "active_units")}' for m in members)
+           + '. The weight trades the code\'s information (KL) against reconstruction: a large '
+             'weight pushes the posterior to the prior and blurs reconstructions; no weight '
+             'leaves the code unshaped, so decoded prior samples are not images.')
   return rep

@@ -1,0 +1,40 @@
+"""Figures stay readable: many members get small multiples with one colour each, train and
+eval differ by line style, and categorical channels get a colour key."""
+import matplotlib
+
+from ae_jax import figures
+
+
+def _records(members):
+  rows = []
+  for m in members:
+    for e in (1, 2, 3):
+      rows.append({'member': m, 'epoch': e, 'split': 'train', 'loss': 10.0 / e})
+      rows.append({'member': m, 'epoch': e, 'split': 'eval', 'loss': 12.0 / e})
+  return rows
+
+
+def test_many_members_get_small_multiples_and_distinct_colours():
+  names = [f'beta={i}' for i in range(12)]
+  fig = figures.loss_curves(_records(names))
+  axes = [a for a in fig.axes if a.lines]
+  assert len(axes) == 12  # one panel per member
+  styles = {line.get_linestyle() for line in axes[0].lines}
+  assert styles == {'-', '--'}  # train solid, eval dashed
+  assert [a.get_title() for a in axes] == names  # each panel names its member
+  few = figures.loss_curves(_records(names[:6]))
+  shared = [a for a in few.axes if a.lines]
+  assert len(shared) == 1  # a few members share one axes, each its own colour
+  colours = {matplotlib.colors.to_hex(line.get_color()) for line in shared[0].lines}
+  assert len(colours) == 6
+  assert len(figures.colors(12)) == len({matplotlib.colors.to_hex(c) for c in figures.colors(12)})
+
+
+def test_categorical_images_get_a_colour_key():
+  import numpy as np
+  rows = [np.zeros((4, 6, 6, 3), np.float32)] * 2
+  key = (('red', 'off-wafer'), ('green', 'good die'), ('blue', 'failing die'))
+  fig = figures.image_rows(rows, ['original', 'recon'], color_key=key)
+  texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+  assert texts == ['off-wafer', 'good die', 'failing die']
+  assert not figures.image_rows(rows, ['a', 'b']).legends
