@@ -198,6 +198,8 @@ def load_state_dict(path: str):
 # What weights cannot show: each preset's activations, printed on import.
 ACTIVATIONS = {
     'mlp_ae_50': 'ReLU after every Linear including the 128-unit code; sigmoid output',
+    'mlp_ae_50_refine': 'ReLU after every Linear including the code and the two extra '
+                        'image-size layers; sigmoid output',
     'mlp_vae_50': 'ReLU after the hidden Linears; none on the mean/log-variance heads; '
                   'sigmoid output',
     'fcn_ae_64': 'ReLU after the hidden Linears; none on the 10-unit code; tanh output',

@@ -14,8 +14,10 @@ from torch import nn
 
 
 class MLPAE(nn.Module):
+  """An MLP AE; `refine` adds that many image-size Linear + ReLU layers before the
+  decoder's output layer (report 000's sharpness fix)."""
 
-  def __init__(self, dims, out_act, code_act=True):
+  def __init__(self, dims, out_act, code_act=True, refine=0):
     super().__init__()
     enc = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
@@ -27,6 +29,9 @@ class MLPAE(nn.Module):
     for i, (a, b) in enumerate(zip(rev[:-1], rev[1:])):
       dec.append(nn.Linear(a, b))
       dec.append(nn.ReLU() if i < len(rev) - 2 else out_act)
+    for _ in range(refine):  # before the output activation: Linear(P, P), ReLU, ..., out_act
+      dec.insert(len(dec) - 1, nn.ReLU())
+      dec.insert(len(dec) - 1, nn.Linear(dims[0], dims[0]))
     self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
   def forward(self, x):
@@ -117,6 +122,8 @@ def build(preset: str, image_shape, latent_dim: int) -> nn.Module:
   d = h * w * c
   if preset == 'mlp_ae_50':
     return MLPAE((d, 256, latent_dim), nn.Sigmoid(), code_act=True)
+  if preset == 'mlp_ae_50_refine':
+    return MLPAE((d, 256, latent_dim), nn.Sigmoid(), code_act=True, refine=2)
   if preset == 'mlp_vae_50':
     return MLPVAE(d, (4096, 1024, 512), latent_dim)
   if preset == 'fcn_ae_64':

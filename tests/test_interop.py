@@ -15,7 +15,7 @@ from ae_jax.models import PRESETS, build_model, layers
 from conftest import ROOT, tiny_config
 
 CASES = [('mlp_ae_50', 128, (50, 50, 3)), ('mlp_vae_50', 256, (50, 50, 3)),
-         ('fcn_ae_64', 10, (64, 64, 3)), ('conv_ae_small', 64, (26, 26, 3)),
+         ('fcn_ae_64', 10, (64, 64, 3)), ('mlp_ae_50_refine', 8, (10, 10, 3)), ('conv_ae_small', 64, (26, 26, 3)),
          ('conv_ae_bn_mish', 1024, (64, 64, 3)), ('conv_vae_bn_mish', 128, (64, 64, 3))]
 
 

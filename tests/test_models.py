@@ -42,6 +42,9 @@ DEC_BN_TAIL = (conv(1024, 512, 4) + conv(512, 256, 4) + conv(256, 128, 4) + conv
 EXPECTED = {
     ('mlp_ae_50', 128, (50, 50, 3)):
         dense(7500, 256) + dense(256, 128) + dense(128, 256) + dense(256, 7500),
+    ('mlp_ae_50_refine', 128, (50, 50, 3)):  # report 000: two 7500->7500 layers added
+        dense(7500, 256) + dense(256, 128) + dense(128, 256) + dense(256, 7500)
+        + 2 * dense(7500, 7500),
     ('mlp_vae_50', 256, (50, 50, 3)):
         dense(7500, 4096) + dense(4096, 1024) + dense(1024, 512) + 2 * dense(512, 256)
         + dense(256, 512) + dense(512, 1024) + dense(1024, 4096) + dense(4096, 7500),
@@ -57,7 +60,7 @@ EXPECTED = {
     ('conv_vae_bn_mish', 1024, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
 }
-PUBLISHED = {'mlp_ae_50': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10, 'conv_ae_small': 64,
+PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10, 'conv_ae_small': 64,
              'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024}
 
 

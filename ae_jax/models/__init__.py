@@ -19,6 +19,8 @@ __all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape
 # output, whose channels are the "latent size" (model.latent_dim cannot change it).
 PRESETS = {
     'mlp_ae_50': ('ae', 128, 'MLP AE 7500-256-128 (ReLU code), decoder 128-256-7500, sigmoid'),
+    'mlp_ae_50_refine': ('ae', 128, 'mlp_ae_50 with two more image-size ReLU layers after the '
+                         'decoder (7500-7500 twice at 50x50x3), report 000\'s sharpness fix'),
     'mlp_vae_50': ('vae', 256, 'MLP VAE 7500-4096-1024-512, heads 512->256, mirrored decoder, '
                    'sigmoid'),
     'fcn_ae_64': ('ae', 10, 'MLP AE 12288-1024-256-64-10, mirrored decoder, tanh'),
@@ -89,6 +91,10 @@ def _check_decoder(image_shape, start_hw, layers, what):
 def _preset(name, cfg, image_shape):
   h, w, c = image_shape
   latent = resolve_latent_dim(cfg)
+  if name == 'mlp_ae_50_refine':  # decoder 128-256-P, then P-P twice (ReLU), sigmoid
+    p = h * w * c
+    enc = MLPEncoder((256,), latent, 'ae', 'relu', 'relu')
+    return enc, MLPDecoder((256, p, p), image_shape, 'relu'), 'ae', 'sigmoid'
   if name in ('mlp_ae_50', 'mlp_vae_50', 'fcn_ae_64'):
     hidden, lat_act, out_act = {
         'mlp_ae_50': ((256,), 'relu', 'sigmoid'),
