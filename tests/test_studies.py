@@ -105,3 +105,39 @@ def test_beta_disentanglement(tmp_path):
   assert all(0.0 <= float(r[mig]) <= 1.0 for r in rows)
   study = json.load(open(tmp_path / 'study.json'))
   assert study['study'] == 'beta_disentanglement' and study['quick']
+
+
+def _full_budget_configs(tmp_path):
+  """Every config each study trains at its default (not --quick) budget."""
+  from ae_jax.studies import Study
+  from ae_jax.studies import (ae_vs_vae_noise, beta_disentanglement, hyperparameter_tables,
+                              kl_weight_study, latent_edits, latent_noise_generation,
+                              reconstruction_quality)
+  study = lambda name: Study(name, str(tmp_path / name))
+  rq = study('reconstruction_quality')
+  yield from (reconstruction_quality._config(rq, *m[1:]) for m in reconstruction_quality.MODELS)
+  yield latent_noise_generation._config(study('latent_noise_generation'))
+  ht = study('hyperparameter_tables')
+  yield from (hyperparameter_tables._config(ht, k) for k in ('ae', 'vae'))
+  av = study('ae_vs_vae_noise')
+  yield from (ae_vs_vae_noise._config(av, n) for n in ('ae_conv', 'vae_conv'))
+  yield kl_weight_study._config(study('kl_weight_study'))
+  yield latent_edits._config(study('latent_edits'))
+  yield beta_disentanglement._config(study('beta_disentanglement'))
+
+
+def test_every_study_builds_its_full_budget_models(tmp_path):
+  """--quick swaps the models for tiny ones; this checks the real ones are valid configs
+  that build, without training them."""
+  import jax
+  import jax.numpy as jnp
+  from ae_jax import config_lib, sweep
+  from ae_jax.models import build_model
+  channels = {'wafer': 3, 'dsprites': 1}
+  for cfg in _full_budget_configs(tmp_path):
+    cfg = config_lib.resolve(cfg)
+    for prog in sweep.programs(cfg):
+      size = prog.config.data.image_size or 64
+      shape = (size, size, prog.config.data.channels or channels.get(cfg.data.name, 3))
+      model = build_model(prog.config.model, shape)
+      jax.eval_shape(lambda m=model, s=shape: m.init(jax.random.PRNGKey(0), jnp.zeros((1, *s))))

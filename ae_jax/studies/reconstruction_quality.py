@@ -5,8 +5,9 @@ size, loss curves, and a ground truth / AE / VAE grid of 10 random test images.
   python -m ae_jax.studies reconstruction_quality --workdir runs/recon_quality
 
 Default budget (about 12 minutes on a 2-core CPU): 32x32 photo patches (1,600 train / 400
-test), mlp_ae_50 / mlp_vae_50 (their published 128 / 256 latents) and conv_ae_bn_mish /
-conv_vae_bn_mish with a 256-unit code, a few epochs each.
+test), mlp_ae_50 / mlp_vae_50 (their published 128 / 256 latents), conv_ae_bn_mish (its code
+is its last conv layer: 1024 units at 32x32) and conv_vae_bn_mish with a 256-unit code, a
+few epochs each.
 
 The reports' full settings, on 256x256 RGB images in a folder (report 001) or 50x50 (000):
 
@@ -25,7 +26,7 @@ NAME = 'reconstruction_quality'
 MODELS = (  # key, preset, kind, epochs, learning rate, latent (0: the preset's own)
     ('mlp_ae', 'mlp_ae_50', 'ae', 20, 1e-3, 0),
     ('mlp_vae', 'mlp_vae_50', 'vae', 20, 5e-4, 0),
-    ('conv_ae', 'conv_ae_bn_mish', 'ae', 6, 1e-3, 256),
+    ('conv_ae', 'conv_ae_bn_mish', 'ae', 6, 1e-3, 0),  # its code: the last conv, 1024 units
     ('conv_vae', 'conv_vae_bn_mish', 'vae', 6, 1e-3, 256),
 )
 QUICK = ['--config.data.name=digits', '--config.train.num_epochs=1', '--config.model.preset=',
