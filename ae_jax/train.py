@@ -105,6 +105,9 @@ def claim(wd: Workdir, config, fresh: bool = False) -> None:
     return
   old = wd.read_json(CONFIG)
   new = wd_lib.config_to_dict(config)
+  sizes = sweep._axis_values(config, 'latent_dim')
+  if sizes:  # a latent-size sweep's model is built, and recorded, at its largest size
+    new['model']['latent_dim'] = max(int(v) for v in sizes)
   programs = [wd] + [wd.program(p.name) for p in sweep.programs(config) if p.name]
   trained = max((e for e in map(_trained_epochs, programs) if e is not None), default=None)
   config_lib.check_compatible(old, new, wd.path, trained)

@@ -172,7 +172,7 @@ def test_unrolled_members_match_vmapped_members():
 def test_sweep_tables_figures_and_eval_epochs(tmp_path):
   workdir = str(tmp_path / 'w')
   cfg = tiny_config(train__num_epochs=3, train__eval_every=3, sweep__beta=(0.0, 4.0),
-                    sweep__latent_dim=(2, 4), sweep__eval_epochs=(1,), figures__enabled=True)
+                    sweep__latent_dim=(2, 8), sweep__eval_epochs=(1,), figures__enabled=True)
   summary = train_and_evaluate(cfg, workdir)
   rows = list(csv.DictReader(open(os.path.join(workdir, 'sweep.csv'))))
   assert len(rows) == 4 * 2  # members x evaluated epochs (1 and 3)
@@ -195,7 +195,7 @@ def test_sweep_tables_figures_and_eval_epochs(tmp_path):
 
 def test_export_member_makes_a_standalone_workdir(tmp_path):
   workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
-  train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 4)), workdir)
+  train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 8)), workdir)
   export_member(workdir, 'beta=4,latent_dim=2', out)
   config = wd.Workdir(out).read_config()
   assert config.model.latent_dim == 2 and config.loss.beta == 4.0
@@ -231,3 +231,14 @@ def test_latent_sweep_cli_prints_the_table(tmp_path):
   assert ('| latent_dim | epoch | training loss | loss | eval recon | KL | -ELBO | PSNR | SSIM | '
           'active units |') in r.stdout
   assert r.stdout.count('\n| 16 |') == 2 and r.stdout.count('\n| 2 |') == 2
+
+
+def test_a_latent_size_sweep_resumes_on_a_rerun(tmp_path):
+  """Its workdir records the program's config (built at the largest size): a rerun with
+  more epochs must resume, not be refused as another experiment."""
+  workdir = str(tmp_path / 'w')
+  train_and_evaluate(tiny_config(sweep__latent_dim=(2, 8), train__num_epochs=1), workdir)
+  summary = train_and_evaluate(tiny_config(sweep__latent_dim=(2, 8), train__num_epochs=2),
+                               workdir)
+  assert [m['name'] for m in summary['members']] == ['latent_dim=2', 'latent_dim=8']
+  assert inference.load(workdir, member='latent_dim=8').epoch == 2

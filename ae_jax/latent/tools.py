@@ -138,7 +138,8 @@ def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
     rows.append(r)
     names.append(label)
     recons[label] = r
-  title = (f'test images and reconstructions ({", ".join(names[1:])})' if len(sources) > 1
+  flat = [n.replace('\n', ' ') for n in names[1:]]
+  title = (f'test images and reconstructions ({"; ".join(flat)})' if len(sources) > 1
            else f'originals and reconstructions, {ref.model.describe()}')
   fig = figures.image_rows(rows, names, title, color_key=ref.model.color_key,
                            col_titles=ref.titles(ids, labels))

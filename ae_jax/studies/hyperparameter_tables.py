@@ -74,12 +74,33 @@ def _rows(study: Study, key: str, axis: str):
   return [[r[axis], *[r[c] for c in COLUMNS]] for r in table if r['epoch'] == last]
 
 
+def _figure(tables: dict):
+  """PSNR against each setting, AE and VAE side by side (one panel per setting)."""
+  import matplotlib.pyplot as plt
+  axes_names = ('epoch', 'batch', 'learning rate', 'latent size')
+  fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), dpi=100)
+  for ax, name in zip(axes, axes_names):
+    for kind, style in (('AE', 'o-'), ('VAE', 's--')):
+      rows = tables.get((kind, name), [])
+      if rows:
+        ax.plot([float(r[0]) for r in rows], [float(r[2]) for r in rows], style, label=kind)
+    if name in ('learning rate', 'latent size'):
+      ax.set_xscale('log')
+    ax.set_xlabel(name)
+    ax.set_ylabel('test PSNR (dB)')
+  axes[0].legend(fontsize=8)
+  fig.suptitle('Test PSNR against each setting (the others at their defaults)', fontsize=10)
+  fig.tight_layout()
+  return fig
+
+
 def run(study: Study) -> Report:
   rep = Report('Hyperparameter tables',
                'Each table changes one setting around the defaults and reports the final '
                "epoch's mean training loss and the test split's PSNR and SSIM, as report 000 "
                'tabulates them by hand. Every table is one sweep: vmapped members in one '
                'compiled program, or one program per batch size.')
+  tables = {}
   for kind in ('ae', 'vae'):
     cfg = _config(study, kind)
     n = cfg.train.num_epochs
@@ -96,7 +117,12 @@ def run(study: Study) -> Report:
     for axis, key, label in (('epoch', 'epochs', 'epoch'), ('batch_size', 'batch', 'batch'),
                              ('learning_rate', 'lr', 'learning rate'),
                              ('latent_dim', 'latent', 'latent size')):
-      rep.table(f'{name}: {label}', [label] + head, _rows(study, f'{kind}_{key}', axis))
+      rows = _rows(study, f'{kind}_{key}', axis)
+      tables[(name, label)] = rows
+      rep.table(f'{name}: {label}', [label] + head, rows)
+  path = study.save_figure(_figure(tables), 'psnr_by_setting.png')
+  rep.figure(path, 'PSNR by setting', 'Each panel varies one setting; a point is the final '
+             'test PSNR of one model (a diverged learning rate shows as the low point).')
   rep.text('How to read them',
            'Training loss is the per-image loss of the last epoch (reconstruction summed over '
            'pixels, plus the KL for the VAE), so AE and VAE losses are not comparable with each '
