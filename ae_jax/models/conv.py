@@ -10,10 +10,9 @@ import math
 from typing import NamedTuple, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-from ae_jax.models.layers import (ACTIVATIONS, ConvTranspose, conv_fn, kaiming_normal,
-                                  make_norm)
+from ae_jax.models.layers import (ACTIVATIONS, ConvTranspose, conv_fn, dense_code,
+                                  kaiming_normal, make_norm, split_heads)
 
 
 class ConvSpec(NamedTuple):
@@ -64,15 +63,8 @@ class ConvEncoder(nn.Module):
       h = nn.Conv(self.latent_dim * heads, (3, 3), padding=((1, 1), (1, 1)),
                   kernel_init=_conv_init(self.init), name='head',
                   conv_general_dilated=conv_fn(self.conv_impl))(h)  # [B, h, w, L*heads]
-      if heads == 1:
-        return h
-      # torch.chunk(x, 2, dim=channels): mean is the first L channels.
-      return jnp.stack([h[..., :self.latent_dim], h[..., self.latent_dim:]], axis=-1)
-    h = h.reshape(h.shape[0], -1)  # [B, h*w*C]
-    if heads == 1:
-      return nn.Dense(self.latent_dim, name='code')(h)
-    return jnp.stack([nn.Dense(self.latent_dim, name='mean')(h),
-                      nn.Dense(self.latent_dim, name='logvar')(h)], axis=-1)  # [B, L, 2]
+      return h if heads == 1 else split_heads(h, self.latent_dim)
+    return dense_code(h, self.latent_dim, self.kind)  # [B, L] or [B, L, 2]
 
 
 class ConvDecoder(nn.Module):

@@ -75,6 +75,22 @@ class _GroupNorm(nn.Module):
     return nn.GroupNorm(num_groups=g, epsilon=1e-5, name='gn')(x)
 
 
+def split_heads(h, latent_dim: int):
+  """A spatial code head's channels [..., 2L] -> [..., L, 2] (mean, log-variance): the
+  first L channels are the mean, as torch.chunk(x, 2, dim=channels) splits them."""
+  return jnp.stack([h[..., :latent_dim], h[..., latent_dim:]], axis=-1)
+
+
+def dense_code(h, latent_dim: int, kind: str):
+  """A flat code from features [B, ...]: one Dense 'code' (AE) or Dense 'mean' and
+  'logvar' heads stacked to [B, L, 2] (VAE). Call inside the encoder's nn.compact."""
+  h = h.reshape(h.shape[0], -1)
+  if kind == 'ae':
+    return nn.Dense(latent_dim, name='code')(h)
+  return jnp.stack([nn.Dense(latent_dim, name='mean')(h),
+                    nn.Dense(latent_dim, name='logvar')(h)], axis=-1)
+
+
 def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
   return (size + 2 * padding - kernel) // stride + 1
 

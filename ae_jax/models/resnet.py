@@ -14,9 +14,8 @@ from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from ae_jax.models.layers import ACTIVATIONS, conv_fn, make_norm
+from ae_jax.models.layers import ACTIVATIONS, conv_fn, dense_code, make_norm, split_heads
 
 
 def Conv(impl: str, *args, **kwargs):  # noqa: N802 (a layer constructor)
@@ -70,14 +69,8 @@ class ResEncoder(nn.Module):
     heads = 1 if self.kind == 'ae' else 2
     if self.latent == 'spatial':
       h = Conv(self.conv_impl, self.latent_dim * heads, (1, 1), name='head_conv')(h)
-      if heads == 1:
-        return h
-      return jnp.stack([h[..., :self.latent_dim], h[..., self.latent_dim:]], axis=-1)
-    h = h.reshape(h.shape[0], -1)  # [B, h*w*C]
-    if heads == 1:
-      return nn.Dense(self.latent_dim, name='code')(h)
-    return jnp.stack([nn.Dense(self.latent_dim, name='mean')(h),
-                      nn.Dense(self.latent_dim, name='logvar')(h)], axis=-1)
+      return h if heads == 1 else split_heads(h, self.latent_dim)
+    return dense_code(h, self.latent_dim, self.kind)
 
 
 def _upsample(x):

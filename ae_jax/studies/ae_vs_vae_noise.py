@@ -20,12 +20,10 @@ On your images (report 000 used 50x50 RGB and a 256-unit code):
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ae_jax.latent import ops, tools
-from ae_jax.studies import Study
+from ae_jax.studies import Study, base_config
 from ae_jax.studies.report import Report
 
 NAME = 'ae_vs_vae_noise'
@@ -35,9 +33,7 @@ QUICK = ['--config.data.num_examples=300', '--config.train.num_epochs=1',
 
 
 def _config(study: Study, name: str):
-  from ae_jax.main import load_config_with_overrides
-  from ae_jax.workdir import repo_root
-  cfg = load_config_with_overrides(os.path.join(repo_root(), 'configs', f'{name}.py'), [])
+  cfg = base_config(name)
   with cfg.unlocked():
     cfg.data.num_examples = 2000
     cfg.model.latent_dim = 32

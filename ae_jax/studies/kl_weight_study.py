@@ -16,13 +16,11 @@ Report 003's full settings on its own 64x64 faces:
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ae_jax import figures
 from ae_jax.latent import tools
-from ae_jax.studies import Study
+from ae_jax.studies import Study, base_config
 from ae_jax.studies.report import Report
 
 NAME = 'kl_weight_study'
@@ -39,9 +37,7 @@ def shown_epochs(n: int) -> tuple[int, ...]:
 
 
 def _config(study: Study):
-  from ae_jax.main import load_config_with_overrides
-  from ae_jax.workdir import repo_root
-  cfg = load_config_with_overrides(os.path.join(repo_root(), 'configs', 'vae_conv.py'), [])
+  cfg = base_config('vae_conv')
   with cfg.unlocked():
     cfg.data.name, cfg.data.image_size, cfg.data.channels = 'faces', 64, 3
     cfg.model.latent_dim = 32

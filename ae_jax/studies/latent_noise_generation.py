@@ -30,10 +30,7 @@ QUICK = ['--config.data.num_examples=300', '--config.train.num_epochs=1',
 
 
 def _config(study: Study):
-  from ae_jax.main import load_config_with_overrides
-  from ae_jax.workdir import repo_root
-  import os
-  cfg = load_config_with_overrides(os.path.join(repo_root(), 'configs', 'ae_conv.py'), [])
+  cfg = base_config('ae_conv')
   with cfg.unlocked():
     cfg.data.num_examples = 2000
     cfg.figures.enabled = False
