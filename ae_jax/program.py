@@ -44,7 +44,9 @@ class ModelSetup:
     self.spec = steps.StepSpec(
         model=self.model,
         loss=steps.LossSpec(config.loss.reconstruction, config.loss.reduction,
-                            float(config.loss.nll_sigma)),
+                            float(config.loss.nll_sigma), float(config.loss.ssim_weight),
+                            float(config.loss.ms_ssim_weight), float(config.loss.fft_weight),
+                            float(config.loss.lpips_weight)),
         optim=spec_from_config(config, self.steps_per_epoch),
         batch_size=batch, steps_per_epoch=self.steps_per_epoch,
         eval_batch_size=config.train.eval_batch_size, dtype=config.dtype,

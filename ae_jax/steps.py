@@ -31,6 +31,10 @@ class LossSpec(NamedTuple):
   reconstruction: str
   reduction: str
   nll_sigma: float
+  ssim_weight: float = 0.0     # extra training terms (losses.extra_terms)
+  ms_ssim_weight: float = 0.0
+  fft_weight: float = 0.0
+  lpips_weight: float = 0.0
 
 
 class StepSpec(NamedTuple):

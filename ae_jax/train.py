@@ -12,7 +12,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 
@@ -42,6 +41,17 @@ class Setup(ModelSetup):
       factors = factors[dataset.test['id']]
     self.evaluator = evaluate.Evaluator(self, dataset.test, dataset.info, self.train_sample,
                                         factors)
+
+  def init_state(self):
+    """Fresh state; a model with a PCA-initialised linear path (model.resnet.linear='pca')
+    gets it from the training split here."""
+    state = super().init_state()
+    cfg = self.config.model
+    if cfg.arch == 'resnet' and not cfg.preset and cfg.resnet.linear == 'pca':
+      from ae_jax.models.resnet import init_linear_from_pca
+      state = state.replace(params=init_linear_from_pca(
+          state.params, self.train_sample(), self.latent_shape[-1]))
+    return state
 
   def train_sample(self) -> np.ndarray:
     """Up to PCA_FIT_MAX training images (all of them when resident)."""
@@ -291,6 +301,10 @@ def train_program(config, wd: Workdir, members: list[dict]):
   bar = _progress_bar(cfg, total, min(step, total))
   timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
   last_eval = None
+  # wall-clock seconds of this run so far (compiling, training, evaluating), carried over
+  # resumes from the last row kept: PSNR-against-time curves
+  wall0 = time.perf_counter() - max((r.get('wall_s', 0.0) for r in metrics_log.rows),
+                                    default=0.0)
   try:
     with preempt.Watcher() as watcher:
       chunks = _Chunks(setup, state, step)
@@ -328,11 +342,15 @@ def train_program(config, wd: Workdir, members: list[dict]):
                     and k not in ('lr', 'beta')},
                  'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
                 for i, mem in enumerate(members)]
+        for r in rows:
+          r['wall_s'] = time.perf_counter() - wall0
         eval_rows = None
         if setup.is_eval_epoch(epoch):
           final = epoch == cfg.train.num_epochs
           eval_rows = evaluate.rows(members, setup.evaluator(state, epoch, final), epoch=epoch,
                                     step=step)
+          for r in eval_rows:
+            r['wall_s'] = time.perf_counter() - wall0
           rows += eval_rows
           last_eval = eval_rows
         metrics_log.write(rows)

@@ -40,6 +40,9 @@ def get_config():
   config.model.resnet.blocks = 1  # residual blocks per level
   config.model.resnet.latent = 'flat'  # flat (Dense code) | spatial (1x1 conv code)
   config.model.resnet.refine = 0  # extra full-resolution blocks at the decoder's end
+  # 'pca': a linear encoder/decoder beside the conv ones, started as the training split's
+  # whitened PCA (conv heads start at 0): training starts at the best linear autoencoder
+  config.model.resnet.linear = 'none'  # none | pca
 
   config.data = ml_collections.ConfigDict()
   # Embedded (offline): digits | wafer | dsprites | photos | faces.
@@ -106,13 +109,21 @@ def get_config():
   config.optim.grad_clip_norm = 0.0  # >0: clip gradients to this global norm
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.reconstruction = 'mse'  # mse | l1 | bce (sigmoid logits) | gaussian_nll
+  # mse | l1 | bce (sigmoid logits) | gaussian_nll | log_mse (Gaussian with each image's
+  # best variance, sigma^2 = its MSE: P/2 ln MSE; maximises the mean PSNR over images)
+  config.loss.reconstruction = 'mse'
   # How the reconstruction term reduces over one image's pixels: 'sum' or 'mean'.
   # The KL is always summed over latent units, and beta multiplies that sum.
   config.loss.reduction = 'sum'
   config.loss.beta = 1.0  # weight of the KL term: loss = recon + beta * KL
   config.loss.kl_warmup_epochs = 0.0  # >0: beta ramps linearly from 0 over this many epochs
   config.loss.nll_sigma = 0.1  # gaussian_nll: the decoder's fixed standard deviation
+  # Extra training terms against blur (README, "Losses"), each a per-image average
+  # (x P pixel values under reduction='sum'), added to the loss, not to the likelihood:
+  config.loss.ssim_weight = 0.0  # (1 - SSIM)
+  config.loss.ms_ssim_weight = 0.0  # (1 - MS-SSIM), images >= 32 px
+  config.loss.fft_weight = 0.0  # focal frequency loss (spectrum distance, hard frequencies first)
+  config.loss.lpips_weight = 0.0  # LPIPS-VGG (pip install -e '.[lpips]')
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_epochs = 5  # also saved at the end

@@ -81,7 +81,8 @@ def test_terms_beta_weighs_kl_and_ae_has_no_kl():
 
 
 @pytest.mark.parametrize('kind,reduction', [('mse', 'sum'), ('mse', 'mean'), ('l1', 'sum'),
-                                            ('gaussian_nll', 'mean'), ('bce', 'sum')])
+                                            ('gaussian_nll', 'mean'), ('bce', 'sum'),
+                                            ('log_mse', 'sum'), ('log_mse', 'mean')])
 def test_neg_elbo_is_the_likelihood_the_loss_implies_whatever_the_reduction(kind, reduction):
   """-ELBO = -log p(x|z) summed over pixels + KL, with scipy's densities: mse is a Gaussian
   with variance 1/2, l1 a Laplace with scale 1, bce a Bernoulli (on the logits)."""
@@ -95,7 +96,9 @@ def test_neg_elbo_is_the_likelihood_the_loss_implies_whatever_the_reduction(kind
   out = ModelOutput(recon=jnp.asarray(recon), logits=jnp.asarray(logits), mean=jnp.asarray(mean),
                     logvar=jnp.asarray(logvar), z=jnp.asarray(mean))
   cfg = type('C', (), {'reconstruction': kind, 'reduction': reduction, 'nll_sigma': 0.2})
+  per_image_sd = np.sqrt(np.mean((x - recon) ** 2, axis=(1, 2, 3)))[:, None, None, None]
   logp = {
+      'log_mse': stats.norm.logpdf(x, recon, per_image_sd),
       'mse': stats.norm.logpdf(x, recon, np.sqrt(0.5)),
       'l1': stats.laplace.logpdf(x, recon, 1.0),
       'gaussian_nll': stats.norm.logpdf(x, recon, 0.2),
@@ -110,3 +113,72 @@ def test_neg_elbo_is_the_likelihood_the_loss_implies_whatever_the_reduction(kind
 def test_unknown_reconstruction_raises(name):
   with pytest.raises(ValueError, match='nope'):
     losses.reconstruction(name, None, None, 'sum')
+
+
+def _cfg(**kw):
+  from ae_jax.steps import LossSpec
+  return LossSpec(**{'reconstruction': 'mse', 'reduction': 'sum', 'nll_sigma': 0.1, **kw})
+
+
+def _pair(shape=(3, 32, 32, 3), seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.random(shape).astype(np.float32)
+  r = np.clip(x + 0.1 * rng.normal(size=shape), 0, 1).astype(np.float32)
+  return jnp.asarray(r), jnp.asarray(x)
+
+
+@pytest.mark.parametrize('reduction', ['sum', 'mean'])
+def test_log_mse_is_half_the_pixel_count_times_log_mse_and_tracks_psnr(reduction):
+  r, x = _pair()
+  mse = np.mean((np.asarray(r) - np.asarray(x)) ** 2, axis=(1, 2, 3))
+  scale = 0.5 * 32 * 32 * 3 if reduction == 'sum' else 0.5
+  np.testing.assert_allclose(losses.log_mse(r, x, reduction), scale * np.log(mse), rtol=1e-5)
+  # minus the mean PSNR (dB) up to an affine map: lower loss <=> higher mean PSNR
+  psnr = 10 * np.log10(1 / mse)
+  np.testing.assert_allclose(-np.asarray(losses.log_mse(r, x, 'mean')) * 20 / np.log(10), psnr,
+                             rtol=1e-5)
+
+
+def test_extra_terms_are_weighted_per_pixel_averages_added_to_the_loss_only():
+  import dm_pix as pix
+  from ae_jax.metrics.ms_ssim import ms_ssim
+  r, x = _pair()
+  out = ModelOutput(recon=r, logits=r, mean=jnp.zeros((3, 2)), logvar=None, z=None)
+  base = losses.terms(out, x, _cfg(), 1.0)
+  p = 32 * 32 * 3
+  ssim = np.asarray(pix.ssim(r, x, max_val=1.0))
+  cases = {'ssim_weight': 1 - ssim, 'ms_ssim_weight': 1 - np.asarray(ms_ssim(r, x, floor=1e-3)),
+           'fft_weight': np.asarray(losses.focal_frequency_loss(r, x))}
+  for key, per_image in cases.items():
+    for reduction, scale in (('sum', p), ('mean', 1.0)):
+      t = losses.terms(out, x, _cfg(reduction=reduction, **{key: 0.3}), 1.0)
+      ref = losses.terms(out, x, _cfg(reduction=reduction), 1.0)
+      np.testing.assert_allclose(t['recon'], ref['recon'])  # the likelihood term is unchanged
+      np.testing.assert_allclose(t['loss'] - ref['loss'], 0.3 * scale * per_image, rtol=2e-4,
+                                 err_msg=key)
+  assert np.all(np.asarray(base['loss']) == np.asarray(base['recon']))
+
+
+def test_focal_frequency_loss_against_numpy_and_zero_at_the_target():
+  r, x = _pair((2, 8, 8, 3), seed=1)
+  fr = np.fft.fft2(np.asarray(r, np.float64), axes=(1, 2), norm='ortho')
+  fx = np.fft.fft2(np.asarray(x, np.float64), axes=(1, 2), norm='ortho')
+  d = np.abs(fr - fx) ** 2
+  w = np.sqrt(d) / np.sqrt(d).max(axis=(1, 2, 3), keepdims=True)
+  np.testing.assert_allclose(losses.focal_frequency_loss(r, x), (w * d).mean((1, 2, 3)),
+                             rtol=1e-4)
+  np.testing.assert_allclose(losses.focal_frequency_loss(x, x), 0.0, atol=1e-12)
+
+
+def test_every_extra_term_has_finite_gradients_that_lower_it():
+  r, x = _pair()
+  far = jnp.asarray(np.random.default_rng(2).normal(size=r.shape).astype(np.float32))
+  for key in ('ssim_weight', 'ms_ssim_weight', 'fft_weight'):  # an untrained model's output
+    g = jax.grad(lambda rr, key=key: losses.extra_terms(rr, x, _cfg(**{key: 1.0})).sum())(far)
+    assert np.all(np.isfinite(np.asarray(g))), key
+  for key in ('ssim_weight', 'ms_ssim_weight', 'fft_weight'):
+    cfg = _cfg(**{key: 1.0})
+    f = lambda rr, cfg=cfg: losses.extra_terms(rr, x, cfg).sum()
+    g = jax.grad(f)(r)
+    assert np.all(np.isfinite(np.asarray(g))), key
+    assert float(f(r - 1e-3 * g / jnp.linalg.norm(g))) < float(f(r)), key

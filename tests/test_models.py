@@ -201,3 +201,39 @@ def test_conv_transpose_matches_lax_conv_transpose():
                                dimension_numbers=('NHWC', 'HWOI', 'NHWC'))
   np.testing.assert_allclose(layers.conv_transpose_phases(x, w, 2, 0, 0), ref, atol=1e-5)
   np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['ae', 'vae'])
+def test_resnet_linear_path_starts_as_the_training_splits_pca(kind):
+  """model.resnet.linear='pca': before any step the model reconstructs test images exactly
+  as the PCA baseline does, and its codes are whitened (unit spread on the training split)."""
+  from ae_jax.metrics import pca
+  from ae_jax.train import Setup
+  cfg = tiny_config()
+  with cfg.unlocked():
+    cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 16, 300
+    cfg.model.kind, cfg.model.arch, cfg.model.latent_dim = kind, 'resnet', 8
+    cfg.model.resnet.channels, cfg.model.resnet.linear = (4, 8), 'pca'
+    cfg.model.output_activation, cfg.eval.metrics = 'none', ('psnr',)
+  setup = Setup(cfg)
+  state = setup.init_state()
+  train = np.asarray(setup.dataset.train['image'])
+  test = np.asarray(setup.dataset.test['image'])
+  variables = {'params': state.params}
+  mean, _ = setup.model.apply(variables, jnp.asarray(train), method='encode')
+  np.testing.assert_allclose(np.std(np.asarray(mean), 0), 1.0, rtol=1e-3)
+  out = setup.model.apply(variables, jnp.asarray(test), sample=False)
+  np.testing.assert_allclose(np.clip(np.asarray(out.recon), 0, 1),
+                             pca.reconstruct(pca.fit(train, 8), test), atol=2e-5)
+
+
+def test_resnet_linear_path_needs_a_flat_code_and_pixel_outputs():
+  from ae_jax.models import build_model
+  from configs import base
+  cfg = base.get_config().model
+  cfg.arch, cfg.resnet.linear, cfg.resnet.channels, cfg.latent_dim = 'resnet', 'pca', (4, 8), 8
+  with pytest.raises(ConfigError, match="output_activation='none'"):
+    build_model(cfg, (16, 16, 3))
+  cfg.output_activation, cfg.resnet.latent = 'none', 'spatial'
+  with pytest.raises(ConfigError, match="latent='flat'"):
+    build_model(cfg, (16, 16, 3))

@@ -124,6 +124,10 @@ def _full_budget_configs(tmp_path):
   yield kl_weight_study._config(study('kl_weight_study'))
   yield latent_edits._config(study('latent_edits'))
   yield beta_disentanglement._config(study('beta_disentanglement'))
+  from ae_jax.studies import high_frequency
+  hf = study('high_frequency')
+  yield from (high_frequency._conv_config(hf, o) for _, _, o in high_frequency.REMEDIES)
+  yield from (high_frequency._mlp_config(hf, p) for p, _ in high_frequency.MLP_PAIR)
 
 
 def test_every_study_builds_its_full_budget_models(tmp_path):
@@ -141,3 +145,4 @@ def test_every_study_builds_its_full_budget_models(tmp_path):
       shape = (size, size, prog.config.data.channels or channels.get(cfg.data.name, 3))
       model = build_model(prog.config.model, shape)
       jax.eval_shape(lambda m=model, s=shape: m.init(jax.random.PRNGKey(0), jnp.zeros((1, *s))))
+

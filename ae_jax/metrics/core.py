@@ -31,7 +31,9 @@ def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):
   """log p(x|z) in nats per image, summed over pixels, constants included, for the
   likelihood a reconstruction loss implies (a continuous density on [0, 1]^P):
   mse -> N(x; recon, 1/2) (sum (x - recon)^2 = -log N(x; recon, 1/2) - P/2 log pi),
-  l1 -> Laplace(x; recon, 1), gaussian_nll -> N(x; recon, sigma^2), bce -> Bernoulli(logits).
+  l1 -> Laplace(x; recon, 1), gaussian_nll -> N(x; recon, sigma^2), bce -> Bernoulli(logits),
+  log_mse -> N(x; recon, MSE) with each image's own best variance (a profile likelihood:
+  -P/2 (ln(2 pi MSE) + 1)).
   """
   p = math.prod(x.shape[1:])
   flat = lambda v: v.reshape(v.shape[0], -1).sum(-1)
@@ -44,6 +46,10 @@ def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):
         2 * math.pi * sigma**2)
   if kind == 'bce':
     return -flat(optax.sigmoid_binary_cross_entropy(recon_or_logits, x))
+  if kind == 'log_mse':
+    from ae_jax.losses import LOG_MSE_FLOOR
+    mse = flat(jnp.square(x - recon_or_logits)) / p
+    return -0.5 * p * (jnp.log(2 * math.pi * (mse + LOG_MSE_FLOOR)) + 1.0)
   raise ValueError(f'unknown reconstruction loss {kind!r}')
 
 

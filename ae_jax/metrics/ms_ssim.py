@@ -68,8 +68,10 @@ def _pool(x):
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
 
 
-def ms_ssim(a, b, max_val: float = 1.0):
-  """MS-SSIM per image [B] of [B, H, W, C] images (in [0, max_val])."""
+def ms_ssim(a, b, max_val: float = 1.0, floor: float = 0.0):
+  """MS-SSIM per image [B] of [B, H, W, C] images (in [0, max_val]). Each scale's term is
+  clipped below at `floor`: 0 is the standard; a loss uses a small positive floor, where
+  the fractional powers keep finite gradients."""
   h, w = a.shape[1:3]
   if min(h, w) < MIN_SIZE:
     raise ConfigError(f'ms_ssim needs images of at least {MIN_SIZE}x{MIN_SIZE} (5 scales); '
@@ -79,7 +81,7 @@ def ms_ssim(a, b, max_val: float = 1.0):
   values = []
   for i in range(len(WEIGHTS)):
     ssim, cs = _ssim_cs(a, b, window(min(a.shape[1], a.shape[2])), max_val)
-    values.append(jnp.maximum(ssim if i == len(WEIGHTS) - 1 else cs, 0.0))  # [B, C]
+    values.append(jnp.maximum(ssim if i == len(WEIGHTS) - 1 else cs, floor))  # [B, C]
     if i < len(WEIGHTS) - 1:
       a, b = _pool(a), _pool(b)
   stacked = jnp.stack(values, axis=-1)  # [B, C, scales]

@@ -99,6 +99,12 @@ METRICS: tuple[Metric, ...] = (
            batch='ae_jax.metrics.ms_ssim:batch_metric',
            doc='multi-scale SSIM, 5 scales, standard weights',
            reference='an independent NumPy implementation'),
+    Metric('hf_retained', 'HF energy', '', '.3f', 'batch', default=False,
+           batch='ae_jax.metrics.spectrum:hf_powers', finalize='ae_jax.metrics.spectrum:hf_retained',
+           doc='high-frequency energy retained: the reconstructions\' total power above half '
+               'the Nyquist frequency (0.25 cycles/px) over the test images\' own; 1 keeps '
+               'the detail, < 1 is blur, > 1 noise or over-sharpening',
+           reference="NumPy's FFT"),
     Metric('active_units', 'active units', 'higher', '.0f', 'batch', batch=f'{_C}:mean_stats',
            finalize=f'{_C}:active_units',
            doc='latent units with Var_x E[z|x] > 0.01 (Burda et al. 2016)'),
@@ -110,6 +116,9 @@ METRICS: tuple[Metric, ...] = (
            doc='the learning rate at the end of the epoch'),
     Metric('beta', 'beta', '', '.3g', 'step', train=True, default=False,
            doc='the KL weight at the end of the epoch (after warm-up)'),
+    Metric('wall_s', 'wall-clock s', '', '.1f', 'step', train=True, default=False,
+           doc='seconds since the run started (compiling, training and evaluating; summed '
+               'over resumes) when the row was logged'),
     Metric('lpips_vgg', 'LPIPS-VGG', 'lower', '.3f', 'pass', when='final', extra='lpips',
            min_size=16,
            run='ae_jax.metrics.passes:lpips_vgg',
@@ -214,7 +223,7 @@ def columns(keys) -> tuple[Metric, ...]:
   """Tabulated (scalar) metrics among `keys`, in registry order."""
   keys = set(keys)
   return tuple(m for m in METRICS if m.name in keys and not m.vector
-               and m.name not in ('lr', 'beta'))
+               and m.name not in ('lr', 'beta', 'wall_s'))
 
 
 def console_line(row: dict) -> str:

@@ -145,7 +145,14 @@ def _resnet(cfg, image_shape, latent):
     raise ConfigError(f'model.resnet.channels={chans}: {len(chans) - 1} halvings need an image '
                       f'size divisible by {factor}, but the data is {h}x{w}; set '
                       'data.image_size or use fewer levels')
-  common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation)
+  linear = r.linear == 'pca'
+  if linear and cfg.output_activation != 'none':
+    raise ConfigError("model.resnet.linear='pca' needs model.output_activation='none' (PCA "
+                      f'reconstructs pixels, not logits), not {cfg.output_activation!r}')
+  if linear and r.latent != 'flat':
+    raise ConfigError("model.resnet.linear='pca' needs model.resnet.latent='flat' (the linear "
+                      f'path maps the image to a flat code), not {r.latent!r}')
+  common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation, linear=linear)
   enc = ResEncoder(chans, latent, cfg.kind, r.blocks, r.latent, **common)
   start = (h // factor, w // factor, chans[-1])
   dec = ResDecoder(chans, c, start, r.blocks, r.latent, refine=r.refine, **common)

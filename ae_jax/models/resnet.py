@@ -2,7 +2,13 @@
 
 Pre-activation residual blocks at every resolution, strided 3x3 convs down, nearest-
 neighbour upsampling + 3x3 convs up (no checkerboard artefacts), GroupNorm or no norm,
-and a flat Dense code (or a spatial 1x1-conv code) at the bottom. `channels` gives the
+and a flat Dense code (or a spatial 1x1-conv code) at the bottom.
+
+With `linear=True` (model.resnet.linear='pca') a linear encoder and decoder run beside the
+convolutional ones: code = linear(x) + conv code, image = linear(code) + conv output. The
+conv code head and output conv start at zero and the linear pair starts as the training
+split's whitened PCA (train.Setup.init_state, init_linear_from_pca below), so the model
+starts as the best linear autoencoder and training only has to add what is nonlinear. `channels` gives the
 width per resolution level, from the image's resolution down: (32, 64, 128, 256) maps a
 32x32 image to 4x4x256 before the code. Widths grow as the resolution shrinks, so every
 level costs about the same.
@@ -14,6 +20,7 @@ from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from ae_jax.models.layers import ACTIVATIONS, conv_fn, dense_code, make_norm, split_heads
 
@@ -53,6 +60,7 @@ class ResEncoder(nn.Module):
   groups: int = 32
   activation: str = 'silu'
   conv_impl: str = 'xla'
+  linear: bool = False       # a linear path beside the conv one (flat latent only)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -70,7 +78,17 @@ class ResEncoder(nn.Module):
     if self.latent == 'spatial':
       h = Conv(self.conv_impl, self.latent_dim * heads, (1, 1), name='head_conv')(h)
       return h if heads == 1 else split_heads(h, self.latent_dim)
-    return dense_code(h, self.latent_dim, self.kind)
+    if not self.linear:
+      return dense_code(h, self.latent_dim, self.kind)
+    h = h.reshape(h.shape[0], -1)
+    lin = nn.Dense(self.latent_dim, name='linear')(x.reshape(x.shape[0], -1))
+    mean = lin + nn.Dense(self.latent_dim, kernel_init=nn.initializers.zeros, name='code')(h)
+    if self.kind == 'ae':
+      return mean
+    # a narrow posterior to start (sd ~ 0.1 of the whitened code's unit spread)
+    logvar = nn.Dense(self.latent_dim, kernel_init=nn.initializers.zeros,
+                      bias_init=nn.initializers.constant(-4.0), name='logvar')(h)
+    return jnp.stack([mean, logvar], axis=-1)
 
 
 def _upsample(x):
@@ -89,6 +107,7 @@ class ResDecoder(nn.Module):
   activation: str = 'silu'
   refine: int = 0              # extra full-resolution blocks before the output conv
   conv_impl: str = 'xla'
+  linear: bool = False         # add a linear decoder of the code to the output
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -107,4 +126,38 @@ class ResDecoder(nn.Module):
             h, train)
     norm = make_norm(self.norm, train, self.groups, name='norm_out')
     h = act(norm(h) if norm is not None else h)
-    return Conv(self.conv_impl, self.out_channels, (3, 3), padding=((1, 1), (1, 1)), name='out_conv')(h)
+    out = Conv(self.conv_impl, self.out_channels, (3, 3), padding=((1, 1), (1, 1)),
+               kernel_init=nn.initializers.zeros if self.linear else
+               nn.initializers.lecun_normal(), name='out_conv')(h)
+    if not self.linear:
+      return out
+    lin = nn.Dense(math.prod(out.shape[1:]), name='linear')(z.reshape(z.shape[0], -1))
+    return out + lin.reshape(out.shape)
+
+
+def init_linear_from_pca(params, train_images, latent_dim: int):
+  """`params` (one member's, or [K, ...] stacked) with the linear pair set to the whitened
+  PCA of `train_images` [N, H, W, C]: encoder z = (x - m) U / s, decoder x = z (U s)^T + m,
+  s the codes' standard deviations (so codes start near N(0, I), the VAE prior)."""
+  import numpy as np
+  from ae_jax.metrics import pca as pca_lib
+  fit = pca_lib.fit(train_images, latent_dim)
+  u = fit.components.T.astype(np.float64)  # [P, L]
+  n = u.shape[1]
+  if n < latent_dim:  # fewer images or pixels than latent units: the rest start at 0
+    u = np.pad(u, ((0, 0), (0, latent_dim - n)))
+  codes = (np.asarray(train_images, np.float64).reshape(len(train_images), -1) - fit.mean) @ u
+  sd = np.maximum(codes.std(0), 1e-6)
+  values = {('encoder', 'linear', 'kernel'): u / sd,
+            ('encoder', 'linear', 'bias'): -(fit.mean @ u) / sd,
+            ('decoder', 'linear', 'kernel'): (u * sd).T,
+            ('decoder', 'linear', 'bias'): fit.mean}
+
+  def put(path, leaf):
+    key = tuple(getattr(k, 'key', None) for k in path)
+    if key not in values:
+      return leaf
+    v = np.asarray(values[key], np.float32)
+    v = np.broadcast_to(v, leaf.shape)  # a stacked [K, ...] leaf: every member alike
+    return jax.make_array_from_callback(leaf.shape, leaf.sharding, lambda idx: v[idx])
+  return jax.tree_util.tree_map_with_path(put, params)

@@ -1,0 +1,112 @@
+"""Trained models on photographs against PCA: train and test PSNR, the margin over the best
+linear autoencoder, and test PSNR against wall-clock seconds.
+
+  # train first, e.g. (about 14 minutes each on a 2-core CPU):
+  python -m ae_jax.main --config configs/ae_photos.py --workdir runs/ae_photos32
+  python -m ae_jax.main --config configs/vae_photos.py --workdir runs/vae_photos32
+  python experiments/photos_vs_pca.py runs/ae_photos32 runs/vae_photos32 \\
+      --figure docs/photos_psnr_time.png
+
+Prints a Markdown table (one row per workdir) and draws every run's test PSNR at each
+evaluation against the seconds since its run started (metrics.jsonl's wall_s), with each
+run's PCA baseline as a dotted line. Train PSNR is measured on up to 2,000 training images.
+PSNR is the mean over images of each image's PSNR (as every ae_jax metric); the pooled
+column is the PSNR of the mean squared error over all test pixels, the criterion PCA is
+optimal for among linear maps.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def psnr(a, b):
+  mse = np.mean((np.clip(a, 0, 1) - b) ** 2, axis=(1, 2, 3))
+  return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10))))
+
+
+def pooled_psnr(a, b):
+  """PSNR of the MSE over every pixel of the split (what PCA minimises), not per image."""
+  return float(10 * np.log10(1.0 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
+
+
+def measure(workdir: str) -> dict:
+  from ae_jax.latent.tools import Source
+  from ae_jax.inference import load
+  from ae_jax.workdir import Workdir
+  src = Source(load(workdir), workdir)
+  from ae_jax.metrics import pca
+  train, _, _ = src.split('train', limit=10000)
+  test, _, _ = src.split('test')
+  fit = pca.fit(train, src.model.latent_dim)
+  pca_test = pca.reconstruct(fit, test)
+  test_recon = src.model.reconstruct(test)
+  train = train[:2000]
+  summary = Workdir(workdir).read_json('summary.json')['members'][0]
+  rows = Workdir(workdir).read_metrics()
+  cfg = src.model.config
+  evals = [r for r in rows if r['split'] == 'eval' and 'psnr' in r]
+  return {
+      'workdir': workdir, 'kind': cfg.model.kind.upper(), 'size': cfg.data.image_size,
+      'latent': src.model.latent_dim, 'epochs': src.model.epoch,
+      'minutes': max(r.get('wall_s', 0.0) for r in rows) / 60,
+      'train_psnr': psnr(src.model.reconstruct(train), train),
+      'test_psnr': psnr(test_recon, test),
+      'pooled': pooled_psnr(test_recon, test), 'pca_pooled': pooled_psnr(pca_test, test),
+      'pca_psnr': summary['eval'].get('pca_psnr', float('nan')),
+      'ssim': summary['eval'].get('ssim', float('nan')),
+      'pca_ssim': summary['eval'].get('pca_ssim', float('nan')),
+      'curve': [(r.get('wall_s', np.nan), r['psnr']) for r in evals],
+  }
+
+
+def table(results) -> str:
+  head = ('| data | model | latents | epochs | minutes | train PSNR | test PSNR | PCA test PSNR '
+          '| margin | SSIM | PCA SSIM | pooled-MSE PSNR | PCA pooled |\n'
+          '|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+  lines = [head]
+  for r in results:
+    lines.append(f'| photos {r["size"]}×{r["size"]} | {os.path.basename(r["workdir"])} ({r["kind"]}) '
+                 f'| {r["latent"]} | {r["epochs"]} | {r["minutes"]:.1f} | {r["train_psnr"]:.2f} '
+                 f'| {r["test_psnr"]:.2f} | {r["pca_psnr"]:.2f} | {r["test_psnr"] - r["pca_psnr"]:+.2f} dB '
+                 f'| {r["ssim"]:.3f} | {r["pca_ssim"]:.3f} | {r["pooled"]:.2f} '
+                 f'| {r["pca_pooled"]:.2f} |')
+  return '\n'.join(lines)
+
+
+def figure(results, path: str):
+  from ae_jax import figures
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+  for r, color in zip(results, figures.colors(len(results))):
+    t, p = zip(*r['curve'])
+    label = f'{os.path.basename(r["workdir"])} ({r["size"]}×{r["size"]})'
+    ax.plot(t, p, 'o-', color=color, markersize=3, label=label)
+    ax.axhline(r['pca_psnr'], color=color, linestyle=':', linewidth=1)
+  ax.set_xlabel('wall-clock seconds since the run started (2-core CPU)')
+  ax.set_ylabel('test PSNR (dB)')
+  ax.set_title('Test PSNR against time; dotted: PCA at the same latent size', fontsize=9)
+  ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5), frameon=False)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  figures.save(fig, path)
+  print(f'wrote {path}')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('workdirs', nargs='+')
+  parser.add_argument('--figure', default='')
+  args = parser.parse_args()
+  results = [measure(w) for w in args.workdirs]
+  print(table(results))
+  if args.figure:
+    figure(results, args.figure)
+
+
+if __name__ == '__main__':
+  main()
