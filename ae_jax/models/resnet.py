@@ -8,10 +8,11 @@ With `linear=True` (model.resnet.linear='pca') a linear encoder and decoder run 
 convolutional ones: code = linear(x) + conv code, image = linear(code) + conv output. The
 conv code head and output conv start at zero and the linear pair starts as the training
 split's whitened PCA (train.Setup.init_state, init_linear_from_pca below), so the model
-starts as the best linear autoencoder and training only has to add what is nonlinear. `channels` gives the
-width per resolution level, from the image's resolution down: (32, 64, 128, 256) maps a
-32x32 image to 4x4x256 before the code. Widths grow as the resolution shrinks, so every
-level costs about the same.
+starts as the best linear autoencoder and training only has to add what is nonlinear.
+
+`channels` gives the width per resolution level, from the image's resolution down: (32,
+64, 128, 256) maps a 32x32 image to 4x4x256 before the code. Widths grow as the
+resolution shrinks, so every level costs about the same.
 """
 from __future__ import annotations
 

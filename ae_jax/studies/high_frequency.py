@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ae_jax import figures
+from ae_jax import config_lib, figures
 from ae_jax.metrics import registry, spectrum
 from ae_jax.studies import Study, base_config
 from ae_jax.studies.report import Report
@@ -73,24 +73,20 @@ def _conv_config(study: Study, overrides: dict):
     cfg.model.resnet.channels = (16, 32, 64)
     cfg.model.output_activation = 'none'
     cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 4, 32, 1e-3
-    cfg.train.eval_every = cfg.train.num_epochs
+  cfg = _budget(study, cfg, QUICK)
+  return config_lib.apply_overrides(cfg, [f'--config.{k}={v}' for k, v in overrides.items()])
+
+
+def _budget(study: Study, cfg, quick):
+  """What every model of the study shares: one evaluation at the end, the table's metrics,
+  the quick budget and the user's overrides."""
+  with cfg.unlocked():
     cfg.figures.enabled = False
     cfg.checkpoint.max_to_keep = 1
     cfg.eval.metrics = _metrics(study)
-  cfg = study.config(cfg, QUICK)
+  cfg = study.config(cfg, quick)
   with cfg.unlocked():
     cfg.train.eval_every = cfg.train.num_epochs
-  return _apply(cfg, overrides)
-
-
-def _apply(cfg, overrides: dict):
-  with cfg.unlocked():
-    for key, value in overrides.items():
-      node = cfg
-      *path, leaf = key.split('.')
-      for p in path:
-        node = node[p]
-      node[leaf] = value
   return cfg
 
 
@@ -100,14 +96,7 @@ def _mlp_config(study: Study, preset: str):
     cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 50, 2000
     cfg.model.preset, cfg.model.kind = preset, 'ae'
     cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 2, 32, 1e-4
-    cfg.train.eval_every = cfg.train.num_epochs
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-    cfg.eval.metrics = _metrics(study)
-  cfg = study.config(cfg, QUICK_MLP)
-  with cfg.unlocked():
-    cfg.train.eval_every = cfg.train.num_epochs
-  return cfg
+  return _budget(study, cfg, QUICK_MLP)
 
 
 def remedies(study: Study):
