@@ -42,7 +42,7 @@ _POSITIVE = ('data.stream_chunk_steps', 'train.batch_size', 'train.num_epochs',
              'checkpoint.every_epochs', 'checkpoint.max_to_keep', 'loss.nll_sigma',
              'model.conv.kernel', 'model.conv.stride', 'optim.eps', 'figures.num_images',
              'eval.iwae_samples', 'eval.iwae_chunk', 'eval.num_samples', 'model.conv.groups',
-             'model.resnet.blocks')
+             'model.resnet.blocks', 'model.resnet.patch')
 _NON_NEGATIVE = ('data.int_max', 'data.crop', 'data.prefetch', 'data.device_max_mb', 'loss.beta',
                  'loss.kl_warmup_epochs', 'optim.weight_decay', 'optim.warmup_epochs',
                  'optim.plateau_factor', 'optim.grad_clip_norm', 'data.image_size',
@@ -200,14 +200,15 @@ def meaning_changes(old: dict, new: dict) -> list[str]:
   for key in sorted(set(a) | set(b)):
     if _free(key) or key not in a or key not in b:
       continue  # keys of other versions are not compared
-    if _norm(a[key]) != _norm(b[key]):
+    if normalize(a[key]) != normalize(b[key]):
       out.append(f'{key}: {a[key]!r} -> {b[key]!r}')
   return out
 
 
-def _norm(v):
+def normalize(v):
+  """A config value as comparable across JSON round trips (lists as tuples, 2.0 as 2)."""
   if isinstance(v, (list, tuple)):
-    return tuple(_norm(x) for x in v)
+    return tuple(normalize(x) for x in v)
   if isinstance(v, float) and v.is_integer():
     return int(v)
   return v

@@ -42,10 +42,15 @@ class Setup(ModelSetup):
     self.evaluator = evaluate.Evaluator(self, dataset.test, dataset.info, self.train_sample,
                                         factors)
 
-  def init_state(self):
-    """Fresh state; a model with a PCA-initialised linear path (model.resnet.linear='pca')
-    gets it from the training split here."""
+  def init_state(self, from_data: bool = True):
+    """Fresh state. from_data=False leaves out what is computed from the training split
+    (init_from_data): a resume restores those parameters from its checkpoint instead."""
     state = super().init_state()
+    return self.init_from_data(state) if from_data else state
+
+  def init_from_data(self, state):
+    """A model with a PCA-initialised linear path (model.resnet.linear='pca') gets it from
+    the training split here; other models are returned unchanged."""
     cfg = self.config.model
     if cfg.arch == 'resnet' and not cfg.preset and cfg.resnet.linear == 'pca':
       from ae_jax.models.resnet import init_linear_from_pca
@@ -173,12 +178,12 @@ def _write_records(wd: Workdir, setup: Setup, resumed: bool) -> None:
   """config.json, members.json and model.json: written for a new run, and on resume only
   with the changes claim() allowed (they still describe the weights)."""
   if resumed and wd.exists(CONFIG):
-    old = wd.read_json(CONFIG)
-    changed = config_lib.flat(old) != config_lib.flat(wd_lib.config_to_dict(setup.config))
-    if changed:
-      diff = [k for k, v in config_lib.flat(wd_lib.config_to_dict(setup.config)).items()
-              if config_lib.flat(old).get(k, v) != v]
-      print(f'resuming {wd.path} with changed settings: {", ".join(diff)}', flush=True)
+    old, new = config_lib.flat(wd.read_json(CONFIG)), config_lib.flat(
+        wd_lib.config_to_dict(setup.config))
+    diff = [f'{k}: {old[k]!r} -> {v!r}' for k, v in sorted(new.items())
+            if k in old and config_lib.normalize(old[k]) != config_lib.normalize(v)]
+    if diff:  # keys a newer version added are not changes
+      print(f'resuming {wd.path} with changed settings: {"; ".join(diff)}', flush=True)
   wd.write_config(setup.config)
   wd.write_json(MEMBERS, setup.members)
   wd.write_json(MODEL, setup.model_info(setup.dataset.info))
@@ -280,13 +285,15 @@ def train_program(config, wd: Workdir, members: list[dict]):
   ckpts = checkpoint.Checkpoints(wd.checkpoints, cfg.checkpoint.max_to_keep, keep,
                                  wd.best_checkpoints, cfg.checkpoint.best_metric,
                                  cfg.checkpoint.best_mode, wd.writer)
-  state = setup.init_state()
+  state = setup.init_state(from_data=False)  # the template a checkpoint restores into
   restored = ckpts.restore_latest(fns.stack(state))
   step, progress = 0, {}
   if restored is not None:
     stacked, step, progress = restored
     state = fns.unstack(stacked)
     print(f'resumed {wd.path} from epoch {setup.epoch_of(step)} (step {step})', flush=True)
+  else:
+    state = setup.init_from_data(state)
   _write_records(wd, setup, restored is not None)
   metrics_log = wd.metrics_log(step, restored is not None)
   total = cfg.train.num_epochs * spe

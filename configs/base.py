@@ -40,6 +40,7 @@ def get_config():
   config.model.resnet.blocks = 1  # residual blocks per level
   config.model.resnet.latent = 'flat'  # flat (Dense code) | spatial (1x1 conv code)
   config.model.resnet.refine = 0  # extra full-resolution blocks at the decoder's end
+  config.model.resnet.patch = 1  # the conv path works on patch x patch pixel blocks
   # 'pca': a linear encoder/decoder beside the conv ones, started as the training split's
   # whitened PCA (conv heads start at 0): training starts at the best linear autoencoder
   config.model.resnet.linear = 'none'  # none | pca

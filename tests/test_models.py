@@ -203,8 +203,8 @@ def test_conv_transpose_matches_lax_conv_transpose():
   np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)
 
 
-@pytest.mark.parametrize('kind', ['ae', 'vae'])
-def test_resnet_linear_path_starts_as_the_training_splits_pca(kind):
+@pytest.mark.parametrize('kind,patch', [('ae', 1), ('vae', 2)])
+def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
   """model.resnet.linear='pca': before any step the model reconstructs test images exactly
   as the PCA baseline does, and its codes are whitened (unit spread on the training split)."""
   from ae_jax.metrics import pca
@@ -214,6 +214,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind):
     cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 16, 300
     cfg.model.kind, cfg.model.arch, cfg.model.latent_dim = kind, 'resnet', 8
     cfg.model.resnet.channels, cfg.model.resnet.linear = (4, 8), 'pca'
+    cfg.model.resnet.patch = patch
     cfg.model.output_activation, cfg.eval.metrics = 'none', ('psnr',)
   setup = Setup(cfg)
   state = setup.init_state()
@@ -225,6 +226,23 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind):
   out = setup.model.apply(variables, jnp.asarray(test), sample=False)
   np.testing.assert_allclose(np.clip(np.asarray(out.recon), 0, 1),
                              pca.reconstruct(pca.fit(train, 8), test), atol=2e-5)
+
+
+def test_resnet_patch_blocks_round_trip_and_sizes_are_checked():
+  from ae_jax.models import build_model, resnet
+  from configs import base
+  x = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
+  y = resnet.space_to_depth(x, 2)
+  assert y.shape == (2, 2, 3, 12)
+  np.testing.assert_array_equal(y[1, 1, 2], x[1, 2:4, 4:6].reshape(-1))  # one 2x2 block
+  np.testing.assert_array_equal(resnet.depth_to_space(y, 2), x)
+  cfg = base.get_config().model
+  cfg.arch, cfg.resnet.channels, cfg.resnet.patch, cfg.latent_dim = 'resnet', (4, 8), 2, 8
+  model = build_model(cfg, (16, 16, 3))
+  enc, dec = model.encoder, model.decoder
+  assert (enc.patch, dec.patch, dec.start_shape) == (2, 2, (4, 4, 8))
+  with pytest.raises(ConfigError, match=r'patch=2.*divisible by 4, but the data is 18x18'):
+    build_model(cfg, (18, 18, 3))
 
 
 def test_resnet_linear_path_needs_a_flat_code_and_pixel_outputs():

@@ -125,6 +125,38 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   assert rows(full) == rows(part)
 
 
+def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, monkeypatch,
+                                                                    capsys):
+  """model.resnet.linear='pca': the PCA is computed once, on the fresh start; a resumed run
+  takes the linear path from its checkpoint and ends where an uninterrupted one does. The
+  resume names the settings it changed, and not the keys a newer version added."""
+  from ae_jax.models import resnet
+  fits, fit = [], resnet.init_linear_from_pca
+  monkeypatch.setattr(resnet, 'init_linear_from_pca', lambda *a: fits.append(1) or fit(*a))
+  over = dict(data__name='photos', data__image_size=8, data__num_examples=160,
+              model__kind='ae', model__arch='resnet', model__resnet__channels=(4, 8),
+              model__resnet__linear='pca', model__output_activation='none',
+              eval__metrics=('loss', 'psnr'))
+  full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
+  train_and_evaluate(tiny_config(**over), full)
+  train_and_evaluate(tiny_config(train__num_epochs=1, **over), part)
+  assert len(fits) == 2
+  saved = json.load(open(os.path.join(part, 'config.json')))
+  del saved['model']['resnet']['patch']  # as an older version wrote it
+  json.dump(saved, open(os.path.join(part, 'config.json'), 'w'))
+  capsys.readouterr()
+  train_and_evaluate(tiny_config(**over), part)  # resumes at epoch 1
+  assert len(fits) == 2, 'the resume fitted the PCA again'
+  out = capsys.readouterr().out
+  assert 'with changed settings: train.num_epochs: 1 -> 2\n' in out, out
+  setup = Setup(tiny_config(**over))
+  template = setup.fns.stack(setup.init_state(from_data=False))
+  a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
+  b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
                                                                            monkeypatch):
   from ae_jax import losses, steps

@@ -140,11 +140,13 @@ def _resnet(cfg, image_shape, latent):
   h, w, c = image_shape
   r = cfg.resnet
   chans = tuple(int(x) for x in r.channels)
-  factor = 2 ** (len(chans) - 1)
+  patch = int(r.patch)
+  factor = 2 ** (len(chans) - 1) * patch
   if h % factor or w % factor:
-    raise ConfigError(f'model.resnet.channels={chans}: {len(chans) - 1} halvings need an image '
-                      f'size divisible by {factor}, but the data is {h}x{w}; set '
-                      'data.image_size or use fewer levels')
+    raise ConfigError(f'model.resnet.channels={chans} with model.resnet.patch={patch}: '
+                      f'{len(chans) - 1} halvings of {patch}x{patch} blocks need an image size '
+                      f'divisible by {factor}, but the data is {h}x{w}; set data.image_size or '
+                      'use fewer levels or a smaller patch')
   linear = r.linear == 'pca'
   if linear and cfg.output_activation != 'none':
     raise ConfigError("model.resnet.linear='pca' needs model.output_activation='none' (PCA "
@@ -152,7 +154,8 @@ def _resnet(cfg, image_shape, latent):
   if linear and r.latent != 'flat':
     raise ConfigError("model.resnet.linear='pca' needs model.resnet.latent='flat' (the linear "
                       f'path maps the image to a flat code), not {r.latent!r}')
-  common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation, linear=linear)
+  common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation, linear=linear,
+                patch=patch)
   enc = ResEncoder(chans, latent, cfg.kind, r.blocks, r.latent, **common)
   start = (h // factor, w // factor, chans[-1])
   dec = ResDecoder(chans, c, start, r.blocks, r.latent, refine=r.refine, **common)

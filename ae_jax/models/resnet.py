@@ -10,6 +10,10 @@ conv code head and output conv start at zero and the linear pair starts as the t
 split's whitened PCA (train.Setup.init_state, init_linear_from_pca below), so the model
 starts as the best linear autoencoder and training only has to add what is nonlinear.
 
+With `patch=p` (model.resnet.patch) the conv path works on p x p pixel blocks (space to
+depth on the way in, depth to space on the way out): a 64x64 image costs what a 32x32 one
+does at p=2, while the linear path still sees every pixel.
+
 `channels` gives the width per resolution level, from the image's resolution down: (32,
 64, 128, 256) maps a 32x32 image to 4x4x256 before the code. Widths grow as the
 resolution shrinks, so every level costs about the same.
@@ -62,10 +66,12 @@ class ResEncoder(nn.Module):
   activation: str = 'silu'
   conv_impl: str = 'xla'
   linear: bool = False       # a linear path beside the conv one (flat latent only)
+  patch: int = 1             # the conv path starts on patch x patch pixel blocks
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    h = Conv(self.conv_impl, self.channels[0], (3, 3), padding=((1, 1), (1, 1)), name='conv_in')(x)
+    h = space_to_depth(x, self.patch)
+    h = Conv(self.conv_impl, self.channels[0], (3, 3), padding=((1, 1), (1, 1)), name='conv_in')(h)
     for level, c in enumerate(self.channels):
       if level:  # halve the resolution, widen
         h = Conv(self.conv_impl, c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
@@ -92,6 +98,24 @@ class ResEncoder(nn.Module):
     return jnp.stack([mean, logvar], axis=-1)
 
 
+def space_to_depth(x, p: int):
+  """[B, H, W, C] -> [B, H/p, W/p, p*p*C]: each p x p block of pixels becomes one position."""
+  if p == 1:
+    return x
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // p, w // p, p * p * c)
+
+
+def depth_to_space(x, p: int):
+  """The inverse of space_to_depth."""
+  if p == 1:
+    return x
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, p, p, c // (p * p)).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * p, w * p, c // (p * p))
+
+
 def _upsample(x):
   b, h, w, c = x.shape
   return jax.image.resize(x, (b, 2 * h, 2 * w, c), 'nearest')
@@ -109,6 +133,7 @@ class ResDecoder(nn.Module):
   refine: int = 0              # extra full-resolution blocks before the output conv
   conv_impl: str = 'xla'
   linear: bool = False         # add a linear decoder of the code to the output
+  patch: int = 1               # the conv path ends on patch x patch pixel blocks
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -127,9 +152,10 @@ class ResDecoder(nn.Module):
             h, train)
     norm = make_norm(self.norm, train, self.groups, name='norm_out')
     h = act(norm(h) if norm is not None else h)
-    out = Conv(self.conv_impl, self.out_channels, (3, 3), padding=((1, 1), (1, 1)),
-               kernel_init=nn.initializers.zeros if self.linear else
-               nn.initializers.lecun_normal(), name='out_conv')(h)
+    out = Conv(self.conv_impl, self.out_channels * self.patch ** 2, (3, 3),
+               padding=((1, 1), (1, 1)), kernel_init=nn.initializers.zeros if self.linear
+               else nn.initializers.lecun_normal(), name='out_conv')(h)
+    out = depth_to_space(out, self.patch)
     if not self.linear:
       return out
     lin = nn.Dense(math.prod(out.shape[1:]), name='linear')(z.reshape(z.shape[0], -1))
