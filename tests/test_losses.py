@@ -96,7 +96,8 @@ def test_neg_elbo_is_the_likelihood_the_loss_implies_whatever_the_reduction(kind
   out = ModelOutput(recon=jnp.asarray(recon), logits=jnp.asarray(logits), mean=jnp.asarray(mean),
                     logvar=jnp.asarray(logvar), z=jnp.asarray(mean))
   cfg = type('C', (), {'reconstruction': kind, 'reduction': reduction, 'nll_sigma': 0.2})
-  per_image_sd = np.sqrt(np.mean((x - recon) ** 2, axis=(1, 2, 3)))[:, None, None, None]
+  per_image_sd = np.sqrt(np.mean((x - recon) ** 2, axis=(1, 2, 3))
+                         + losses.LOG_MSE_FLOOR)[:, None, None, None]
   logp = {
       'log_mse': stats.norm.logpdf(x, recon, per_image_sd),
       'mse': stats.norm.logpdf(x, recon, np.sqrt(0.5)),
@@ -132,9 +133,14 @@ def test_log_mse_is_half_the_pixel_count_times_log_mse_and_tracks_psnr(reduction
   r, x = _pair()
   mse = np.mean((np.asarray(r) - np.asarray(x)) ** 2, axis=(1, 2, 3))
   scale = 0.5 * 32 * 32 * 3 if reduction == 'sum' else 0.5
-  np.testing.assert_allclose(losses.log_mse(r, x, reduction), scale * np.log(mse), rtol=1e-5)
+  floor = (1 / 255) ** 2 / 12  # 8-bit rounding noise
+  np.testing.assert_allclose(losses.log_mse(r, x, reduction), scale * np.log(mse + floor),
+                             rtol=1e-5)
+  # a perfect reconstruction is worth the 8-bit limit (58.9 dB), no more
+  np.testing.assert_allclose(-losses.log_mse(x, x, 'mean') * 20 / np.log(10),
+                             10 * np.log10(12 * 255 ** 2), rtol=1e-5)
   # minus the mean PSNR (dB) up to an affine map: lower loss <=> higher mean PSNR
-  psnr = 10 * np.log10(1 / mse)
+  psnr = 10 * np.log10(1 / (mse + floor))
   np.testing.assert_allclose(-np.asarray(losses.log_mse(r, x, 'mean')) * 20 / np.log(10), psnr,
                              rtol=1e-5)
 
