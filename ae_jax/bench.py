@@ -96,7 +96,7 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
       'images_per_sec': round(batch * k / step_s, 1), 'compile_s': round(compile_s, 2),
       'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
       'device': str(jax.devices()[0]), 'dtype': config.dtype,
-      'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize,
+      'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize, 'ynnpack': setup.fns.ynnpack,
   }
   flops = step_flops(compiled)
   if flops:
@@ -115,7 +115,8 @@ def _compare_loops(setup, state) -> dict:
   res = {}
   for loop in ('scan', 'python'):
     fns = steps.make_functions(setup.spec, tuple(setup.image_shape), len(setup.members), loop,
-                               setup.config.sweep.vectorize, setup.plan)
+                               setup.config.sweep.vectorize, setup.plan,
+                               setup.config.model.conv.ynnpack)
     st = jax.tree_util.tree_map(jnp.array, state)
     st, m = fns.epoch(st, images, setup.hparams, 0)  # compile
     jax.block_until_ready(m)

@@ -22,6 +22,7 @@ _CHOICES = {
     'model.conv.latent': ('flat', 'spatial'),
     'model.conv.upsample': ('phases', 'subpixel', 'dilated'),
     'model.conv.impl': ('auto', 'canonical', 'xla'),
+    'model.conv.ynnpack': ('auto', 'on', 'off'),
     'data.wafer.render': ('onehot', 'gray'),
     'data.wafer.balance': ('uniform', 'wm811k'),
     'data.tier': ('auto', 'device', 'stream'),
@@ -61,7 +62,8 @@ FREE_KEYS = ('train.num_epochs', 'train.eval_every', 'train.eval_batch_size', 't
              'train.chunk_steps', 'train.skip_nonfinite_members', 'checkpoint.', 'figures.',
              'eval.', 'mesh.', 'progress', 'dtype', 'sweep.eval_epochs', 'sweep.vectorize',
              'data.tier', 'data.prefetch', 'data.stream_chunk_steps', 'data.device_max_mb',
-             'data.allow_pickle', 'model.conv.impl', 'model.conv.upsample')
+             'data.allow_pickle', 'model.conv.impl', 'model.conv.upsample',
+             'model.conv.ynnpack')
 
 
 def get(config, dotted: str):

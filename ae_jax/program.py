@@ -64,7 +64,8 @@ class ModelSetup:
   @functools.cached_property
   def fns(self) -> steps.Functions:
     return steps.make_functions(self.spec, self.image_shape, len(self.members),
-                                self.config.train.loop, self.config.sweep.vectorize, self.plan)
+                                self.config.train.loop, self.config.sweep.vectorize, self.plan,
+                                self.config.model.conv.ynnpack)
 
   def init_state(self):
     """Initial state in the compiled functions' form (fns.stack gives the [K, ...] form)."""

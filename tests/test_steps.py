@@ -127,3 +127,39 @@ def test_eval_padding_is_masked():
   # The deterministic metrics do not depend on how the split is batched.
   for k in ('psnr', 'ssim', 'active_units'):
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)
+
+
+def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
+  from ae_jax.models import build_model
+  from configs import base
+  widths = {}
+  for preset, kind, shape in (('conv_ae_small', 'ae', (26, 26, 3)),
+                              ('conv_vae_bn_mish', 'vae', (64, 64, 3)),
+                              ('mlp_vae_50', 'vae', (50, 50, 3))):
+    cfg = base.get_config().model
+    cfg.preset, cfg.kind = preset, kind
+    widths[preset] = steps._widest_conv(build_model(cfg, shape), shape)
+  assert widths == {'conv_ae_small': 64, 'conv_vae_bn_mish': 1024, 'mlp_vae_50': 0}
+  choose = steps.choose_ynnpack
+  assert [choose('auto', True, w) for w in widths.values()] == ['off', 'on', 'on']
+  assert choose('auto', False, 64) == 'on'  # GPU/TPU: XLA's defaults
+  assert choose('on', True, 64) == 'on' and choose('off', True, 1024) == 'off'
+
+
+def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same():
+  """The option reaches XLA (a YNNPACK fusion in the default step, none with 'off') and
+  changes only the speed: one step's parameters agree to float32 rounding."""
+  out = {}
+  for ynn in ('on', 'off'):
+    setup = Setup(tiny_config(model__arch='conv', model__conv__channels=(8, 16),
+                              data__image_size=16, model__conv__ynnpack=ynn))
+    assert setup.fns.ynnpack == ynn
+    state = setup.init_state()
+    batch = jnp.asarray(setup.dataset.train['image'][:setup.config.train.batch_size])
+    hlo = setup.fns.chunk_batches.lower(state, setup.fns.active(), batch[None],
+                                        setup.hparams).compile().as_text()
+    out[ynn] = ('__ynn' in hlo, setup.fns.step_batch(state, batch, setup.hparams)[0].params)
+  if jax.default_backend() == 'cpu':
+    assert out['on'][0] and not out['off'][0]
+  for a, b in zip(jax.tree_util.tree_leaves(out['on'][1]), jax.tree_util.tree_leaves(out['off'][1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
