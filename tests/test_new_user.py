@@ -132,6 +132,10 @@ def test_the_default_config_runs_short(tmp_path):
   r = cli(*common, '--workdir', str(tmp_path / 'a'))
   assert r.returncode == 0, r.stderr[-2000:]
   assert "note: dropped the config's sweep.eval_epochs [5] beyond train.num_epochs=2" in r.stdout
+  members = json.load(open(tmp_path / 'a' / 'summary.json'))['members']
+  assert [m['name'] for m in members] == ['beta=0', 'beta=4']
+  for member in members:
+    assert np.isfinite(member['eval']['loss']) and 0 < member['eval']['psnr'] < 100, member
   r = cli(*common, '--workdir', str(tmp_path / 'b'), '--config.sweep.eval_epochs=(5,)')
   assert r.returncode == 2
   assert 'config.sweep.eval_epochs=(5,): 5 is not an epoch in 1..train.num_epochs=2' in r.stderr
