@@ -313,15 +313,17 @@ def _widest_conv(model: AutoEncoder, image_shape) -> int:
 YNNPACK_OFF_MAX_CHANNELS = 128  # 'auto': no YNNPACK fusions for conv models up to this width
 
 
-def choose_ynnpack(setting: str, on_cpu: bool, widest_conv: int) -> str:
-  """model.conv.ynnpack: 'auto' -> 'off' on CPU for conv models whose widest convolution
-  has <= 128 channels, else 'on' (XLA's default). Measured with `python -m ae_jax.bench`
-  (README, Performance): without YNNPACK fusions the training step of conv_ae_small ran
-  1.32-1.51x faster, ae_photos 1.21-1.55x, vae_conv 1.07-1.35x; conv_vae_bn_mish (1024
-  channels) 0.61-0.69x and the MLP sweep vae_beta 0.89-0.93x."""
+def choose_ynnpack(setting: str, on_cpu: bool, widest_conv: int, num_members: int = 1) -> str:
+  """model.conv.ynnpack: 'auto' -> 'off' on CPU for a single conv model whose widest
+  convolution has <= 128 channels, else 'on' (XLA's default). Measured with `python -m
+  ae_jax.bench` (README, Performance): without YNNPACK fusions the training step of
+  conv_ae_small ran 1.32-1.51x faster, ae_photos 1.21-1.55x, vae_conv 1.07-1.35x; but
+  conv_vae_bn_mish (1024 channels) 0.61-0.69x, and vae_beta (vae_conv's layers, 4 members
+  unrolled in one program) 0.89-0.93x."""
   if setting != 'auto':
     return setting
-  return 'off' if on_cpu and 0 < widest_conv <= YNNPACK_OFF_MAX_CHANNELS else 'on'
+  small = 0 < widest_conv <= YNNPACK_OFF_MAX_CHANNELS
+  return 'off' if on_cpu and small and num_members == 1 else 'on'
 
 
 def compiler_options(ynnpack: str) -> dict | None:
@@ -370,7 +372,7 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
   on_cpu = jax.default_backend() == 'cpu'
   widest = _widest_conv(spec.model, image_shape)
   conv_on_cpu = on_cpu and widest > 0
-  ynn = choose_ynnpack(ynnpack, on_cpu, widest)
+  ynn = choose_ynnpack(ynnpack, on_cpu, widest, k)
   options = compiler_options(ynn) if on_cpu else None
   canonical = getattr(spec.model.encoder, 'conv_impl', 'xla') == 'canonical'
   slow_conv_in_scan = conv_on_cpu and not canonical

@@ -35,8 +35,9 @@ def get_config():
   # picks canonical on CPU and xla elsewhere. Same values either way.
   config.model.conv.impl = 'auto'
   # XLA:CPU's YNNPACK fusions in the training step: 'off' runs small-channel convolutions
-  # 1.1-1.5x faster, 'on' (XLA's default) is 1.5x faster for wide ones (README,
-  # Performance); 'auto' turns them off on CPU for conv models no wider than 128 channels.
+  # 1.1-1.5x faster, 'on' (XLA's default) is 1.5x faster for wide ones and 1.1x for
+  # sweeps (README, Performance); 'auto' turns them off on CPU for a single conv model no
+  # wider than 128 channels.
   config.model.conv.ynnpack = 'auto'
   # arch='resnet': residual blocks per resolution, strided convs down, upsample+conv up
   config.model.resnet = ml_collections.ConfigDict()

@@ -143,6 +143,9 @@ def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
   choose = steps.choose_ynnpack
   assert [choose('auto', True, w) for w in widths.values()] == ['off', 'on', 'on']
   assert choose('auto', False, 64) == 'on'  # GPU/TPU: XLA's defaults
+  assert choose('auto', True, 64, num_members=4) == 'on'  # a sweep (vae_beta): measured slower
+  assert Setup(tiny_config(model__arch='conv', model__conv__channels=(4,),
+                           sweep__beta=(1.0, 4.0))).fns.ynnpack == 'on'
   assert choose('on', True, 64) == 'on' and choose('off', True, 1024) == 'off'
 
 
