@@ -194,23 +194,25 @@ def flat(d: dict, prefix: str = '') -> dict:
   return out
 
 
+def changes(old: dict, new: dict, free: bool = True) -> list[str]:
+  """The keys whose values differ, as 'key: old -> new' (config dicts as in config.json;
+  free=False leaves out FREE_KEYS). Keys only one side has belong to another version of
+  ae_jax and are not compared."""
+  a, b = flat(old), flat(new)
+  return [f'{key}: {a[key]!r} -> {b[key]!r}' for key in sorted(set(a) & set(b))
+          if (free or not _free(key)) and _norm(a[key]) != _norm(b[key])]
+
+
 def meaning_changes(old: dict, new: dict) -> list[str]:
   """The keys whose change makes a workdir's checkpoints mean something else, as
   'key: old -> new' (config dicts as in config.json)."""
-  a, b = flat(old), flat(new)
-  out = []
-  for key in sorted(set(a) | set(b)):
-    if _free(key) or key not in a or key not in b:
-      continue  # keys of other versions are not compared
-    if normalize(a[key]) != normalize(b[key]):
-      out.append(f'{key}: {a[key]!r} -> {b[key]!r}')
-  return out
+  return changes(old, new, free=False)
 
 
-def normalize(v):
+def _norm(v):
   """A config value as comparable across JSON round trips (lists as tuples, 2.0 as 2)."""
   if isinstance(v, (list, tuple)):
-    return tuple(normalize(x) for x in v)
+    return tuple(_norm(x) for x in v)
   if isinstance(v, float) and v.is_integer():
     return int(v)
   return v

@@ -161,12 +161,14 @@ def kl_per_dim(eval_rows: list[dict]):
 
 def error_spectrum(freqs, original, curves: dict):
   """Radially averaged power of each model's residual (`curves`: label -> power [bins])
-  against spatial frequency, with the originals' own spectrum in black; log power."""
+  against spatial frequency, with the originals' own spectrum in black; log power. The
+  dotted line is hf_retained's cutoff."""
+  from ae_jax.metrics.spectrum import HF_CUTOFF
   fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
   ax.semilogy(freqs, original, color='black', linewidth=2, label='originals')
   for (label, power), color in zip(curves.items(), colors(len(curves))):
     ax.semilogy(freqs, power, color=color, label=label)
-  ax.axvline(0.25, color='0.6', linestyle=':', linewidth=1)
+  ax.axvline(HF_CUTOFF, color='0.6', linestyle=':', linewidth=1)
   ax.set_xlabel('spatial frequency (cycles / pixel)')
   ax.set_ylabel('power (residual x\' - x)')
   ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5), frameon=False)

@@ -178,10 +178,7 @@ def _write_records(wd: Workdir, setup: Setup, resumed: bool) -> None:
   """config.json, members.json and model.json: written for a new run, and on resume only
   with the changes claim() allowed (they still describe the weights)."""
   if resumed and wd.exists(CONFIG):
-    old, new = config_lib.flat(wd.read_json(CONFIG)), config_lib.flat(
-        wd_lib.config_to_dict(setup.config))
-    diff = [f'{k}: {old[k]!r} -> {v!r}' for k, v in sorted(new.items())
-            if k in old and config_lib.normalize(old[k]) != config_lib.normalize(v)]
+    diff = config_lib.changes(wd.read_json(CONFIG), wd_lib.config_to_dict(setup.config))
     if diff:  # keys a newer version added are not changes
       print(f'resuming {wd.path} with changed settings: {"; ".join(diff)}', flush=True)
   wd.write_config(setup.config)
