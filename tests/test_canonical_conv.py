@@ -83,7 +83,7 @@ def test_models_agree_either_way_and_the_scan_is_canonical(tiny, preset, size, e
                **(extra or dict(model__kind=preset.split('_')[1], model__latent_dim=0)))
     model = build_model(cfg.model, (size, size, 3))
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, size, size, 3))
-    v = model.init({'params': jax.random.PRNGKey(1), 'reparam': jax.random.PRNGKey(2)}, x)
+    v = jax.jit(model.init)({'params': jax.random.PRNGKey(1), 'reparam': jax.random.PRNGKey(2)}, x)
 
     def loss(params, x, model=model, v=v):
       out, _ = model.apply({**v, 'params': params}, x, train=True,

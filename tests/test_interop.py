@@ -26,8 +26,10 @@ def _setup(name, latent, shape, seed=0):
   tm.eval()
   cfg = tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
   model = build_model(cfg.model, shape)
-  v = jax.device_get(model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
-                                np.zeros((1, *shape), np.float32)))
+  # jitted: the BN+Mish presets' large kernels drawn op by op take 3x as long
+  v = jax.device_get(jax.jit(model.init)(
+      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+      np.zeros((1, *shape), np.float32)))
   return tm, model, v
 
 
@@ -48,7 +50,9 @@ def test_imported_weights_reproduce_torch_eval_output(name, latent, shape):
                                   'chw', scale)
   x = np.random.default_rng(1).random((2, *shape)).astype(np.float32)
   out_t = _torch_forward(tm, name, x)
-  o = model.apply({'params': params, **({'batch_stats': stats} if stats else {})}, x, sample=False)
+  # jitted: op by op, the BN+Mish presets take 6x as long
+  o = jax.jit(lambda v, x: model.apply(v, x, sample=False))(
+      {'params': params, **({'batch_stats': stats} if stats else {})}, x)
   rec = np.asarray(o.recon) * 2 - 1 if torch_models.uses_tanh(name) else np.asarray(o.recon)
   rec_t = out_t[0].numpy().transpose(0, 2, 3, 1)
   assert np.abs(rec - rec_t).max() <= 1e-5 * np.abs(rec_t).max()
@@ -108,7 +112,7 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
 
 
-def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):
+def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
   from ae_jax import inference, workdir as wd
   from ae_jax.train import train_and_evaluate
   tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
@@ -131,11 +135,10 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path):
   config.train.num_epochs, config.figures.enabled, config.progress = 1, False, False
   summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
   assert summary['members'][0]['eval']['psnr'] > 0
-  bad = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt,
-                        '--config', 'configs/vae_beta.py', '--workdir', str(tmp_path / 'x'),
-                        '--config.sweep.beta=None'],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert bad.returncode == 2 and 'do not fit this model' in bad.stderr
+  with pytest.raises(SystemExit) as bad:  # the same entry point, in-process
+    interop.main(['--torch-checkpoint', ckpt, '--config', os.path.join(ROOT, 'configs/vae_beta.py'),
+                  '--workdir', str(tmp_path / 'x'), '--config.sweep.beta=None'])
+  assert bad.value.code == 2 and 'do not fit this model' in capsys.readouterr().err
 
 
 USER_MODELS = """
@@ -156,24 +159,28 @@ class CodeReLU(ConvAESmall):  # a ReLU on the code: weights identical, outputs n
 """
 
 
-def test_check_against_runs_the_users_module_and_catches_a_different_activation(tmp_path):
+def test_check_against_runs_the_users_module_and_catches_a_different_activation(
+    tmp_path, capsys, monkeypatch):
   tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
   ckpt = str(tmp_path / 'model.pt')
   torch.save(tm.state_dict(), ckpt)
   (tmp_path / 'user_models.py').write_text('import torch\n' + USER_MODELS)
-  env = dict(os.environ, PYTHONPATH=str(tmp_path))
-  run = lambda cls, out: subprocess.run(
-      [sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt, '--config',
-       'configs/conv_ae_small.py', '--workdir', str(tmp_path / out),
-       '--config.data.num_examples=100', '--check-against', f'user_models:{cls}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+  monkeypatch.syspath_prepend(str(tmp_path))  # the CLI's entry point, in-process
+  monkeypatch.delitem(sys.modules, 'user_models', raising=False)
+
+  def run(cls, out):
+    interop.main(['--torch-checkpoint', ckpt, '--config',
+                  os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', str(tmp_path / out),
+                  '--config.data.num_examples=100', '--check-against', f'user_models:{cls}'])
+    return capsys.readouterr().out
+
   same = run('Same', 'a')
-  assert same.returncode == 0, same.stderr[-2000:]
-  assert 'check against user_models:Same: max |difference|' in same.stdout
-  assert '(match)' in same.stdout
-  relu = run('CodeReLU', 'b')
-  assert relu.returncode == 1, relu.stderr[-2000:]
-  assert 'DIFFER: check the activations above' in relu.stdout
+  assert 'check against user_models:Same: max |difference|' in same
+  assert '(match)' in same
+  with pytest.raises(SystemExit) as relu:
+    run('CodeReLU', 'b')
+  assert relu.value.code == 1
+  assert 'DIFFER: check the activations above' in capsys.readouterr().out
 
 
 def test_mismatch_arrow_points_at_the_first_differing_layer():

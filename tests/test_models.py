@@ -110,7 +110,8 @@ def test_bn_mish_preset_batch_stats_and_latent_shape():
 
 def test_kaiming_init_and_bn_init_of_bn_mish():
   model = build_model(preset_config('conv_ae_bn_mish', 1024).model, (32, 32, 3))
-  v = model.init({'params': jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)))
+  # jitted: drawing the 8M-weight kernels op by op takes 3x as long
+  v = jax.jit(model.init)({'params': jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)))
   p = v['params']
   w = p['encoder']['conv_4']['kernel']  # [4, 4, 512, 1024]; torch fan_in = 512*16
   assert abs(float(w.std()) * np.sqrt(512 * 16) - 1.0) < 0.02
@@ -139,8 +140,8 @@ def test_custom_models_reconstruct_any_size(shape, kind, overrides):
   cfg = tiny_config(model__kind=kind, model__conv__channels=(4, 8), **overrides)
   model = build_model(cfg.model, shape)
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape))
-  v = model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, x)
-  out = model.apply(v, x, rngs={'reparam': jax.random.PRNGKey(2)})
+  v = jax.jit(model.init)({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, x)
+  out = jax.jit(lambda v, x: model.apply(v, x, rngs={'reparam': jax.random.PRNGKey(2)}))(v, x)
   assert out.recon.shape == x.shape
   assert out.mean.shape == (2, *latent_shape(model, shape))
   assert (out.logvar is None) == (kind == 'ae')
