@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import optax
 from optax import contrib
+
+from ae_jax.errors import ConfigError
 
 
 class OptimSpec(NamedTuple):
@@ -27,6 +30,7 @@ class OptimSpec(NamedTuple):
   plateau_patience: int
   steps_per_epoch: int
   grad_clip_norm: float
+  freeze: tuple = ()  # parameter paths ('linear', 'encoder/linear') that never change
 
 
 def spec_from_config(config, steps_per_epoch: int) -> OptimSpec:
@@ -34,7 +38,8 @@ def spec_from_config(config, steps_per_epoch: int) -> OptimSpec:
   return OptimSpec(o.name, float(o.b1), float(o.b2), float(o.eps), float(o.weight_decay),
                    o.schedule, int(round(o.warmup_epochs * steps_per_epoch)),
                    int(config.train.num_epochs * steps_per_epoch), float(o.plateau_factor),
-                   int(o.plateau_patience), int(steps_per_epoch), float(o.grad_clip_norm))
+                   int(o.plateau_patience), int(steps_per_epoch), float(o.grad_clip_norm),
+                   tuple(str(p).strip('/') for p in (o.freeze or ())))
 
 
 def make_optimizer(spec: OptimSpec) -> optax.GradientTransformationExtraArgs:
@@ -55,7 +60,42 @@ def make_optimizer(spec: OptimSpec) -> optax.GradientTransformationExtraArgs:
     parts.append(contrib.reduce_on_plateau(
         factor=spec.plateau_factor, patience=spec.plateau_patience + 1, rtol=1e-4, atol=0.0,
         accumulation_size=spec.steps_per_epoch))
+  if spec.freeze:  # zero their gradients (clipping, moments) and their updates (decay)
+    parts = [_freeze(spec.freeze), *parts, _freeze(spec.freeze)]
   return optax.chain(*parts)
+
+
+def _path(key_path) -> str:
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in key_path)
+
+
+def frozen_mask(params, freeze: tuple):
+  """A tree of bools: whether each parameter lies under one of the `freeze` paths (a
+  module name such as 'linear' anywhere in the path, or a path 'encoder/linear')."""
+  def hit(key_path, _):
+    path = f'/{_path(key_path)}/'
+    return any(f'/{name}/' in path for name in freeze)
+  paths = [f'/{_path(kp)}/' for kp, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  for name in freeze:
+    if not any(f'/{name}/' in p for p in paths):
+      modules = sorted({p.strip('/').rsplit('/', 1)[0] for p in paths})
+      raise ConfigError(f'optim.freeze: {name!r} names no parameter of this model; its '
+                        f'modules are: {", ".join(modules)}')
+  return jax.tree_util.tree_map_with_path(hit, params)
+
+
+def _freeze(freeze: tuple) -> optax.GradientTransformation:
+  """Stateless: updates of the parameters under `freeze` set to zero."""
+  def init(params):
+    frozen_mask(params, freeze)  # names a path that matches nothing: one clear error
+    return optax.EmptyState()
+
+  def update(updates, state, params=None):
+    mask = frozen_mask(updates, freeze)
+    return jax.tree_util.tree_map(lambda u, m: jnp.zeros_like(u) if m else u,
+                                  updates, mask), state
+
+  return optax.GradientTransformation(init, update)
 
 
 def schedule_multiplier(spec: OptimSpec, step):

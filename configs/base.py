@@ -91,8 +91,9 @@ def get_config():
   config.train.eval_every = 5  # evaluate on the test split every N epochs (and at the end)
   config.train.eval_batch_size = 256
   # How an epoch runs over the device-resident data: 'scan' (one compiled lax.scan),
-  # 'python' (a loop of one compiled step), or 'auto' (scan, except conv models on CPU,
-  # where XLA runs convolutions inside loop bodies slowly; see README, Performance).
+  # 'python' (a loop of one compiled step), or 'auto' (scan, except on CPU for conv models
+  # with model.conv.impl='xla', whose convolution gradients run slowly inside loop bodies;
+  # see README, Performance).
   config.train.loop = 'auto'
   # Steps per compiled chunk (resident data, scan loop): 0 = a whole epoch. Metrics,
   # evaluation, checkpoints and the SIGTERM/SIGINT check happen at chunk boundaries.
@@ -113,6 +114,9 @@ def get_config():
   config.optim.plateau_factor = 0.0  # >0: reduce-LR-on-plateau on the epoch's mean train loss
   config.optim.plateau_patience = 10  # epochs without 1e-4 relative improvement
   config.optim.grad_clip_norm = 0.0  # >0: clip gradients to this global norm
+  # parameter paths that never change: a module name anywhere in the path ('linear': the
+  # resnet family's PCA-started linear pair) or a path ('encoder/linear')
+  config.optim.freeze = ()
 
   config.loss = ml_collections.ConfigDict()
   # mse | l1 | bce (sigmoid logits) | gaussian_nll | log_mse (Gaussian with each image's

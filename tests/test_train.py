@@ -157,6 +157,37 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
     np.testing.assert_array_equal(x, y)
 
 
+def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
+  """optim.freeze=('linear',): the PCA-started linear pair ends bit-identical to its start,
+  through weight decay and clipping, in every member of a vmapped learning-rate sweep,
+  while every other parameter moves; a path that names nothing is one error."""
+  over = dict(data__name='photos', data__image_size=8, data__num_examples=160,
+              model__kind='ae', model__arch='resnet', model__resnet__channels=(4, 8),
+              model__resnet__linear='pca', model__output_activation='none',
+              eval__metrics=('loss', 'psnr'), train__num_epochs=1, optim__weight_decay=0.1,
+              optim__grad_clip_norm=1.0, sweep__learning_rate=(1e-3, 3e-3),
+              optim__freeze=('linear',))
+  workdir = str(tmp_path / 'w')
+  train_and_evaluate(tiny_config(**over), workdir)
+  setup = Setup(tiny_config(**over))
+  start = setup.fns.stack(setup.init_state()).params
+  end, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
+                                    setup.fns.stack(setup.init_state(from_data=False)))
+  flat = lambda t: {jax.tree_util.keystr(k): np.asarray(v)
+                    for k, v in jax.tree_util.tree_flatten_with_path(t)[0]}
+  a, b = flat(start), flat(end.params)
+  frozen = [k for k in a if "'linear'" in k]
+  assert len(frozen) == 4  # encoder and decoder kernel + bias
+  for k in a:
+    if k in frozen:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    else:  # each member's slice moved
+      assert all(not np.array_equal(a[k][m], b[k][m]) for m in range(2)), k
+  with pytest.raises(ConfigError, match="optim.freeze: 'lienar' names no parameter"):
+    train_and_evaluate(tiny_config(**{**over, 'optim__freeze': ('lienar',)}),
+                       str(tmp_path / 'bad'))
+
+
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
                                                                            monkeypatch):
   from ae_jax import losses, steps
