@@ -61,39 +61,40 @@ def make_optimizer(spec: OptimSpec) -> optax.GradientTransformationExtraArgs:
         factor=spec.plateau_factor, patience=spec.plateau_patience + 1, rtol=1e-4, atol=0.0,
         accumulation_size=spec.steps_per_epoch))
   if spec.freeze:  # zero their gradients (clipping, moments) and their updates (decay)
-    parts = [_freeze(spec.freeze), *parts, _freeze(spec.freeze)]
+    zero = _freeze(spec.freeze)
+    parts = [zero, *parts, zero]
   return optax.chain(*parts)
 
 
-def _path(key_path) -> str:
-  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in key_path)
+def _slashed(key_path) -> str:
+  return f"/{jax.tree_util.keystr(key_path, simple=True, separator='/')}/"
 
 
-def frozen_mask(params, freeze: tuple):
+def _frozen_mask(params, freeze: tuple):
   """A tree of bools: whether each parameter lies under one of the `freeze` paths (a
   module name such as 'linear' anywhere in the path, or a path 'encoder/linear')."""
-  def hit(key_path, _):
-    path = f'/{_path(key_path)}/'
-    return any(f'/{name}/' in path for name in freeze)
-  paths = [f'/{_path(kp)}/' for kp, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  return jax.tree_util.tree_map_with_path(
+      lambda kp, _: any(f'/{name}/' in _slashed(kp) for name in freeze), params)
+
+
+def _check_freeze(params, freeze: tuple) -> None:
+  paths = [_slashed(kp) for kp, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
   for name in freeze:
     if not any(f'/{name}/' in p for p in paths):
       modules = sorted({p.strip('/').rsplit('/', 1)[0] for p in paths})
       raise ConfigError(f'optim.freeze: {name!r} names no parameter of this model; its '
                         f'modules are: {", ".join(modules)}')
-  return jax.tree_util.tree_map_with_path(hit, params)
 
 
 def _freeze(freeze: tuple) -> optax.GradientTransformation:
   """Stateless: updates of the parameters under `freeze` set to zero."""
   def init(params):
-    frozen_mask(params, freeze)  # names a path that matches nothing: one clear error
+    _check_freeze(params, freeze)  # a path that matches nothing: one clear error
     return optax.EmptyState()
 
   def update(updates, state, params=None):
-    mask = frozen_mask(updates, freeze)
     return jax.tree_util.tree_map(lambda u, m: jnp.zeros_like(u) if m else u,
-                                  updates, mask), state
+                                  updates, _frozen_mask(updates, freeze)), state
 
   return optax.GradientTransformation(init, update)
 

@@ -125,6 +125,13 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   assert rows(full) == rows(part)
 
 
+# a tiny resnet AE whose linear pair starts as the training split's PCA
+PCA_RESNET = dict(data__name='photos', data__image_size=8, data__num_examples=160,
+                  model__kind='ae', model__arch='resnet', model__resnet__channels=(4, 8),
+                  model__resnet__linear='pca', model__output_activation='none',
+                  eval__metrics=('loss', 'psnr'))
+
+
 def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, monkeypatch,
                                                                     capsys):
   """model.resnet.linear='pca': the PCA is computed once, on the fresh start; a resumed run
@@ -133,10 +140,7 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
   from ae_jax.models import resnet
   fits, fit = [], resnet.init_linear_from_pca
   monkeypatch.setattr(resnet, 'init_linear_from_pca', lambda *a: fits.append(1) or fit(*a))
-  over = dict(data__name='photos', data__image_size=8, data__num_examples=160,
-              model__kind='ae', model__arch='resnet', model__resnet__channels=(4, 8),
-              model__resnet__linear='pca', model__output_activation='none',
-              eval__metrics=('loss', 'psnr'))
+  over = PCA_RESNET
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
   train_and_evaluate(tiny_config(**over), full)
   train_and_evaluate(tiny_config(train__num_epochs=1, **over), part)
@@ -161,10 +165,7 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
   """optim.freeze=('linear',): the PCA-started linear pair ends bit-identical to its start,
   through weight decay and clipping, in every member of a vmapped learning-rate sweep,
   while every other parameter moves; a path that names nothing is one error."""
-  over = dict(data__name='photos', data__image_size=8, data__num_examples=160,
-              model__kind='ae', model__arch='resnet', model__resnet__channels=(4, 8),
-              model__resnet__linear='pca', model__output_activation='none',
-              eval__metrics=('loss', 'psnr'), train__num_epochs=1, optim__weight_decay=0.1,
+  over = dict(PCA_RESNET, train__num_epochs=1, optim__weight_decay=0.1,
               optim__grad_clip_norm=1.0, sweep__learning_rate=(1e-3, 3e-3),
               optim__freeze=('linear',))
   workdir = str(tmp_path / 'w')
