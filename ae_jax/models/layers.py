@@ -5,7 +5,9 @@ exactly, but never convolves a zero-dilated input (the textbook form, which XLA:
 differentiates about 20x slower than PyTorch). The default 'phases' form runs one small
 stride-1 convolution per output phase with a strided slice of the kernel and interleaves
 the results; 'subpixel' runs one convolution with a gathered combined kernel (its
-gradient is a scatter, slow for big kernels: 15x slower on the 1024->1024 layer).
+gradient is a scatter, slow for big kernels: 15x slower on the 1024->1024 layer), which
+'phases' itself uses for layers with at most SUBPIXEL_MAX_FEATURES output channels (an
+image's), where separate 3-channel convolutions were 2.6x slower.
 """
 from __future__ import annotations
 
