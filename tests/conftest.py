@@ -78,19 +78,3 @@ def wafer_runs(tmp_path_factory):
     train_and_evaluate(wafer_config(kind, latent), runs[name])
   return runs
 
-
-# The suite runs on 2 workers (setup.cfg: -n 2 --dist loadfile), which take whole files in
-# collection order. Handing out the longest files first packs the two workers evenly; in
-# name order the longest files came last and one worker idled while the other finished
-# them. Seconds per file measured with `--durations=0` (2026-12); files not named run last.
-LONGEST_FILES_FIRST = (
-    'test_studies.py', 'test_train.py', 'test_configs.py', 'test_scale.py', 'test_faults.py',
-    'test_sweep.py', 'test_models.py', 'test_interop.py', 'test_new_user.py',
-    'test_canonical_conv.py', 'test_latent.py', 'test_study_high_frequency.py',
-    'test_losses.py', 'test_steps.py', 'test_metric_ms_ssim.py', 'test_lpips.py',
-    'test_bench.py')
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -46,11 +46,14 @@ def test_values_and_gradients_equal_lax(k, s, p, size, batch):
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (5, 1, 2, 0), (3, 2, 2, 1)])
 @pytest.mark.parametrize('form', [conv_transpose_phases, layers.conv_transpose_subpixel],
                          ids=['phases', 'subpixel'])
-def test_transposed_conv_phases_with_canonical_convs(k, s, p, op, form):
+def test_transposed_conv_forms_with_canonical_convs(k, s, p, op, form):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 4))
   w = jax.random.normal(jax.random.PRNGKey(1), (k, k, 4, 3))
   f = lambda x, w: form(x, w, s, p, op, conv=canonical.conv_general_dilated)
   ref = lambda x, w: conv_transpose_dilated(x, w, s, p, op)
+  # the conv given is the one used (custom gradient, or patches + matmul for small outputs)
+  lax_form = lambda x, w: form(x, w, s, p, op)
+  assert str(jax.make_jaxpr(f)(x, w)) != str(jax.make_jaxpr(lax_form)(x, w))
   np.testing.assert_allclose(f(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
   gf = jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1))(x, w)
   gr = jax.grad(lambda x, w: jnp.sum(ref(x, w) ** 2), (0, 1))(x, w)
@@ -58,15 +61,22 @@ def test_transposed_conv_phases_with_canonical_convs(k, s, p, op, form):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize('features,convs', [(3, 1), (8, 4)])
-def test_an_image_output_layer_is_one_convolution_wider_ones_one_per_phase(features, convs):
+@pytest.mark.parametrize('impl,features,convs', [('phases', 3, 1), ('phases', 4, 1),
+                                                 ('phases', 5, 4), ('phases', 8, 4),
+                                                 ('subpixel', 8, 1), ('dilated', 3, 1)])
+def test_an_image_output_layer_is_one_convolution_wider_ones_one_per_phase(impl, features,
+                                                                           convs):
   """upsample='phases' runs a stride-2 transposed conv with <= 4 output channels (an
-  image's) as the sub-pixel form: one convolution of 4 x 3 channels, not four of 3."""
+  image's) as the sub-pixel form: one convolution of 4 x 3 channels, not four of 3; the
+  other forms are left as chosen."""
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 7, 5))
-  m = layers.ConvTranspose(features, 3, 2, 2, 1, impl='phases', conv_impl='canonical')
+  m = layers.ConvTranspose(features, 3, 2, 2, 1, impl=impl, conv_impl='canonical')
   params = m.init(jax.random.PRNGKey(1), x)
   jaxpr = str(jax.make_jaxpr(lambda x: m.apply(params, x))(x))
   assert jaxpr.count('conv_general_dilated') == convs
+  # the canonical (custom-gradient) convolution, except in the zero-dilated reference form
+  assert ('custom_vjp_call' in jaxpr) == (impl != 'dilated')
+  assert ('lhs_dilation=(2, 2)' in jaxpr) == (impl == 'dilated')
   k = params['params']['kernel']
   ref = conv_transpose_dilated(x, k, 2, 2, 1) + params['params']['bias']
   np.testing.assert_allclose(m.apply(params, x), ref, rtol=1e-5, atol=1e-5)
