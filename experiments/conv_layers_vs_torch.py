@@ -92,8 +92,8 @@ def main():
     ms['torch'] = median_ms(torch_step, args.steps)
     sub = f'{ms["subpixel"]:.2f}' if 'subpixel' in ms else '–'
     # the form conv_ae_small runs (model.conv.impl='auto' on CPU, upsample='phases')
-    shipped = ms['subpixel'] if (op is not None and s > 1
-                                 and cout <= layers.SUBPIXEL_MAX_FEATURES) else ms['canonical']
+    shipped = ms['subpixel'] if (op is not None and layers.transpose_form(
+        'phases', cout, s) == 'subpixel') else ms['canonical']
     print(f'| {name} | {ms["xla"]:.2f} | {ms["canonical"]:.2f} | {sub} | {ms["torch"]:.2f} '
           f'| {shipped / ms["torch"]:.2f}× |')
 

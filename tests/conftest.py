@@ -77,4 +77,3 @@ def wafer_runs(tmp_path_factory):
     runs[name] = str(root / name)
     train_and_evaluate(wafer_config(kind, latent), runs[name])
   return runs
-

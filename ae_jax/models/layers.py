@@ -222,6 +222,13 @@ def conv_transpose_dilated(x, kernel, stride: int, padding: int, output_padding:
 SUBPIXEL_MAX_FEATURES = 4
 
 
+def transpose_form(impl: str, features: int, stride: int) -> str:
+  """The form ConvTranspose runs for model.conv.upsample=`impl`."""
+  if impl == 'phases' and features <= SUBPIXEL_MAX_FEATURES and stride > 1:
+    return 'subpixel'
+  return impl
+
+
 class ConvTranspose(nn.Module):
   """torch.nn.ConvTranspose2d with square kernels; kernel param [k, k, Cin, Cout]."""
   features: int
@@ -239,9 +246,7 @@ class ConvTranspose(nn.Module):
     init = self.kernel_init or nn.initializers.lecun_normal()
     kernel = self.param('kernel', init, (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    impl = self.impl
-    if impl == 'phases' and self.features <= SUBPIXEL_MAX_FEATURES and self.stride > 1:
-      impl = 'subpixel'
+    impl = transpose_form(self.impl, self.features, self.stride)
     fn = {'phases': conv_transpose_phases, 'subpixel': conv_transpose_subpixel,
           'dilated': conv_transpose_dilated}[impl]
     if impl != 'dilated':
