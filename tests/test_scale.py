@@ -19,6 +19,8 @@ from ae_jax import inference
 from conftest import ROOT
 
 RTOL, ATOL = 1e-4, 1e-5
+EIGHT_DEVICES = {'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} "
+                              '--xla_force_host_platform_device_count=8'}
 CASES = {  # name -> tiny_config overrides (besides the mesh)
     'single': dict(),
     'beta_sweep': dict(sweep__beta=(1.0, 4.0)),
@@ -67,7 +69,7 @@ def eight_devices(tmp_path_factory):
             dict(mesh__data=4, mesh__members=2)]
   script = SCRIPT.format(tests=os.path.join(ROOT, 'tests'), init='', cases=CASES,
                          meshes=meshes, out=out)
-  proc = _run(script, {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  proc = _run(script, EIGHT_DEVICES)
   stdout, stderr = proc.communicate(timeout=900)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'devices 8 processes 1' in stdout
@@ -132,7 +134,7 @@ def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(two_
       from ae_jax.train import train_and_evaluate
       train_and_evaluate(conftest.tiny_config(train__num_epochs=3), {work!r})
   ''')
-  proc = _run(script, {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  proc = _run(script, EIGHT_DEVICES)
   stdout, stderr = proc.communicate(timeout=600)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'resumed' in stdout and 'from epoch 2' in stdout
