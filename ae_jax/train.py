@@ -137,6 +137,11 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   """
   config = config_lib.resolve(config)
   wd = Workdir(workdir)
+  with wd.running():
+    return _train_and_evaluate(config, wd, fresh)
+
+
+def _train_and_evaluate(config, wd: Workdir, fresh: bool) -> dict:
   progs = sweep.programs(config)
   claim(wd, config, fresh)
   if len(progs) == 1:

@@ -10,28 +10,38 @@
     sweep.csv, sweep.md, report.md, report.html
     checkpoints/, checkpoints_best/   Orbax
     figures/*.png   latent/<tool>/    programs/<name>/ (a workdir per program of a sweep)
+    .lock           held (flock) by the process training here; names it
 
 Every write goes through a `Workdir`, and only a writer writes: in a multi-process job
 that is process 0 (`jax.process_index() == 0`), decided here and nowhere else. Readers
-turn damaged files into one-line `WorkdirError`s that name the file.
+turn damaged files into one-line `WorkdirError`s that name the file. A training run holds
+its workdir (`Workdir.running()`), so a second run started in the same folder stops with
+an error instead of writing checkpoints and metrics beside the first.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
 import math
 import os
 import shutil
+import socket
 
 import ml_collections
+
+try:
+  import fcntl
+except ImportError:  # not POSIX: runs are not locked
+  fcntl = None
 
 from ae_jax.errors import WorkdirError
 
 log = logging.getLogger('ae_jax')
 
 CONFIG, MEMBERS, MODEL, METRICS = 'config.json', 'members.json', 'model.json', 'metrics.jsonl'
-SUMMARY, EVAL = 'summary.json', 'eval.json'
+SUMMARY, EVAL, LOCK = 'summary.json', 'eval.json', '.lock'
 CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
                                                 'programs', 'latent')
 MODEL_FORMAT = 2  # model.json's format; workdirs without one are format 1 (epoch-numbered checkpoints)
@@ -54,6 +64,7 @@ class Workdir:
   def __init__(self, path: str, writer: bool | None = None):
     self.path = str(path)
     self.writer = _is_writer() if writer is None else writer
+    self._lock = None  # the open, flock-ed LOCK file while this process trains here
 
   def __repr__(self):
     return f'Workdir({self.path!r})'
@@ -95,7 +106,7 @@ class Workdir:
     return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
 
   def is_empty(self) -> bool:
-    return not os.path.exists(self.path) or not os.listdir(self.path)
+    return not os.path.exists(self.path) or not any(n != LOCK for n in os.listdir(self.path))
 
   def prepare(self) -> None:
     """Create the folder and check it can be written, before any data loads or compiles."""
@@ -118,15 +129,62 @@ class Workdir:
                          'another --workdir') from e
 
   def move_aside(self) -> str:
-    """Rename the workdir to a free `<path>.old-<UTC time>` sibling; never deletes."""
+    """Rename the workdir to a free `<path>.old-<UTC time>` sibling; never deletes. A held
+    lock moves with it and is taken again on the new, empty folder."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')
     target, i = f'{self.path.rstrip(os.sep)}.old-{stamp}', 1
     while os.path.exists(target):
       i += 1
       target = f'{self.path.rstrip(os.sep)}.old-{stamp}-{i}'
     if self.writer:
-      shutil.move(self.path, target)
+      held, self._lock = self._lock, None
+      shutil.move(self.path, target)  # a held lock goes with it, still held
+      if held is not None:
+        try:
+          self._acquire()
+        finally:
+          held.close()
     return target
+
+  @contextlib.contextmanager
+  def running(self):
+    """Hold the workdir for one training run. Another process that tries to train here
+    meanwhile gets a one-line WorkdirError naming the holder, instead of both writing
+    checkpoints and metrics. The OS drops the lock when the process ends, however it
+    ends (a kill too), so a crashed run never leaves the folder blocked."""
+    if not self.writer or fcntl is None or self._lock is not None:
+      yield
+      return
+    self._acquire()
+    try:
+      yield
+    finally:
+      self._release()
+
+  def _acquire(self) -> None:
+    self.prepare()
+    f = open(self.file(LOCK), 'a+')
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or 'another process'
+      f.close()
+      raise WorkdirError(f'workdir {self.path} is in use by another run ({holder}); wait for '
+                         'it to end, or choose another --workdir') from None
+    except OSError:  # a file system without flock: run unlocked
+      f.close()
+      return
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
+    f.flush()
+    self._lock = f
+
+  def _release(self) -> None:
+    if self._lock is not None:
+      self._lock.close()  # closing the file drops the flock
+      self._lock = None
 
   # ---- readers ------------------------------------------------------------------------
 

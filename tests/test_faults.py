@@ -125,6 +125,32 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
   assert inference.load(workdir).epoch >= 1
 
 
+def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_first(
+    tmp_path, monkeypatch):
+  from ae_jax import data
+  from ae_jax.workdir import Workdir
+  workdir = str(tmp_path / 'w')
+  proc = start(workdir, epochs=2000)
+  try:
+    wait_for(lambda: checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')), proc)
+    loaded = []
+    monkeypatch.setattr(data, 'load', lambda cfg: loaded.append(1))
+    for fresh in (False, True):  # --fresh must not move a live run's folder aside either
+      with pytest.raises(WorkdirError, match=rf'workdir {workdir} is in use by another run '
+                         rf'\(process {proc.pid} on '):
+        train_and_evaluate(config(), workdir, fresh=fresh)
+    assert not loaded and proc.poll() is None
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('w.old-')]
+  finally:
+    proc.kill()
+    proc.wait()
+  # The kill released the lock: the next run may take the folder, and it names itself.
+  wd = Workdir(workdir)
+  with wd.running():
+    assert open(os.path.join(workdir, '.lock')).read().startswith(f'process {os.getpid()} ')
+  assert inference.load(workdir).epoch >= 1  # the refused runs took nothing away
+
+
 def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')
