@@ -221,28 +221,29 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
   from ae_jax.workdir import MEMBERS, MODEL, Workdir
   config = config_lib.resolve(config)
   wd = Workdir(workdir)
-  if wd.is_trained() and not fresh:
-    raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
-                       'pass --fresh to move it aside first')
-  claim(wd, config, fresh)
-  setup = Setup(config)
-  if len(setup.members) != 1:
-    raise ConfigError('import into a config without a sweep (one member)')
-  if logvar_scale is None:
-    logvar_scale = 2.0 if config.model.preset == 'mlp_vae_50' else 1.0
-  state = jax.device_get(setup.fns.stack(setup.init_state()))
-  one = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), t)
-  params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
-                          setup.image_shape, flatten_order, logvar_scale)
-  stack = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[None], t)
-  state = state.replace(params=stack(params), batch_stats=stack(stats))
-  wd.write_config(setup.config)
-  wd.write_json(MEMBERS, setup.members)
-  wd.write_json(MODEL, setup.model_info(setup.dataset.info))
-  ckpts = checkpoint.Checkpoints(wd.checkpoints, config.checkpoint.max_to_keep)
-  ckpts.save(0, state, setup.members, {'epoch': 0, 'step': 0, 'imported': True})
-  ckpts.close()
-  return setup
+  with wd.running():  # not while a run trains there
+    if wd.is_trained() and not fresh:
+      raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
+                         'pass --fresh to move it aside first')
+    claim(wd, config, fresh)
+    setup = Setup(config)
+    if len(setup.members) != 1:
+      raise ConfigError('import into a config without a sweep (one member)')
+    if logvar_scale is None:
+      logvar_scale = 2.0 if config.model.preset == 'mlp_vae_50' else 1.0
+    state = jax.device_get(setup.fns.stack(setup.init_state()))
+    one = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), t)
+    params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
+                            setup.image_shape, flatten_order, logvar_scale)
+    stack = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[None], t)
+    state = state.replace(params=stack(params), batch_stats=stack(stats))
+    wd.write_config(setup.config)
+    wd.write_json(MEMBERS, setup.members)
+    wd.write_json(MODEL, setup.model_info(setup.dataset.info))
+    ckpts = checkpoint.Checkpoints(wd.checkpoints, config.checkpoint.max_to_keep)
+    ckpts.save(0, state, setup.members, {'epoch': 0, 'step': 0, 'imported': True})
+    ckpts.close()
+    return setup
 
 
 def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'chw',

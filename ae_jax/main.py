@@ -211,13 +211,23 @@ def main(argv):
   except KeyboardInterrupt:
     print(f'interrupted: stopped at once; the newest complete checkpoint in {workdir} is '
           'kept; run the same command again to resume', file=sys.stderr)
-    sys.exit(130)
+    _exit_now(130)
   if 'table' in summary:
     print(summary['table'], end='')
   else:
     from ae_jax.metrics import registry
     for m in summary['members']:
       print(f'final [{m["name"]}]: {registry.console_line(m["eval"])}')
+
+
+def _exit_now(code: int):
+  """Exit without the interpreter's teardown. After a second Ctrl-C a checkpoint write may
+  be in flight; waiting for it would not be "at once", and tearing down its event loop
+  prints 'Exception ignored ... Traceback' noise. What is lost is what SIGKILL loses:
+  the unfinished write, whose temporary folder the next run removes."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
 
 
 def raise_usage(message: str):

@@ -131,6 +131,16 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
   with torch.no_grad():
     ref = tm(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
   np.testing.assert_allclose(m.reconstruct(x), ref, rtol=1e-5, atol=1e-6)
+  capsys.readouterr()
+  with wd.Workdir(workdir).running():  # while a run holds the folder, no import replaces it
+    with pytest.raises(SystemExit) as busy:
+      interop.main(['--torch-checkpoint', ckpt, '--config',
+                    os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', workdir,
+                    '--fresh'])
+  assert busy.value.code == 2
+  assert f'is in use by another run (process {os.getpid()} on ' in capsys.readouterr().err
+  assert inference.load(workdir).epoch == 0 and os.listdir(tmp_path).count('imported') == 1
+  assert not [n for n in os.listdir(tmp_path) if n.startswith('imported.old-')]
   config = wd.Workdir(workdir).read_config()
   config.train.num_epochs, config.figures.enabled, config.progress = 1, False, False
   summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
