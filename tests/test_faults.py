@@ -51,6 +51,11 @@ def wait_for(pred, proc, timeout=120):
     time.sleep(0.002)
 
 
+def saved_steps(workdir):
+  """The steps of the workdir's complete checkpoints."""
+  return checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
+
+
 def train_epochs(workdir):
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
@@ -102,7 +107,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
   assert line and 'with a checkpoint saved in' in line[0]
   assert 'run the same command again to resume' in line[0]
   step = int(line[0].split('(step ')[1].split(')')[0])
-  assert step in checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
+  assert step in saved_steps(workdir)
   # The rerun says it resumed, from that step, and ends as if never stopped.
   proc = start(workdir)
   out, err = proc.communicate(timeout=300)
@@ -114,7 +119,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
   workdir = str(tmp_path / 'w')
   proc = start(workdir, epochs=2000)
-  wait_for(lambda: checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')), proc)
+  wait_for(lambda: saved_steps(workdir), proc)
   # Two signals sent back to back can merge into one, or the second can cut the first's
   # handler short: send the second once the first has been announced (the run is then
   # finishing its chunk and writing a checkpoint, which takes far longer than this).
@@ -140,7 +145,7 @@ def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_fi
   workdir = str(tmp_path / 'w')
   proc = start(workdir, epochs=2000)
   try:
-    wait_for(lambda: checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')), proc)
+    wait_for(lambda: saved_steps(workdir), proc)
     loaded = []
     monkeypatch.setattr(data, 'load', lambda cfg: loaded.append(1))
     for fresh in (False, True):  # --fresh must not move a live run's folder aside either
@@ -245,7 +250,7 @@ def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, cap
 def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
   import orbax.checkpoint as ocp
   workdir = _trained(tmp_path, epochs=1)
-  before = checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
+  before = saved_steps(workdir)
   real = ocp.CheckpointManager.save
 
   def full(self, step, *a, **k):
@@ -258,7 +263,7 @@ def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
                                             r'\(OSError: .*No space left.*the earlier '
                                             r'checkpoints are intact'):
     train_and_evaluate(tiny_config(train__num_epochs=2), workdir)
-  assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == before
+  assert saved_steps(workdir) == before
   assert inference.load(workdir).epoch == 1
 
 
