@@ -165,11 +165,29 @@ class _Plain(logging.Formatter):
     return f'{record.levelname.lower()}: {record.getMessage()}'
 
 
+class _NotTheirFailure(logging.Filter):
+  """Drops a library's report of a KeyboardInterrupt as its own failure. When a second
+  Ctrl-C lands while Orbax waits for a checkpoint write, Orbax logs 'Save Finalize thread
+  ... failed.' with the traceback before passing the interrupt on; the stop is ours, and
+  the command line says so in one line."""
+
+  def filter(self, record):
+    kind = record.exc_info[0] if record.exc_info else None
+    return not (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
 def _quiet_logs():
   """Library chatter off; ae_jax's own warnings as plain `warning: ...` lines."""
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
   for noisy in ('absl', 'jax', 'orbax', 'orbax.checkpoint'):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  quiet = _NotTheirFailure()
+  for logger in (logging.getLogger('absl'), logging.getLogger('orbax')):
+    if not any(isinstance(f, _NotTheirFailure) for f in logger.filters):
+      logger.addFilter(quiet)  # a logger's filters see its own calls (Orbax logs via absl)
+  for handler in logging.getLogger().handlers:  # and the root's handlers all propagated ones
+    if not any(isinstance(f, _NotTheirFailure) for f in handler.filters):
+      handler.addFilter(quiet)
   ours = logging.getLogger('ae_jax')
   if not ours.handlers:
     handler = logging.StreamHandler(sys.stderr)

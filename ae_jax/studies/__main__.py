@@ -18,20 +18,24 @@ def main(argv=None):
   bad = [o for o in overrides if not o.startswith('--config.')]
   if bad:
     p.error(f'unrecognized arguments: {" ".join(bad)}')
-  from ae_jax.errors import USER_ERRORS
-  from ae_jax.main import _quiet_logs
+  from ae_jax.errors import USER_ERRORS, Preempted
+  from ae_jax.main import _exit_now, _quiet_logs
   _quiet_logs()
   module = importlib.import_module(f'ae_jax.studies.{args.study}')
+  workdir = args.workdir or f'runs/{args.study}'
   try:
-    study = Study(args.study, args.workdir or f'runs/{args.study}', overrides, args.quick,
-                  args.fresh)
+    study = Study(args.study, workdir, overrides, args.quick, args.fresh)
     md, html = module.run(study).write(study.wd)
   except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  except KeyboardInterrupt:
-    print('interrupted: rerun the same command to resume', file=sys.stderr)
-    sys.exit(130)
+  except Preempted as e:  # SIGTERM or a first Ctrl-C: the model in training saved first
+    print(str(e), file=sys.stderr)  # names the model's checkpoints; the rerun resumes it
+    sys.exit(128 + e.signum)
+  except KeyboardInterrupt:  # a second Ctrl-C (see ae_jax.main._exit_now)
+    print(f'interrupted: stopped at once; every complete checkpoint in {workdir} is kept; '
+          'run the same command again to resume', file=sys.stderr)
+    _exit_now(130)
   print(f'wrote {md} and {html}')
 
 
