@@ -106,7 +106,12 @@ class Workdir:
     return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
 
   def is_empty(self) -> bool:
-    return not os.path.exists(self.path) or not any(n != LOCK for n in os.listdir(self.path))
+    """Nothing of a run here: no folder, or only what `prepare` and `running` make."""
+    if not os.path.exists(self.path):
+      return True
+    figures = self.file(FIGURES)
+    return all(n == LOCK or (n == FIGURES and os.path.isdir(figures) and not os.listdir(figures))
+               for n in os.listdir(self.path))
 
   def prepare(self) -> None:
     """Create the folder and check it can be written, before any data loads or compiles."""

@@ -208,6 +208,36 @@ def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_fi
   assert inference.load(workdir).epoch >= 1  # the refused runs took nothing away
 
 
+def test_a_study_holds_its_folder_and_fresh_moves_only_what_holds_a_run(tmp_path, capsys):
+  from ae_jax.studies import Study
+  from ae_jax.studies.__main__ import main as study_main
+  from ae_jax.train import claim
+  from ae_jax.workdir import Workdir
+  live = tmp_path / 'study'
+  Study('latent_edits', str(live), quick=True)  # a study's folder, as its first lines make it
+  with Workdir(str(live)).running():  # ... while that study runs
+    for fresh in ([], ['--fresh']):  # a second study there, or --fresh, is refused at once
+      with pytest.raises(SystemExit) as e:
+        study_main(['latent_edits', '--workdir', str(live), '--quick', *fresh])
+      assert e.value.code == 2
+      err = capsys.readouterr().err
+      assert f'workdir {live} is in use by another run (process {os.getpid()} ' in err
+    assert sorted(os.listdir(tmp_path)) == ['study']  # nothing moved aside
+  # --fresh on a folder that holds nothing of a run (new, or only made ready) moves nothing
+  for name in ('new_run', 'new_study'):
+    wd = Workdir(str(tmp_path / name))
+    with wd.running():
+      assert wd.is_empty()
+      if name == 'new_run':
+        claim(wd, config(), fresh=True)
+      else:
+        Study('latent_edits', wd, quick=True, fresh=True)
+    assert 'moved' not in capsys.readouterr().out
+  assert sorted(os.listdir(tmp_path)) == ['new_run', 'new_study', 'study']
+  open(Workdir(str(tmp_path / 'new_run')).figure('loss.png'), 'w').close()
+  assert not Workdir(str(tmp_path / 'new_run')).is_empty()  # a figure is something
+
+
 def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')

@@ -26,10 +26,13 @@ STUDY_FILE = 'study.json'
 class Study:
   """A study's workdir: its models under models/<key>/, its report at the top."""
 
-  def __init__(self, name: str, workdir: str, overrides=(), quick: bool = False,
+  def __init__(self, name: str, workdir: str | Workdir, overrides=(), quick: bool = False,
                fresh: bool = False):
+    """`workdir`: a path, or a `Workdir` the caller holds (`Workdir.running()`, as the
+    command line does) so that `fresh` never moves a live study aside."""
     self.name, self.quick, self.overrides = name, quick, list(overrides)
-    self.wd = Workdir(workdir)
+    self.wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    workdir = self.wd.path
     if fresh and not self.wd.is_empty():
       print(f'moved the previous study to {self.wd.move_aside()}', flush=True)
     recorded = self.wd.read_json(STUDY_FILE, default={}) if self.wd.exists(STUDY_FILE) else {}

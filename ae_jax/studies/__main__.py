@@ -6,6 +6,7 @@ import importlib
 import sys
 
 from ae_jax.studies import STUDIES, Study
+from ae_jax.workdir import Workdir
 
 
 def main(argv=None):
@@ -23,9 +24,11 @@ def main(argv=None):
   _quiet_logs()
   module = importlib.import_module(f'ae_jax.studies.{args.study}')
   workdir = args.workdir or f'runs/{args.study}'
+  wd = Workdir(workdir)
   try:
-    study = Study(args.study, workdir, overrides, args.quick, args.fresh)
-    md, html = module.run(study).write(study.wd)
+    with wd.running():  # a second study here is refused; each model's folder is held too
+      study = Study(args.study, wd, overrides, args.quick, args.fresh)
+      md, html = module.run(study).write(study.wd)
   except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
