@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -32,6 +33,24 @@ _TMP = 'orbax-checkpoint-tmp'
 
 def _abstract(state_like):
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
+
+
+def _quiet_reads_into_a_closed_loop() -> None:
+  """When a restore fails, the TensorStore reads Orbax still had in flight finish into the
+  event loop it has already closed, and each prints a 'RuntimeError: Event loop is closed'
+  traceback (dozens around our one warning). Installed before a restore, this drops
+  exactly those; anything else still reaches the previous `sys.unraisablehook`."""
+  previous = sys.unraisablehook
+  if getattr(previous, 'ae_jax_closed_loop', False):
+    return
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == 'Event loop is closed'):
+      previous(unraisable)
+
+  hook.ae_jax_closed_loop = True
+  sys.unraisablehook = hook
 
 
 def remove_unfinished(directory: str, writer: bool) -> list[str]:
@@ -110,6 +129,7 @@ class Checkpoints:
 
   def restore(self, state_like, step: int):
     """(state, progress) of checkpoint `step`, into the shapes and shardings of `state_like`."""
+    _quiet_reads_into_a_closed_loop()  # before: they can land before the error reaches us
     path = os.path.join(self.directory, str(step))
     args = {'state': ocp.args.StandardRestore(_abstract(state_like))}
     has_progress = os.path.isdir(os.path.join(path, 'progress'))
@@ -159,6 +179,7 @@ def restore_params(directory: str, params_like, step: int | None = None):
               for k, v in params_like.items() if v}  # {} batch_stats: nothing to read
   restore_args = jax.tree_util.tree_map(
       lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), abstract)
+  _quiet_reads_into_a_closed_loop()
   try:
     out = ocp.PyTreeCheckpointer().restore(
         os.path.join(directory, str(step), 'state'),
