@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -35,22 +36,44 @@ def _abstract(state_like):
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
 
 
-def _quiet_reads_into_a_closed_loop() -> None:
-  """When a restore fails, the TensorStore reads Orbax still had in flight finish into the
-  event loop it has already closed, and each prints a 'RuntimeError: Event loop is closed'
-  traceback (dozens around our one warning). Installed before a restore, this drops
-  exactly those; anything else still reaches the previous `sys.unraisablehook`."""
+def _quiet_abandoned_reads() -> None:
+  """When a restore fails, the TensorStore reads Orbax still had in flight end on their
+  own: into the event loop Orbax has already closed ('RuntimeError: Event loop is closed'),
+  as coroutines finalized with their read error ('Exception ignored in: <coroutine ...>')
+  or never awaited (a RuntimeWarning), or as tasks whose error nobody retrieves (asyncio's
+  log). Each prints a traceback: dozens around our one line about the damaged checkpoint.
+  Installed before a restore, this drops exactly those; anything else still reaches the
+  previous `sys.unraisablehook`, log or warning filters."""
   previous = sys.unraisablehook
-  if getattr(previous, 'ae_jax_closed_loop', False):
+  if getattr(previous, 'ae_jax_abandoned_reads', False):
     return
 
   def hook(unraisable):
-    e = unraisable.exc_value
-    if not (isinstance(e, RuntimeError) and str(e) == 'Event loop is closed'):
-      previous(unraisable)
+    e, obj = unraisable.exc_value, unraisable.object
+    code = getattr(obj, 'cr_code', None)
+    if isinstance(e, RuntimeError) and str(e) == 'Event loop is closed':
+      return
+    if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
+      return
+    previous(unraisable)
 
-  hook.ae_jax_closed_loop = True
+  hook.ae_jax_abandoned_reads = True
   sys.unraisablehook = hook
+  logging.getLogger('asyncio').addFilter(_orbax_task_never_retrieved)
+  warnings.filterwarnings('ignore', r"coroutine '\w+' was never awaited", RuntimeWarning,
+                          r'orbax\.')
+
+
+def _orbax_task_never_retrieved(record) -> bool:
+  message = record.getMessage()
+  return not ('exception was never retrieved' in message
+              and any(w in message for w in ('orbax', 'OCDBT', 'TensorStore', 'zarr')))
+
+
+def _reason(e: BaseException, limit: int = 200) -> str:
+  """`Type: first line` of a restore error, without TensorStore's dump of the spec."""
+  text = (str(e).splitlines() or [''])[0].split('. See full TensorStore details')[0]
+  return f'{type(e).__name__}: {text[:limit]}'
 
 
 def remove_unfinished(directory: str, writer: bool) -> list[str]:
@@ -120,7 +143,7 @@ class Checkpoints:
         state, progress = self.restore(state_like, step)
         return state, step, progress
       except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
-        errors.append(f'step {step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}')
+        errors.append(f'step {step}: {_reason(e)}')
         self._move_damaged(step, e)
     if errors:
       raise CheckpointError(f'{self.directory}: no checkpoint could be restored ('
@@ -129,7 +152,7 @@ class Checkpoints:
 
   def restore(self, state_like, step: int):
     """(state, progress) of checkpoint `step`, into the shapes and shardings of `state_like`."""
-    _quiet_reads_into_a_closed_loop()  # before: they can land before the error reaches us
+    _quiet_abandoned_reads()  # before: they can land before the error reaches us
     path = os.path.join(self.directory, str(step))
     args = {'state': ocp.args.StandardRestore(_abstract(state_like))}
     has_progress = os.path.isdir(os.path.join(path, 'progress'))
@@ -140,9 +163,8 @@ class Checkpoints:
 
   def _move_damaged(self, step: int, error) -> None:
     target = os.path.join(os.path.dirname(self.directory), 'checkpoints_damaged', str(step))
-    log.warning('%s: checkpoint %d does not restore (%s: %s); moved it to %s and trying an '
-                'older one', self.directory, step, type(error).__name__,
-                str(error).splitlines()[0][:160] if str(error) else '', target)
+    log.warning('%s: checkpoint %d does not restore (%s); moved it to %s and trying an '
+                'older one', self.directory, step, _reason(error, 160), target)
     if self.writer:
       os.makedirs(os.path.dirname(target), exist_ok=True)
       if os.path.exists(target):
@@ -179,15 +201,14 @@ def restore_params(directory: str, params_like, step: int | None = None):
               for k, v in params_like.items() if v}  # {} batch_stats: nothing to read
   restore_args = jax.tree_util.tree_map(
       lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), abstract)
-  _quiet_reads_into_a_closed_loop()
+  _quiet_abandoned_reads()
   try:
     out = ocp.PyTreeCheckpointer().restore(
         os.path.join(directory, str(step), 'state'),
         args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
                                     partial_restore=True))
   except Exception as e:  # noqa: BLE001
-    raise CheckpointError(f'{directory}/{step} does not restore ({type(e).__name__}: '
-                          f'{str(e).splitlines()[0][:200] if str(e) else ""})') from e
+    raise CheckpointError(f'{directory}/{step} does not restore ({_reason(e)})') from e
   out.setdefault('batch_stats', {})
   return out, step
 

@@ -1,6 +1,7 @@
 """Stopping on SIGTERM / SIGINT (what a scheduler or Ctrl-C sends) without losing work.
 
-The first signal only sets a flag; the trainer checks it at every chunk boundary,
+The first signal only sets a flag; the trainer checks it at every chunk boundary (and,
+in a single-process run, again after an evaluation),
 finishes the chunk, writes a checkpoint and stops with `Preempted`. A second signal
 raises KeyboardInterrupt at once: Orbax only renames a checkpoint into place when it is
 complete, so even that loses nothing but the unfinished chunk.
@@ -49,6 +50,11 @@ class Watcher:
       signal.signal(s, handler)
     self._saved = {}
     return False
+
+  def signalled_here(self) -> bool:
+    """A signal seen by this process since the last check, in a single-process run (a
+    multi-process job stops only where `should_stop` agrees on a step: False there)."""
+    return not self.multi and self.signum is not None
 
   def should_stop(self, step: int) -> bool:
     if not self.multi:

@@ -339,7 +339,7 @@ def train_program(config, wd: Workdir, members: list[dict]):
         host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
                                       *mesh_lib.host(pending))
         epoch_first_step = step - host['loss'].shape[1]
-        _check_finite(setup, host, epoch_first_step, frozen, names, cfg)
+        _check_finite(setup, host, epoch_first_step, frozen, names, cfg, ckpts.steps())
         bar.update(n)
         if not epoch_end:  # stopped mid-epoch: keep the epoch's metrics in the checkpoint
           _save(ckpts, setup, state, step, frozen, host, None)
@@ -368,6 +368,10 @@ def train_program(config, wd: Workdir, members: list[dict]):
           who = f' [{r["member"]}]' if len(members) > 1 else ''
           tqdm.tqdm.write(f'epoch {epoch}/{cfg.train.num_epochs}{who} eval: '
                           f'{registry.console_line(r)}', file=sys.stdout)
+        if eval_rows and not stop:
+          # a signal during the evaluation (the final one can take minutes) stops here too;
+          # processes of a multi-process job agree on stops only at should_stop's steps
+          stop = watcher.signalled_here()
         due = (epoch % cfg.checkpoint.every_epochs == 0 or epoch == cfg.train.num_epochs
                or epoch in setup.keep_epochs() or stop)
         if due:
@@ -397,7 +401,7 @@ def train_program(config, wd: Workdir, members: list[dict]):
   return summary, recon
 
 
-def _check_finite(setup, host, first_step, frozen, names, cfg):
+def _check_finite(setup, host, first_step, frozen, names, cfg, saved_steps=()):
   """Stop on a non-finite loss, or freeze the member (train.skip_nonfinite_members)."""
   skip = {names.index(n) for n in frozen}
   while True:
@@ -408,8 +412,10 @@ def _check_finite(setup, host, first_step, frozen, names, cfg):
     what = (f'non-finite training loss at step {step} (epoch {(step - 1) // setup.steps_per_epoch + 1}, '
             f'member {names[k]!r}): term {term!r} = {value}')
     if not cfg.train.skip_nonfinite_members:
+      saved = ('the last good checkpoint is kept' if saved_steps
+               else 'no checkpoint had been saved yet')
       raise NonFiniteLossError(
-          f'{what}; the last good checkpoint is kept. Lower train.learning_rate, set '
+          f'{what}; {saved}. Lower train.learning_rate, set '
           'optim.grad_clip_norm, check the data, or (sweeps) set '
           'train.skip_nonfinite_members=True to freeze just that member')
     frozen[names[k]] = {'step': step, 'term': term}
