@@ -86,6 +86,13 @@ def _number(key, value):
   return value
 
 
+def _positive_int(v) -> bool:
+  try:
+    return not isinstance(v, bool) and int(v) == v and int(v) > 0
+  except (TypeError, ValueError):
+    return False
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the key, its value and what is expected."""
   for key, choices in _CHOICES.items():
@@ -108,15 +115,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.optim.plateau_factor >= 1.0:
     raise ConfigError(f'config.optim.plateau_factor={config.optim.plateau_factor!r} must be < 1 '
                       '(0 turns reduce-on-plateau off)')
-  if not config.model.hidden or any(int(w) <= 0 for w in config.model.hidden):
-    raise ConfigError(f'config.model.hidden={tuple(config.model.hidden)!r}: expected a '
-                      'non-empty tuple of positive widths')
-  if not config.model.resnet.channels or any(int(c) <= 0 for c in config.model.resnet.channels):
-    raise ConfigError(f'config.model.resnet.channels={tuple(config.model.resnet.channels)!r}: '
-                      'expected a non-empty tuple of positive ints')
-  if not config.model.conv.channels or any(int(c) <= 0 for c in config.model.conv.channels):
-    raise ConfigError(f'config.model.conv.channels={tuple(config.model.conv.channels)!r}: '
-                      'expected a non-empty tuple of positive ints')
+  for key, what in (('model.hidden', 'widths'), ('model.resnet.channels', 'ints'),
+                    ('model.conv.channels', 'ints')):
+    values = get(config, key)
+    if not values or any(not _positive_int(v) for v in values):
+      shown = tuple(values) if isinstance(values, (list, tuple)) else values
+      raise ConfigError(f'config.{key}={shown!r}: expected a non-empty tuple of positive '
+                        f'{what}, e.g. (256, 128)')
   if config.loss.reconstruction == 'bce' and not config.model.preset \
       and config.model.output_activation != 'sigmoid':
     raise ConfigError("config.loss.reconstruction='bce' needs model.output_activation='sigmoid' "
@@ -218,14 +223,18 @@ def _norm(v):
   return v
 
 
-def check_compatible(old: dict, new: dict, workdir: str, trained_epochs: int | None) -> None:
+TRAIN_WAY_OUT = ('Train it in another --workdir, or pass --fresh to move the old run aside '
+                 '(nothing is deleted) and start again here')
+
+
+def check_compatible(old: dict, new: dict, workdir: str, trained_epochs: int | None,
+                     way_out: str = TRAIN_WAY_OUT) -> None:
   """Refuse a config that changes what `workdir`'s checkpoints mean, before any work."""
   changed = meaning_changes(old, new)
   if changed:
     raise WorkdirError(
         f'{workdir} holds a model trained with another config ({"; ".join(changed)}). '
-        'Train it in another --workdir, or pass --fresh to move the old run aside '
-        '(nothing is deleted) and start again here')
+        + way_out)
   epochs = new.get('train', {}).get('num_epochs')
   if trained_epochs is not None and epochs is not None and epochs < trained_epochs:
     raise WorkdirError(

@@ -132,8 +132,9 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   loaded = open_workdir(workdir, epoch)
   setup = loaded.setup
   if config is not None:
-    config_lib.check_compatible(wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)),
-                                workdir, None)
+    config_lib.check_compatible(
+        wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)), workdir, None,
+        way_out='Leave out --config to evaluate it with its own (--metrics picks the metrics)')
     with setup.config.unlocked():
       setup.config.eval = config_lib.resolve(config).eval
   names = tuple(metrics) if metrics else tuple(setup.config.eval.metrics)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 
 import jax
@@ -55,6 +56,8 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
   from ae_jax.program import ModelSetup
   src = _program(Workdir(workdir), member)
   dst = Workdir(out)
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise WorkdirError(f'--out {out} is a file, not a folder; choose another --out')
   if not dst.is_empty():
     if not replace:
       raise WorkdirError(f'--out {out} is not empty; choose another folder, or pass --replace '
@@ -109,7 +112,7 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__,
+  p = argparse.ArgumentParser(prog='python -m ae_jax.export', description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--workdir', required=True, help='a sweep workdir')
   p.add_argument('--member', required=True, help="the member's name, e.g. 'beta=4'")

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.errors import ConfigError, DataError, WorkdirError
 
 
 class Layer(NamedTuple):
@@ -185,7 +185,13 @@ def load_state_dict(path: str):
   if not os.path.exists(path):
     raise ConfigError(f'--torch-checkpoint {path}: no such file')
   torch = _torch()
-  obj = torch.load(path, map_location='cpu', weights_only=True)
+  try:
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+  except Exception as e:  # noqa: BLE001 - not a checkpoint, or one holding more than tensors
+    raise DataError(f'--torch-checkpoint {path} does not load as PyTorch weights '
+                    f'({type(e).__name__}); expected a file written by '
+                    'torch.save(model.state_dict(), path) (only tensors are read: '
+                    'torch.load(weights_only=True))') from e
   for key in ('state_dict', 'model_state_dict', 'model'):
     if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
       obj = obj[key]
@@ -290,7 +296,7 @@ def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'c
 
 def main(argv=None):
   import argparse
-  p = argparse.ArgumentParser(description=__doc__,
+  p = argparse.ArgumentParser(prog='python -m ae_jax.interop', description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--torch-checkpoint', required=True)
   p.add_argument('--config', required=True)

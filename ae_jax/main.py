@@ -65,10 +65,13 @@ def _check_config_path(path: str | None) -> str | None:
   if path is None or os.path.exists(path.split(':', 1)[0]):
     return None
   from ae_jax.workdir import repo_root
-  shipped = sorted(f for f in os.listdir(os.path.join(repo_root(), 'configs'))
-                   if f.endswith('.py') and f != '__init__.py')
-  return (f'--config {path}: no such file; the shipped configs are configs/'
-          + ', configs/'.join(shipped))
+  folder = os.path.join(repo_root(), 'configs')
+  shipped = sorted(f for f in os.listdir(folder) if f.endswith('.py') and f != '__init__.py')
+  here = os.path.relpath(folder)
+  if here.startswith('..'):  # started elsewhere: name the folder where they are
+    here = folder
+  return (f'--config {path}: no such file; the shipped configs are in {here}/: '
+          + ', '.join(shipped))
 
 
 def _unknown_override(argv):

@@ -63,7 +63,8 @@ def plan(config, num_members: int = 1) -> Plan:
     data = n // members
   if data < 1 or members * data > n:
     raise ConfigError(f'config.mesh.data={config.mesh.data} x mesh.members={members} needs '
-                      f'more than the {n} devices there are (data=-1 takes the rest)')
+                      f'more than the {n} device{"s" if n > 1 else ""} '
+                      f'there {"are" if n > 1 else "is"} (data=-1 takes the rest)')
   if jax.process_count() > 1 and members * data != n:
     raise ConfigError(f'config.mesh.data={config.mesh.data} x mesh.members={members}: a '
                       f'multi-process job must use all {n} devices (data=-1 takes the rest)')

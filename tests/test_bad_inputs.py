@@ -107,6 +107,8 @@ def test_an_empty_sweep_axis(axis):
     (['--config.optim.plateau_factor=1.5'], 'plateau_factor'),
     (["--config.model.hidden=()"], 'model.hidden'),
     (["--config.model.conv.channels=(8,-1)"], 'conv.channels'),
+    (['--config.model.hidden=abc'], 'model.hidden'),  # not a number: was a traceback
+    (['--config.model.resnet.channels=(8,2.5)'], 'resnet.channels'),
     (["--config.checkpoint.keep_epochs=(0,)"], 'keep_epochs'),
     (["--config.sweep.beta=(1.,'x')"], 'beta'),
     (['--config.sweep.mode=zip', "--config.sweep.beta=(1.,2.)", "--config.sweep.seed=(1,)"],

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ae_jax import interop, torch_models
-from ae_jax.errors import ConfigError
+from ae_jax.errors import ConfigError, DataError
 from ae_jax.models import PRESETS, build_model, layers
 from conftest import ROOT, tiny_config
 
@@ -219,3 +219,13 @@ def test_interop_without_a_file_or_torch_is_one_line(tmp_path):
                      cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
   assert r.returncode == 2 and "pip install -e '.[torch]'" in r.stderr, r.stderr[-1500:]
   assert 'Traceback' not in r.stderr
+
+
+def test_a_file_that_is_not_pytorch_weights_is_one_clear_error(tmp_path):
+  text, array = tmp_path / 'notes.txt', tmp_path / 'codes.npy'
+  text.write_text('hello\n')
+  np.save(array, np.zeros(3))
+  for f in (text, array):  # torch.load raised KeyError / UnpicklingError with its advice
+    with pytest.raises(DataError, match=rf'--torch-checkpoint {f} does not load as PyTorch '
+                       r'weights \(\w+\); expected a file written by torch.save'):
+      interop.load_state_dict(str(f))

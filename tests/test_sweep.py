@@ -32,7 +32,7 @@ def test_members_are_a_named_product_or_zip():
 @pytest.mark.parametrize('overrides,message', [
     (dict(sweep__beta=()), 'config.sweep.beta=() is empty'),
     (dict(sweep__beta=(1.0, 'a')), "'a' is not a float"),
-    (dict(sweep__seed=(1.5,)), '1.5 is not a int'),
+    (dict(sweep__seed=(1.5,)), '1.5 is not an int'),
     (dict(sweep__beta=(-1.0,)), 'beta=-1.0 (member beta=-1) must be >= 0'),
     (dict(sweep__learning_rate=(0.1, -0.1)), 'learning_rate=-0.1'),
     (dict(sweep__latent_dim=(0, 4)), 'latent_dim=0'),
@@ -217,6 +217,10 @@ def test_export_member_makes_a_standalone_workdir(tmp_path):
   export_member(workdir, 'beta=4,latent_dim=2', out, replace=True)
   assert inference.load(out).epoch == 2
   assert any(n.startswith('member.old-') for n in os.listdir(tmp_path))
+  (tmp_path / 'a_file').write_text('x')  # an --out that is a file: one line, not a traceback
+  with pytest.raises(WorkdirError, match='is a file, not a folder; choose another --out'):
+    export_member(workdir, 'beta=4,latent_dim=2', str(tmp_path / 'a_file'), replace=True)
+  assert (tmp_path / 'a_file').read_text() == 'x'
 
 
 def test_latent_sweep_cli_prints_the_table(tmp_path):

@@ -64,6 +64,8 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
   # A --config for another model is refused, not silently ignored.
   r = run_cli('--config', 'configs/ae_conv.py', '--workdir', workdir, '--mode=evaluate')
   assert r.returncode == 2 and 'holds a model trained with another config' in r.stderr
+  assert 'Leave out --config to evaluate it with its own' in r.stderr  # not --fresh: no training
+  assert '--fresh' not in r.stderr
   r = run_cli('--workdir', str(tmp_path / 'none'), '--mode=evaluate')
   assert r.returncode == 2 and 'is not a trained workdir' in r.stderr
   assert 'Traceback' not in r.stderr
@@ -205,7 +207,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_
   msg = str(e.value)
   spe = 1438 // 32
   assert f'non-finite training loss at step {spe + 1} (epoch 2' in msg, msg
-  assert "term 'recon'" in msg
+  assert "term 'recon'" in msg and 'the last good checkpoint is kept' in msg
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe]
   kept = _params(workdir)
   for x, y in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(kept)):
