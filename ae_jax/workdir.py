@@ -106,12 +106,30 @@ class Workdir:
     return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
 
   def is_empty(self) -> bool:
-    """Nothing of a run here: no folder, or only what `prepare` and `running` make."""
+    """Nothing of a run here: no folder, or only what `prepare`, `running` and a start that
+    went no further make (the lock, empty figures/ and checkpoints/ folders)."""
     if not os.path.exists(self.path):
       return True
-    figures = self.file(FIGURES)
-    return all(n == LOCK or (n == FIGURES and os.path.isdir(figures) and not os.listdir(figures))
+    return all(n == LOCK or (n in (FIGURES, CHECKPOINTS) and os.path.isdir(self.file(n))
+                             and not os.listdir(self.file(n)))
                for n in os.listdir(self.path))
+
+  def _tidy(self, created: list[str]) -> None:
+    """After a run refused or failed before it wrote anything: take away what `prepare`
+    and `running` made (never a file of a run: only empty folders and the lock).
+    `created`: the folders, innermost first, that did not exist before."""
+    if not self.writer or not self.is_empty() or not os.path.isdir(self.path):
+      return
+    for name in (FIGURES, CHECKPOINTS, LOCK):
+      try:
+        (os.remove if name == LOCK else os.rmdir)(self.file(name))
+      except OSError:
+        pass
+    for folder in created:
+      try:
+        os.rmdir(folder)
+      except OSError:
+        return
 
   def prepare(self) -> None:
     """Create the folder and check it can be written, before any data loads or compiles."""
@@ -160,9 +178,16 @@ class Workdir:
     if not self.writer or fcntl is None or self._lock is not None:
       yield
       return
+    created, folder = [], os.path.abspath(self.path)
+    while not os.path.exists(folder):  # what prepare() is about to make
+      created.append(folder)
+      folder = os.path.dirname(folder)
     self._acquire()
     try:
       yield
+    except BaseException:
+      self._tidy(created)  # a refused start leaves no half-made folder behind
+      raise
     finally:
       self._release()
 

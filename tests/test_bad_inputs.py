@@ -152,3 +152,13 @@ def test_bad_input_on_a_trained_workdir_changes_nothing(trained, overrides):
     train_and_evaluate(tiny_config(train__num_epochs=2, **overrides), trained)
   assert '\n' not in str(e.value)
   assert _digest(trained) == before
+
+
+def test_a_refused_start_leaves_no_half_made_folder(tmp_path):
+  from ae_jax.errors import DataError
+  new, kept = tmp_path / 'runs' / 'new', tmp_path / 'kept'
+  kept.mkdir()  # a folder the user made: it stays, as empty as it was
+  for folder in (new, kept):
+    with pytest.raises(DataError, match='/no/such.npy'):
+      train_and_evaluate(tiny_config(data__name='npy', data__path='/no/such.npy'), str(folder))
+  assert sorted(os.listdir(tmp_path)) == ['kept'] and os.listdir(kept) == []
