@@ -339,7 +339,7 @@ def train_program(config, wd: Workdir, members: list[dict]):
         host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
                                       *mesh_lib.host(pending))
         epoch_first_step = step - host['loss'].shape[1]
-        _check_finite(setup, host, epoch_first_step, frozen, names, cfg, ckpts.steps())
+        _check_finite(setup, host, epoch_first_step, frozen, names, cfg, ckpts)
         bar.update(n)
         if not epoch_end:  # stopped mid-epoch: keep the epoch's metrics in the checkpoint
           _save(ckpts, setup, state, step, frozen, host, None)
@@ -401,7 +401,7 @@ def train_program(config, wd: Workdir, members: list[dict]):
   return summary, recon
 
 
-def _check_finite(setup, host, first_step, frozen, names, cfg, saved_steps=()):
+def _check_finite(setup, host, first_step, frozen, names, cfg, ckpts):
   """Stop on a non-finite loss, or freeze the member (train.skip_nonfinite_members)."""
   skip = {names.index(n) for n in frozen}
   while True:
@@ -412,7 +412,7 @@ def _check_finite(setup, host, first_step, frozen, names, cfg, saved_steps=()):
     what = (f'non-finite training loss at step {step} (epoch {(step - 1) // setup.steps_per_epoch + 1}, '
             f'member {names[k]!r}): term {term!r} = {value}')
     if not cfg.train.skip_nonfinite_members:
-      saved = ('the last good checkpoint is kept' if saved_steps
+      saved = ('the last good checkpoint is kept' if ckpts.steps()
                else 'no checkpoint had been saved yet')
       raise NonFiniteLossError(
           f'{what}; {saved}. Lower train.learning_rate, set '
