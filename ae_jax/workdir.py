@@ -44,6 +44,8 @@ CONFIG, MEMBERS, MODEL, METRICS = 'config.json', 'members.json', 'model.json', '
 SUMMARY, EVAL, LOCK = 'summary.json', 'eval.json', '.lock'
 CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
                                                 'programs', 'latent')
+# what `prepare` and a start that went no further leave: nothing of a run while empty
+_SCAFFOLD = (FIGURES, CHECKPOINTS)
 MODEL_FORMAT = 2  # model.json's format; workdirs without one are format 1 (epoch-numbered checkpoints)
 
 
@@ -110,7 +112,7 @@ class Workdir:
     went no further make (the lock, empty figures/ and checkpoints/ folders)."""
     if not os.path.exists(self.path):
       return True
-    return all(n == LOCK or (n in (FIGURES, CHECKPOINTS) and os.path.isdir(self.file(n))
+    return all(n == LOCK or (n in _SCAFFOLD and os.path.isdir(self.file(n))
                              and not os.listdir(self.file(n)))
                for n in os.listdir(self.path))
 
@@ -120,7 +122,7 @@ class Workdir:
     `created`: the folders, innermost first, that did not exist before."""
     if not self.writer or not self.is_empty() or not os.path.isdir(self.path):
       return
-    for name in (FIGURES, CHECKPOINTS, LOCK):
+    for name in _SCAFFOLD + (LOCK,):
       try:
         (os.remove if name == LOCK else os.rmdir)(self.file(name))
       except OSError:
@@ -131,12 +133,14 @@ class Workdir:
       except OSError:
         return
 
-  def prepare(self) -> None:
-    """Create the folder and check it can be written, before any data loads or compiles."""
+  def prepare(self) -> list[str]:
+    """Create the folder and check it can be written, before any data loads or compiles;
+    -> the folders it created, innermost first."""
     if not self.writer:
-      return
-    parent = self.path
+      return []
+    created, parent = [], self.path.rstrip(os.sep)
     while parent and not os.path.exists(parent):
+      created.append(parent)
       parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
       raise WorkdirError(f'workdir {self.path}: {parent} is a file, not a folder; choose '
@@ -150,6 +154,7 @@ class Workdir:
     except OSError as e:
       raise WorkdirError(f'workdir {self.path} cannot be written ({e.strerror or e}); choose '
                          'another --workdir') from e
+    return created
 
   def move_aside(self) -> str:
     """Rename the workdir to a free `<path>.old-<UTC time>` sibling; never deletes. A held
@@ -178,11 +183,7 @@ class Workdir:
     if not self.writer or fcntl is None or self._lock is not None:
       yield
       return
-    created, folder = [], os.path.abspath(self.path)
-    while not os.path.exists(folder):  # what prepare() is about to make
-      created.append(folder)
-      folder = os.path.dirname(folder)
-    self._acquire()
+    created = self._acquire()
     try:
       yield
     except BaseException:
@@ -191,8 +192,9 @@ class Workdir:
     finally:
       self._release()
 
-  def _acquire(self) -> None:
-    self.prepare()
+  def _acquire(self) -> list[str]:
+    """Take the lock (prepare()-ing the folder first); -> the folders prepare() created."""
+    created = self.prepare()
     f = open(self.file(LOCK), 'a+')
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -204,12 +206,13 @@ class Workdir:
                          'it to end, or choose another --workdir') from None
     except OSError:  # a file system without flock: run unlocked
       f.close()
-      return
+      return created
     f.seek(0)
     f.truncate()
     f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
     f.flush()
     self._lock = f
+    return created
 
   def _release(self) -> None:
     if self._lock is not None:
