@@ -79,12 +79,13 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
   x = jnp.asarray(setup.dataset.train['image'][:batch])[None]  # a chunk of one step
   active = setup.fns.active()
   t0 = time.perf_counter()
-  compiled = setup.fns.chunk_batches.lower(state, active, x, setup.hparams).compile()
+  pretrained = setup.fns.pretrained
+  compiled = setup.fns.chunk_batches.lower(state, active, x, setup.hparams, pretrained).compile()
   compile_s = time.perf_counter() - t0
   times = []
   for i in range(warmup + steps_timed):
     t0 = time.perf_counter()
-    state, active, m = compiled(state, active, x, setup.hparams)
+    state, active, m = compiled(state, active, x, setup.hparams, pretrained)
     jax.block_until_ready((state, m))
     if i >= warmup:
       times.append(time.perf_counter() - t0)

@@ -24,6 +24,12 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced NaN/inf; raised with the step, member and term at fault."""
 
 
+class TrainingFailed(RuntimeError):
+  """An unexpected error stopped training; the last good state was saved where that was
+  safe. The message is one line naming the failure, the checkpoint and the log holding
+  the full traceback (the command lines exit with code 1)."""
+
+
 class Preempted(RuntimeError):
   """Training stopped on SIGTERM/SIGINT after saving a checkpoint; rerun to resume."""
 

@@ -74,7 +74,7 @@ class Evaluator:
                              setup.plan)
     images, valid, key = self._inputs
     from ae_jax import mesh
-    return mesh.host(fn(state, images, valid, setup.hparams, key))
+    return mesh.host(fn(state, images, valid, setup.hparams, key, setup.fns.pretrained))
 
   def pass_metrics(self, variables, epoch, names=None) -> dict:
     """The pass metrics among `names` (default: the setup's), for [K, ...] variables."""

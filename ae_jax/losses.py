@@ -9,7 +9,6 @@ beta = kld_weight * num_pixels / L.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -120,23 +119,29 @@ def focal_frequency_loss(recon, x, alpha: float = 1.0):
   return jnp.mean(w * d, axis=(1, 2, 3))
 
 
-@functools.lru_cache(maxsize=1)
-def _lpips_weights():
+def lpips_loss(recon, x, weights):
+  """LPIPS-VGG per image; `weights`: ae_jax.metrics.lpips.load('vgg') (the v0.1 weights,
+  from the lpips extra), passed in by the caller (steps.pretrained_networks) so that they enter
+  compiled code as arguments."""
   from ae_jax.metrics import lpips
-  return jax.tree_util.tree_map(jnp.asarray, lpips.load('vgg'))
-
-
-def lpips_loss(recon, x):
-  """LPIPS-VGG per image (ae_jax.metrics.lpips: the v0.1 weights; needs the lpips extra)."""
-  from ae_jax.metrics import lpips
-  return lpips.distance(_lpips_weights(), recon, x, 'vgg')
+  return lpips.distance(weights, recon, x, 'vgg')
 
 
 EXTRA_TERMS = ('ssim', 'ms_ssim', 'fft', 'lpips')
 
 
-def extra_terms(recon, x, loss_cfg):
-  """sum_k weight_k * term_k per image, in the reconstruction term's units -> [B]."""
+def pretrained_networks(loss_cfg) -> dict:
+  """The pretrained networks the configured terms need, as NumPy weights read outside any
+  trace: {'lpips_vgg': ...} when loss.lpips_weight > 0, else {}."""
+  if not loss_cfg.lpips_weight:
+    return {}
+  from ae_jax.metrics import lpips
+  return {'lpips_vgg': lpips.load('vgg')}
+
+
+def extra_terms(recon, x, loss_cfg, pretrained=None):
+  """sum_k weight_k * term_k per image, in the reconstruction term's units -> [B].
+  `pretrained`: pretrained_networks(loss_cfg) (the LPIPS weights, when its term is on)."""
   scale = math.prod(x.shape[1:]) if loss_cfg.reduction == 'sum' else 1.0
   total = jnp.zeros(x.shape[0], jnp.float32)
   if loss_cfg.ssim_weight:
@@ -146,7 +151,10 @@ def extra_terms(recon, x, loss_cfg):
   if loss_cfg.fft_weight:
     total += loss_cfg.fft_weight * focal_frequency_loss(recon, x)
   if loss_cfg.lpips_weight:
-    total += loss_cfg.lpips_weight * lpips_loss(recon, x)
+    if not pretrained or 'lpips_vgg' not in pretrained:
+      raise ValueError('loss.lpips_weight > 0 needs the LPIPS weights: pass '
+                       'pretrained=losses.pretrained_networks(loss_cfg)')
+    total += loss_cfg.lpips_weight * lpips_loss(recon, x, pretrained['lpips_vgg'])
   return scale * total
 
 
@@ -154,9 +162,10 @@ def has_extra_terms(loss_cfg) -> bool:
   return any(getattr(loss_cfg, f'{k}_weight', 0.0) for k in EXTRA_TERMS)
 
 
-def terms(out, x, loss_cfg, beta_eff):
+def terms(out, x, loss_cfg, beta_eff, pretrained=None):
   """Per-example loss terms: recon, kl (0 for an AE), loss (recon + extra + beta_eff * kl),
-  where extra is the weighted perceptual/frequency terms (0 unless configured).
+  where extra is the weighted perceptual/frequency terms (0 unless configured;
+  `pretrained`: the networks they need, pretrained_networks(loss_cfg)).
 
   The -ELBO is not recon + kl in general (recon may be a per-pixel mean, or drop the
   likelihood's constants): ae_jax.metrics.core.neg_elbo_terms computes it."""
@@ -167,5 +176,5 @@ def terms(out, x, loss_cfg, beta_eff):
     kl = kl_divergence(out.mean, out.logvar)
   loss = rec + beta_eff * kl
   if has_extra_terms(loss_cfg):
-    loss = loss + extra_terms(out.recon.astype(jnp.float32), x, loss_cfg)
+    loss = loss + extra_terms(out.recon.astype(jnp.float32), x, loss_cfg, pretrained)
   return {'loss': loss, 'recon': rec, 'kl': kl}

@@ -16,7 +16,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from ae_jax.errors import USER_ERRORS, Preempted
+from ae_jax.errors import USER_ERRORS, Preempted, TrainingFailed
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py); '
@@ -229,6 +229,9 @@ def main(argv):
   except Preempted as e:
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
+  except TrainingFailed as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   except KeyboardInterrupt:
     print(f'interrupted: stopped at once; the newest complete checkpoint in {workdir} is '
           'kept; run the same command again to resume', file=sys.stderr)

@@ -98,8 +98,10 @@ def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-def train_step(spec: StepSpec, state: TrainState, images, hp, active=None):
-  """One optimizer step on `images` [B,H,W,C]; hp: this member's hyperparameters.
+def train_step(spec: StepSpec, state: TrainState, images, hp, active=None, pretrained=None):
+  """One optimizer step on `images` [B,H,W,C]; hp: this member's hyperparameters;
+  pretrained: the pretrained networks the loss needs (losses.pretrained_networks), shared
+  by all members.
 
   With spec.skip_nonfinite, a step whose loss or gradients are not finite (or a member
   no longer `active`) leaves the state as it was; metrics['finite'] says which happened.
@@ -112,7 +114,7 @@ def train_step(spec: StepSpec, state: TrainState, images, hp, active=None):
   def loss_fn(params):
     out, new_vars = apply_model(spec, params, state.batch_stats, images, train=True,
                                 latent_mask=mask, rngs={'reparam': rng}, mutable=['batch_stats'])
-    t = losses.terms(out, images, spec.loss, beta_eff)
+    t = losses.terms(out, images, spec.loss, beta_eff, pretrained)
     if spec.model.kind == 'vae':
       t['neg_elbo'] = jax.lax.stop_gradient(metric_core.neg_elbo_terms(out, images, spec.loss))
     return t['loss'].mean(), (t, new_vars)
@@ -146,7 +148,8 @@ def epoch_batches(spec: StepSpec, data_key, num_examples: int, epoch):
   return perm[:used].reshape(spec.steps_per_epoch, spec.batch_size)
 
 
-def train_chunk(spec: StepSpec, constrain: Callable, state: TrainState, active, images, xs, hp):
+def train_chunk(spec: StepSpec, constrain: Callable, state: TrainState, active, images, xs, hp,
+                pretrained):
   """S consecutive steps as one lax.scan (a plain step when S = 1).
 
   xs [S, B] are indices into device-resident `images` [N,H,W,C]; with images None, xs
@@ -156,7 +159,7 @@ def train_chunk(spec: StepSpec, constrain: Callable, state: TrainState, active, 
   def body(carry, x):
     st, act = carry
     batch = constrain(x if images is None else images[x])  # [B, H, W, C]
-    st, m = train_step(spec, st, batch, hp, act)
+    st, m = train_step(spec, st, batch, hp, act, pretrained)
     if spec.skip_nonfinite:
       act = act & m['finite']
     return (st, act), m
@@ -169,7 +172,7 @@ def train_chunk(spec: StepSpec, constrain: Callable, state: TrainState, active, 
 
 
 def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state: TrainState,
-                images, valid, hp, key):
+                images, valid, hp, key, pretrained):
   """The batch metrics `metric_names` over `images` [NB, EB, H, W, C] where `valid`
   [NB, EB] marks real rows, as one scan: {name: value} (vectors for vector metrics).
 
@@ -190,7 +193,8 @@ def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state:
     det = out
     if spec.model.kind == 'vae':
       det = apply(batch, train=False, sample=False, latent_mask=mask)
-    ctx = metric_core.BatchContext(batch, out, det, losses.terms(out, batch, spec.loss, beta_eff),
+    ctx = metric_core.BatchContext(batch, out, det,
+                                   losses.terms(out, batch, spec.loss, beta_eff, pretrained),
                                    spec.loss)
     values = {}
     for fn in fns.values():
@@ -227,8 +231,9 @@ class Functions(NamedTuple):
   [K, ...] for K > 1, no member axis for a single member; `stack` / `unstack` convert
   to and from the [K, ...] form that checkpoints and inference use."""
   init: Callable      # (seeds [K]) -> TrainState (internal form)
-  chunk: Callable     # (state, active [K], images, idx [K, S, B], hp) -> (state, active, metrics [K, S])
-  chunk_batches: Callable  # (state, active [K], batches [S, B, H, W, C], hp) -> same
+  # (state, active [K], images, idx [K, S, B], hp, pretrained) -> (state, active, metrics [K, S])
+  chunk: Callable
+  chunk_batches: Callable  # (state, active [K], batches [S, B, H, W, C], hp, pretrained) -> same
   order: Callable     # (state, num_examples, epoch) -> batch indices [K, steps, B]
   reconstruct: Callable  # (state, images, hp) -> recon [K, N, H, W, C] (deterministic)
   loop: str           # 'scan' (chunks of many steps) or 'python' (one step per chunk)
@@ -238,6 +243,9 @@ class Functions(NamedTuple):
   num_members: int
   plan: Any           # mesh.Plan
   ynnpack: str = 'on'  # XLA:CPU's YNNPACK fusions in the training chunks: 'on' or 'off'
+  # the pretrained networks the loss needs (LPIPS), replicated on the device: an argument
+  # of every compiled function, never a closed-over constant (see metrics.lpips.load)
+  pretrained: Any = None
 
   def active(self, flags=None):
     """The [K] bool 'member still training' array, placed as the chunks return it (an
@@ -253,13 +261,13 @@ class Functions(NamedTuple):
     size = idx.shape[1] if self.loop == 'scan' else 1
     rows = []
     for s in range(0, idx.shape[1], size):
-      state, active, m = self.chunk(state, active, images, idx[:, s:s + size], hp)
+      state, active, m = self.chunk(state, active, images, idx[:, s:s + size], hp, self.pretrained)
       rows.append(m)
     return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *rows)
 
   def step_batch(self, state, batch, hp):
     """One step on one batch [B, H, W, C] (the benchmark)."""
-    state, _, m = self.chunk_batches(state, self.active(), batch[None], hp)
+    state, _, m = self.chunk_batches(state, self.active(), batch[None], hp, self.pretrained)
     return state, jax.tree_util.tree_map(lambda v: v[:, 0], m)
 
 
@@ -398,25 +406,29 @@ def make_functions(spec: StepSpec, image_shape, num_members: int, loop: str = 'a
   constrain = _constrain(plan)
   chunk_fn = functools.partial(train_chunk, spec, constrain)
   outs = (state_sh, stacked, stacked)  # state, active [K], metrics [K, S]
-  chunk = jax.jit(over(lambda st, act, images, xs, hp: chunk_fn(st, act, images, xs, hp),
-                       (0, 0, None, 0, 0), k, state_out=True),
-                  in_shardings=(state_sh, stacked, rep, stacked, stacked), out_shardings=outs,
-                  donate_argnums=0, compiler_options=options)
-  chunk_batches = jax.jit(over(lambda st, act, xs, hp: chunk_fn(st, act, None, xs, hp),
-                               (0, 0, None, 0), k, state_out=True),
-                          in_shardings=(state_sh, stacked, plan.batch(1), stacked),
+  chunk = jax.jit(over(lambda st, act, images, xs, hp, pt: chunk_fn(st, act, images, xs, hp, pt),
+                       (0, 0, None, 0, 0, None), k, state_out=True),
+                  in_shardings=(state_sh, stacked, rep, stacked, stacked, rep),
+                  out_shardings=outs, donate_argnums=0, compiler_options=options)
+  chunk_batches = jax.jit(over(lambda st, act, xs, hp, pt: chunk_fn(st, act, None, xs, hp, pt),
+                               (0, 0, None, 0, None), k, state_out=True),
+                          in_shardings=(state_sh, stacked, plan.batch(1), stacked, rep),
                           out_shardings=outs, donate_argnums=0, compiler_options=options)
+  pretrained = jax.tree_util.tree_map(lambda w: plan.put(w, rep),
+                                      losses.pretrained_networks(spec.loss))
   return Functions(init, chunk, chunk_batches, order, reconstruct,
-                   choose_loop(loop, slow_conv_in_scan), vec, stack, unstack, k, plan, ynn)
+                   choose_loop(loop, slow_conv_in_scan), vec, stack, unstack, k, plan, ynn,
+                   pretrained)
 
 
 @functools.lru_cache(maxsize=32)
 def make_evaluate(spec: StepSpec, num_members: int, vectorize: str, metric_names: tuple,
                   plan=None):
   """Compiled evaluation of the batch metrics `metric_names`: (state, images, valid, hp,
-  key) -> {name: [K] or [K, units]}, each evaluation batch split over 'data'."""
+  key, pretrained) -> {name: [K] or [K, units]}, each evaluation batch split over 'data'
+  (pretrained: Functions.pretrained, the networks the loss terms need)."""
   fn = functools.partial(eval_member, spec, metric_names, _constrain(plan))
-  return jax.jit(_over_members(fn, (0, None, None, 0, None), num_members, vectorize))
+  return jax.jit(_over_members(fn, (0, None, None, 0, None, None), num_members, vectorize))
 
 
 def batch_for_eval(images, batch_size: int, multiple: int = 1):

@@ -17,7 +17,8 @@ import tqdm
 
 from ae_jax import (checkpoint, config_lib, data, evaluate, figures, mesh as mesh_lib, preempt,
                     report, sweep, workdir as wd_lib)
-from ae_jax.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
+from ae_jax.errors import (USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError,
+                           Preempted, TrainingFailed, WorkdirError)
 from ae_jax.metrics import registry
 from ae_jax.program import ModelSetup
 from ae_jax.workdir import CONFIG, MEMBERS, MODEL, SUMMARY, Workdir
@@ -236,12 +237,13 @@ class _Chunks:
   def run(self, state, active, step: int, n: int):
     setup = self.setup
     if self.streaming:
-      return setup.fns.chunk_batches(state, active, next(self.feed), setup.hparams)
+      return setup.fns.chunk_batches(state, active, next(self.feed), setup.hparams,
+                                     setup.fns.pretrained)
     epoch, pos = divmod(step, setup.steps_per_epoch)
     if self._order[0] != epoch:
       self._order = (epoch, setup.fns.order(state, self.images.shape[0], epoch))  # [K, spe, B]
     idx = self._order[1][:, pos:pos + n]
-    return setup.fns.chunk(state, active, self.images, idx, setup.hparams)
+    return setup.fns.chunk(state, active, self.images, idx, setup.hparams, setup.fns.pretrained)
 
   def close(self):
     if self.feed is not None:
@@ -310,10 +312,12 @@ def train_program(config, wd: Workdir, members: list[dict]):
   bar = _progress_bar(cfg, total, min(step, total))
   timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
   last_eval = None
+  logged, train_rows = step, None
   # wall-clock seconds of this run so far (compiling, training, evaluating), carried over
   # resumes from the last row kept: PSNR-against-time curves
   wall0 = time.perf_counter() - max((r.get('wall_s', 0.0) for r in metrics_log.rows),
                                     default=0.0)
+  saved = step if restored is not None else None  # the newest checkpoint's step
   try:
     with preempt.Watcher() as watcher:
       chunks = _Chunks(setup, state, step)
@@ -342,17 +346,18 @@ def train_program(config, wd: Workdir, members: list[dict]):
         _check_finite(setup, host, epoch_first_step, frozen, names, cfg, ckpts)
         bar.update(n)
         if not epoch_end:  # stopped mid-epoch: keep the epoch's metrics in the checkpoint
-          _save(ckpts, setup, state, step, frozen, host, None)
+          saved = _save(ckpts, setup, state, step, frozen, host, None)
           raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
         pending = []
         epoch = step // spe
-        rows = [{'epoch': epoch, 'step': step, 'split': 'train', 'member': mem['name'],
-                 **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite',)
-                    and k not in ('lr', 'beta')},
-                 'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
-                for i, mem in enumerate(members)]
-        for r in rows:
+        train_rows = [{'epoch': epoch, 'step': step, 'split': 'train', 'member': mem['name'],
+                       **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite',)
+                          and k not in ('lr', 'beta')},
+                       'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
+                      for i, mem in enumerate(members)]
+        for r in train_rows:
           r['wall_s'] = time.perf_counter() - wall0
+        rows = list(train_rows)
         eval_rows = None
         if setup.is_eval_epoch(epoch):
           final = epoch == cfg.train.num_epochs
@@ -363,6 +368,7 @@ def train_program(config, wd: Workdir, members: list[dict]):
           rows += eval_rows
           last_eval = eval_rows
         metrics_log.write(rows)
+        logged = step  # this epoch's rows are in metrics.jsonl
         bar.set_postfix(loss=f'{np.mean(host["loss"][:, -1]):.4g}')
         for r in eval_rows or ():
           who = f' [{r["member"]}]' if len(members) > 1 else ''
@@ -379,9 +385,15 @@ def train_program(config, wd: Workdir, members: list[dict]):
           if eval_rows and cfg.checkpoint.best_metric:
             best = {cfg.checkpoint.best_metric: float(np.mean(
                 [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
-          _save(ckpts, setup, state, step, frozen, None, best)
+          saved = _save(ckpts, setup, state, step, frozen, None, best)
         if stop:
           raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
+  except Exception as e:  # noqa: BLE001 - anything unexpected: keep what was trained
+    if isinstance(e, (Preempted, NonFiniteLossError, CheckpointError)):
+      raise  # already saved, or nothing good to save
+    unlogged = train_rows if step % spe == 0 and logged != step else None
+    raise _rescue(e, setup, wd, ckpts, state, step, saved, pending, frozen, metrics_log,
+                  unlogged) from e
   finally:
     if chunks is not None:
       chunks.close()
@@ -424,13 +436,68 @@ def _check_finite(setup, host, first_step, frozen, names, cfg, ckpts):
           'the others train on', flush=True)
 
 
-def _save(ckpts, setup, state, step, frozen, epoch_metrics, best):
+def _save(ckpts, setup, state, step, frozen, epoch_metrics, best) -> int:
+  """Checkpoint `state` at `step` (epoch_metrics: the unfinished epoch's chunk metrics so
+  far); -> step."""
   progress = {'epoch': setup.epoch_of(step), 'step': step, 'frozen': frozen}
   if epoch_metrics is not None:
     # exact: a float32 written as a JSON float reads back as the same float32
     progress['epoch_metrics'] = {k: {'values': np.asarray(v).tolist(), 'dtype': str(v.dtype)}
                                  for k, v in epoch_metrics.items()}
   ckpts.save(step, setup.fns.stack(state), setup.members, progress, best)
+  return step
+
+
+CRASH_LOG = 'crash.log'
+
+
+def _rescue(error, setup, wd, ckpts, state, step, saved, pending, frozen, metrics_log,
+            unlogged):
+  """After an unexpected error in training: checkpoint the last good state where that is
+  safe, write the traceback to <workdir>/crash.log, and return the one-line error to raise.
+
+  Safe means: steps were taken since the newest checkpoint, the state's buffers are intact
+  (an error inside a compiled chunk may have consumed the donated state), the steps' losses
+  are finite, and this is the only process (every process of a multi-process job takes
+  part in a save, and the others may not have failed)."""
+  import traceback
+  where = f'epoch {setup.epoch_of(step)} (step {step})'
+  note = ''
+  if saved != step and step > (saved or 0) and jax.process_count() == 1:
+    try:
+      if any(getattr(x, 'is_deleted', lambda: False)() for x in jax.tree_util.tree_leaves(state)):
+        raise ValueError('the state was consumed by the failed computation')
+      host = (jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
+                                     *mesh_lib.host(pending)) if pending else None)
+      if host is not None and not all(np.isfinite(np.asarray(v, np.float64)).all()
+                                      for k, v in host.items() if k != 'finite'):
+        raise ValueError('its losses are not finite')
+      if unlogged:  # the epoch's training rows, computed before the failure
+        metrics_log.write(unlogged)
+      saved = _save(ckpts, setup, state, step, frozen, host, None)
+      ckpts.latest.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - saving is a courtesy here; report why not
+      note = f' (the state at step {step} could not be saved: {type(e).__name__}: {e})'
+      saved = checkpoint.saved_steps(wd.checkpoints)[-1] if ckpts.steps() else None
+  if saved is None:
+    kept = f'no checkpoint had been saved yet{note}'
+  elif saved == step:
+    kept = (f'the state at step {step} is saved in {wd.checkpoints}: run the same command '
+            'again to resume')
+  else:
+    kept = (f'the newest checkpoint, step {saved} ({wd.checkpoints}), is kept{note}: run the '
+            'same command again to resume from it')
+  log_file = wd.file(CRASH_LOG)
+  try:
+    wd.write_text(CRASH_LOG, ''.join(traceback.format_exception(error)))
+  except OSError:
+    log_file = None
+  first = (str(error).splitlines() or [''])[0][:300]
+  message = (f'training stopped at {where} by {type(error).__name__}: {first}; {kept}'
+             + (f'; the full traceback is in {log_file}' if log_file else ''))
+  if isinstance(error, USER_ERRORS):  # the user's to fix: the same kind of error, one line
+    return type(error)(message)
+  return TrainingFailed(message)
 
 
 def _stop_message(signum, setup, step, wd):

@@ -121,9 +121,9 @@ def test_eval_padding_is_masked():
   key = jax.random.PRNGKey(0)
   evaluate = steps.make_evaluate(setup.spec, 1, 'vmap', ('psnr', 'ssim', 'active_units'))
   full = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 5)],
-                  setup.hparams, key)
+                  setup.hparams, key, setup.fns.pretrained)
   small = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 2)],
-                   setup.hparams, key)
+                   setup.hparams, key, setup.fns.pretrained)
   # The deterministic metrics do not depend on how the split is batched.
   for k in ('psnr', 'ssim', 'active_units'):
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)
@@ -160,7 +160,7 @@ def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same():
     state = setup.init_state()
     batch = jnp.asarray(setup.dataset.train['image'][:setup.config.train.batch_size])
     hlo = setup.fns.chunk_batches.lower(state, setup.fns.active(), batch[None],
-                                        setup.hparams).compile().as_text()
+                                        setup.hparams, setup.fns.pretrained).compile().as_text()
     out[ynn] = ('__ynn' in hlo, setup.fns.step_batch(state, batch, setup.hparams)[0].params)
   if jax.default_backend() == 'cpu':
     assert out['on'][0] and not out['off'][0]

@@ -63,7 +63,14 @@ def weights_dir() -> str:
 
 @functools.lru_cache(maxsize=2)
 def load(net: str = 'vgg') -> dict:
-  """{'trunk': [(kernel HWIO, bias)], 'heads': [[C] non-negative weights]} for `net`."""
+  """{'trunk': [(kernel HWIO, bias)], 'heads': [[C] non-negative weights]} for `net`, as
+  NumPy arrays read once per process.
+
+  NumPy, never jax arrays: the first call may come from inside a traced function (a
+  training step), and a jax array made there would be a tracer that the cache then hands
+  to every later caller (an UnexpectedTracerError at the next evaluation). Compiled code
+  takes these weights as arguments (steps.pretrained_networks), not as closed-over constants:
+  inlined, VGG16's 58 MB made a 118 MB program and doubled its compile time."""
   if net not in NETS:
     raise ConfigError(f'LPIPS net {net!r} is unknown; expected one of {sorted(NETS)}')
   path = os.path.join(weights_dir(), f'{NETS[net]}.ckpt')
@@ -71,9 +78,9 @@ def load(net: str = 'vgg') -> dict:
     tree = read_arrays(f.read())
   trunk_key = 'VGG16_0' if net == 'vgg' else 'AlexNet_0'
   convs = tree[trunk_key]
-  trunk = [(jnp.asarray(convs[f'Conv_{i}']['kernel']), jnp.asarray(convs[f'Conv_{i}']['bias']))
-           for i in range(len(convs))]
-  heads = [jnp.asarray(tree[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0])
+  trunk = [(np.asarray(convs[f'Conv_{i}']['kernel'], np.float32),
+            np.asarray(convs[f'Conv_{i}']['bias'], np.float32)) for i in range(len(convs))]
+  heads = [np.asarray(tree[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0], np.float32)
            for i in range(5)]
   return {'trunk': trunk, 'heads': heads}
 
@@ -149,7 +156,7 @@ class Evaluator:
 
   def __init__(self, net: str = 'vgg', batch_size: int = 16):
     self.net, self.batch_size = net, batch_size
-    self.weights = load(net)
+    self.weights = jax.device_put(load(net))  # on the device once, not at every batch
     self._distance = jax.jit(functools.partial(distance, net=net))
     self._features = jax.jit(functools.partial(features, net=net))
 

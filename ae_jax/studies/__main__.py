@@ -19,7 +19,7 @@ def main(argv=None):
   bad = [o for o in overrides if not o.startswith('--config.')]
   if bad:
     p.error(f'unrecognized arguments: {" ".join(bad)}')
-  from ae_jax.errors import USER_ERRORS, Preempted
+  from ae_jax.errors import USER_ERRORS, Preempted, TrainingFailed
   from ae_jax.main import _exit_now, _quiet_logs
   _quiet_logs()
   module = importlib.import_module(f'ae_jax.studies.{args.study}')
@@ -32,6 +32,9 @@ def main(argv=None):
   except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except TrainingFailed as e:  # the model in training saved its last good state first
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   except Preempted as e:  # SIGTERM or a first Ctrl-C: the model in training saved first
     print(str(e), file=sys.stderr)  # names the model's checkpoints; the rerun resumes it
     sys.exit(128 + e.signum)
