@@ -15,18 +15,16 @@ timed at any size without its data. `--compare-loops` also times one epoch as a
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import config_lib, data, steps, sweep
+from ae_jax import config_lib, data, steps
 
 
 def synthetic_dataset(config, num: int, seed: int = 0) -> data.Dataset:
@@ -132,31 +130,29 @@ def _compare_loops(setup, state) -> dict:
   return res
 
 
-def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--config', required=True)
+def main(argv=None, prog='python -m ae_jax.bench'):
+  from ae_jax import cli
+  p = cli.parser(prog, __doc__, f'{prog} --config vae_beta --steps 20')
+  p.add_argument('--config', required=True, help='a config file, or a shipped config\'s name')
   p.add_argument('--steps', type=int, default=20)
   p.add_argument('--warmup', type=int, default=3)
   p.add_argument('--synthetic', action='store_true')
   p.add_argument('--compare-loops', action='store_true')
   p.add_argument('--peak', action='store_true',
                  help="also measure the device's float32 matmul rate and the step's fraction")
-  args, overrides = p.parse_known_args(argv)
-  from ae_jax.errors import ConfigError, DataError
-  from ae_jax.main import load_config_with_overrides
-  try:
-    config = config_lib.resolve(load_config_with_overrides(args.config, overrides))
+  args, overrides = cli.parse(p, argv)
+
+  def body():
+    config = config_lib.load(args.config, overrides)
     peak = matmul_peak_gflops() if args.peak else None
-    for prog in sweep.programs(config):
-      result = measure(prog.config, args.steps, args.warmup, args.synthetic,
-                       args.compare_loops, prog.members, peak)
-      if prog.name:
-        result['program'] = prog.name
+    for prog_ in config_lib.programs(config):
+      result = measure(prog_.config, args.steps, args.warmup, args.synthetic,
+                       args.compare_loops, prog_.members, peak)
+      if prog_.name:
+        result['program'] = prog_.name
       print(json.dumps(result), flush=True)
-  except (ConfigError, DataError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+
+  cli.run(body)
 
 
 if __name__ == '__main__':

@@ -60,8 +60,9 @@ def _quiet_abandoned_reads() -> None:
   hook.ae_jax_abandoned_reads = True
   sys.unraisablehook = hook
   logging.getLogger('asyncio').addFilter(_orbax_task_never_retrieved)
-  warnings.filterwarnings('ignore', r"coroutine '\w+' was never awaited", RuntimeWarning,
-                          r'orbax\.')
+  # attributed to whatever module the garbage collector happened to run in (inspect, ...);
+  # ae_jax itself has no coroutines
+  warnings.filterwarnings('ignore', r"coroutine '\w+' was never awaited", RuntimeWarning)
 
 
 def _orbax_task_never_retrieved(record) -> bool:

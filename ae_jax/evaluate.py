@@ -48,15 +48,43 @@ class PassContext:
     return jax.random.PRNGKey(self.config.train.seed + 7_000_003 + salt)
 
 
+PCA_FIT_MAX = 10_000  # training images the PCA baseline is fitted on, at most
+
+
+def train_sample(dataset, limit: int = PCA_FIT_MAX) -> np.ndarray:
+  """Up to `limit` training images of `dataset` (the first ones; streamed or resident)."""
+  from ae_jax import data
+  x = dataset.train['image']
+  if isinstance(x, data.StreamSource):
+    return x.read(np.arange(min(len(x), limit)))
+  return np.asarray(x[:limit])
+
+
+def test_factors(dataset):
+  """The test split's ground-truth factors (dsprites), or None."""
+  factors = dataset.info.factors
+  return None if factors is None else factors[dataset.test['id']]
+
+
 class Evaluator:
 
-  def __init__(self, setup, test: dict, info=None, train_images=None, factors=None):
+  @classmethod
+  def of_dataset(cls, setup, dataset, metrics=None) -> 'Evaluator':
+    """The evaluator of `setup`'s members on `dataset`'s test split (training images and
+    factors read only when a metric needs them)."""
+    return cls(setup, dataset.test, dataset.info, lambda: train_sample(dataset),
+               test_factors(dataset), metrics)
+
+  def __init__(self, setup, test: dict, info=None, train_images=None, factors=None,
+               metrics=None):
+    """metrics: the registry's metrics to compute (default: the setup's config's)."""
     self.setup, self.test, self.info = setup, test, info
+    self.metrics = setup.metrics if metrics is None else tuple(metrics)
     self.train_images, self.factors = train_images, factors
     self._inputs = None
 
   def _batch_names(self, final: bool) -> tuple[str, ...]:
-    return tuple(m.name for m in self.setup.metrics
+    return tuple(m.name for m in self.metrics
                  if m.kind in ('step', 'batch') and m.batch and (final or m.when == 'every'))
 
   def batch_metrics(self, state, final: bool = False) -> dict:
@@ -78,7 +106,7 @@ class Evaluator:
 
   def pass_metrics(self, variables, epoch, names=None) -> dict:
     """The pass metrics among `names` (default: the setup's), for [K, ...] variables."""
-    wanted = [m for m in self.setup.metrics if m.kind == 'pass'] if names is None else \
+    wanted = [m for m in self.metrics if m.kind == 'pass'] if names is None else \
         [registry.get(n) for n in names if registry.get(n).kind == 'pass']
     if not wanted:
       return {}
@@ -110,12 +138,14 @@ def rows(members, values: dict, **fields) -> list[dict]:
   return out
 
 
-def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None = None) -> dict:
+def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None = None,
+                     overrides=()) -> dict:
   """Evaluate a trained workdir's latest checkpoint (or `epoch`) on its test split, for
   the config's eval.metrics or `metrics` (names; 'default' allowed). Writes eval.json.
 
-  `config` (optional) must describe the same model (config_lib.check_compatible); its
-  evaluation settings then apply.
+  The workdir's own config is used, with `overrides` (`--config.a.b=v`) of keys that are
+  free on a trained workdir. `config` (optional) must describe the same model
+  (config_lib.check_compatible); its free settings then apply instead of the workdir's.
   """
   from ae_jax import config_lib, data
   from ae_jax.inference import open_workdir
@@ -124,28 +154,25 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   members = wd.read_members() if wd.is_trained() else None
   if members and 'program' in members[0]:
     programs = list(dict.fromkeys(m['program'] for m in members))
-    results = [evaluate_workdir(wd.program(p).path, metrics, None, epoch) for p in programs]
+    results = [evaluate_workdir(wd.program(p).path, metrics, None, epoch, overrides)
+               for p in programs]
     out = {'workdir': workdir, 'programs': results,
            'members': [m for r in results for m in r['members']]}
     wd.write_json(EVAL, out)
     return out
-  loaded = open_workdir(workdir, epoch)
-  setup = loaded.setup
   if config is not None:
     config_lib.check_compatible(
         wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)), workdir, None,
         way_out='Leave out --config to evaluate it with its own (--metrics picks the metrics)')
-    with setup.config.unlocked():
-      setup.config.eval = config_lib.resolve(config).eval
+  base = config if config is not None else (wd.read_config() if wd.is_trained() else None)
+  if base is not None:
+    base = config_lib.resolve(config_lib.apply_overrides(base, overrides, only_free=True))
+  loaded = open_workdir(workdir, epoch, config=base)
+  setup = loaded.setup
   names = tuple(metrics) if metrics else tuple(setup.config.eval.metrics)
-  setup.metrics = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape)
+  wanted = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape)
   dataset = data.load(setup.config.data)
-  factors = dataset.info.factors
-  factors = None if factors is None else factors[dataset.test['id']]
-  train_images = lambda: np.asarray(dataset.train['image'][:10_000]) if not isinstance(
-      dataset.train['image'], data.StreamSource) else dataset.train['image'].read(
-          np.arange(min(len(dataset.train['image']), 10_000)))
-  ev = Evaluator(setup, dataset.test, dataset.info, train_images, factors)
+  ev = Evaluator.of_dataset(setup, dataset, wanted)
   stacked = _stacked_state(setup, loaded.variables, loaded.step)
   values = ev.batch_metrics(setup.fns.unstack(stacked), final=True)
   values.update(ev.pass_metrics(loaded.variables, loaded.epoch))

@@ -10,17 +10,14 @@ a model of its own latent size: its unused (masked) units are sliced away. A non
 """
 from __future__ import annotations
 
-import argparse
-import copy
 import os
-import sys
 
 import jax
 import numpy as np
 import optax
 
 from ae_jax import checkpoint, config_lib, sweep
-from ae_jax.errors import USER_ERRORS, ConfigError, WorkdirError
+from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.models import latent_shape, slice_latent
 from ae_jax.workdir import MEMBERS, MODEL, SUMMARY, Workdir
 
@@ -39,7 +36,7 @@ def _program(wd: Workdir, member: str) -> Workdir:
 def member_config(config, member: dict):
   """The config of one member as an unswept run: each swept axis's value set on its
   config key (sweep.AXES / sweep.OUTER say which)."""
-  config = copy.deepcopy(config)
+  config = config_lib.thaw(config)
   with config.unlocked():
     for axis, (key, _) in sweep.AXES.items():
       config_lib.set_value(config, key, member[axis])
@@ -111,22 +108,21 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
   return out
 
 
-def main(argv=None):
-  p = argparse.ArgumentParser(prog='python -m ae_jax.export', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog='python -m ae_jax.export'):
+  from ae_jax import cli
+  p = cli.parser(prog, __doc__, f'{prog} --workdir runs/vae_beta --member beta=4 '
+                 '--out runs/beta4')
   p.add_argument('--workdir', required=True, help='a sweep workdir')
   p.add_argument('--member', required=True, help="the member's name, e.g. 'beta=4'")
   p.add_argument('--out', required=True, help='the new workdir')
   p.add_argument('--replace', action='store_true', help='move a non-empty --out aside first')
-  args = p.parse_args(argv)
-  from ae_jax.main import _quiet_logs
-  _quiet_logs()
-  try:
+  args, _ = cli.parse(p, argv, overrides=False)
+
+  def body():
     out = export_member(args.workdir, args.member, args.out, args.replace)
-  except USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  print(f'exported {args.member!r} of {args.workdir} to {out}')
+    print(f'exported {args.member!r} of {args.workdir} to {out}')
+
+  cli.run(body)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,6 @@ import functools
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import checkpoint
@@ -147,30 +146,36 @@ class Loaded:
     return Trained(self.setup, self.variables, member, self.epoch)
 
 
-def open_workdir(workdir: str, epoch: int | None = None) -> Loaded:
-  """Read a workdir's model(s) at `epoch` (default: the latest checkpoint)."""
+def open_workdir(workdir: str, epoch: int | None = None, config=None,
+                 overrides=()) -> Loaded:
+  """Read a workdir's model(s) at `epoch` (default: the latest checkpoint). `config`: the
+  workdir's own config with other free settings (default: its own as it is); `overrides`:
+  `--config.a.b=v` of keys free on a trained workdir (eval.*, figures.*, data.tier, ...)."""
+  from ae_jax import compat, config_lib
   from ae_jax.program import ModelSetup
   wd = Workdir(workdir)
   if not wd.is_trained():
     raise WorkdirError(f'{wd.file("config.json")} not found: {workdir!r} is not a trained '
                        'workdir')
-  setup = ModelSetup.from_workdir(wd)
-  spe = setup.info['steps_per_epoch']
-  by_step = setup.info.get('checkpoint_unit') == 'step'
+  if overrides:
+    own = config if config is not None else wd.read_config()
+    config = config_lib.resolve(config_lib.apply_overrides(own, overrides, only_free=True))
+  setup = ModelSetup.from_workdir(wd, config)
   steps = checkpoint.saved_steps(wd.checkpoints)
   if not steps:
     raise WorkdirError(f'{wd.checkpoints}: no checkpoint found; train first (python -m '
                        'ae_jax.main --config ... --workdir ' + workdir + ')')
   step = None
   if epoch is not None:
-    step = epoch * spe if by_step else epoch
+    step = compat.checkpoint_step(setup.info, epoch)
     if step not in steps:
-      saved = [setup.epoch_of(s) if by_step else s for s in steps]
+      saved = [setup.epoch_of(s) if compat.by_step(setup.info) else s for s in steps]
       raise WorkdirError(f'{wd.checkpoints}: no checkpoint at epoch {epoch}; saved epochs: '
                          f'{saved} (keep more with checkpoint.keep_epochs)')
   like = jax.eval_shape(lambda: _variables(setup))
   variables, step = checkpoint.restore_params(wd.checkpoints, like, step)
-  return Loaded(wd, setup, variables, step, setup.epoch_of(step) if by_step else step)
+  return Loaded(wd, setup, variables, step,
+                setup.epoch_of(step) if compat.by_step(setup.info) else step)
 
 
 def _variables(setup):
@@ -178,6 +183,8 @@ def _variables(setup):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
-def load(workdir: str, member: int | str = 0, epoch: int | None = None) -> Trained:
-  """Member `member` (index or name) of `workdir` at `epoch` (default: the latest)."""
-  return open_workdir(workdir, epoch).member(member)
+def load(workdir: str, member: int | str = 0, epoch: int | None = None,
+         overrides=()) -> Trained:
+  """Member `member` (index or name) of `workdir` at `epoch` (default: the latest);
+  `overrides`: `--config.a.b=v` of keys free on a trained workdir."""
+  return open_workdir(workdir, epoch, overrides=overrides).member(member)

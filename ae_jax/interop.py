@@ -294,12 +294,12 @@ def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'c
   return float(np.max(np.abs(np.asarray(ours).reshape(theirs.shape) - theirs)))
 
 
-def main(argv=None):
-  import argparse
-  p = argparse.ArgumentParser(prog='python -m ae_jax.interop', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog='python -m ae_jax.interop'):
+  from ae_jax import cli
+  p = cli.parser(prog, __doc__, f'{prog} --torch-checkpoint weights.pt --config conv_ae_small '
+                 '--workdir runs/imported')
   p.add_argument('--torch-checkpoint', required=True)
-  p.add_argument('--config', required=True)
+  p.add_argument('--config', required=True, help='a config file, or a shipped config\'s name')
   p.add_argument('--workdir', required=True)
   p.add_argument('--flatten-order', default='chw', choices=('chw', 'hwc'),
                  help='how the PyTorch code flattened images for its first Linear layer')
@@ -310,12 +310,11 @@ def main(argv=None):
                  help='your PyTorch model class (importable, built with no arguments): run it '
                       'and the imported model on random input and report the difference')
   p.add_argument('--fresh', action='store_true', help='move an existing --workdir aside first')
-  args, overrides = p.parse_known_args(argv)
-  from ae_jax.errors import USER_ERRORS
-  from ae_jax.main import _quiet_logs, load_config_with_overrides
-  _quiet_logs()
-  try:
-    config = load_config_with_overrides(args.config, overrides)
+  args, overrides = cli.parse(p, argv)
+
+  def body():
+    from ae_jax import config_lib
+    config = config_lib.load(args.config, overrides)
     state_dict = load_state_dict(args.torch_checkpoint)
     setup = import_to_workdir(state_dict, config, args.workdir, args.flatten_order,
                               args.logvar_scale, args.fresh)
@@ -331,9 +330,8 @@ def main(argv=None):
             f'input ({verdict})')
       if diff > 1e-4:
         sys.exit(1)
-  except USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+
+  cli.run(body, args.workdir)
 
 
 if __name__ == '__main__':

@@ -91,10 +91,15 @@ def kl_weight(beta, epoch_progress, warmup_epochs):
 # under either reduction (weight 1: as much as a per-pixel squared error of that size).
 
 
+def ssim_filter_size(image_shape) -> int:
+  """dm-pix's 11-px window, shrunk (odd) to fit images under 11 px."""
+  size = min(11, image_shape[0], image_shape[1])
+  return size if size % 2 else size - 1
+
+
 def ssim_loss(recon, x):
   """1 - SSIM per image (dm-pix, 11-px Gaussian window, smaller under 11 px)."""
   import dm_pix as pix
-  from ae_jax.metrics.core import ssim_filter_size
   return 1.0 - pix.ssim(recon, x, max_val=1.0, filter_size=ssim_filter_size(x.shape[1:3]))
 
 

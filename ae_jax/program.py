@@ -9,12 +9,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ae_jax import config_lib, mesh as mesh_lib, steps, sweep
+from ae_jax import compat, config_lib, mesh as mesh_lib, steps, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.metrics import registry
-from ae_jax.models import FIXED_CODE, build_model, latent_shape
+from ae_jax.models import build_model, latent_shape
 from ae_jax.optim import spec_from_config
-from ae_jax.workdir import MODEL_FORMAT, SUMMARY, Workdir
+from ae_jax.workdir import Workdir
 
 
 class ModelSetup:
@@ -23,15 +23,8 @@ class ModelSetup:
   outer axes or chunks passes each program's members explicitly."""
 
   def __init__(self, config, image_shape, num_train: int, members=None, plan=None):
-    config = config_lib.resolve(config)
+    config = config_lib.resolve(config)  # a no-op for the resolved configs callers pass
     self.members = members if members is not None else sweep.expand(config)
-    if sweep.swept_latent(config):
-      if config.model.preset in FIXED_CODE:
-        raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no '
-                          'latent head (its code is the last conv layer), so its latent size '
-                          'cannot be swept')
-      with config.unlocked():
-        config.model.latent_dim = max(m['latent_dim'] for m in self.members)
     self.config = config
     self.image_shape = tuple(int(s) for s in image_shape)
     self.num_train = int(num_train)
@@ -82,7 +75,7 @@ class ModelSetup:
   def model_info(self, info) -> dict:
     """model.json: what loading this program's models needs, without its data."""
     return {
-        'format': MODEL_FORMAT,
+        'format': compat.MODEL_FORMAT,
         'dataset': info.name,
         'image_shape': list(self.image_shape),
         'value_range': [0.0, 1.0],
@@ -99,27 +92,18 @@ class ModelSetup:
 
   @classmethod
   def from_workdir(cls, wd: Workdir, config=None, plan=None) -> 'ModelSetup':
-    """The setup of a trained workdir from its config.json and model.json alone."""
-    config = config or wd.read_config()
+    """The setup of a trained workdir from its config.json and model.json alone (`config`:
+    that config with other free settings, already checked by the caller)."""
+    config = config_lib.resolve(config if config is not None else wd.read_config())
     members = wd.read_members()
     if members and 'program' in members[0]:
       raise WorkdirError(
           f'{wd.path!r} holds several programs; use one of '
           f'{sorted({m["program"] for m in members})} under {wd.path}/programs/, or export a '
           'member (python -m ae_jax.export)')
-    info = wd.read_model()
-    if info is None:  # format 1: written before model.json existed
-      summary = wd.read_json(SUMMARY, default={})
-      if 'image_shape' not in summary or 'steps_per_epoch' not in summary:
-        raise WorkdirError(
-            f'{wd.path} was written by an older ae_jax and lacks model.json and the image '
-            'shape in summary.json; run its training command once more on this workdir (it '
-            'resumes, trains nothing new and records model.json)')
-      image_shape, spe = summary['image_shape'], summary['steps_per_epoch']
-    else:
-      image_shape, spe = info['image_shape'], info['steps_per_epoch']
+    info = compat.model_record(wd)
+    image_shape, spe = info['image_shape'], info['steps_per_epoch']
     num_train = spe * config.train.batch_size  # what fixes the optimizer's state shapes
     setup = cls(config, image_shape, num_train, members, plan or mesh_lib.single())
-    setup.info = info or {'format': 1, 'image_shape': image_shape, 'class_names': [],
-                          'color_key': [], 'steps_per_epoch': spe, 'checkpoint_unit': 'epoch'}
+    setup.info = info
     return setup

@@ -14,7 +14,6 @@ An unswept run is one program with one member named 'run'.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import os
@@ -22,27 +21,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ae_jax import config_lib
+from ae_jax import schema
 from ae_jax.errors import ConfigError
 
-# vmapped axis -> (config key holding the unswept value, type)
-AXES = {
-    'beta': ('loss.beta', float),
-    'learning_rate': ('train.learning_rate', float),
-    'seed': ('train.seed', int),
-    'kl_warmup_epochs': ('loss.kl_warmup_epochs', float),
-    'latent_dim': ('model.latent_dim', int),
-}
-# outer axis -> config key it sets
-OUTER = {
-    'batch_size': 'train.batch_size',
-    'num_epochs': 'train.num_epochs',
-    'image_size': 'data.image_size',
-    'hidden': 'model.hidden',
-    'channels': 'model.conv.channels',
-    'preset': 'model.preset',
-}
-SETTINGS = ('mode', 'eval_epochs', 'max_members_per_program', 'vectorize')
+_TYPES = {'int': int, 'float': float}
+# vmapped axis -> (config key holding the unswept value, type), from the schema's
+# declarations (sweep='vmap')
+AXES = {axis: (k.name, _TYPES[k.kind]) for axis, k in schema.axes('vmap').items()}
+# outer axis -> config key it sets (sweep='outer')
+OUTER = {axis: k.name for axis, k in schema.axes('outer').items()}
+SETTINGS = tuple(k.name.split('.', 1)[1] for k in schema.keys() if k.name.startswith('sweep.'))
 
 
 def _fmt(v) -> str:
@@ -53,7 +41,7 @@ def _fmt(v) -> str:
   return str(v)
 
 
-def _axis_values(config, key):
+def axis_values(config, key):
   """The axis's values, or None when unset (None, or `--config.sweep.X=None`, which the
   command line turns into (None,))."""
   values = config.sweep[key]
@@ -90,7 +78,7 @@ def expand(config) -> list[dict]:
   check_keys(config)
   axes = {}
   for key, (_, typ) in AXES.items():
-    values = _axis_values(config, key)
+    values = axis_values(config, key)
     if values is not None:
       axes[key] = _check_scalar(key, values, typ)
   if config.sweep.mode == 'zip' and len({len(v) for v in axes.values()}) > 1:
@@ -102,7 +90,7 @@ def expand(config) -> list[dict]:
   else:
     points = list(itertools.product(*axes.values()))
   from ae_jax.models import resolve_latent_dim
-  base = {k: typ(config_lib.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
+  base = {k: typ(schema.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
   base['latent_dim'] = resolve_latent_dim(config.model)  # 0 = the preset's own size
   members = []
   for point in points:
@@ -122,11 +110,11 @@ def expand(config) -> list[dict]:
 
 
 def swept_latent(config) -> bool:
-  return _axis_values(config, 'latent_dim') is not None
+  return axis_values(config, 'latent_dim') is not None
 
 
 def eval_epochs(config) -> tuple | None:
-  return _axis_values(config, 'eval_epochs')
+  return axis_values(config, 'eval_epochs')
 
 
 def hparams(members: list[dict]) -> dict:
@@ -154,11 +142,12 @@ class Program(NamedTuple):
 
 
 def programs(config) -> list[Program]:
-  """Every program the sweep needs, in order."""
+  """Every program the sweep needs, in order. Their configs are derived from `config`
+  (outer values set) and not yet resolved: config_lib.programs resolves them."""
   check_keys(config)
   outer = {}
   for key in OUTER:
-    values = _axis_values(config, key)
+    values = axis_values(config, key)
     if values is not None:
       outer[key] = list(values)
   for key in ('batch_size', 'num_epochs', 'image_size'):
@@ -168,10 +157,10 @@ def programs(config) -> list[Program]:
         raise ConfigError(f'config.sweep.{key}={tuple(outer[key])!r}: values must be > 0')
   out = []
   for point in itertools.product(*outer.values()):
-    cfg = copy.deepcopy(config)
+    cfg = schema.thaw(config)
     with cfg.unlocked():
       for key, value in zip(outer, point):
-        config_lib.set_value(cfg, OUTER[key], tuple(value) if isinstance(value, list) else value)
+        schema.set_value(cfg, OUTER[key], tuple(value) if isinstance(value, list) else value)
         cfg.sweep[key] = None
     prefix = ','.join(f'{k}={_fmt(v)}' for k, v in zip(outer, point))
     members = expand(cfg)
@@ -186,7 +175,13 @@ def programs(config) -> list[Program]:
     parts = [members[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     for j, part in enumerate(parts):
       name = ','.join(p for p in (prefix, f'part={j + 1}' if len(parts) > 1 else '') if p)
-      out.append(Program(name, cfg, part))
+      part_cfg = cfg
+      if len(parts) > 1 and swept_latent(cfg):
+        # a part is built at its own largest latent size, not the whole sweep's
+        part_cfg = schema.thaw(cfg)
+        with part_cfg.unlocked():
+          part_cfg.sweep.latent_dim = tuple(dict.fromkeys(m['latent_dim'] for m in part))
+      out.append(Program(name, part_cfg, part))
   if len(out) == 1:
     out = [out[0]._replace(name='')]
   return out

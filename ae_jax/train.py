@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import tqdm
 
-from ae_jax import (checkpoint, config_lib, data, evaluate, figures, mesh as mesh_lib, preempt,
-                    report, sweep, workdir as wd_lib)
+from ae_jax import (checkpoint, compat, config_lib, data, evaluate, figures, mesh as mesh_lib,
+                    preempt, report, sweep, workdir as wd_lib)
 from ae_jax.errors import (USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError,
                            Preempted, TrainingFailed, WorkdirError)
 from ae_jax.metrics import registry
@@ -24,24 +24,19 @@ from ae_jax.program import ModelSetup
 from ae_jax.workdir import CONFIG, MEMBERS, MODEL, SUMMARY, Workdir
 
 log = logging.getLogger('ae_jax')
-PCA_FIT_MAX = 10_000  # training images the PCA baseline is fitted on, at most
 
 
 class Setup(ModelSetup):
   """A ModelSetup with its dataset: what training and dataset evaluation need."""
 
   def __init__(self, config, members=None, dataset=None, plan=None):
-    config_lib.validate(config)  # before the data loads
+    config = config_lib.resolve(config)  # checked before the data loads
     dataset = dataset if dataset is not None else data.load(config.data)
     super().__init__(config, dataset.info.image_shape, len(dataset.train['image']), members,
                      plan)
     self.dataset = dataset
     self.eval_epochs = _eval_epochs(self.config)
-    factors = dataset.info.factors
-    if factors is not None:
-      factors = factors[dataset.test['id']]
-    self.evaluator = evaluate.Evaluator(self, dataset.test, dataset.info, self.train_sample,
-                                        factors)
+    self.evaluator = evaluate.Evaluator.of_dataset(self, dataset)
 
   def init_state(self, from_data: bool = True):
     """Fresh state. from_data=False leaves out what is computed from the training split
@@ -60,11 +55,8 @@ class Setup(ModelSetup):
     return state
 
   def train_sample(self) -> np.ndarray:
-    """Up to PCA_FIT_MAX training images (all of them when resident)."""
-    x = self.dataset.train['image']
-    if isinstance(x, data.StreamSource):
-      return x.read(np.arange(min(len(x), PCA_FIT_MAX)))
-    return np.asarray(x[:PCA_FIT_MAX])
+    """Up to evaluate.PCA_FIT_MAX training images (all of them when resident)."""
+    return evaluate.train_sample(self.dataset)
 
   def evaluate(self, state, final: bool = False) -> dict:
     """Test-split metrics of `state` (the functions' form): {name: [K] numpy}."""
@@ -94,20 +86,10 @@ def _eval_epochs(config) -> tuple[int, ...]:
 # ---- the workdir: refuse what would silently reuse another experiment's weights ----------
 
 
-def _trained_epochs(wd: Workdir) -> int | None:
-  """Epochs of the newest checkpoint (without restoring it), or None."""
-  steps = checkpoint.saved_steps(wd.checkpoints)
-  if not steps:
-    return None
-  info = wd.read_model()
-  if info is None:  # format 1: numbered by epoch
-    return steps[-1]
-  return steps[-1] // max(1, info['steps_per_epoch'])
-
-
-def claim(wd: Workdir, config, fresh: bool = False) -> None:
-  """Make `wd` ready for `config`, before any data loads or anything compiles: refuse a
-  workdir holding a model that `config` would not continue, or (fresh) move it aside."""
+def claim(wd: Workdir, config, progs, fresh: bool = False) -> None:
+  """Make `wd` ready for `config` (its programs `progs`), before any data loads or
+  anything compiles: refuse a workdir holding a model that `config` would not continue, or
+  (fresh) move it aside."""
   wd.prepare()
   if fresh and not wd.is_empty():
     moved = wd.move_aside()
@@ -120,13 +102,10 @@ def claim(wd: Workdir, config, fresh: bool = False) -> None:
                          '--workdir, or --fresh to move it aside')
     return
   old = wd.read_json(CONFIG)
-  new = wd_lib.config_to_dict(config)
-  sizes = sweep._axis_values(config, 'latent_dim')
-  if sizes:  # a latent-size sweep's model is built, and recorded, at its largest size
-    new['model']['latent_dim'] = max(int(v) for v in sizes)
-  programs = [wd] + [wd.program(p.name) for p in sweep.programs(config) if p.name]
-  trained = max((e for e in map(_trained_epochs, programs) if e is not None), default=None)
-  config_lib.check_compatible(old, new, wd.path, trained)
+  programs = [wd] + [wd.program(p.name) for p in progs if p.name]
+  trained = max((e for e in map(compat.trained_epochs, programs) if e is not None),
+                default=None)
+  config_lib.check_compatible(old, wd_lib.config_to_dict(config), wd.path, trained)
 
 
 def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
@@ -143,8 +122,8 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
 
 
 def _train_and_evaluate(config, wd: Workdir, fresh: bool) -> dict:
-  progs = sweep.programs(config)
-  claim(wd, config, fresh)
+  progs = config_lib.programs(config)
+  claim(wd, config, progs, fresh)
   if len(progs) == 1:
     summary, recon = train_program(progs[0].config, wd, progs[0].members)
     rows = wd.read_metrics()
@@ -196,18 +175,6 @@ def _progress_bar(config, total, initial):
   enabled = config.progress and sys.stderr.isatty()
   return tqdm.tqdm(total=total, initial=initial, unit='step', disable=not enabled,
                    dynamic_ncols=True, file=sys.stderr)
-
-
-def _migrate_epoch_checkpoints(wd: Workdir, spe: int) -> None:
-  """Renumber a format-1 workdir's epoch-numbered checkpoints by step, once."""
-  if wd.read_model() is not None or not wd.is_trained() or spe == 1:
-    return
-  import os
-  for epoch in reversed(checkpoint.saved_steps(wd.checkpoints)):
-    if wd.writer:
-      os.rename(os.path.join(wd.checkpoints, str(epoch)),
-                os.path.join(wd.checkpoints, str(epoch * spe)))
-  log.warning('%s: renumbered its checkpoints by optimizer step (format 2)', wd.checkpoints)
 
 
 class _Chunks:
@@ -278,139 +245,192 @@ def _first_nonfinite(metrics: dict, members, first_step: int, skip=()):
 def train_program(config, wd: Workdir, members: list[dict]):
   """Train one compiled program's members in `wd` (resuming), evaluate them, draw.
 
-  -> (summary, (originals, reconstructions, labels) for the recon figure)
+  The loop runs compiled chunks and, at each chunk's end, asks in turn whether each event
+  is due: a stop (a signal), the end of an epoch (its metrics), an evaluation, a
+  checkpoint. -> (summary, (originals, reconstructions, labels) for the recon figure)
   """
   wd.prepare()
   setup = Setup(config, members)
-  cfg, fns, spe = setup.config, setup.fns, setup.steps_per_epoch
   print(setup.dataset.info.describe(), flush=True)
-  _migrate_epoch_checkpoints(wd, spe)
-  keep = [e * spe for e in setup.keep_epochs()]
-  ckpts = checkpoint.Checkpoints(wd.checkpoints, cfg.checkpoint.max_to_keep, keep,
-                                 wd.best_checkpoints, cfg.checkpoint.best_metric,
-                                 cfg.checkpoint.best_mode, wd.writer)
-  state = setup.init_state(from_data=False)  # the template a checkpoint restores into
-  restored = ckpts.restore_latest(fns.stack(state))
-  step, progress = 0, {}
-  if restored is not None:
-    stacked, step, progress = restored
-    state = fns.unstack(stacked)
-    print(f'resumed {wd.path} from epoch {setup.epoch_of(step)} (step {step})', flush=True)
-  else:
-    state = setup.init_from_data(state)
-  _write_records(wd, setup, restored is not None)
-  metrics_log = wd.metrics_log(step, restored is not None)
-  total = cfg.train.num_epochs * spe
-  frozen = dict(progress.get('frozen', {}))  # member name -> why
-  names = [m['name'] for m in members]
-  active = fns.active([m['name'] not in frozen for m in members])
-  partial = {k: np.asarray(v['values'], v['dtype'])
-             for k, v in progress.get('epoch_metrics', {}).items()}
-  pending = [partial] if partial else []  # this epoch's chunk metrics so far
-
-  chunks = None
-  bar = _progress_bar(cfg, total, min(step, total))
-  timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
-  last_eval = None
-  logged, train_rows = step, None
-  # wall-clock seconds of this run so far (compiling, training, evaluating), carried over
-  # resumes from the last row kept: PSNR-against-time curves
-  wall0 = time.perf_counter() - max((r.get('wall_s', 0.0) for r in metrics_log.rows),
-                                    default=0.0)
-  saved = step if restored is not None else None  # the newest checkpoint's step
+  compat.migrate_epoch_checkpoints(wd, setup.steps_per_epoch)
+  run = _Run(setup, wd)
   try:
     with preempt.Watcher() as watcher:
-      chunks = _Chunks(setup, state, step)
-      size = chunks.size
-      while step < total:
-        pos = step % spe
-        n = min(size, spe - pos)
-        t0 = time.perf_counter()
-        state, active, m = chunks.run(state, active, step, n)
-        pending.append(m)
-        step += n
-        epoch_end = step % spe == 0
-        stop = watcher.should_stop(step)
-        if not (epoch_end or stop):
+      run.start()
+      while run.step < run.total:
+        run.train_chunk()
+        stop = watcher.should_stop(run.step)
+        if not (run.epoch_end or stop):
           continue
-        jax.block_until_ready(state)
-        dt = time.perf_counter() - t0
-        if timing['compile_s'] is None:
-          timing['compile_s'] = dt
-        else:
-          timing['train_s'] += dt
-          timing['timed_steps'] += n
-        host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
-                                      *mesh_lib.host(pending))
-        epoch_first_step = step - host['loss'].shape[1]
-        _check_finite(setup, host, epoch_first_step, frozen, names, cfg, ckpts)
-        bar.update(n)
-        if not epoch_end:  # stopped mid-epoch: keep the epoch's metrics in the checkpoint
-          saved = _save(ckpts, setup, state, step, frozen, host, None)
-          raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
-        pending = []
-        epoch = step // spe
-        train_rows = [{'epoch': epoch, 'step': step, 'split': 'train', 'member': mem['name'],
-                       **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite',)
-                          and k not in ('lr', 'beta')},
-                       'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
-                      for i, mem in enumerate(members)]
-        for r in train_rows:
-          r['wall_s'] = time.perf_counter() - wall0
-        rows = list(train_rows)
-        eval_rows = None
-        if setup.is_eval_epoch(epoch):
-          final = epoch == cfg.train.num_epochs
-          eval_rows = evaluate.rows(members, setup.evaluator(state, epoch, final), epoch=epoch,
-                                    step=step)
-          for r in eval_rows:
-            r['wall_s'] = time.perf_counter() - wall0
-          rows += eval_rows
-          last_eval = eval_rows
-        metrics_log.write(rows)
-        logged = step  # this epoch's rows are in metrics.jsonl
-        bar.set_postfix(loss=f'{np.mean(host["loss"][:, -1]):.4g}')
-        for r in eval_rows or ():
-          who = f' [{r["member"]}]' if len(members) > 1 else ''
-          tqdm.tqdm.write(f'epoch {epoch}/{cfg.train.num_epochs}{who} eval: '
-                          f'{registry.console_line(r)}', file=sys.stdout)
-        if eval_rows and not stop:
+        run.check_finite()
+        if not run.epoch_end:  # stopped mid-epoch: keep the epoch's metrics so far
+          run.save(partial=True)
+          raise Preempted(_stop_message(watcher.signum, setup, run.step, wd), watcher.signum)
+        run.log_epoch()
+        if setup.is_eval_epoch(run.epoch):
+          run.evaluate()
           # a signal during the evaluation (the final one can take minutes) stops here too;
           # processes of a multi-process job agree on stops only at should_stop's steps
-          stop = watcher.signalled_here()
-        due = (epoch % cfg.checkpoint.every_epochs == 0 or epoch == cfg.train.num_epochs
-               or epoch in setup.keep_epochs() or stop)
-        if due:
-          best = None
-          if eval_rows and cfg.checkpoint.best_metric:
-            best = {cfg.checkpoint.best_metric: float(np.mean(
-                [r[cfg.checkpoint.best_metric] for r in eval_rows]))}
-          saved = _save(ckpts, setup, state, step, frozen, None, best)
+          stop = stop or watcher.signalled_here()
+        if stop or run.checkpoint_due():
+          run.save()
         if stop:
-          raise Preempted(_stop_message(watcher.signum, setup, step, wd), watcher.signum)
+          raise Preempted(_stop_message(watcher.signum, setup, run.step, wd), watcher.signum)
   except Exception as e:  # noqa: BLE001 - anything unexpected: keep what was trained
     if isinstance(e, (Preempted, NonFiniteLossError, CheckpointError)):
       raise  # already saved, or nothing good to save
-    unlogged = train_rows if step % spe == 0 and logged != step else None
-    raise _rescue(e, setup, wd, ckpts, state, step, saved, pending, frozen, metrics_log,
-                  unlogged) from e
+    raise run.rescue(e) from e
   finally:
-    if chunks is not None:
-      chunks.close()
-    bar.close()
-    ckpts.close()
+    run.close()
+  return run.finish()
 
-  if last_eval is None or last_eval[0]['epoch'] != cfg.train.num_epochs:
-    # nothing was left to train: the final evaluation of the restored state
-    epoch = setup.epoch_of(step)
-    last_eval = evaluate.rows(members, setup.evaluator(state, epoch, final=True), epoch=epoch,
-                              step=step)
-  summary = _summary(setup, metrics_log.rows, last_eval, timing, frozen)
-  wd.write_json(SUMMARY, summary)
-  recon = _recon_rows(setup, state)
-  if cfg.figures.enabled:
-    draw_figures(setup, wd, metrics_log.rows, last_eval, recon)
-  return summary, recon
+
+class _Run:
+  """One program's training in progress: its state and step, this epoch's chunk metrics,
+  the logs and checkpoints, and what each event of train_program's loop does."""
+
+  def __init__(self, setup: Setup, wd: Workdir):
+    self.setup, self.wd = setup, wd
+    cfg, fns, spe = setup.config, setup.fns, setup.steps_per_epoch
+    self.cfg, self.fns, self.spe = cfg, fns, spe
+    self.ckpts = checkpoint.Checkpoints(
+        wd.checkpoints, cfg.checkpoint.max_to_keep, [e * spe for e in setup.keep_epochs()],
+        wd.best_checkpoints, cfg.checkpoint.best_metric, cfg.checkpoint.best_mode, wd.writer)
+    state = setup.init_state(from_data=False)  # the template a checkpoint restores into
+    restored = self.ckpts.restore_latest(fns.stack(state))
+    self.step, progress = 0, {}
+    if restored is not None:
+      stacked, self.step, progress = restored
+      state = fns.unstack(stacked)
+      print(f'resumed {wd.path} from epoch {setup.epoch_of(self.step)} (step {self.step})',
+            flush=True)
+    else:
+      state = setup.init_from_data(state)
+    self.state = state
+    self.saved = self.step if restored is not None else None  # the newest checkpoint's step
+    _write_records(wd, setup, restored is not None)
+    self.metrics_log = wd.metrics_log(self.step, restored is not None)
+    self.total = cfg.train.num_epochs * spe
+    self.frozen = dict(progress.get('frozen', {}))  # member name -> why
+    self.names = [m['name'] for m in setup.members]
+    self.active = fns.active([n not in self.frozen for n in self.names])
+    partial = {k: np.asarray(v['values'], v['dtype'])
+               for k, v in progress.get('epoch_metrics', {}).items()}
+    self.pending = [partial] if partial else []  # this epoch's chunk metrics so far
+    self.host = None  # the epoch's metrics on the host, once checked
+    self.last_eval, self.chunks = None, None
+    self.bar = _progress_bar(cfg, self.total, min(self.step, self.total))
+    self.timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
+    # wall-clock seconds of this run so far (compiling, training, evaluating), carried over
+    # resumes from the last row kept: PSNR-against-time curves
+    self.wall0 = time.perf_counter() - max(
+        (r.get('wall_s', 0.0) for r in self.metrics_log.rows), default=0.0)
+
+  @property
+  def epoch(self) -> int:
+    return self.step // self.spe
+
+  @property
+  def epoch_end(self) -> bool:
+    return self.step % self.spe == 0
+
+  def start(self):
+    self.chunks = _Chunks(self.setup, self.state, self.step)
+
+  def train_chunk(self):
+    """One compiled chunk: up to the chunk size or the epoch's end."""
+    n = min(self.chunks.size, self.spe - self.step % self.spe)
+    self.t0 = time.perf_counter()
+    self.state, self.active, m = self.chunks.run(self.state, self.active, self.step, n)
+    self.pending.append(m)
+    self.step += n
+    self.n = n
+
+  def check_finite(self):
+    """Wait for the chunks, time them, and stop on (or freeze a member at) a non-finite
+    loss."""
+    jax.block_until_ready(self.state)
+    dt, timing = time.perf_counter() - self.t0, self.timing
+    if timing['compile_s'] is None:
+      timing['compile_s'] = dt
+    else:
+      timing['train_s'] += dt
+      timing['timed_steps'] += self.n
+    self.host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
+                                       *mesh_lib.host(self.pending))
+    first_step = self.step - self.host['loss'].shape[1]
+    _check_finite(self.setup, self.host, first_step, self.frozen, self.names, self.cfg,
+                  self.ckpts)
+    self.bar.update(self.n)
+
+  def _rows(self, rows):
+    for r in rows:
+      r['wall_s'] = time.perf_counter() - self.wall0
+    self.metrics_log.write(rows)
+
+  def log_epoch(self):
+    """The epoch's training rows (mean of each metric over its steps)."""
+    host, self.pending = self.host, []
+    rows = [
+        {'epoch': self.epoch, 'step': self.step, 'split': 'train', 'member': name,
+         **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite', 'lr', 'beta')},
+         'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
+        for i, name in enumerate(self.names)]
+    self._rows(rows)
+    self.bar.set_postfix(loss=f'{np.mean(host["loss"][:, -1]):.4g}')
+
+  def evaluate(self):
+    final = self.epoch == self.cfg.train.num_epochs
+    rows = evaluate.rows(self.setup.members, self.setup.evaluator(self.state, self.epoch, final),
+                         epoch=self.epoch, step=self.step)
+    self._rows(rows)
+    self.last_eval = rows
+    for r in rows:
+      who = f' [{r["member"]}]' if len(self.names) > 1 else ''
+      tqdm.tqdm.write(f'epoch {self.epoch}/{self.cfg.train.num_epochs}{who} eval: '
+                      f'{registry.console_line(r)}', file=sys.stdout)
+
+  def checkpoint_due(self) -> bool:
+    epoch = self.epoch
+    return (epoch % self.cfg.checkpoint.every_epochs == 0
+            or epoch == self.cfg.train.num_epochs or epoch in self.setup.keep_epochs())
+
+  def save(self, partial: bool = False):
+    """Checkpoint the state; `partial`: mid-epoch, with the epoch's metrics so far."""
+    best = None
+    evaluated = self.last_eval and self.last_eval[0]['step'] == self.step
+    if evaluated and self.cfg.checkpoint.best_metric and not partial:
+      key = self.cfg.checkpoint.best_metric
+      best = {key: float(np.mean([r[key] for r in self.last_eval]))}
+    self.saved = _save(self.ckpts, self.setup, self.state, self.step, self.frozen,
+                       self.host if partial else None, best)
+
+  def rescue(self, error):
+    """After an unexpected error: the one-line error to raise (see _rescue)."""
+    return _rescue(error, self.setup, self.wd, self.ckpts, self.state, self.step, self.saved,
+                   self.pending, self.frozen)
+
+  def close(self):
+    if self.chunks is not None:
+      self.chunks.close()
+    self.bar.close()
+    self.ckpts.close()
+
+  def finish(self):
+    """The final evaluation (if training ended without one), summary.json, the figures."""
+    setup, members = self.setup, self.setup.members
+    last_eval = self.last_eval
+    if last_eval is None or last_eval[0]['epoch'] != self.cfg.train.num_epochs:
+      # nothing was left to train: the final evaluation of the restored state
+      epoch = setup.epoch_of(self.step)
+      last_eval = evaluate.rows(members, setup.evaluator(self.state, epoch, final=True),
+                                epoch=epoch, step=self.step)
+    summary = _summary(setup, self.metrics_log.rows, last_eval, self.timing, self.frozen)
+    self.wd.write_json(SUMMARY, summary)
+    recon = _recon_rows(setup, self.state)
+    if self.cfg.figures.enabled:
+      draw_figures(setup, self.wd, self.metrics_log.rows, last_eval, recon)
+    return summary, recon
 
 
 def _check_finite(setup, host, first_step, frozen, names, cfg, ckpts):
@@ -451,8 +471,7 @@ def _save(ckpts, setup, state, step, frozen, epoch_metrics, best) -> int:
 CRASH_LOG = 'crash.log'
 
 
-def _rescue(error, setup, wd, ckpts, state, step, saved, pending, frozen, metrics_log,
-            unlogged):
+def _rescue(error, setup, wd, ckpts, state, step, saved, pending, frozen):
   """After an unexpected error in training: checkpoint the last good state where that is
   safe, write the traceback to <workdir>/crash.log, and return the one-line error to raise.
 
@@ -472,8 +491,6 @@ def _rescue(error, setup, wd, ckpts, state, step, saved, pending, frozen, metric
       if host is not None and not all(np.isfinite(np.asarray(v, np.float64)).all()
                                       for k, v in host.items() if k != 'finite'):
         raise ValueError('its losses are not finite')
-      if unlogged:  # the epoch's training rows, computed before the failure
-        metrics_log.write(unlogged)
       saved = _save(ckpts, setup, state, step, frozen, host, None)
       ckpts.latest.wait_until_finished()
     except Exception as e:  # noqa: BLE001 - saving is a courtesy here; report why not

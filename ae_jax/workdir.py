@@ -46,7 +46,6 @@ CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best
                                                 'programs', 'latent')
 # what `prepare` and a start that went no further leave: nothing of a run while empty
 _SCAFFOLD = (FIGURES, CHECKPOINTS)
-MODEL_FORMAT = 2  # model.json's format; workdirs without one are format 1 (epoch-numbered checkpoints)
 
 
 def _clean(v):
@@ -235,12 +234,14 @@ class Workdir:
                          'again with --fresh (moves this workdir aside)') from e
 
   def read_config(self) -> ml_collections.ConfigDict:
-    """The config the workdir was trained with (tuples restored where the base has them)."""
-    cfg = base_config()
+    """The config the workdir was trained with: config.json over the base config (keys of
+    older versions mapped, compat.merge_config)."""
+    from ae_jax import compat, schema
+    cfg = schema.base_config()
     values = self.read_json(CONFIG)
     if not isinstance(values, dict):
       raise WorkdirError(f'{self.file(CONFIG)} is damaged (not a JSON object)')
-    _merge(cfg, values)
+    compat.merge_config(cfg, values, self.file(CONFIG))
     return cfg
 
   def read_members(self) -> list[dict] | None:
@@ -289,6 +290,11 @@ class Workdir:
     with open(tmp, 'w') as f:
       f.write(text)
     os.replace(tmp, self.file(name))
+
+  def rename(self, src: str, dst: str) -> None:
+    """Rename a file or folder of the workdir (the writer process only)."""
+    if self.writer:
+      os.rename(src, dst)
 
   def write_config(self, config) -> None:
     self.write_json(CONFIG, config_to_dict(config))
@@ -389,6 +395,15 @@ class MetricsLog:
 # ---- plain helpers ----------------------------------------------------------------------
 
 
+def write_text_file(path: str, text: str) -> None:
+  """Write `text` to `path` through a temporary name (never a half-written file)."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
 def write_json(path: str, obj) -> None:
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
@@ -405,35 +420,3 @@ def _write_lines(path: str, rows: list[dict]) -> None:
 
 def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """configs/base.py, found next to the package (works from any working directory)."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      'ae_jax_base_config', os.path.join(repo_root(), 'configs', 'base.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
-def repo_root() -> str:
-  """The folder holding the ae_jax package and configs/."""
-  return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _merge(cfg, values: dict, prefix: str = ''):
-  for k, v in values.items():
-    if k not in cfg:
-      continue  # keys of newer/older versions are ignored
-    if isinstance(cfg[k], ml_collections.ConfigDict):
-      if isinstance(v, dict):
-        _merge(cfg[k], v, prefix + k + '.')
-    elif isinstance(cfg[k], tuple) or (isinstance(v, list)):
-      cfg[k] = _tuples(v)
-    else:
-      cfg[k] = v
-
-
-def _tuples(v):
-  return tuple(_tuples(x) for x in v) if isinstance(v, list) else v

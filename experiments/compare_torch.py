@@ -59,7 +59,7 @@ def torch_step_time(preset, size, batch, latent, steps):
 
 
 def jax_result(preset, size, batch, latent, steps, peak=None):
-  from configs import base
+  from ae_jax.configs import base
   from ae_jax.bench import measure
   from ae_jax.models import PRESETS
   cfg = base.get_config()

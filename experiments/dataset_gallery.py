@@ -18,7 +18,7 @@ def main():
   p.add_argument('--out', default=os.path.join(ROOT, 'docs', 'datasets'))
   args = p.parse_args()
   import numpy as np
-  from configs import base
+  from ae_jax.configs import base
   from ae_jax import data, figures
   os.makedirs(args.out, exist_ok=True)
 

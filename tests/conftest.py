@@ -1,11 +1,8 @@
 """Fast compiles for tests, and tiny configs built by overriding the base config."""
 import os
-import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # `configs` is imported as a package from the repository root
-
-import tempfile  # noqa: E402
 
 # Tests compile many tiny programs; skipping most XLA optimisations makes that quicker, and a
 # compilation cache shared by the whole session (subprocesses included, through the
@@ -29,7 +26,7 @@ jax.config.update('jax_disable_most_optimizations', True)
 
 def tiny_config(**overrides):
   """The base config shrunk to seconds: digits at 8x8, a small MLP VAE, 2 epochs."""
-  from configs import base
+  from ae_jax.configs import base
   config = base.get_config()
   config.data.name = 'digits'
   config.model.hidden = (32,)

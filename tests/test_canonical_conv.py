@@ -3,6 +3,7 @@ stride and padding the models use (odd and even sizes, batch 1), models built ei
 agree, and a compiled scan over a conv training step holds only canonical convolutions."""
 import re
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,5 +126,4 @@ def test_models_agree_either_way_and_the_scan_is_canonical(tiny, preset, size, e
           v['params']).compile().as_text()
       forms = set(re.findall(r'dim_labels=([0-9a-z_>-]+)', hlo))
       assert forms and forms <= {'b01f_01io->b01f'}, forms
-  for a, b in zip(jax.tree_util.tree_leaves(outs['xla']), jax.tree_util.tree_leaves(outs['canonical'])):
-    np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+  chex.assert_trees_all_close(outs['xla'], outs['canonical'], rtol=2e-3, atol=2e-5)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from ae_jax import config_lib
-from ae_jax.main import load_config_with_overrides
 from ae_jax.train import train_and_evaluate
 from conftest import ROOT
 
@@ -24,7 +23,7 @@ def test_every_config_is_listed():
 # test_new_user::test_the_default_config_runs_short, with the same checks
 @pytest.mark.parametrize('path', [c for c in CONFIGS if c != 'configs/vae_beta.py'])
 def test_shipped_config_trains_one_short_epoch(path, tmp_path):
-  config = load_config_with_overrides(path, [])
+  config = config_lib.load(path, [])
   # the end-of-run pass metrics (LPIPS, PCA baseline) have tests of their own
   overrides = ['--config.train.num_epochs=1', '--config.progress=False',
                '--config.figures.enabled=False',
@@ -35,7 +34,7 @@ def test_shipped_config_trains_one_short_epoch(path, tmp_path):
     overrides.append('--config.data.image_size=32')
   if config.model.arch == 'resnet':  # the photo configs build at 16x16 too (3 halvings)
     overrides.append('--config.data.image_size=16')
-  config = load_config_with_overrides(path, overrides)
+  config = config_lib.load(path, overrides)
   if config.data.name in GENERATED and config.train.batch_size > 16:  # 38 training examples
     with config.unlocked():
       config.train.batch_size = 16

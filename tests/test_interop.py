@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -72,8 +73,7 @@ def test_layers_match_by_order_and_shape_not_names():
   assert list(renamed)[:2] == ['0.weight', '0.bias']  # a bare nn.Sequential's names
   a, _ = interop.convert(tm.state_dict(), v['params'], {}, shape)
   b, _ = interop.convert(renamed, v['params'], {}, shape)
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
 
 
 def test_mlp_flatten_order_hwc():

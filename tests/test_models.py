@@ -80,9 +80,8 @@ def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   """`--config.model.preset=NAME` on the base config (whose latent_dim is 0 = the preset's
   own) builds the published architecture, parameter count included."""
   from ae_jax import config_lib
-  from ae_jax.main import load_config_with_overrides
   shape = next(s for (n, l, s) in EXPECTED if n == name and l == PUBLISHED[name])
-  config = config_lib.resolve(load_config_with_overrides(
+  config = config_lib.resolve(config_lib.load(
       'configs/base.py', [f'--config.model.preset={name}',
                           f'--config.model.kind={PRESETS[name][0]}']))
   assert config.model.latent_dim == PUBLISHED[name]
@@ -231,7 +230,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
 
 def test_resnet_patch_blocks_round_trip_and_sizes_are_checked():
   from ae_jax.models import build_model, resnet
-  from configs import base
+  from ae_jax.configs import base
   x = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
   y = resnet.space_to_depth(x, 2)
   assert y.shape == (2, 2, 3, 12)
@@ -248,7 +247,7 @@ def test_resnet_patch_blocks_round_trip_and_sizes_are_checked():
 
 def test_resnet_linear_path_needs_a_flat_code_and_pixel_outputs():
   from ae_jax.models import build_model
-  from configs import base
+  from ae_jax.configs import base
   cfg = base.get_config().model
   cfg.arch, cfg.resnet.linear, cfg.resnet.channels, cfg.latent_dim = 'resnet', 'pca', (4, 8), 8
   with pytest.raises(ConfigError, match="output_activation='none'"):

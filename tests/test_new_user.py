@@ -94,20 +94,24 @@ def test_an_unwritable_workdir_fails_before_data_loads(tmp_path, make, message, 
 def test_cli_errors_are_one_line(tmp_path):
   r = cli('--config', 'configs/vae_bta.py')
   assert r.returncode == 2 and 'Traceback' not in r.stderr
-  assert ('error: --config configs/vae_bta.py: no such file; the shipped configs are in '
-          'configs/: ') in r.stderr and ' vae_beta.py,' in r.stderr
-  # Started elsewhere, the message names the folder where the shipped configs are.
+  assert ('error: --config configs/vae_bta.py: no such file (did you mean vae_beta?); shipped '
+          'configs (by name): ae_conv, ') in r.stderr and ' vae_beta,' in r.stderr
+  # Started elsewhere, a checkout path is not there; the shipped config runs by its name.
   r = cli('--config', 'configs/vae_mlp.py', cwd=str(tmp_path))
-  assert r.returncode == 2 and f'the shipped configs are in {ROOT}/configs/: ' in r.stderr, \
-      r.stderr[-2000:]
-  # A config that imports `configs.base` works from any working directory.
+  assert r.returncode == 2 and ('error: --config configs/vae_mlp.py: no such file; the shipped '
+                                'config of that name runs from any folder as --config '
+                                'vae_mlp') in r.stderr, r.stderr[-2000:]
+  tiny = ['--config.data.image_size=8', '--config.train.num_epochs=1',
+          "--config.model.hidden=(16,)", "--config.eval.metrics=('psnr',)"]
+  r = cli('--config', 'vae_mlp', '--workdir', str(tmp_path / 'named'), *tiny, cwd=str(tmp_path))
+  assert r.returncode == 0, r.stderr[-2000:]
+  # A config file that imports the base from the package works from any working directory.
   r = cli('--config', os.path.join(ROOT, 'configs', 'vae_mlp.py'), '--workdir',
-          str(tmp_path / 'w'), '--config.data.image_size=8', '--config.train.num_epochs=1',
-          "--config.model.hidden=(16,)", "--config.eval.metrics=('psnr',)", cwd=str(tmp_path))
+          str(tmp_path / 'w'), *tiny, cwd=str(tmp_path))
   assert r.returncode == 0, r.stderr[-2000:]
   r = cli('--workdir', str(tmp_path / 'w'), '--config.train.num_epochs=1')
   assert r.returncode == 2
-  assert 'error: --config.train.num_epochs needs --config FILE' in r.stderr
+  assert 'error: --config is required for training' in r.stderr
   r = cli('--workdir', str(tmp_path / 'w2'))
   assert r.returncode == 2 and 'error: --config is required for training' in r.stderr
 
@@ -204,7 +208,7 @@ def _message_strings(path):
 def test_error_messages_name_only_keys_that_exist():
   """Every `data.x`, `model.x`, ... that a message in the package names is a config key."""
   import re
-  from ae_jax.workdir import base_config
+  from ae_jax.schema import base_config
   cfg = base_config()
   sections = '|'.join(k for k in cfg.keys() if hasattr(cfg[k], 'keys'))
   word = r'[a-z_][a-z_0-9]*'

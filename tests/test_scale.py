@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -28,8 +29,7 @@ CASES = {  # name -> tiny_config overrides (besides the mesh)
 }
 
 SCRIPT = textwrap.dedent('''
-    import os, sys
-    sys.path.insert(0, {tests!r})
+    import os
     import jax
     {init}
     import conftest
@@ -47,19 +47,21 @@ SCRIPT = textwrap.dedent('''
 
 
 def _run(script, env_extra=None, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env_extra or {}))
+  # the scripts import the tests' conftest (tiny_config): its folder goes on PYTHONPATH
+  path = os.pathsep.join(p for p in (os.path.join(ROOT, 'tests'),
+                                     os.environ.get('PYTHONPATH')) if p)
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=path, **(env_extra or {}))
   return subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _params(workdir, member=0):
-  return jax.tree_util.tree_leaves(inference.load(workdir, member=member).params)
+  return inference.load(workdir, member=member).params
 
 
 def _close(a_dir, b_dir, members=1):
   for k in range(members):
-    for x, y in zip(_params(a_dir, k), _params(b_dir, k)):
-      np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+    chex.assert_trees_all_close(_params(a_dir, k), _params(b_dir, k), rtol=RTOL, atol=ATOL)
 
 
 @pytest.fixture(scope='module')
@@ -67,8 +69,7 @@ def eight_devices(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('eight'))
   meshes = [dict(mesh__data=1, mesh__members=1), dict(mesh__data=-1, mesh__members=1),
             dict(mesh__data=4, mesh__members=2)]
-  script = SCRIPT.format(tests=os.path.join(ROOT, 'tests'), init='', cases=CASES,
-                         meshes=meshes, out=out)
+  script = SCRIPT.format(init='', cases=CASES, meshes=meshes, out=out)
   proc = _run(script, EIGHT_DEVICES)
   stdout, stderr = proc.communicate(timeout=900)
   assert proc.returncode == 0, stderr[-3000:]
@@ -90,8 +91,7 @@ def two_processes(tmp_path_factory):
   for pid in range(2):
     init = (f"jax.distributed.initialize('127.0.0.1:{port}', 2, {pid}, "
             f"coordinator_bind_address='127.0.0.1:{port}')")
-    script = SCRIPT.format(tests=os.path.join(ROOT, 'tests'), init=init, cases=CASES,
-                           meshes=[dict(mesh__data=-1)], out=out)
+    script = SCRIPT.format(init=init, cases=CASES, meshes=[dict(mesh__data=-1)], out=out)
     procs.append(_run(script))
   results = [p.communicate(timeout=900) for p in procs]
   for p, (stdout, stderr) in zip(procs, results):
@@ -128,8 +128,6 @@ def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(two_
   work = str(tmp_path / 'w')
   shutil.copytree(src, work)
   script = textwrap.dedent(f'''
-      import sys
-      sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
       import conftest
       from ae_jax.train import train_and_evaluate
       train_and_evaluate(conftest.tiny_config(train__num_epochs=3), {work!r})

@@ -131,7 +131,7 @@ def test_eval_padding_is_masked():
 
 def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
   from ae_jax.models import build_model
-  from configs import base
+  from ae_jax.configs import base
   widths = {}
   for preset, kind, shape in (('conv_ae_small', 'ae', (26, 26, 3)),
                               ('conv_vae_bn_mish', 'vae', (64, 64, 3)),
@@ -164,5 +164,4 @@ def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same():
     out[ynn] = ('__ynn' in hlo, setup.fns.step_batch(state, batch, setup.hparams)[0].params)
   if jax.default_backend() == 'cpu':
     assert out['on'][0] and not out['off'][0]
-  for a, b in zip(jax.tree_util.tree_leaves(out['on'][1]), jax.tree_util.tree_leaves(out['off'][1])):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(out['on'][1], out['off'][1], rtol=1e-4, atol=1e-6)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,19 +86,20 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides):
   a, b = _member(init.params, 0), _member(final.params, 0)
   full = lambda t: slice_latent(setup.model, t, 6)
   small = lambda t: slice_latent(setup.model, t, 2)
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    assert x.shape == y.shape
+  # member 0 sliced to its 2 units is, shape for shape, the standalone 2-unit model
+  alone = Setup(tiny_config(model__latent_dim=2, optim__name='adamw', **overrides))
+  chex.assert_trees_all_equal_shapes(small(a), _member(alone.fns.stack(alone.init_state()).params, 0))
   # Entries of the latent-indexed parameters beyond unit 2 are untouched for member 0 ...
   mask = jax.tree_util.tree_map(lambda p: np.ones_like(p), a)
   mask = steps.mask_latent_updates(setup.model, mask, jnp.array([1., 1., 0., 0., 0., 0.]))
-  for x, y, m in zip(*(jax.tree_util.tree_leaves(t) for t in (a, b, mask))):
-    np.testing.assert_array_equal(np.where(np.asarray(m) == 0, x, 0), np.where(np.asarray(m) == 0, y, 0))
+  chex.assert_trees_all_equal(jax.tree_util.tree_map(lambda x, m: np.where(m == 0, x, 0), a, mask),
+                              jax.tree_util.tree_map(lambda y, m: np.where(m == 0, y, 0), b, mask))
   # ... while its active units and the unmasked member's did train.
-  assert any(not np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(small(a)),
-                                                  jax.tree_util.tree_leaves(small(b))))
+  moved = lambda p, q: jax.tree_util.tree_leaves(
+      jax.tree_util.tree_map(lambda x, y: not np.allclose(x, y), p, q))
+  assert any(moved(small(a), small(b)))
   c, d = _member(init.params, 1), _member(final.params, 1)
-  assert all(not np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(full(c)),
-                                                  jax.tree_util.tree_leaves(full(d))))
+  assert all(moved(full(c), full(d)))
 
 
 def test_masked_member_loss_equals_standalone_smaller_model():
@@ -127,9 +129,7 @@ def test_latent_member_trains_like_a_standalone_model_from_the_same_start():
   start = start.replace(params=jax.tree_util.tree_map(jnp.asarray, cut(m0.params)))
   trained_member = _member(_epochs(setup, init, 2).params, 0)
   trained_small = _member(small.fns.stack(_epochs(small, start, 2)).params, 0)
-  for x, y in zip(jax.tree_util.tree_leaves(cut(trained_member)),
-                  jax.tree_util.tree_leaves(trained_small)):
-    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+  chex.assert_trees_all_close(cut(trained_member), trained_small, rtol=1e-4, atol=1e-5)
 
 
 def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path):
@@ -154,8 +154,7 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
     a = inference.load(os.path.join(chunked, 'programs', 'part=1' if name == 'beta=0' else 'part=2'),
                        member=name)
     b = inference.load(whole, member=name)
-    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
-      np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+    chex.assert_trees_all_close(a.params, b.params, rtol=2e-4, atol=2e-5)
   top = json.load(open(os.path.join(chunked, 'summary.json')))
   assert [m['name'] for m in top['members']] == ['beta=0', 'beta=1', 'beta=4']
 
@@ -165,8 +164,7 @@ def test_unrolled_members_match_vmapped_members():
   b = Setup(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
   assert (a.fns.vectorize, b.fns.vectorize) == ('vmap', 'unroll')
   pa, pb = (_epochs(s, s.init_state(), 1).params for s in (a, b))
-  for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
-    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+  chex.assert_trees_all_close(pa, pb, rtol=1e-4, atol=1e-5)
 
 
 def test_sweep_tables_figures_and_eval_epochs(tmp_path):

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,9 +73,11 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
 
 
 @pytest.mark.parametrize('flag,message', [
-    ('--config.train.nope=1', "--config.train.nope: config.train has no key 'nope'; its keys "
-                              'are: batch_size, chunk_steps, eval_batch_size'),
-    ('--config.train.batch_size=abc', "--config.train.batch_size=abc: invalid literal for int()"),
+    ('--config.train.nope=1', 'config.train.nope is not a config key; train has: batch_size, '
+                              'chunk_steps, eval_batch_size'),
+    ('--config.train.learnig_rate=1', 'config.train.learnig_rate is not a config key (did you '
+                                      'mean train.learning_rate?)'),
+    ('--config.train.batch_size=abc', '--config.train.batch_size=abc: expected an int'),
     ('--config.model.kind=gan', "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
 ])
 def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
@@ -88,7 +91,8 @@ def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
     (dict(train__learning_rate=-1.0), 'config.train.learning_rate=-1.0 must be > 0'),
     (dict(loss__reduction='avg'), "config.loss.reduction='avg'"),
     (dict(train__batch_size=5000), 'batch_size=5000 is larger than the 1438 training examples'),
-    (dict(model__preset='resnet'), "model.preset='resnet' is unknown"),
+    (dict(model__preset='resnet'),
+     "config.model.preset='resnet' is not valid; expected one of ['', 'mlp_ae_50'"),
     (dict(loss__reconstruction='bce', model__output_activation='tanh'), 'bce'),
     (dict(sweep__beta=(1.0, -2.0)), 'beta=-2.0'),
     (dict(data__test_fraction=1.0), 'test_fraction'),
@@ -120,8 +124,7 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   template = setup.fns.stack(setup.init_state())
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   rows = lambda d: [{k: v for k, v in json.loads(l).items() if k != 'wall_s'}  # timing differs
                     for l in open(os.path.join(d, 'metrics.jsonl'))]
   assert rows(full) == rows(part)
@@ -159,8 +162,7 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
   template = setup.fns.stack(setup.init_state(from_data=False))
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
 
 
 def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
@@ -210,8 +212,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_
   assert "term 'recon'" in msg and 'the last good checkpoint is kept' in msg
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe]
   kept = _params(workdir)
-  for x, y in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(kept)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(good, kept)
   rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert {r['epoch'] for r in rows} == {1}
 
@@ -248,8 +249,7 @@ def test_single_member_equals_member_of_vmapped_sweep(tmp_path):
   a = inference.load(one)
   b = inference.load(many, member='beta=4')
   assert b.member['beta'] == 4.0
-  for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
-    np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+  chex.assert_trees_all_close(a.params, b.params, rtol=2e-4, atol=2e-5)
   summary = json.load(open(os.path.join(many, 'summary.json')))
   assert [m['name'] for m in summary['members']] == ['beta=1', 'beta=4', 'beta=0']
 
@@ -264,8 +264,7 @@ def test_streamed_training_matches_device_resident_training(tmp_path, overrides)
   train_and_evaluate(tiny_config(data__tier='stream', data__stream_chunk_steps=5, **overrides),
                      stream)
   a, b = inference.load(dev), inference.load(stream)
-  for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
-    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
 
 
 def test_streamed_run_resumes_bit_for_bit(tmp_path):
@@ -275,8 +274,7 @@ def test_streamed_run_resumes_bit_for_bit(tmp_path):
   train_and_evaluate(cfg(1), part)
   train_and_evaluate(cfg(3), part)
   a, b = inference.load(full), inference.load(part)
-  for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a.params, b.params)
 
 
 @pytest.mark.parametrize('name,overrides', [

@@ -19,15 +19,15 @@ Tools on a trained workdir; each writes PNG figures and .npy/.npz arrays into
 from __future__ import annotations
 
 import argparse
-import sys
 
 TOOLS = ('reconstruct', 'fit', 'sample', 'interpolate', 'edit', 'traverse', 'generate',
          'same-noise', 'encode')
 
 
-def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog='python -m ae_jax.latent', description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
+  from ae_jax import cli
+  p = cli.parser(prog, __doc__, f'{prog} interpolate --workdir runs/vae_beta --member beta=4 '
+                 '--ids 3,227')
   p.add_argument('tool', choices=TOOLS)
   p.add_argument('--workdir', required=True, help='a trained workdir')
   p.add_argument('--member', default='0', help='member index or name (default 0)')
@@ -63,27 +63,29 @@ def _member(text: str):
   return int(text) if text.lstrip('-').isdigit() else text
 
 
-def _load(workdir: str, member, epoch):
+def _load(workdir: str, member, epoch, overrides=()):
   from ae_jax.inference import load
   from ae_jax.latent.tools import Source
-  return Source(load(workdir, _member(str(member)), epoch), workdir)
+  return Source(load(workdir, _member(str(member)), epoch, overrides), workdir)
 
 
-def run(args) -> dict:
+def run(args, overrides=()) -> dict:
+  """The tool `args.tool`; `overrides`: --config.* of keys free on a trained workdir."""
   from ae_jax.errors import ConfigError
   from ae_jax.latent import tools
   from ae_jax.workdir import Workdir
-  main = _load(args.workdir, args.member, args.epoch)
+  main = _load(args.workdir, args.member, args.epoch, overrides)
   out = Workdir(args.workdir).outputs(args.tool.replace('-', '_'), args.out)
   others = []
   for spec in args.others:
     wd, _, member = spec.partition(':')
-    others.append(_load(wd or args.workdir, member or '0', None))
+    others.append(_load(wd or args.workdir, member or '0', None, overrides))
   ids = tools.parse_ids(args.ids)
   if args.tool == 'reconstruct':
     sources = [main] + others
     if args.epochs:
-      sources = [_load(args.workdir, args.member, e) for e in tools.parse_ids(args.epochs)]
+      sources = [_load(args.workdir, args.member, e, overrides)
+                 for e in tools.parse_ids(args.epochs)]
       sources += others
     ids = ids or main.random_ids(args.num or 10, args.seed)
     return tools.reconstruct(sources, ids, out)
@@ -128,19 +130,16 @@ def run(args) -> dict:
   return tools.encode(main, args.split, out)
 
 
-def main(argv=None):
-  args = parser().parse_args(argv)
-  from ae_jax.errors import USER_ERRORS
-  from ae_jax.main import _quiet_logs
-  _quiet_logs()
-  try:
-    result = run(args)
-  except USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  for key, value in result.items():
-    if isinstance(value, str):
-      print(f'wrote {value}')
+def main(argv=None, prog='python -m ae_jax.latent'):
+  from ae_jax import cli
+  args, overrides = cli.parse(parser(prog), argv)
+
+  def body():
+    for key, value in run(args, overrides).items():
+      if isinstance(value, str):
+        print(f'wrote {value}')
+
+  cli.run(body)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 
 import optax
 
+from ae_jax import losses
+from ae_jax.losses import ssim_filter_size  # metrics and losses share the window
+
 
 class BatchContext(NamedTuple):
   x: Any          # [B, H, W, C] test images in [0, 1]
@@ -47,9 +50,8 @@ def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):
   if kind == 'bce':
     return -flat(optax.sigmoid_binary_cross_entropy(recon_or_logits, x))
   if kind == 'log_mse':
-    from ae_jax.losses import LOG_MSE_FLOOR
     mse = flat(jnp.square(x - recon_or_logits)) / p
-    return -0.5 * p * (jnp.log(2 * math.pi * (mse + LOG_MSE_FLOOR)) + 1.0)
+    return -0.5 * p * (jnp.log(2 * math.pi * (mse + losses.LOG_MSE_FLOOR)) + 1.0)
   raise ValueError(f'unknown reconstruction loss {kind!r}')
 
 
@@ -58,13 +60,8 @@ def neg_elbo_terms(out, x, loss) -> Any:
   logp = log_px_given_z(loss.reconstruction,
                         out.logits if loss.reconstruction == 'bce' else out.recon,
                         x, loss.nll_sigma)
-  kl = 0.0 if out.logvar is None else _kl(out.mean, out.logvar)
+  kl = 0.0 if out.logvar is None else losses.kl_divergence(out.mean, out.logvar)
   return -logp + kl
-
-
-def _kl(mean, logvar):
-  per = 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)
-  return per.reshape(per.shape[0], -1).sum(-1)
 
 
 def neg_elbo(ctx: BatchContext) -> dict:
@@ -78,12 +75,6 @@ def bits_per_dim(sums: dict, n, image_shape) -> Any:
 
 def _clipped(ctx):
   return jnp.clip(ctx.det.recon, 0.0, 1.0)
-
-
-def ssim_filter_size(image_shape) -> int:
-  """dm-pix's 11-px window, shrunk (odd) to fit images under 11 px."""
-  size = min(11, image_shape[0], image_shape[1])
-  return size if size % 2 else size - 1
 
 
 def psnr(ctx: BatchContext) -> dict:

@@ -83,7 +83,5 @@ class Study:
 
 
 def base_config(name: str = 'base'):
-  """A shipped config (configs/<name>.py), built as `--config configs/<name>.py` would."""
-  from ae_jax.main import load_config_with_overrides
-  from ae_jax.workdir import repo_root
-  return load_config_with_overrides(os.path.join(repo_root(), 'configs', f'{name}.py'), [])
+  """A shipped config (ae_jax/configs/<name>.py), as `--config <name>` builds it."""
+  return config_lib.load(name)

@@ -5,7 +5,7 @@ Gaussian likelihood (loss.reconstruction='log_mse': each image's own best varian
   python -m ae_jax.main --config configs/vae_photos.py --workdir runs/vae_photos
   python -m ae_jax.latent sample --workdir runs/vae_photos --out runs/vae_photos/samples
 """
-from configs import ae_photos
+from ae_jax.configs import ae_photos
 
 
 def get_config():

@@ -5,7 +5,7 @@
 The model is built at the largest size; each member masks the units above its own, so
 it behaves exactly as a model of its own latent size (see README, Sweeps).
 """
-from configs import vae_mlp
+from ae_jax.configs import vae_mlp
 
 
 def get_config():

@@ -6,7 +6,7 @@ As the original: Adam(lr 1e-4, betas (0.5, 0.999)), ReduceLROnPlateau(0.5, patie
 per-pixel mean MSE; its kld_weight 2.5e-5 on torch.mean(kl) over a 2x2x128 latent is
 beta = 2.5e-5 / 512 here (loss.reduction='mean').
 """
-from configs import base
+from ae_jax.configs import base
 
 
 def get_config():

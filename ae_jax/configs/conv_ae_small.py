@@ -4,7 +4,7 @@
 
 As the original: Adam, lr 1e-3, weight decay 1e-5, MSE, 100 epochs.
 """
-from configs import base
+from ae_jax.configs import base
 
 
 def get_config():

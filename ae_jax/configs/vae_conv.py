@@ -2,7 +2,7 @@
 
   python -m ae_jax.main --config configs/vae_conv.py --workdir runs/vae_conv
 """
-from configs import ae_conv
+from ae_jax.configs import ae_conv
 
 
 def get_config():

@@ -2,7 +2,7 @@
 
   python -m ae_jax.main --config configs/ae_mlp.py --workdir runs/ae_mlp
 """
-from configs import base
+from ae_jax.configs import base
 
 
 def get_config():

@@ -8,7 +8,7 @@ beta multiplies the KL summed over latent units, against a reconstruction term s
 over pixels (loss.reduction='sum'); see the README for the kld_weight conversion.
 A single beta: --config.sweep.beta='(4.,)' (or set loss.beta and --config.sweep.beta=None).
 """
-from configs import vae_conv
+from ae_jax.configs import vae_conv
 
 
 def get_config():

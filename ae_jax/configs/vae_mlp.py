@@ -2,7 +2,7 @@
 
   python -m ae_jax.main --config configs/vae_mlp.py --workdir runs/vae_mlp
 """
-from configs import ae_mlp
+from ae_jax.configs import ae_mlp
 
 
 def get_config():

@@ -1,0 +1,159 @@
+"""The command lines' one shared layer, and the `ae-jax` command.
+
+  ae-jax train --config vae_beta --workdir runs/vae_beta [--config.a.b=v ...] [--fresh]
+  ae-jax evaluate --workdir runs/vae_beta [--metrics default,nll_iwae] [--config.eval.x=v]
+  ae-jax latent TOOL --workdir runs/vae_beta [...]      ae-jax study NAME [--quick]
+  ae-jax export --workdir W --member M --out O          ae-jax import-torch ...
+  ae-jax bench --config vae_beta
+
+Every entry point (these, and the `python -m ae_jax.<module>` forms) runs its work through
+`run`, which maps ae_jax's errors to one line and an exit code: a user's mistake 2, an
+unexpected failure in training (its state saved) 1, a stop by a signal 128 + its number
+(the checkpoint saved first), a second Ctrl-C 130 at once. `--config.a.b=value` overrides
+are taken apart from the other flags by `split_argv` and parsed by
+`config_lib.apply_overrides`, the one parser.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ae_jax.errors import USER_ERRORS, ConfigError, Preempted, TrainingFailed
+
+EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Plain(logging.Formatter):
+  def format(self, record):
+    return f'{record.levelname.lower()}: {record.getMessage()}'
+
+
+class _NotTheirFailure(logging.Filter):
+  """Drops a library's report of a KeyboardInterrupt as its own failure. When a second
+  Ctrl-C lands while Orbax waits for a checkpoint write, Orbax logs 'Save Finalize thread
+  ... failed.' with the traceback before passing the interrupt on; the stop is ours, and
+  the command line says so in one line."""
+
+  def filter(self, record):
+    kind = record.exc_info[0] if record.exc_info else None
+    return not (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
+def quiet_logs():
+  """Library chatter off; ae_jax's own warnings as plain `warning: ...` lines."""
+  from absl import logging as absl_logging
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
+  for noisy in ('absl', 'jax', 'orbax', 'orbax.checkpoint'):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  quiet = _NotTheirFailure()
+  for logger in (logging.getLogger('absl'), logging.getLogger('orbax')):
+    if not any(isinstance(f, _NotTheirFailure) for f in logger.filters):
+      logger.addFilter(quiet)  # a logger's filters see its own calls (Orbax logs via absl)
+  for handler in logging.getLogger().handlers:  # and the root's handlers all propagated ones
+    if not any(isinstance(f, _NotTheirFailure) for f in handler.filters):
+      handler.addFilter(quiet)
+  ours = logging.getLogger('ae_jax')
+  if not ours.handlers:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Plain())
+    ours.addHandler(handler)
+  ours.setLevel(logging.INFO)
+  ours.propagate = False
+
+
+def exit_now(code: int):
+  """Exit without the interpreter's teardown. After a second Ctrl-C a checkpoint write may
+  be in flight; waiting for it would not be "at once", and tearing down its event loop
+  prints 'Exception ignored ... Traceback' noise. What is lost is what SIGKILL loses:
+  the unfinished write, whose temporary folder the next run removes."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
+
+
+def run(body, where: str | None = None):
+  """body() with ae_jax's errors as one line and an exit code (module docstring).
+  `where`: the folder whose complete checkpoints a second Ctrl-C keeps."""
+  quiet_logs()
+  try:
+    return body()
+  except USER_ERRORS as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+  except TrainingFailed as e:  # training saved its last good state first
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(EXIT_FAILED)
+  except Preempted as e:  # SIGTERM or a first Ctrl-C: the model in training saved first
+    print(str(e), file=sys.stderr)
+    sys.exit(128 + e.signum)
+  except KeyboardInterrupt:  # a second Ctrl-C, or one before anything ran
+    kept = (f'; every complete checkpoint in {where} is kept; run the same command again to '
+            'resume' if where else '')
+    print(f'interrupted: stopped at once{kept}', file=sys.stderr)
+    exit_now(EXIT_INTERRUPTED)
+
+
+def split_argv(argv) -> tuple[list[str], list[str]]:
+  """(the other arguments, the `--config.a.b=value` overrides) of a command line."""
+  rest, overrides = [], []
+  for a in argv:
+    if a.startswith('--config.'):
+      if '=' not in a:
+        raise ConfigError(f'{a}: expected --config.<key>=<value> (with "=")')
+      overrides.append(a)
+    else:
+      rest.append(a)
+  return rest, overrides
+
+
+def parse(parser: argparse.ArgumentParser, argv, overrides: bool = True):
+  """(args, overrides): argparse's own errors exit 2 with its usage line; a malformed
+  override is one line too."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    rest, found = split_argv(argv) if overrides else (argv, [])
+  except ConfigError as e:
+    parser.error(str(e))
+  return parser.parse_args(rest), found
+
+
+def parser(prog: str, doc: str, example: str) -> argparse.ArgumentParser:
+  """An ArgumentParser whose --help ends with a worked example."""
+  return argparse.ArgumentParser(
+      prog=prog, description=doc, epilog=f'example:\n  {example}',
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# ---- ae-jax ---------------------------------------------------------------------------
+
+COMMANDS = {
+    'train': ('ae_jax.main', 'train_main', 'train (resuming) and evaluate a config'),
+    'evaluate': ('ae_jax.main', 'evaluate_main', 'evaluate a trained workdir'),
+    'latent': ('ae_jax.latent.__main__', 'main', 'latent tools on a trained workdir'),
+    'study': ('ae_jax.studies.__main__', 'main', 'reproduce a report end to end'),
+    'export': ('ae_jax.export', 'main', 'one member of a sweep as its own workdir'),
+    'import-torch': ('ae_jax.interop', 'main', 'PyTorch weights into a workdir'),
+    'bench': ('ae_jax.bench', 'main', 'time a config\'s training step'),
+}
+
+
+def main(argv=None):
+  """`ae-jax COMMAND ...`: each command's own --help shows an example."""
+  import importlib
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] not in COMMANDS:
+    width = max(map(len, COMMANDS))
+    lines = [f'  {name:{width}}  {what}' for name, (_, _, what) in COMMANDS.items()]
+    text = ('usage: ae-jax COMMAND [options]   (ae-jax COMMAND --help for its options)\n\n'
+            'commands:\n' + '\n'.join(lines) + '\n\nexample:\n  ae-jax train --config '
+            'vae_beta --workdir runs/vae_beta')
+    if argv and argv[0] in ('-h', '--help'):
+      print(text)
+      return
+    print(text if not argv else f'ae-jax: unknown command {argv[0]!r}\n{text}',
+          file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+  module, function, _ = COMMANDS[argv[0]]
+  getattr(importlib.import_module(module), function)(argv[1:], prog=f'ae-jax {argv[0]}')

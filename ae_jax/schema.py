@@ -1,0 +1,583 @@
+"""Every config key ae_jax reads, declared once.
+
+A `Key` says what the key is called, its default and type, the values it allows, what
+changing it means for a trained workdir (`role`), whether it is a sweep axis, and what it
+does, in one line. Everything else is derived from these declarations:
+
+- the base config (`base_config()`, what `ae_jax/configs/base.py` returns);
+- the generic validation (`check_value`; config_lib adds the rules that span keys);
+- the override parser's types (`parse_value`: `--config.train.batch_size=32`);
+- the workdir compatibility rule (`role`: 'model' keys change what a workdir's
+  checkpoints mean, 'free' keys may change when it resumes, is evaluated or drawn);
+- the sweep axis tables (`sweep='vmap'`: members train together in one compiled program;
+  'outer': one program per value), and the `config.sweep.<axis>` entries;
+- docs/configs.md (`python -m ae_jax.docs`).
+
+Adding a key is one declaration below (or in the module that owns it, see `_contributed`).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable
+
+import ml_collections
+
+from ae_jax.errors import ConfigError
+
+# Value kinds. A tuple kind holds a tuple of that element type; `nullable` adds None.
+KINDS = ('str', 'int', 'float', 'bool', 'ints', 'floats', 'strs', 'tuple')
+CHECKS = {
+    'positive': (lambda v: v > 0, 'must be > 0'),
+    'non_negative': (lambda v: v >= 0, 'must be >= 0'),
+    'unit': (lambda v: 0 <= v < 1, 'must be in [0, 1)'),
+    'open_unit': (lambda v: 0 < v < 1, 'must be in (0, 1)'),
+    'at_least_1': (lambda v: v >= 1, 'must be >= 1'),
+}
+ROLES = ('model', 'free')
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+  name: str                 # dotted, e.g. 'train.batch_size'
+  default: Any
+  kind: str                 # one of KINDS
+  doc: str                  # one line (docs/configs.md, the README)
+  choices: tuple | Callable[[], tuple] = ()  # allowed values (a function: read lazily)
+  check: str = ''           # one of CHECKS, applied to the value (each element of a tuple)
+  role: str = 'model'       # 'model': changes what a workdir's checkpoints mean; 'free'
+  sweep: str = ''           # '' | 'vmap' | 'outer': a sweep axis named after the last part
+  nullable: bool = False    # None allowed (tuple kinds: "not set")
+  non_empty: bool = False   # tuple kinds: at least one element
+
+  @property
+  def axis(self) -> str:
+    return self.name.rsplit('.', 1)[-1] if self.sweep else ''
+
+  def allowed(self) -> tuple:
+    return tuple(self.choices()) if callable(self.choices) else tuple(self.choices)
+
+
+def _presets():
+  from ae_jax.models import PRESETS
+  return ('',) + tuple(PRESETS)
+
+
+def _activations(with_none: bool):
+  from ae_jax.models.layers import ACTIVATIONS
+  return tuple(k for k in ACTIVATIONS if with_none or k != 'none')
+
+
+def _sources():
+  from ae_jax.data import SOURCES
+  return tuple(SOURCES)
+
+
+def _layers(name: str):
+  from ae_jax.models import layers
+  return getattr(layers, name)
+
+
+_FREE = 'free'
+_DSPRITES = ('shape', 'scale', 'orientation', 'pos_x', 'pos_y')
+
+CORE: tuple[Key, ...] = (
+    # ---- model ----------------------------------------------------------------------
+    Key('model.preset', '', 'str', 'a report architecture by name (docs/models.md), or \'\' '
+        'for the custom model below', choices=_presets, sweep='outer'),
+    Key('model.kind', 'vae', 'str', 'ae | vae (must match the preset\'s kind)',
+        choices=('ae', 'vae')),
+    Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet',
+        choices=('mlp', 'conv', 'resnet')),
+    Key('model.latent_dim', 0, 'int', 'latent size (flat: units; spatial: channels); 0 = the '
+        'preset\'s published size, 16 for a custom model', check='non_negative',
+        sweep='vmap'),
+    Key('model.hidden', (512, 256), 'ints', 'MLP encoder widths; the decoder mirrors them',
+        check='positive', non_empty=True, sweep='outer'),
+    Key('model.activation', 'relu', 'str', 'hidden activation',
+        choices=lambda: _activations(False)),
+    Key('model.latent_activation', 'none', 'str', 'AE only: activation on the code',
+        choices=lambda: _activations(True)),
+    Key('model.output_activation', 'sigmoid', 'str', 'sigmoid | tanh | none; tanh models see '
+        'images mapped to [-1, 1]', choices=lambda: _layers('OUTPUT_ACTIVATIONS')),
+    Key('model.norm', 'none', 'str', 'conv and resnet models: normalisation layer',
+        choices=lambda: _layers('NORMS')),
+    Key('model.init', 'default', 'str', 'default (lecun normal) | kaiming_normal (conv '
+        'kernels, as torch\'s kaiming_normal_)', choices=('default', 'kaiming_normal')),
+    Key('model.conv.channels', (32, 64), 'ints', 'conv: encoder channels; the decoder '
+        'mirrors them, then a 3x3 conv', check='positive', non_empty=True, sweep='outer'),
+    Key('model.conv.kernel', 4, 'int', 'conv: kernel size', check='positive'),
+    Key('model.conv.stride', 2, 'int', 'conv: stride', check='positive'),
+    Key('model.conv.padding', 1, 'int', 'conv: padding (torch\'s convention)',
+        check='non_negative'),
+    Key('model.conv.latent', 'flat', 'str', 'conv: flat (Dense to latent_dim) | spatial (3x3 '
+        'conv head)', choices=('flat', 'spatial')),
+    Key('model.conv.groups', 32, 'int', 'group norm: groups (the largest divisor of the '
+        'channels up to this)', check='positive'),
+    Key('model.conv.upsample', 'phases', 'str', 'transposed convs: phases (fast) | subpixel '
+        '| dilated; same values', choices=('phases', 'subpixel', 'dilated'), role=_FREE),
+    Key('model.conv.impl', 'auto', 'str', 'conv gradients: canonical (NHWC/HWIO; fast inside '
+        'lax.scan on XLA:CPU) | xla | auto (canonical on CPU); same values',
+        choices=('auto', 'canonical', 'xla'), role=_FREE),
+    Key('model.conv.ynnpack', 'auto', 'str', 'XLA:CPU YNNPACK fusions in the training step: '
+        'on | off | auto (off on CPU for one conv model <= 128 channels; docs/performance.md)',
+        choices=('auto', 'on', 'off'), role=_FREE),
+    Key('model.resnet.channels', (32, 64, 128, 256), 'ints', 'resnet: width per level, full '
+        'resolution first', check='positive', non_empty=True),
+    Key('model.resnet.blocks', 1, 'int', 'resnet: residual blocks per level',
+        check='positive'),
+    Key('model.resnet.latent', 'flat', 'str', 'resnet: flat (Dense code) | spatial (1x1 conv '
+        'code)', choices=('flat', 'spatial')),
+    Key('model.resnet.refine', 0, 'int', 'resnet: extra full-resolution blocks at the '
+        'decoder\'s end', check='non_negative'),
+    Key('model.resnet.patch', 1, 'int', 'resnet: the conv path works on patch x patch pixel '
+        'blocks', check='positive'),
+    Key('model.resnet.linear', 'none', 'str', 'resnet: pca adds a linear encoder/decoder '
+        'started as the training split\'s whitened PCA', choices=('none', 'pca')),
+    # ---- data -----------------------------------------------------------------------
+    Key('data.name', 'digits', 'str', 'embedded: digits | wafer | dsprites | photos | faces; '
+        'files: npy | folder | wm811k; tfds: mnist | fashion_mnist | cifar10 | celeb_a',
+        choices=_sources),
+    Key('data.path', '', 'str', 'file or folder of file-based datasets (tfds: its data_dir)'),
+    Key('data.labels_path', '', 'str', 'npy: optional labels [N] in a separate .npy'),
+    Key('data.ids_path', '', 'str', 'npy: optional ids [N] in a separate .npy'),
+    Key('data.image_size', 0, 'int', 'resize to this square size; 0 keeps the native size',
+        check='non_negative', sweep='outer'),
+    Key('data.crop', 0, 'int', 'center-crop to this square size before resizing (celeb_a: '
+        '148); 0 = no crop', check='non_negative'),
+    Key('data.channels', 0, 'int', '1 or 3 to convert; 0 keeps the native channels',
+        choices=(0, 1, 3)),
+    Key('data.int_max', 0, 'int', 'integer pixels are 0..int_max; 0 = auto (1 for binary '
+        '0/1 data, else 255)', check='non_negative'),
+    Key('data.num_examples', 0, 'int', 'generated datasets (wafer, dsprites, photos): how '
+        'many; 0 = their default', check='non_negative'),
+    Key('data.test_fraction', 0.2, 'float', 'held-out share, split deterministically by '
+        'split_seed', check='open_unit'),
+    Key('data.split_seed', 0, 'int', 'seed of the train/test split', check='non_negative'),
+    Key('data.tier', 'auto', 'str', 'device (the whole set on the device) | stream (batches '
+        'from disk) | auto', choices=('auto', 'device', 'stream'), role=_FREE),
+    Key('data.device_max_mb', 1024.0, 'float', 'auto tier: stream when the float32 train '
+        'split is larger', check='non_negative', role=_FREE),
+    Key('data.prefetch', 4, 'int', 'stream: reads a background thread keeps ahead',
+        check='non_negative', role=_FREE),
+    Key('data.stream_chunk_steps', 16, 'int', 'stream + scan loop: steps read and scanned at '
+        'a time', check='positive', role=_FREE),
+    Key('data.skip_corrupt', False, 'bool', 'folder: skip unreadable images with a warning'),
+    Key('data.allow_pickle', False, 'bool', 'wm811k: LSWMD.pkl is a pickle, which runs code '
+        'on load: opt in', role=_FREE),
+    Key('data.wm811k_unlabeled', 'keep', 'str', 'wm811k: keep (label -1) | drop the '
+        'unlabelled maps', choices=('keep', 'drop')),
+    Key('data.wafer.render', 'onehot', 'str', 'wafer maps: onehot (3 channels: off, good, '
+        'fail) | gray (1 channel)', choices=('onehot', 'gray')),
+    Key('data.wafer.balance', 'uniform', 'str', 'generated wafers: uniform | wm811k (the '
+        'real, \'none\'-heavy mix)', choices=('uniform', 'wm811k')),
+    Key('data.wafer.seed', 0, 'int', 'generated wafers: seed', check='non_negative'),
+    *(Key(f'data.dsprites.{f}', None, 'ints', f'dsprites: inclusive index range (lo, hi) of '
+          f'factor {f}; None = all', check='non_negative', nullable=True)
+      for f in _DSPRITES),
+    Key('data.dsprites.seed', 0, 'int', 'dsprites: which num_examples combinations are drawn',
+        check='non_negative'),
+    # ---- train ----------------------------------------------------------------------
+    Key('train.batch_size', 64, 'int', 'the last partial batch of an epoch is dropped',
+        check='positive', sweep='outer'),
+    Key('train.num_epochs', 20, 'int', 'epochs to train (a rerun with more continues)',
+        check='positive', role=_FREE, sweep='outer'),
+    Key('train.learning_rate', 1e-3, 'float', 'base learning rate', check='positive',
+        sweep='vmap'),
+    Key('train.seed', 0, 'int', 'init, reparameterisation noise and data order',
+        check='non_negative', sweep='vmap'),
+    Key('train.eval_every', 5, 'int', 'evaluate on the test split every N epochs (and at '
+        'the end)', check='positive', role=_FREE),
+    Key('train.eval_batch_size', 256, 'int', 'evaluation batch', check='positive',
+        role=_FREE),
+    Key('train.loop', 'auto', 'str', 'scan (one compiled lax.scan per chunk) | python (one '
+        'compiled step at a time) | auto', choices=('auto', 'scan', 'python'), role=_FREE),
+    Key('train.chunk_steps', 0, 'int', 'steps per compiled chunk (resident data, scan loop); '
+        '0 = a whole epoch', check='non_negative', role=_FREE),
+    Key('train.skip_nonfinite_members', False, 'bool', 'sweeps: freeze a member whose loss or '
+        'gradients turn non-finite, the others train on', role=_FREE),
+    # ---- optim ----------------------------------------------------------------------
+    Key('optim.name', 'adam', 'str', 'adam (weight_decay is L2, as torch.optim.Adam) | adamw '
+        '(decoupled)', choices=('adam', 'adamw')),
+    Key('optim.b1', 0.9, 'float', 'Adam beta1', check='unit'),
+    Key('optim.b2', 0.999, 'float', 'Adam beta2', check='unit'),
+    Key('optim.eps', 1e-8, 'float', 'Adam epsilon', check='positive'),
+    Key('optim.weight_decay', 0.0, 'float', 'L2 (adam) or decoupled (adamw) decay',
+        check='non_negative'),
+    Key('optim.schedule', 'constant', 'str', 'constant | cosine | warmup_cosine',
+        choices=('constant', 'cosine', 'warmup_cosine')),
+    Key('optim.warmup_epochs', 0.0, 'float', 'warmup_cosine: linear warm-up length',
+        check='non_negative'),
+    Key('optim.plateau_factor', 0.0, 'float', '> 0: reduce-LR-on-plateau on the epoch\'s mean '
+        'train loss, by this factor (< 1)', check='unit'),
+    Key('optim.plateau_patience', 10, 'int', 'epochs without 1e-4 relative improvement',
+        check='non_negative'),
+    Key('optim.grad_clip_norm', 0.0, 'float', '> 0: clip gradients to this global norm',
+        check='non_negative'),
+    Key('optim.freeze', (), 'strs', 'parameter paths that never change: a module name '
+        'anywhere in the path (\'linear\') or a path (\'encoder/linear\')'),
+    # ---- loss -----------------------------------------------------------------------
+    Key('loss.reconstruction', 'mse', 'str', 'mse | l1 | bce (sigmoid logits) | gaussian_nll '
+        '| log_mse (each image\'s best variance: maximises mean PSNR)',
+        choices=('mse', 'l1', 'bce', 'gaussian_nll', 'log_mse')),
+    Key('loss.reduction', 'sum', 'str', 'how the reconstruction term reduces over one '
+        'image\'s pixels; the KL is always summed over latent units', choices=('sum', 'mean')),
+    Key('loss.beta', 1.0, 'float', 'weight of the KL term: loss = recon + beta * KL',
+        check='non_negative', sweep='vmap'),
+    Key('loss.kl_warmup_epochs', 0.0, 'float', '> 0: beta ramps linearly from 0 over this '
+        'many epochs', check='non_negative', sweep='vmap'),
+    Key('loss.nll_sigma', 0.1, 'float', 'gaussian_nll: the decoder\'s fixed standard '
+        'deviation', check='positive'),
+    Key('loss.ssim_weight', 0.0, 'float', 'extra term (1 - SSIM), a per-image average (x P '
+        'pixel values under reduction=sum)', check='non_negative'),
+    Key('loss.ms_ssim_weight', 0.0, 'float', 'extra term (1 - MS-SSIM), images >= 32 px',
+        check='non_negative'),
+    Key('loss.fft_weight', 0.0, 'float', 'extra term: focal frequency loss (spectrum '
+        'distance, hard frequencies first)', check='non_negative'),
+    Key('loss.lpips_weight', 0.0, 'float', 'extra term: LPIPS-VGG (needs the lpips extra)',
+        check='non_negative'),
+    # ---- checkpoint -----------------------------------------------------------------
+    Key('checkpoint.every_epochs', 5, 'int', 'save every N epochs (and at the end)',
+        check='positive', role=_FREE),
+    Key('checkpoint.max_to_keep', 3, 'int', 'newest checkpoints kept', check='positive',
+        role=_FREE),
+    Key('checkpoint.best_metric', '', 'str', 'keep the best checkpoint by this eval metric '
+        '(e.g. loss, psnr); \'\' = off', role=_FREE),
+    Key('checkpoint.best_mode', 'min', 'str', 'min | max', choices=('min', 'max'),
+        role=_FREE),
+    Key('checkpoint.keep_epochs', None, 'ints', 'epochs whose checkpoints are kept beyond '
+        'max_to_keep, e.g. (10, 50, 100)', check='at_least_1', nullable=True, role=_FREE),
+    # ---- eval -----------------------------------------------------------------------
+    Key('eval.metrics', ('default',), 'strs', 'metrics (docs/metrics.md); \'default\' = the '
+        'default set (LPIPS when its extra is installed)', non_empty=True, role=_FREE),
+    Key('eval.iwae_samples', 1000, 'int', 'nll_iwae: importance samples per image',
+        check='positive', role=_FREE),
+    Key('eval.iwae_chunk', 100, 'int', 'nll_iwae: samples per pass (bounds memory)',
+        check='positive', role=_FREE),
+    Key('eval.num_samples', 1000, 'int', 'sample-quality metrics: prior samples drawn',
+        check='positive', role=_FREE),
+    Key('eval.max_images', 0, 'int', 'pass metrics (LPIPS, IWAE, MIG): test images used; 0 = '
+        'all', check='non_negative', role=_FREE),
+    # ---- mesh -----------------------------------------------------------------------
+    Key('mesh.data', -1, 'int', 'devices splitting each batch; -1 = every device left',
+        role=_FREE),
+    Key('mesh.members', 1, 'int', 'devices splitting a sweep\'s members', check='at_least_1',
+        role=_FREE),
+    # ---- figures and the rest -------------------------------------------------------
+    Key('figures.enabled', True, 'bool', 'draw figures/*.png', role=_FREE),
+    Key('figures.log_scale', True, 'bool', 'loss curves on a log y axis', role=_FREE),
+    Key('figures.num_images', 8, 'int', 'originals vs reconstructions shown',
+        check='positive', role=_FREE),
+    Key('dtype', 'float32', 'str', 'compute dtype: float32, or bfloat16 on GPU/TPU '
+        '(parameters, optimizer state and losses stay float32)',
+        choices=('float32', 'bfloat16'), role=_FREE),
+    Key('progress', True, 'bool', 'a progress bar (only when stderr is a terminal)',
+        role=_FREE),
+    # ---- sweep settings (the axes themselves are derived: sweep.<axis>) ------------
+    Key('sweep.mode', 'product', 'str', 'vmapped axes combine as a product | zip',
+        choices=('product', 'zip')),
+    Key('sweep.eval_epochs', None, 'ints', 'extra evaluation epochs, e.g. (20, 80, 100)',
+        check='at_least_1', nullable=True, role=_FREE),
+    Key('sweep.max_members_per_program', 0, 'int', 'split bigger sweeps into chunks; 0 = by '
+        'memory', check='non_negative'),
+    Key('sweep.vectorize', 'auto', 'str', 'how members share a program: vmap | unroll | auto '
+        '(unroll for conv models on CPU)', choices=('auto', 'vmap', 'unroll'), role=_FREE),
+)
+
+
+def _contributed() -> tuple[Key, ...]:
+  """Keys declared by the modules that own them (none yet beyond CORE)."""
+  return ()
+
+
+def keys() -> tuple[Key, ...]:
+  return CORE + _contributed()
+
+
+def by_name() -> dict[str, Key]:
+  return {k.name: k for k in keys()}
+
+
+# Member names join the swept axes in this order (beta=4,seed=1), and workdirs record them:
+# the axes of earlier versions keep their place; axes declared since follow in declaration
+# order.
+AXIS_ORDER = ('beta', 'learning_rate', 'seed', 'kl_warmup_epochs', 'latent_dim', 'batch_size',
+              'num_epochs', 'image_size', 'hidden', 'channels', 'preset')
+
+
+def axes(kind: str) -> dict[str, Key]:
+  """Sweep axes of `kind` ('vmap' | 'outer'): {axis name: key}, in AXIS_ORDER."""
+  found = [k for k in keys() if k.sweep == kind]
+  rank = lambda k: AXIS_ORDER.index(k.axis) if k.axis in AXIS_ORDER else len(AXIS_ORDER)
+  return {k.axis: k for k in sorted(found, key=rank)}
+
+
+def _sweep_keys() -> tuple[Key, ...]:
+  """config.sweep.<axis>: a tuple of the axis's values, or None (not swept)."""
+  out = []
+  for k in list(axes('vmap').values()) + list(axes('outer').values()):
+    if k.sweep:
+      what = ('vmapped: its members train together in one compiled program'
+              if k.sweep == 'vmap' else 'outer: one program per value')
+      out.append(Key(f'sweep.{k.axis}', None, 'tuple', f'values of {k.name} ({what})',
+                     nullable=True))
+  return tuple(out)
+
+
+def all_keys() -> tuple[Key, ...]:
+  """Every key of a config, the derived sweep axes included."""
+  return keys() + _sweep_keys()
+
+
+# ---- the base config ---------------------------------------------------------------
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """A config with every key at its default."""
+  config = ml_collections.ConfigDict()
+  for k in all_keys():
+    parent, _, leaf = k.name.rpartition('.')
+    node = config
+    for part in parent.split('.') if parent else ():
+      if part not in node:
+        node[part] = ml_collections.ConfigDict()
+      node = node[part]
+    if k.default is None:
+      node[leaf] = ml_collections.FieldReference(None, field_type=tuple)
+    else:
+      node[leaf] = k.default
+  return config
+
+
+def get(config, dotted: str):
+  node = config
+  for part in dotted.split('.'):
+    node = node[part]
+  return node
+
+
+def set_value(config, dotted: str, value) -> None:
+  parent, _, last = dotted.rpartition('.')
+  (get(config, parent) if parent else config)[last] = value
+
+
+def thaw(config) -> ml_collections.ConfigDict:
+  """A mutable deep copy of `config` (frozen or not)."""
+  if isinstance(config, ml_collections.FrozenConfigDict):
+    # ConfigDict(frozen) shares the nested dicts between copies: deep-copy them apart
+    return copy.deepcopy(ml_collections.ConfigDict(config))
+  return copy.deepcopy(config)
+
+
+# ---- reading values: one parser for every command line ----------------------------
+
+
+def suggest(name: str, candidates) -> str:
+  """' (did you mean X?)' for the closest candidate, or ''."""
+  close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+  return f' (did you mean {close[0]}?)' if close else ''
+
+
+def lookup(name: str) -> Key:
+  """The declaration of `name`; a ConfigError naming the closest key otherwise."""
+  table = {k.name: k for k in all_keys()}
+  if name in table:
+    return table[name]
+  group = name.rsplit('.', 1)[0] + '.' if '.' in name else ''
+  siblings = sorted(n.rsplit('.', 1)[-1] for n in table if group and n.startswith(group)
+                    and '.' not in n[len(group):])
+  # a misspelt leaf among its siblings (learnig_rate), else a misplaced key anywhere
+  if siblings:
+    hint = suggest(name.rsplit('.', 1)[-1], siblings).replace('mean ', f'mean {group}')
+  else:
+    hint = suggest(name, table)
+  listing = f'; {group.rstrip(".")} has: {", ".join(siblings)}' if siblings else ''
+  raise ConfigError(f'config.{name} is not a config key{hint}{listing}')
+
+
+def parse_value(key: Key, raw: str):
+  """The command-line text `raw` as a value of `key`'s kind (ConfigError if it is not)."""
+  text = raw.strip()
+  if key.nullable and text in ('None', 'none', ''):
+    return None
+  try:
+    if key.kind == 'str':
+      if len(text) >= 2 and text[0] == text[-1] and text[0] in '\'"':
+        return text[1:-1]
+      return raw
+    if key.kind == 'bool':
+      lowered = text.lower()
+      if lowered in ('true', '1', 'yes'):
+        return True
+      if lowered in ('false', '0', 'no'):
+        return False
+      raise ValueError
+    if key.kind == 'int':
+      value = ast.literal_eval(text)
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError
+      return int(value)
+    if key.kind == 'float':
+      value = float(text)
+      return value
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError, TypeError):
+    raise ConfigError(f'--config.{key.name}={raw}: {_expected(key)}') from None
+  if not isinstance(value, (tuple, list)):
+    value = (value,)  # one value of a tuple key: --config.sweep.beta=4
+  return _tuples(value)
+
+
+def _tuples(v):
+  return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def _expected(key: Key) -> str:
+  what = {'str': 'text', 'int': 'an int', 'float': 'a number', 'bool': 'True or False',
+          'ints': 'a tuple of ints such as (32, 64)', 'floats': 'a tuple of numbers',
+          'strs': "a tuple of names such as ('a', 'b')",
+          'tuple': 'a tuple such as (0.0, 1.0, 4.0)'}
+  return 'expected ' + what[key.kind] + (' or None' if key.nullable else '')
+
+
+# ---- checking values ---------------------------------------------------------------
+
+
+def _is_number(v) -> bool:
+  return not isinstance(v, bool) and isinstance(v, (int, float))
+
+
+def check_value(key: Key, value) -> None:
+  """Raises ConfigError naming the key, the value and what is expected."""
+  shown = tuple(value) if isinstance(value, list) else value
+  bad = lambda why: ConfigError(f'config.{key.name}={shown!r} {why}')
+  if value is None:
+    if key.nullable:
+      return
+    raise bad(_expected(key).replace('expected', 'is not valid; expected'))
+  kind = key.kind
+  if kind in ('ints', 'floats', 'strs', 'tuple'):
+    if not isinstance(value, (tuple, list)):
+      raise bad(f'is not valid; {_expected(key)}')
+    if key.non_empty and not value:
+      raise bad(f'is empty; {_expected(key)}')
+    element = {'ints': 'int', 'floats': 'float', 'strs': 'str'}.get(kind)
+    for v in value:
+      if element == 'int' and (isinstance(v, bool) or not isinstance(v, int)):
+        if not (_is_number(v) and v == int(v)):
+          raise bad(f': {v!r} is not an int; {_expected(key)}')
+      if element == 'float' and not _is_number(v):
+        raise bad(f': {v!r} is not a number; {_expected(key)}')
+      if element == 'str' and not isinstance(v, str):
+        raise bad(f': {v!r} is not a name; {_expected(key)}')
+      if key.check:
+        ok, why = CHECKS[key.check]
+        if not ok(v):
+          raise bad(f': {v!r} {why}')
+    return
+  if kind == 'str':
+    if not isinstance(value, str):
+      raise bad('is not valid; expected text')
+  elif kind == 'bool':
+    if not isinstance(value, bool):
+      raise bad('is not valid; expected True or False')
+  elif kind in ('int', 'float'):
+    if not _is_number(value) or (kind == 'int' and value != int(value)):
+      raise bad(f'is not valid; {_expected(key)}')
+    if not math.isfinite(value):
+      raise bad('must be finite')
+  allowed = key.allowed()
+  if allowed and value not in allowed:
+    raise bad(f'is not valid; expected one of {list(allowed)}')
+  if key.check:
+    ok, why = CHECKS[key.check]
+    if not ok(value):
+      raise bad(why)
+
+
+def leaves(config, prefix: str = '') -> dict[str, Any]:
+  """{dotted name: value} of every leaf of a ConfigDict."""
+  out = {}
+  for name in config.keys():
+    value = config[name]
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(leaves(value, f'{prefix}{name}.'))
+    else:
+      out[f'{prefix}{name}'] = value
+  return out
+
+
+def check_config(config) -> None:
+  """Every key known, every value of its declared kind, in its range or choices."""
+  table = {k.name: k for k in all_keys()}
+  values = leaves(config)
+  for name, value in values.items():
+    if name not in table:
+      lookup(name)  # raises, naming the closest key
+    check_value(table[name], value)
+  for name in table:
+    if name not in values:
+      raise ConfigError(f'config.{name} is missing: build configs from '
+                        'ae_jax.configs.base.get_config()')
+
+
+# ---- the workdir rule -----------------------------------------------------------------
+
+
+def is_free(name: str) -> bool:
+  """Whether changing `name` keeps a trained workdir's checkpoints meaning the same (keys
+  no declaration knows, e.g. of another version, are not free)."""
+  key = {k.name: k for k in all_keys()}.get(name)
+  return key is not None and key.role == 'free'
+
+
+# ---- docs/configs.md ------------------------------------------------------------------
+
+
+def _show(value) -> str:
+  return repr(value)
+
+
+def _allowed_text(k: Key) -> str:
+  if k.allowed():
+    return ', '.join(_show(v) for v in k.allowed())
+  what = _expected(k)[len('expected '):]
+  if k.check:
+    rule = CHECKS[k.check][1].replace('must be ', '')
+    what = f'{what}, each {rule}' if k.kind in ('ints', 'floats') else rule
+  return what
+
+
+def _sweep_text(k: Key) -> str:
+  return {'vmap': f'vmapped (`sweep.{k.axis}`)',
+          'outer': f'outer (`sweep.{k.axis}`)'}.get(k.sweep, '')
+
+
+def markdown() -> str:
+  """docs/configs.md: every key with its default, allowed values, workdir role and doc."""
+  lines = ['# Config keys', '',
+           '<!-- generated by `python -m ae_jax.docs` from ae_jax/schema.py; do not edit -->',
+           '',
+           'Every key ae_jax reads, declared once in `ae_jax/schema.py`. Set them in a config '
+           'file (`config.train.batch_size = 32`) or on any command line '
+           '(`--config.train.batch_size=32`).', '',
+           '**Workdir role**: *model* keys change what a workdir\'s checkpoints mean (a '
+           'trained workdir refuses a config that changes one; use another `--workdir` or '
+           '`--fresh`); *free* keys may change when a run resumes, and `evaluate`, the latent '
+           'tools and studies accept them as `--config.*` overrides on a trained workdir. '
+           '**Sweep**: *vmapped* keys are swept by `config.sweep.<axis>` with every member '
+           'in one compiled program; *outer* keys by one program per value.', '']
+  groups: dict[str, list[Key]] = {}
+  for k in keys():
+    groups.setdefault(k.name.split('.')[0] if '.' in k.name else 'top level', []).append(k)
+  for group, members in groups.items():
+    lines += [f'## {group}', '', '| key | default | allowed | role | sweep | what it does |',
+              '|---|---|---|---|---|---|']
+    for k in members:
+      lines.append(f'| `{k.name}` | `{_show(k.default)}` | {_allowed_text(k)} | {k.role} | '
+                   f'{_sweep_text(k)} | {k.doc.replace("|", "&#124;")} |')
+    lines.append('')
+  return '\n'.join(lines)

@@ -1,0 +1,123 @@
+"""The package as a user installs it: the import graph has no cycles and no path edits, the
+generated reference pages are current, the console scripts answer, and evaluate takes
+free-key overrides on a trained workdir."""
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from ae_jax import docs
+from conftest import ROOT, tiny_config
+
+
+def _import_graph():
+  """{module: modules of ae_jax it imports (at module level or inside functions)}."""
+  mods = {}
+  for folder, _, files in os.walk(os.path.join(ROOT, 'ae_jax')):
+    for f in files:
+      if f.endswith('.py'):
+        name = os.path.relpath(os.path.join(folder, f), ROOT)[:-3].replace(os.sep, '.')
+        mods[name.removesuffix('.__init__')] = os.path.join(folder, f)
+  graph = {}
+  for name, path in mods.items():
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('ae_jax'):
+        for alias in node.names:
+          full = f'{node.module}.{alias.name}'
+          found.add(full if full in mods else node.module)
+      elif isinstance(node, ast.Import):
+        found |= {a.name for a in node.names if a.name.startswith('ae_jax')}
+    graph[name] = {m for m in found if m in mods and m != name}
+  return graph
+
+
+def test_no_import_cycles_in_the_package():
+  graph = _import_graph()
+  assert 'ae_jax.config_lib' in graph and 'ae_jax.sweep' in graph['ae_jax.config_lib']
+  cycles = []
+
+  def visit(start, node, path):
+    for nxt in graph[node]:
+      if nxt == start:
+        cycles.append(' -> '.join(path + [start]))
+      elif nxt not in path and len(path) < 6:
+        visit(start, nxt, path + [nxt])
+
+  for module in graph:
+    visit(module, module, [module])
+  assert not cycles, cycles[:5]
+  # the layers the design names: data never imports models
+  assert not any(m.startswith('ae_jax.models') for m in graph['ae_jax.data'])
+
+
+def test_no_sys_path_edits_in_the_package_or_the_tests():
+  hits = []
+  for top in ('ae_jax', 'tests'):
+    for folder, _, files in os.walk(os.path.join(ROOT, top)):
+      for f in files:
+        if f.endswith('.py'):
+          text = open(os.path.join(folder, f)).read()
+          hits += [f for line in text.splitlines() if re.search(r'\bsys\.path\b', line)
+                   and 'sys\\.path' not in line]
+  assert not hits, hits
+
+
+def test_the_generated_reference_pages_are_current():
+  bad = docs.stale(os.path.join(ROOT, 'docs'))
+  assert not bad, f'{bad} are stale: regenerate with python -m ae_jax.docs'
+
+
+def test_the_staleness_check_sees_an_edited_page(tmp_path):
+  for name, text in docs.render().items():
+    (tmp_path / name).write_text(text)
+  assert docs.stale(str(tmp_path)) == []
+  page = tmp_path / 'configs.md'
+  page.write_text(page.read_text().replace('`train.batch_size` | `64`', '`train.batch_size` | `32`'))
+  assert docs.stale(str(tmp_path)) == [str(page)]
+
+
+def _run(args, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_path):
+  script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
+  r = _run([script, '--help'], cwd=str(tmp_path))
+  assert r.returncode == 0
+  for command in ('train', 'evaluate', 'latent', 'study', 'export', 'import-torch', 'bench'):
+    assert f'  {command} ' in r.stdout
+    h = _run([script, command, '--help'], cwd=str(tmp_path))
+    assert h.returncode == 0 and f'example:\n  ae-jax {command} ' in h.stdout, h.stderr
+  r = _run([script, 'trian'], cwd=str(tmp_path))
+  assert r.returncode == 2 and "ae-jax: unknown command 'trian'" in r.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  from ae_jax.train import train_and_evaluate
+  workdir = str(tmp_path_factory.mktemp('trained') / 'w')
+  train_and_evaluate(tiny_config(data__image_size=8, train__num_epochs=1), workdir)
+  return workdir
+
+
+def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path):
+  script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
+  r = _run([script, 'evaluate', '--workdir', trained, '--metrics', 'nll_iwae',
+            '--config.eval.iwae_samples=3', '--config.eval.iwae_chunk=3',
+            '--config.eval.max_images=20'], cwd=str(tmp_path))
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert '| NLL (IWAE) |' in r.stdout
+  out = json.load(open(os.path.join(trained, 'eval.json')))
+  assert set(out['members'][0]['eval']) == {'nll_iwae'}
+  # the same through python -m ae_jax.main, and a model key is refused in one line
+  r = _run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir', trained,
+            '--config.model.latent_dim=3'])
+  assert r.returncode == 2 and r.stderr.count('\n') == 1
+  assert r.stderr.startswith('error: --config.model.latent_dim: a trained workdir keeps its '
+                             'own model.latent_dim')
