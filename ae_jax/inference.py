@@ -2,10 +2,10 @@
 
   from ae_jax.inference import load
   m = load('runs/vae_beta', member='beta=4')   # the latest checkpoint; member index or name
-  mean, logvar = m.encode(images)          # images: [N, H, W, C] float in [0, 1]
+  mean, logvar = m.encode(images)          # images: [N, H, W, C] float in [0, 1] or uint8
   recon = m.decode(mean)                   # [N, H, W, C] in [0, 1]
   recon = m.reconstruct(images)            # encode -> mean -> decode
-  m.epoch, m.member, m.image_shape, m.class_names, m.latent_dim
+  m.epoch, m.member, m.image_shape, m.class_names, m.class_values, m.latent_dim
 
 Everything a model needs (image shape, classes, the member grid, the latent masks) is
 recorded in the workdir at training time (model.json); only the parameters and
@@ -19,9 +19,18 @@ import math
 import jax
 import numpy as np
 
-from ae_jax import checkpoint
+from ae_jax import checkpoint, data
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.workdir import Workdir
+
+
+def _array(x, what: str) -> np.ndarray:
+  """np.asarray, with one ConfigError line for what NumPy cannot make one array of."""
+  try:
+    return np.asarray(x)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f'{what}: a {type(x).__name__} NumPy cannot make one array of '
+                      f'({" ".join(str(e).split())}); expected an array') from None
 
 
 class Trained:
@@ -41,6 +50,8 @@ class Trained:
     self.latent_dim = int(self.member['latent_dim'])  # units (or channels) this member uses
     info = getattr(setup, 'info', {}) or {}
     self.class_names = tuple(info.get('class_names', ()))
+    # the labels' own values, class_values[i] named class_names[i] (None: an older model.json)
+    self.class_values = data.class_values_from(info)
     self.color_key = tuple(tuple(c) for c in info.get('color_key', ()))
     self.storage = info.get('storage') or {'layout': 'NHWC', 'dtype': 'float32'}
     self.batch_size = batch_size
@@ -82,18 +93,28 @@ class Trained:
     outs = [fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
     return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *outs)
 
-  def _images(self, x):
-    x = np.asarray(x, np.float32)
-    if x.ndim == 3:
-      x = x[None]
-    if tuple(x.shape[1:]) != tuple(self.image_shape):
-      raise ConfigError(f'images of shape {tuple(x.shape[1:])} given; this model takes '
-                        f'{tuple(self.image_shape)} (H, W, C) in [0, 1]')
-    return x
+  def _images(self, images, what: str):
+    """What the loader accepts -> float32 [N, H, W, C] in [0, 1], converted by the loader's
+    own function: floats in [0, 1], bool, uint8 0..255 (or 0..int_max when the model's
+    data stored that integer dtype). Anything else is one ConfigError line."""
+    x = _array(images, f'{what}: images')
+    shape = tuple(self.image_shape)
+    if x.shape == shape:
+      x = x[None]  # one image
+    elif x.ndim == 3 and shape[-1] == 1 and x.shape[1:] == shape[:2]:
+      x = x[..., None]  # [N, H, W] gray, as the loader reads it
+    if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+      raise ConfigError(f'{what}: images of shape {tuple(x.shape)} given; this model takes '
+                        f'{shape} (H, W, C) images, as [N, H, W, C] or one [H, W, C]')
+    if not len(x):
+      raise ConfigError(f'{what}: no images given (shape {tuple(x.shape)})')
+    stored = self.storage.get('dtype')
+    int_max = int(self.storage.get('int_max') or 255) if str(x.dtype) == stored else 255
+    return data.to_unit_float(x, f'{what}', int_max, error=ConfigError)
 
   def encode(self, images):
     """-> (mean, logvar) as NumPy [N, *latent]; logvar is None for an AE."""
-    x = self._images(images)
+    x = self._images(images, 'encode()')
     if self.kind == 'ae':
       mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x)
       return mean, None
@@ -102,14 +123,22 @@ class Trained:
 
   def decode(self, z):
     """Codes [N, *latent] -> images [N, H, W, C] in [0, 1]."""
-    z = np.asarray(z, np.float32)
-    if tuple(z.shape[1:]) != tuple(self.latent_shape):
-      raise ConfigError(f'codes of shape {tuple(z.shape[1:])} given; this model decodes '
-                        f'{tuple(self.latent_shape)}')
+    z = _array(z, 'decode(): codes')
+    if z.shape == tuple(self.latent_shape):
+      z = z[None]  # one code
+    if z.ndim < 2 or tuple(z.shape[1:]) != tuple(self.latent_shape) or not len(z):
+      raise ConfigError(f'decode(): codes of shape {tuple(z.shape)} given; this model decodes '
+                        f'[N, *{tuple(self.latent_shape)}] with N >= 1')
+    if z.dtype.kind not in 'iuf':
+      raise ConfigError(f'decode(): codes of dtype {z.dtype} given; expected float codes')
+    z = z.astype(np.float32)
+    if not np.isfinite(z).all():
+      raise ConfigError('decode(): codes contain NaN or inf values; expected finite floats')
     return self._batched(lambda b: np.asarray(self._decode(self.variables, b)), z)
 
   def reconstruct(self, images):
-    mean, _ = self.encode(images)
+    x = self._images(images, 'reconstruct()')
+    mean, _ = self.encode(x)
     return self.decode(mean)
 
   def sample_prior(self, num: int, seed: int = 0, temperature: float = 1.0):

@@ -80,6 +80,7 @@ class ModelSetup:
         'image_shape': list(self.image_shape),
         'value_range': [0.0, 1.0],
         'class_names': list(info.class_names),
+        **info.label_record(),  # class_values (the labels' own values) and label_dtype
         'color_key': [list(c) for c in getattr(info, 'color_key', ())],
         'storage': dict(getattr(info, 'storage', {}) or {}),
         'num_train': self.num_train,

@@ -194,7 +194,7 @@ def _png(path, array):
   Image.fromarray(array).save(path)
 
 
-def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path):
+def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path, caplog):
   rng = np.random.default_rng(0)
   for cls in ('cats', 'dogs'):
     (tmp_path / cls).mkdir()
@@ -206,9 +206,12 @@ def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path):
   (tmp_path / 'dogs' / 'broken.png').write_bytes(b'not an image')
   with pytest.raises(DataError, match=r'broken\.png: cannot read this image.*skip_corrupt'):
     data.load(tiny_config(data__name='folder', data__path=str(tmp_path), data__image_size=16).data)
-  with pytest.warns(UserWarning, match='broken.png'):
+  with caplog.at_level('WARNING', logger='ae_jax'):
     ds = data.load(tiny_config(data__name='folder', data__path=str(tmp_path), data__image_size=16,
                                data__skip_corrupt=True).data)
+  assert [r.getMessage().split(':')[0] for r in caplog.records] == [
+      f'skipping {tmp_path}/dogs/broken.png']
+  assert '1 unreadable image(s) skipped (data.skip_corrupt)' in ds.info.describe()
   assert len(ds.train['id']) + len(ds.test['id']) == 12
 
 

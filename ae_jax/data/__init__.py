@@ -13,6 +13,7 @@ The test split is always materialised.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable
 
 import numpy as np
@@ -40,6 +41,10 @@ class DatasetInfo:
   # {'wafer': 'onehot'|'gray'} for WM-811K maps (integer 0 off-wafer, 1 good, 2 failing).
   storage: dict = dataclasses.field(default_factory=lambda: {'layout': 'NHWC',
                                                              'dtype': 'float32'})
+  # The label of class i as the source gave it (class_names[i] is its text): the user's own
+  # values for .npy/.npz labels (ints with gaps, floats, strings, ...), the folder names of
+  # an image folder, and 0..K-1 for sources whose labels are class indices already.
+  class_values: np.ndarray | None = None
 
   def describe(self) -> str:
     """One line a run prints at start: the source, the split and the preprocessing."""
@@ -47,6 +52,64 @@ class DatasetInfo:
     h, w, c = self.image_shape
     return (f'data: {self.where or self.name}: {self.num_train} train / {self.num_test} test '
             f'images, {h}x{w}x{c} ({steps}; {self.tier} tier)')
+
+  def label_record(self) -> dict:
+    """class_values for model.json (JSON holds no bytes: those go as latin-1 text)."""
+    if self.class_values is None:
+      return {}
+    v = np.asarray(self.class_values)
+    return {'class_values': [x.decode('latin-1') if isinstance(x, bytes) else x
+                             for x in v.tolist()], 'label_dtype': v.dtype.str}
+
+
+def class_values_from(record: dict) -> np.ndarray | None:
+  """model.json's class_values back in their stored dtype (None: written before they were)."""
+  if record.get('class_values') is None:
+    return None
+  dtype = np.dtype(record.get('label_dtype', '<i8'))
+  values = record['class_values']
+  if dtype.kind == 'S':
+    return np.array([x.encode('latin-1') for x in values], dtype)
+  return np.asarray(values, dtype)
+
+
+def label_text(value) -> str:
+  """A class's name from its label value: 5, -1, 0.5 (the shortest text that reads back
+  as the same float), cat, True."""
+  if isinstance(value, (bytes, np.bytes_)):
+    return bytes(value).decode('utf-8', 'backslashreplace')
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value))
+  if isinstance(value, (float, np.floating)):
+    return np.format_float_positional(value, trim='-')
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  return str(value)
+
+
+def label_classes(labels, where: str, ids=None):
+  """The user's labels of any kind -> (class indices int32 [N] in 0..K-1, class names,
+  class values [K]): the sorted unique values, so every tool matches classes by index."""
+  labels = np.asarray(labels)
+  if labels.dtype.kind not in 'biufSU':
+    raise DataError(f'{where}: labels have dtype {labels.dtype}; expected integers, floats, '
+                    'bools or strings')
+  if labels.dtype.kind == 'f' and not np.isfinite(labels).all():
+    raise DataError(f'{where}: labels contain NaN or inf{_first_bad(~np.isfinite(labels), ids)}'
+                    '; expected a class value for every image')
+  values, index = np.unique(labels, return_inverse=True)
+  return (index.reshape(-1).astype(np.int32), tuple(label_text(v) for v in values), values)
+
+
+def original_labels(indices, class_values) -> np.ndarray:
+  """Class indices -> the source's own label values (class_values[i], in their dtype);
+  -1 (unlabelled) stays -1. Without class_values (an old model.json) the indices."""
+  idx = np.asarray(indices)
+  if class_values is None or len(class_values) == 0:
+    return idx.astype(np.int64)
+  values = np.asarray(class_values)
+  out = values[np.clip(idx, 0, len(values) - 1)]
+  return np.where(idx < 0, -1, out) if (idx < 0).any() else out
 
 
 @dataclasses.dataclass
@@ -70,7 +133,9 @@ class Raw:
   factors: np.ndarray | None = None
   color_key: tuple = ()
   user_files: bool = False  # the user's own images (resizing them is worth a warning)
-  note: str = ''  # preprocessing the source itself did
+  note: str = ''  # preprocessing the source itself did ('; '-separated steps)
+  int_max: int = 0  # what the source's integer pixels are out of, when it knows (0: decide)
+  class_values: np.ndarray | None = None  # label values of class_names (default 0..K-1)
   storage: dict | None = None  # how the source stores images (see to_storage)
 
 
@@ -165,10 +230,11 @@ def _npy(cfg):
 
 def _folder(cfg):
   from ae_jax.data import files
-  images, labels, names, _ = files.load_folder(cfg, cfg.image_size)
-  return _array_raw(images, cfg.path, labels, names,
-                    note=f'each image center-cropped to a square and resized to '
-                         f'{cfg.image_size}x{cfg.image_size} on load (data.image_size)')
+  folder = files.load_folder(cfg, cfg.image_size)
+  labels = folder.labels if folder.class_names else None  # no subfolders: unlabelled
+  return _array_raw(folder.images, cfg.path, labels, folder.class_names,
+                    note='; '.join(folder.notes), int_max=255,  # 8-bit pixels, never binary
+                    class_values=np.asarray(folder.class_names) if folder.class_names else None)
 
 
 def _wm811k(cfg):
@@ -244,10 +310,37 @@ def center_crop(images: np.ndarray, size: int, where: str) -> np.ndarray:
   return images[:, y:y + size, x:x + size]
 
 
-def convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarray:
+BACKGROUNDS = {'white': (1.0, 1.0, 1.0), 'black': (0.0, 0.0, 0.0)}
+
+
+def parse_background(value) -> tuple[float, float, float]:
+  """data.background: 'white', 'black' or a hex colour '#rrggbb' / '#rgb' -> RGB in [0, 1]."""
+  text = str(value).strip().lower()
+  if text in BACKGROUNDS:
+    return BACKGROUNDS[text]
+  if not re.fullmatch(r'#([0-9a-f]{3}|[0-9a-f]{6})', text):
+    raise ConfigError(f'data.background={value!r} is not a colour; expected \'white\', '
+                      '\'black\' or a hex colour such as \'#808080\'')
+  digits = text[1:] if len(text) == 7 else ''.join(d * 2 for d in text[1:])
+  return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
+
+
+def composite(color: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:
+  """Straight (not premultiplied) colour [..., 1 or 3] over an RGB background by alpha
+  [..., 1], all in [0, 1]. Gray stays gray on a gray background, else becomes RGB."""
+  bg = np.asarray(background, np.float32)
+  if color.shape[-1] == 1 and np.all(bg == bg[0]):
+    bg = bg[:1]
+  elif color.shape[-1] == 1:
+    color = np.repeat(color, 3, -1)
+  return (color * alpha + bg * (1.0 - alpha)).astype(np.float32)
+
+
+def convert_channels(images: np.ndarray, channels: int, where: str,
+                     background=BACKGROUNDS['white']) -> np.ndarray:
   c = images.shape[-1]
-  if c == 4 and channels != 4:
-    images, c = images[..., :3], 3  # drop alpha
+  if c == 4 and channels != 4:  # RGBA: what a viewer shows is the colour over a background
+    images, c = composite(images[..., :3], images[..., 3:], background), 3
   if channels in (0, c):
     return images
   if c == 1 and channels == 3:
@@ -259,33 +352,41 @@ def convert_channels(images: np.ndarray, channels: int, where: str) -> np.ndarra
 
 
 def _first_bad(mask_per_image, ids) -> str:
-  """'image id 17' for the first True row of [N, ...] (ids: the rows' dataset ids)."""
+  """'image id 17' for the first True row of [N, ...] (ids: the rows' dataset ids), or
+  'image 3' (its position) without ids."""
   rows = np.flatnonzero(mask_per_image.reshape(mask_per_image.shape[0], -1).any(1))
   if not len(rows):
     return ''
-  return f' (first: image id {int(ids[rows[0]]) if ids is not None else int(rows[0])})'
+  return (f' (first: image id {int(ids[rows[0]])})' if ids is not None else
+          f' (first: image {int(rows[0])})')
 
 
-def to_unit_float(raw: np.ndarray, where: str, int_max: int = 255, ids=None) -> np.ndarray:
-  """uint8/bool/int/float images -> float32 in [0, 1], refusing what cannot be meant.
+def to_unit_float(raw, where: str, int_max: int = 255, ids=None,
+                  error: type = DataError) -> np.ndarray:
+  """uint8/bool/int/float images -> float32 in [0, 1], refusing what cannot be meant. The
+  loader and inference.Trained both convert through here, so their rules cannot drift.
 
-  Integer images are divided by `int_max`: 255, or 1 for binary {0, 1} data. Errors name
-  the first offending image by its id (`ids`: the batch's dataset ids).
+  Integer images are divided by `int_max`: 255, or 1 for binary {0, 1} data. Errors (of
+  class `error`) name the first offending image by its id (`ids`: the batch's dataset ids).
   """
+  raw = np.asarray(raw)
+  if raw.dtype.kind not in 'buif':
+    raise error(f'{where}: images of dtype {raw.dtype} given; expected uint8 0..{int_max}, '
+                'bool, or float in [0, 1]')
   if raw.dtype == np.bool_:
     return raw.astype(np.float32)
   if raw.dtype.kind in 'ui':
     if raw.size and (raw.min() < 0 or raw.max() > int_max):
-      raise DataError(f'{where}: integer images range over [{raw.min()}, {raw.max()}]; '
-                      f'expected 0..{int_max}{_first_bad((raw < 0) | (raw > int_max), ids)}')
+      raise error(f'{where}: integer images range over [{raw.min()}, {raw.max()}]; '
+                  f'expected 0..{int_max}{_first_bad((raw < 0) | (raw > int_max), ids)}')
     return raw.astype(np.float32) / int_max
   x = raw.astype(np.float32)
   if x.size and not np.isfinite(x).all():
-    raise DataError(f'{where}: images contain NaN or inf values{_first_bad(~np.isfinite(x), ids)}')
+    raise error(f'{where}: images contain NaN or inf values{_first_bad(~np.isfinite(x), ids)}')
   if x.size and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-    raise DataError(f'{where}: float images range over [{x.min():.4g}, {x.max():.4g}]; '
-                    'expected [0, 1] (store uint8 0..255, or divide by 255)'
-                    f'{_first_bad((x < -1e-6) | (x > 1 + 1e-6), ids)}')
+    raise error(f'{where}: float images range over [{x.min():.4g}, {x.max():.4g}]; '
+                f'expected [0, 1] (or uint8 0..{int_max}; divide floats by {int_max})'
+                f'{_first_bad((x < -1e-6) | (x > 1 + 1e-6), ids)}')
   return x
 
 
@@ -302,6 +403,8 @@ def check_images(images: np.ndarray, where: str) -> None:
 def integer_scale(cfg, raw: Raw) -> int:
   """What integer pixel values are out of: data.int_max, or (0 = auto) 1 when a sample of
   up to 512 examples holds only 0 and 1 (binary data such as dSprites), else 255."""
+  if raw.int_max:
+    return raw.int_max
   if cfg.int_max:
     return int(cfg.int_max)
   sample = np.linspace(0, raw.num - 1, min(raw.num, 512)).astype(int)
@@ -311,6 +414,7 @@ def integer_scale(cfg, raw: Raw) -> int:
 
 def _preprocessor(cfg, raw: Raw):
   int_max = integer_scale(cfg, raw)
+  background = parse_background(cfg.get('background', 'white'))
 
   def prep(batch, src_positions):
     ids = raw.ids[src_positions] if raw.ids is not None else src_positions
@@ -322,7 +426,7 @@ def _preprocessor(cfg, raw: Raw):
       x = center_crop(x, cfg.crop, where)
     if cfg.image_size and x.shape[1:3] != (cfg.image_size, cfg.image_size):
       x = resize(x, cfg.image_size, raw.resize_method)
-    x = convert_channels(x, cfg.channels, where)
+    x = convert_channels(x, cfg.channels, where, background)
     return np.clip(x, 0.0, 1.0).astype(np.float32)
   return prep
 
@@ -365,19 +469,32 @@ def load(cfg) -> Dataset:
     train_images = StreamSource(raw, tr, prep, shape)
   test_images = _materialize(raw, prep, te)
   check_images(test_images, f'{raw.where} (test split)')
-  labels = raw.labels if raw.labels is not None else np.full(raw.num, -1, np.int32)
   ids = raw.ids if raw.ids is not None else np.arange(raw.num, dtype=np.int32)
+  labels, names, values = _classes(raw, ids)
 
   def part(idx, images):
     return {'image': images, 'label': np.asarray(labels)[idx], 'id': np.asarray(ids)[idx]}
 
-  names = raw.class_names or tuple(str(c) for c in np.unique(labels) if c >= 0)
   storage = dict(raw.storage or {'layout': 'NHWC', 'dtype': 'float32'})
   if 'int_max' in storage and not storage['int_max']:
     storage['int_max'] = integer_scale(cfg, raw)
   info = DatasetInfo(cfg.name, tuple(int(s) for s in shape), len(names), tuple(names), tier,
-                     raw.factors, raw.color_key, raw.where, steps, len(tr), len(te), storage)
+                     raw.factors, raw.color_key, raw.where, steps, len(tr), len(te), storage,
+                     values)
   return Dataset(part(tr, train_images), part(te, test_images), info)
+
+
+def _classes(raw: Raw, ids):
+  """-> (labels as class indices [N], -1 unlabelled; class names; class values)."""
+  if raw.labels is None:
+    values = raw.class_values if raw.class_values is not None else np.zeros(0, np.int64)
+    return np.full(raw.num, -1, np.int32), tuple(raw.class_names), values
+  if raw.class_names:  # the source's labels are indices into its names already
+    values = (raw.class_values if raw.class_values is not None
+              else np.arange(len(raw.class_names), dtype=np.int64))
+    return np.asarray(raw.labels, np.int32), tuple(raw.class_names), values
+  # the user's own labels (.npy/.npz, tfds): every distinct value is a class
+  return label_classes(raw.labels, raw.where, ids)
 
 
 def _describe_preprocessing(cfg, raw: Raw, native, final) -> tuple[str, ...]:
@@ -397,6 +514,11 @@ def _describe_preprocessing(cfg, raw: Raw, native, final) -> tuple[str, ...]:
           'data.image_size=%d resizes the %dx%d images of %s to %dx%d; set '
           '--config.data.image_size=0 to keep their size', cfg.image_size, h, w, raw.where,
           cfg.image_size, cfg.image_size)
+  if native[-1] == 4 and final[-1] != 4:
+    bg = cfg.get('background', 'white')
+    steps.append(f'4th channel taken as alpha and composited onto {bg} (data.background; '
+                 'data.channels=4 keeps it)')
+    native = (*native[:-1], 3)
   if final[-1] != native[-1] and cfg.channels:
     steps.append(f'{native[-1]} -> {final[-1]} channels (data.channels)')
   return tuple(steps)

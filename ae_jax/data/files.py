@@ -5,12 +5,16 @@ caller converts what it reads, so a file larger than RAM can stream.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import warnings
 
 import numpy as np
 
 from ae_jax.errors import ConfigError, DataError
+
+log = logging.getLogger('ae_jax')
 
 IMAGE_KEYS = ('image', 'images', 'x', 'data', 'arr_0')
 LABEL_KEYS = ('label', 'labels', 'y', 'target')
@@ -26,13 +30,59 @@ def _require(path: str, what: str) -> None:
     raise DataError(f'{path}: no such file or folder')
 
 
+NPY_MAGIC = b'\x93NUMPY'
+ZIP_MAGIC = b'PK\x03\x04'
+
+
+def _magic(path: str, n: int) -> bytes:
+  with open(path, 'rb') as f:
+    return f.read(n)
+
+
 def _load_array(path: str):
-  if path.endswith('.npy'):
+  """A .npy file, memory-mapped; never unpickled (pickle runs code from the file)."""
+  if not path.endswith('.npy'):
+    raise DataError(f'{path}: expected a .npy file')
+  if _magic(path, len(NPY_MAGIC)) != NPY_MAGIC:
+    # numpy would take anything without the header for a pickle and suggest allow_pickle
+    raise DataError(f'{path}: not a NumPy .npy file (no NPY header); save arrays with np.save')
+  if _header_dtype(path).hasobject:
+    raise DataError(_OBJECTS.format(path))
+  try:
+    return np.load(path, mmap_mode='r', allow_pickle=False)
+  except ValueError as e:
+    raise DataError(_not_numeric(path, e)) from e
+
+
+_OBJECTS = ('{}: holds an object array (dtype object), which only unpickling can read, and '
+            'ae_jax never unpickles .npy files; save a numeric array (uint8 or float32 '
+            'images; int, float or str labels)')
+
+
+def _header_dtype(path: str) -> np.dtype:
+  """The dtype an .npy header declares (without reading the data)."""
+  fmt = np.lib.format
+  with open(path, 'rb') as f:
     try:
-      return np.load(path, mmap_mode='r', allow_pickle=False)
+      version = fmt.read_magic(f)
+      read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+      return read(f)[2] if read else np.dtype(np.uint8)  # a newer format: np.load decides
     except ValueError as e:
-      raise DataError(f'{path}: not a numeric .npy array ({e})') from e
-  raise DataError(f'{path}: expected a .npy file')
+      raise DataError(f'{path}: a damaged .npy header ({" ".join(str(e).split())})') from e
+
+
+def _not_numeric(path: str, e: Exception) -> str:
+  if 'allow_pickle' in str(e) or 'Object arrays' in str(e):
+    return _OBJECTS.format(path)
+  return f'{path}: not a readable .npy array ({" ".join(str(e).split())})'
+
+
+def _member(z, key: str, path: str) -> np.ndarray:
+  """One array of an .npz archive (read now: members are not memory-mapped)."""
+  try:
+    return np.asarray(z[key])
+  except ValueError as e:
+    raise DataError(_not_numeric(f'{path}[{key!r}]', e)) from e
 
 
 def load_arrays(cfg):
@@ -45,19 +95,22 @@ def load_arrays(cfg):
   if ext == '.npy':
     images = _load_array(path)
   elif ext == '.npz':
+    if _magic(path, len(ZIP_MAGIC)) != ZIP_MAGIC:
+      raise DataError(f'{path}: not a NumPy .npz archive (no zip header); save arrays with '
+                      'np.savez')
     try:
-      z = np.load(path, mmap_mode='r', allow_pickle=False)
+      z = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
       raise DataError(f'{path}: not a readable .npz archive ({e})') from e
     key = next((k for k in IMAGE_KEYS if k in z.files), None)
     if key is None:
       raise DataError(f'{path}: no image array; expected one of the keys {IMAGE_KEYS}, '
                       f'found {z.files}')
-    images = z[key]
+    images = _member(z, key, path)
     lk = next((k for k in LABEL_KEYS if k in z.files), None)
     ik = next((k for k in ID_KEYS if k in z.files), None)
-    labels = None if lk is None else np.asarray(z[lk])
-    ids = None if ik is None else np.asarray(z[ik])
+    labels = None if lk is None else _member(z, lk, path)
+    ids = None if ik is None else _member(z, ik, path)
   else:
     raise DataError(f'{path}: unsupported extension {ext!r} for data.name=npy; expected .npy '
                     'or .npz (image folders: data.name=folder)')
@@ -80,6 +133,8 @@ def load_arrays(cfg):
     if arr is not None and (arr.ndim != 1 or len(arr) != images.shape[0]):
       raise DataError(f'{src}: {name} have shape {arr.shape} but there are {images.shape[0]} '
                       f'images; expected [{images.shape[0]}]')
+  if ids is not None and ids.dtype.kind not in 'ui':
+    raise DataError(f'{cfg.ids_path or path}: ids have dtype {ids.dtype}; expected integers')
   layout = layout or ('NCHW' if is_nchw(images.shape) else 'NHWC')
   return images, labels, ids, layout
 
@@ -89,48 +144,251 @@ def is_nchw(shape) -> bool:
   return shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4)
 
 
-def load_folder(cfg, size: int):
-  """Images under data.path (class = first-level subfolder, if any), center-cropped to a
-  square and resized to `size` on load. -> (uint8 [N, size, size, 3], labels, names, files)."""
-  from PIL import Image, UnidentifiedImageError
+# ---- image folders ---------------------------------------------------------------------
+
+# macOS, Jupyter and editors leave these beside the data; they are never images of it
+HIDDEN_NAMES = ('__MACOSX',)
+
+
+def _hidden(name: str) -> bool:
+  """'.ipynb_checkpoints', '.DS_Store', AppleDouble '._x.png', '__MACOSX'."""
+  return name.startswith('.') or name in HIDDEN_NAMES
+
+
+def _is_image(path: str) -> bool:
+  return path.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path)
+
+
+@dataclasses.dataclass
+class Folder:
+  images: np.ndarray  # uint8, or float32 in [0, 1] when a source has more than 8 bits
+  labels: np.ndarray  # class indices, -1 without class subfolders
+  class_names: tuple[str, ...]
+  files: list[str]
+  notes: tuple[str, ...]  # what loading did, for the data line
+
+
+def _scan(root: str):
+  """-> (files, labels, class names, notes): the images directly in `root`, or one class
+  per first-level subfolder holding images; hidden entries are never data."""
+  entries = sorted(os.listdir(root))
+  hidden = [e + ('/' if os.path.isdir(os.path.join(root, e)) else '') for e in entries
+            if _hidden(e) and (os.path.isdir(os.path.join(root, e)) or
+                               e.lower().endswith(IMAGE_EXTENSIONS))]
+  top = [e for e in entries if not _hidden(e) and _is_image(os.path.join(root, e))]
+  subdirs = [e for e in entries if not _hidden(e) and os.path.isdir(os.path.join(root, e))]
+  per_class, deeper = {}, []
+  for d in subdirs:
+    inside = sorted(os.listdir(os.path.join(root, d)))
+    per_class[d] = [f for f in inside if not _hidden(f) and _is_image(os.path.join(root, d, f))]
+    hidden += [f'{d}/{f}' for f in inside if _hidden(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+    for sub in inside:
+      if not _hidden(sub) and os.path.isdir(os.path.join(root, d, sub)):
+        deeper += _images_below(os.path.join(root, d, sub), f'{d}/{sub}')
+  classes = [d for d in subdirs if per_class[d]]
+  empty = [d + '/' for d in subdirs if not per_class[d]]
+  if top and classes:
+    raise DataError(f'{root}: images both at the top level ({top[0]}) and in class subfolders '
+                    f'({classes[0]}/{per_class[classes[0]][0]}); put every image in a class '
+                    'subfolder, or all at the top level (unlabelled)')
+  if not top and not classes:
+    where = (f'; the images are deeper (e.g. {deeper[0]}): set data.path to the folder whose '
+             'subfolders are the classes') if deeper else ''
+    raise DataError(f'{root}: no images ({", ".join(IMAGE_EXTENSIONS)}) at the top level or in '
+                    f'its first-level subfolders{where}')
+  notes = []
+  if hidden:
+    notes.append(f'hidden files and folders ignored: {_some(hidden)}')
+  if empty and classes:
+    notes.append(f'folders without images are not classes: {_some(empty)}')
+  if deeper:
+    notes.append(f'{len(deeper)} image(s) in deeper subfolders not used (e.g. {deeper[0]}); '
+                 'the classes are the first-level subfolders')
+  if classes:
+    files = [os.path.join(root, c, f) for c in classes for f in per_class[c]]
+    labels = [k for k, c in enumerate(classes) for _ in per_class[c]]
+    return files, labels, tuple(classes), notes
+  return [os.path.join(root, f) for f in top], [-1] * len(top), (), notes
+
+
+def _images_below(folder: str, rel: str) -> list[str]:
+  found = []
+  for d, dirs, names in os.walk(folder):
+    dirs[:] = sorted(x for x in dirs if not _hidden(x))
+    sub = os.path.relpath(d, folder)
+    found += [os.path.normpath(os.path.join(rel, sub, f)) for f in sorted(names)
+              if not _hidden(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+  return found
+
+
+def _some(names, k: int = 3) -> str:
+  return ', '.join(names[:k]) + (f' and {len(names) - k} more' if len(names) > k else '')
+
+
+ORIENTATION = 0x0112  # the EXIF tag of how the camera was held
+DEEP_INT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+def _open(path: str):
+  """The image at `path`, decoded and turned upright by its EXIF orientation. -> (PIL image,
+  EXIF-rotated?, frames); PIL's own warnings come back as ae_jax log lines."""
+  from PIL import Image, ImageOps
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    with Image.open(path) as im:
+      im.load()
+      frames = getattr(im, 'n_frames', 1)
+      rotated = im.getexif().get(ORIENTATION, 1) not in (1, None)
+      upright = ImageOps.exif_transpose(im)  # a new image: valid after the file closes
+  for w in caught:
+    if issubclass(w.category, (UserWarning, RuntimeWarning)):  # about this file's contents
+      log.warning('%s: %s', path, ' '.join(str(w.message).split()))
+    else:  # deprecations and the like are not about the data: leave them to Python
+      warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+  return upright, rotated, frames
+
+
+def _pixels(im, path: str, int_max: int, background) -> tuple[np.ndarray, dict]:
+  """A PIL image at its own bit depth -> (float32 [H, W, 1 or 3] in [0, 1], facts), facts
+  naming what was done: {'deep': mode, 'palette', 'alpha', 'converted': mode, 'gray'}."""
+  from ae_jax.data import composite
+  mode, facts = im.mode, {}
+  if mode in DEEP_INT_MODES:
+    a = np.asarray(im)
+    top = int_max or 65535  # 16-bit PNG/TIFF; data.int_max for e.g. 12-bit data
+    if a.size and (a.min() < 0 or a.max() > top):
+      raise DataError(f'{path}: {mode} pixels range over [{a.min()}, {a.max()}]; expected '
+                      f'0..{top} (set data.int_max to the images\' full scale)')
+    facts.update(deep=mode, gray=True, scale=top, bits=16 if mode.startswith('I;16') else 32)
+    return (a.astype(np.float32) / top)[..., None], facts
+  if mode == 'F':
+    a = np.asarray(im, np.float32)
+    if a.size and not np.isfinite(a).all():
+      raise DataError(f'{path}: float (F) pixels contain NaN or inf')
+    if a.size and (a.min() < 0 or a.max() > 1):
+      raise DataError(f'{path}: float (F) pixels range over [{a.min():.4g}, {a.max():.4g}]; '
+                      'expected [0, 1]')
+    facts.update(deep=mode, gray=True)
+    return a[..., None], facts
+  if mode in ('1', 'L'):
+    facts['gray'] = True
+    return (np.asarray(im.convert('L'), np.float32) / 255)[..., None], facts
+  if mode == 'P':
+    facts['palette'] = True
+    im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
+  elif mode == 'PA':
+    facts['palette'] = True
+    im = im.convert('RGBA')
+  elif mode in ('LA', 'La'):
+    im = im.convert('LA')
+  elif mode == 'RGBa':
+    im = im.convert('RGBA')
+  elif mode not in ('RGB', 'RGBA'):
+    facts['converted'] = mode  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+    im = im.convert('RGB')
+  a = np.asarray(im, np.float32) / 255
+  if im.mode in ('LA', 'RGBA'):
+    color, alpha = a[..., :-1], a[..., -1:]
+    if alpha.min() < 1:
+      facts['alpha'] = True
+    a = composite(color, alpha, background)
+    facts['gray'] = a.shape[-1] == 1
+  return a, facts
+
+
+def _square(x: np.ndarray, size: int) -> np.ndarray:
+  """Center-crop float [H, W, C] to a square, resize to size x size (bilinear, per channel
+  in float so 16-bit sources keep their precision)."""
+  from PIL import Image
+  h, w = x.shape[:2]
+  side = min(h, w)
+  y0, x0 = (h - side) // 2, (w - side) // 2
+  x = x[y0:y0 + side, x0:x0 + side]
+  if side == size:
+    return x
+  planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c]), 'F')
+                       .resize((size, size), Image.BILINEAR)) for c in range(x.shape[-1])]
+  return np.clip(np.stack(planes, -1), 0.0, 1.0)
+
+
+def load_folder(cfg, size: int) -> Folder:
+  """Images under data.path (class = first-level subfolder, if any), upright by EXIF,
+  alpha composited onto data.background, center-cropped to a square and resized to `size`
+  on load. Images are uint8 [N, size, size, C], or float32 in [0, 1] when any source has more
+  than 8 bits per channel; C is 1 when every image is gray, else 3."""
+  from ae_jax.data import parse_background
   root = cfg.path
   _require(root, 'data.name=folder')
   if not os.path.isdir(root):
     raise DataError(f'{root}: data.name=folder needs a folder of images')
   if size <= 0:
     raise ConfigError('data.name=folder needs data.image_size > 0 (images are resized on load)')
-  subdirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-  classes = subdirs or ['']
-  files, labels = [], []
-  for k, c in enumerate(classes):
-    d = os.path.join(root, c)
-    for f in sorted(os.listdir(d)):
-      if f.lower().endswith(IMAGE_EXTENSIONS):
-        files.append(os.path.join(d, f))
-        labels.append(k if subdirs else -1)
-  if not files:
-    raise DataError(f'{root}: no images ({", ".join(IMAGE_EXTENSIONS)}) found')
-  images, keep = [], []
+  bg_name = cfg.get('background', 'white')
+  background = parse_background(bg_name)
+  files, labels, names, notes = _scan(root)
+  images, keep, seen = [], [], []
+  skipped = 0
   for i, f in enumerate(files):
     try:
-      with Image.open(f) as im:
-        im = im.convert('RGB')
-        w, h = im.size
-        side = min(w, h)
-        im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side,
-                      (h - side) // 2 + side)).resize((size, size), Image.BILINEAR)
-        images.append(np.asarray(im, np.uint8))
-        keep.append(i)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+      im, rotated, frames = _open(f)
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a broken file
+      from PIL import Image
+      if isinstance(e, Image.DecompressionBombError):
+        why = f'refused as a possible decompression bomb ({" ".join(str(e).split())})'
+      else:
+        why = f'cannot read this image ({type(e).__name__}: {" ".join(str(e).split())})'
       if not cfg.skip_corrupt:
-        raise DataError(f'{f}: cannot read this image ({type(e).__name__}: {e}); remove it or '
-                        'set data.skip_corrupt=True to skip unreadable files') from e
-      warnings.warn(f'skipping unreadable image {f}: {e}')
+        raise DataError(f'{f}: {why}; remove it or set data.skip_corrupt=True to skip '
+                        'unreadable files') from e
+      log.warning('skipping %s: %s', f, why)
+      skipped += 1
+      continue
+    x, facts = _pixels(im, f, int(cfg.int_max), background)
+    facts.update(rotated=rotated, frames=frames)
+    images.append(_square(x, size))
+    keep.append(i)
+    seen.append(facts)
   if not images:
     raise DataError(f'{root}: none of the {len(files)} images could be read')
-  names = tuple(classes) if subdirs else ('',)
-  return (np.stack(images), np.asarray(labels, np.int32)[keep], names,
-          [files[i] for i in keep])
+  n = len(images)
+  count = lambda key: sum(1 for s in seen if s.get(key))
+  if skipped:
+    notes.append(f'{skipped} unreadable image(s) skipped (data.skip_corrupt)')
+  if count('rotated'):
+    notes.append(f'{count("rotated")} of {n} images rotated upright by their EXIF orientation')
+  if any(s['frames'] > 1 for s in seen):
+    notes.append(f'{sum(s["frames"] > 1 for s in seen)} image(s) have several frames; the '
+                 'first was used')
+  converted = sorted({s['converted'] for s in seen if s.get('converted')})
+  if converted:
+    notes.append(f'{count("converted")} of {n} images converted from {"/".join(converted)} '
+                 'to RGB')
+  if count('alpha'):
+    notes.append(f'{count("alpha")} of {n} images had transparency, composited onto '
+                 f'{bg_name} (data.background)')
+  deep = sorted({s['deep'] for s in seen if s.get('scale')})
+  if deep:
+    bits = '/'.join(f'{b}-bit' for b in sorted({s['bits'] for s in seen if s.get('scale')}))
+    by = f'{int(cfg.int_max)} (data.int_max)' if cfg.int_max else '65535'
+    notes.append(f'{count("scale")} of {n} images have {bits} pixels ({"/".join(deep)}): '
+                 f'divided by {by} and kept as float32, not rounded to 8 bits')
+  if any(s.get('deep') == 'F' for s in seen):
+    notes.append(f'{sum(s.get("deep") == "F" for s in seen)} of {n} images are 32-bit float '
+                 '(F), kept as float32')
+  gray = [s.get('gray', False) for s in seen]
+  if not all(gray):
+    to_rgb = sum(gray) + count('palette')
+    if to_rgb:
+      what = '/'.join(w for w, c in (('gray', sum(gray)), ('paletted', count('palette'))) if c)
+      notes.append(f'{to_rgb} of {n} images were {what} and were converted to RGB')
+    images = [np.repeat(x, 3, -1) if g else x for x, g in zip(images, gray)]
+  notes.append(f'each image center-cropped to a square and resized to {size}x{size} on load '
+               '(data.image_size)')
+  stacked = np.stack(images)  # [N, size, size, C]
+  if not any(s.get('deep') for s in seen):
+    stacked = np.rint(stacked * 255).astype(np.uint8)  # 8-bit sources: nothing is lost
+  return Folder(stacked, np.asarray(labels, np.int32)[keep], names, [files[i] for i in keep],
+                tuple(notes))
 
 
 WM811K_CLASSES = ('Center', 'Donut', 'Edge-Loc', 'Edge-Ring', 'Loc', 'Near-full', 'Random',

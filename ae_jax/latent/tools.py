@@ -76,8 +76,21 @@ class Source:
     return data.load(self.model.config.data)
 
   def label_name(self, label: int) -> str:
+    """A class index's name ('' for -1, unlabelled)."""
     names = self.model.class_names
     return names[label] if 0 <= label < len(names) else (str(label) if label >= 0 else '')
+
+  @property
+  def class_values(self):
+    """The label value of each class (the user's own: 5, 0.5, 'cat'), from model.json, or
+    from the dataset for a model.json written before it recorded them."""
+    values = getattr(self.model, 'class_values', None)
+    return values if values is not None else self.dataset.info.class_values
+
+  def label_values(self, labels) -> np.ndarray:
+    """Class indices -> the labels' own values, for arrays written for the user."""
+    from ae_jax import data
+    return data.original_labels(labels, self.class_values)
 
   def images(self, ids) -> tuple[np.ndarray, np.ndarray]:
     from ae_jax import data
@@ -144,7 +157,8 @@ def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
   fig = figures.image_rows(rows, names, title, color_key=ref.model.color_key,
                            col_titles=ref.titles(ids, labels))
   written = {'figure': out.figure(fig, 'reconstruct.png'),
-             'arrays': out.arrays('reconstruct.npz', ids=np.asarray(ids), labels=labels,
+             'arrays': out.arrays('reconstruct.npz', ids=np.asarray(ids),
+                                  labels=ref.label_values(labels),
                                   originals=images, **{f'recon_{i}': r for i, r in
                                                        enumerate(recons.values())},
                                   models=np.asarray(list(recons)))}
@@ -293,7 +307,8 @@ def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
   """Latent-noise generation: k new samples per source image, decoded from its code (the
   posterior mean for a VAE) plus Gaussian noise of scale sigma (a number, or 'schedule':
   the i-th sample gets i/10). Writes gen_data.npy (the dataset's own layout and range),
-  gen_label.npy (each sample inherits its source's label) and gen_ids.npy."""
+  gen_label.npy (each sample inherits its source's label, as the dataset's own value and
+  dtype: 5, 0.5, 'cat'; -1 unlabelled) and gen_ids.npy. `classes` are class names."""
   from ae_jax import data
   m = source.model
   if per_class:
@@ -306,7 +321,7 @@ def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
   mean, _ = _codes(m, images)
   z = ops.add_noise(jax.random.PRNGKey(seed), np.asarray(mean), k, sigmas)
   gen = m.decode(np.asarray(z))
-  gen_label = np.repeat(labels, k).astype(np.int64)
+  gen_label = np.repeat(source.label_values(labels), k)  # the user's own label values
   gen_ids = np.repeat(np.asarray(ids), k)
   stored = data.to_storage(gen, m.storage)
   written = {'data': out.array('gen_data.npy', stored),
@@ -341,22 +356,45 @@ def _ids_per_class(source: Source, per_class: int, classes, seed: int) -> list[i
   names = list(source.model.class_names)
   if not names:
     raise ConfigError(f'{source.workdir}: the dataset has no class names; give --ids')
-  wanted = list(classes) or names
-  lower = {n.lower(): i for i, n in enumerate(names)}
-  bad = [c for c in wanted if c.lower() not in lower]
+  wanted = [str(c) for c in classes] or names
+  index = {c: class_index(c, names, source.class_values) for c in wanted}
+  bad = [c for c, i in index.items() if i is None]
   if bad:
-    raise ConfigError(f'class(es) {bad} unknown; this dataset has {names}')
-  labels = np.asarray(source.dataset.train['label'])
+    shown = names if len(names) <= 20 else names[:20] + [f'... ({len(names)} classes)']
+    raise ConfigError(f'class(es) {bad} unknown; this dataset has {shown}')
+  labels = np.asarray(source.dataset.train['label'])  # class indices
   ids = np.asarray(source.dataset.train['id'])
   rng = np.random.default_rng(seed)
   out = []
   for c in wanted:
-    pos = np.flatnonzero(labels == lower[c.lower()])
+    pos = np.flatnonzero(labels == index[c])
     if len(pos) == 0:
       raise ConfigError(f'class {c!r} has no training images')
     out += [int(i) for i in ids[np.sort(rng.choice(pos, min(per_class, len(pos)),
                                                    replace=False))]]
   return out
+
+
+def class_index(text: str, names, values=None) -> int | None:
+  """The class a user names: by its name ('5', '-1', '0.5', 'cat'; exact, else the one
+  name equal ignoring case), else by numeric value ('5.0' names class 5). None: no class."""
+  names = list(names)
+  if text in names:
+    return names.index(text)
+  folded = [i for i, n in enumerate(names) if n.lower() == text.lower()]
+  if len(folded) == 1:
+    return folded[0]
+  values = None if values is None else np.asarray(values)
+  if values is not None and len(values) == len(names) and values.dtype.kind in 'iuf':
+    try:
+      number = float(text)
+    except ValueError:
+      return None
+    same = np.flatnonzero((values.astype(np.float64) == number) |
+                          (values == np.asarray(number).astype(values.dtype)
+                           if values.dtype.kind == 'f' else False))
+    return int(same[0]) if len(same) == 1 else None
+  return None
 
 
 def same_noise(sources: list[Source], num: int, sets: int, seed: int, out) -> dict:
@@ -402,7 +440,7 @@ def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   m = source.model
   images, labels, ids = source.split(split, limit)
   mean, logvar = _codes(m, images)
-  arrays = {'mean': mean, 'labels': labels, 'ids': ids}
+  arrays = {'mean': mean, 'labels': source.label_values(labels), 'ids': ids}
   if logvar is not None:
     arrays['logvar'] = logvar
   flat = np.reshape(mean, (len(mean), -1))
