@@ -229,11 +229,11 @@ LDM_PRESETS: dict[str, LDMPreset] = {
         '128-256-512, 2 blocks, 3 latent channels, no level attention, f=4',
         128, (1, 2, 4), 2, 3),
     'kl_f4_small': LDMPreset(
-        'kl_f4 shrunk for CPU training: widths 32-64-64, 1 block, 3 latent channels, f=4',
-        32, (1, 2, 2), 1, 3, norm_groups=8),
+        'kl_f4 at 1/8 the width for CPU training: widths 16-32-64, 1 block, 3 latent '
+        'channels, f=4', 16, (1, 2, 4), 1, 3, norm_groups=8),
     'kl_f8_small': LDMPreset(
-        'kl_f8 shrunk for CPU training: widths 32-64-64-128, 1 block, 4 latent channels, '
-        'f=8', 32, (1, 2, 2, 4), 1, 4, norm_groups=8),
+        'kl_f8 at 1/8 the width for CPU training: widths 16-32-64-64, 1 block, 4 latent '
+        'channels, f=8', 16, (1, 2, 4, 4), 1, 4, norm_groups=8),
 }
 
 
