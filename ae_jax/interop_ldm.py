@@ -66,9 +66,11 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   try:
     obj = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # noqa: BLE001 - not a pickle, or one that holds code
+    # Lightning checkpoints may pickle callback objects; unpickling those can run code
     raise DataError(f'{path} does not load as tensors with torch.load(weights_only=True) '
-                    f'({type(e).__name__}); a file holding more than tensors would run '
-                    'code: convert it to .safetensors where it came from') from e
+                    f'({type(e).__name__}); if you trust the file, save '
+                    "torch.load(path, weights_only=False)['state_dict'] with "
+                    'safetensors.torch.save_file and read that') from e
   if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
     obj = obj['state_dict']  # a CompVis / PyTorch Lightning checkpoint
   if not isinstance(obj, dict):

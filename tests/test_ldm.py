@@ -26,7 +26,7 @@ if importlib.util.find_spec('diffusers') is None:  # checked without importing t
 pytest.importorskip('safetensors')
 
 from ae_jax import interop_ldm  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
+from ae_jax.errors import ConfigError, DataError  # noqa: E402
 from ae_jax.models import ldm  # noqa: E402
 from ae_jax.models.base import AutoEncoder  # noqa: E402
 
@@ -299,6 +299,11 @@ def test_read_state_dict_files(tmp_path, monkeypatch):
       np.ones((2, 3, 3, 3), np.float32))
   with pytest.raises(ConfigError, match='no such file'):
     interop_ldm.read_state_dict(str(tmp_path / 'nope.safetensors'))
+  import argparse
+  unsafe = str(tmp_path / 'objects.ckpt')  # an object whose unpickling could run code
+  torch.save({'state_dict': weights, 'callbacks': argparse.Namespace(every=1)}, unsafe)
+  with pytest.raises(DataError, match=r'weights_only=True\) \(UnpicklingError\); if you trust'):
+    interop_ldm.read_state_dict(unsafe)
   monkeypatch.setitem(sys.modules, 'torch', None)
   with pytest.raises(ConfigError, match='pip install torch'):
     interop_ldm.read_state_dict(path)
