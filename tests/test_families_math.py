@@ -1,0 +1,159 @@
+"""The autoencoder families' math, each against its defining property: the VQ layer
+(models/quantizer)."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ae_jax.models import quantizer
+from ae_jax.models.quantizer import RESTART_RNG, STATS, VectorQuantizer
+
+# ---- VQ-VAE --------------------------------------------------------------------------------
+
+
+def _vq_grads(term):
+  """Gradients of sum(out.<term>) w.r.t. the codebook parameter and z_e [4, 2, 2, 3]."""
+  vq = VectorQuantizer(num_codes=5, mode='codebook_loss')
+  z_e = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 2, 3))
+  params = vq.init(jax.random.PRNGKey(0), z_e)['params']
+
+  def loss(p, z):
+    return getattr(vq.apply({'params': p}, z), term).sum()
+
+  g_params, g_z = jax.grad(loss, argnums=(0, 1))(params, z_e)
+  out = vq.apply({'params': params}, z_e)
+  e = np.asarray(params['codebook'])[np.asarray(out.indices)]  # [4, 2, 2, 3]
+  return np.asarray(g_params['codebook']), np.asarray(g_z), np.asarray(z_e), e, out
+
+
+def test_vq_commitment_gradient_reaches_only_the_encoder_output():
+  g_codebook, g_z, z_e, e, _ = _vq_grads('commitment')
+  np.testing.assert_array_equal(g_codebook, 0.0)
+  # d/dz_e of mean over 2x2 positions and 3 channels of (z_e - e)^2
+  np.testing.assert_allclose(g_z, 2 * (z_e - e) / 12, rtol=1e-5, atol=1e-7)
+  assert np.abs(g_z).max() > 1e-3
+
+
+def test_vq_codebook_gradient_reaches_only_the_codebook():
+  g_codebook, g_z, z_e, e, out = _vq_grads('codebook')
+  np.testing.assert_array_equal(g_z, 0.0)
+  idx = np.asarray(out.indices).reshape(-1)
+  expect = np.zeros((5, 3))
+  np.add.at(expect, idx, 2 * (e - z_e).reshape(-1, 3) / 12)
+  np.testing.assert_allclose(g_codebook, expect, rtol=1e-5, atol=1e-7)
+  assert np.abs(g_codebook).max() > 1e-3
+
+
+def test_vq_straight_through_passes_the_gradient_to_z_e_unchanged():
+  vq = VectorQuantizer(num_codes=5, mode='codebook_loss')
+  z_e = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+  w = jax.random.normal(jax.random.PRNGKey(2), (4, 3))
+  params = vq.init(jax.random.PRNGKey(0), z_e)['params']
+  out = vq.apply({'params': params}, z_e)
+  np.testing.assert_allclose(out.quantized, params['codebook'][out.indices], atol=1e-6)
+  g_params, g_z = jax.grad(
+      lambda p, z: jnp.sum(w * vq.apply({'params': p}, z).quantized), argnums=(0, 1))(
+          params, z_e)
+  np.testing.assert_array_equal(g_z, w)
+  np.testing.assert_array_equal(g_params['codebook'], 0.0)
+
+
+# three codes, four vectors: two go to code 0, two to code 1, none to code 2
+_CODEBOOK = np.array([[0., 0.], [10., 0.], [0., 10.]], np.float32)
+_Z = np.array([[0.5, -0.5], [1.0, 0.5], [9.0, 1.0], [11.0, -1.0]], np.float32)
+# code 2's count is tiny, so Laplace smoothing moves it by ~10% (it is 1e-5 relative for
+# the others); the sums need not be count * code
+_SIZE = np.array([2.0, 3.0, 1e-4], np.float32)
+_SUM = np.array([[0.2, 0.1], [29.0, 1.0], [1e-5, 1.1e-3]], np.float32)
+
+
+def _ema_by_hand(decay=0.99, eps=1e-5):
+  assign = np.array([0, 0, 1, 1])
+  onehot = np.eye(3)[assign]
+  size = decay * _SIZE + (1 - decay) * onehot.sum(0)
+  total = decay * _SUM + (1 - decay) * onehot.T @ _Z
+  n = size.sum()
+  smoothed = (size + eps) / (n + 3 * eps) * n
+  return assign, onehot.sum(0), size, total, total / smoothed[:, None]
+
+
+def _ema_apply(dead_threshold):
+  vq = VectorQuantizer(num_codes=3, dead_threshold=dead_threshold)
+  stats = {'codebook': _CODEBOOK, 'cluster_size': _SIZE, 'code_sum': _SUM}
+  out, new = vq.apply({STATS: stats}, _Z, train=True, mutable=[STATS],
+                      rngs={RESTART_RNG: jax.random.PRNGKey(3)})
+  return out, {k: np.asarray(v) for k, v in new[STATS].items()}
+
+
+def test_vq_one_ema_step_equals_the_formula_by_hand():
+  assign, counts, size, total, codebook = _ema_by_hand()
+  out, new = _ema_apply(dead_threshold=0.0)
+  np.testing.assert_array_equal(out.indices, assign)
+  np.testing.assert_array_equal(out.counts, counts)
+  np.testing.assert_allclose(out.quantized, _CODEBOOK[assign], atol=1e-6)  # the old codebook
+  np.testing.assert_allclose(new['cluster_size'], size, rtol=1e-6)
+  np.testing.assert_allclose(new['code_sum'], total, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(new['codebook'], codebook, rtol=1e-5)
+  # evaluation changes nothing and needs no mutable collection
+  vq = VectorQuantizer(num_codes=3)
+  vq.apply({STATS: {'codebook': _CODEBOOK, 'cluster_size': _SIZE, 'code_sum': _SUM}}, _Z)
+
+
+def test_vq_dead_code_restarts_at_an_encoder_output():
+  # code 2's count stays below 1: it moves to one of this batch's vectors
+  _, _, size, total, codebook = _ema_by_hand()
+  _, new = _ema_apply(dead_threshold=1.0)
+  np.testing.assert_allclose(new['codebook'][:2], codebook[:2], rtol=1e-5)
+  np.testing.assert_allclose(new['cluster_size'][:2], size[:2], rtol=1e-6)
+  np.testing.assert_allclose(new['code_sum'][:2], total[:2], rtol=1e-6)
+  fresh = new['codebook'][2]
+  assert np.min(np.abs(_Z - fresh).sum(1)) == 0.0, fresh
+  assert new['cluster_size'][2] == 1.0
+  np.testing.assert_array_equal(new['code_sum'][2], fresh)
+
+
+_MEANS = np.array([[-2., -2.], [-2., 2.], [2., -2.], [2., 2.]], np.float32)
+
+
+def _vq_train_on_mixture(key, dead_threshold, steps=500, batch=128):
+  """EMA steps on a 4-component 2-D mixture (std 0.15) -> (final codebook, last counts)."""
+  vq = VectorQuantizer(num_codes=4, dead_threshold=dead_threshold)
+  stats = vq.init(key, jnp.zeros((batch, 2)))[STATS]
+
+  def step(stats, k):
+    k_comp, k_noise, k_restart = jax.random.split(k, 3)
+    comp = jax.random.randint(k_comp, (batch,), 0, 4)
+    z = jnp.asarray(_MEANS)[comp] + 0.15 * jax.random.normal(k_noise, (batch, 2))
+    out, new = vq.apply({STATS: stats}, z, train=True, mutable=[STATS],
+                        rngs={RESTART_RNG: k_restart})
+    return new[STATS], out.counts
+
+  stats, counts = jax.lax.scan(step, stats, jax.random.split(jax.random.fold_in(key, 1), steps))
+  return stats['codebook'], counts[-1]
+
+
+def test_vq_ema_with_restarts_finds_the_mixture_means():
+  keys = jax.random.split(jax.random.PRNGKey(0), 8)
+  for threshold in (1.0, 0.0):
+    codebooks, counts = jax.jit(jax.vmap(
+        lambda k, t=threshold: _vq_train_on_mixture(k, t)))(keys)
+    dist = np.linalg.norm(np.asarray(codebooks)[:, :, None] - _MEANS[None, None], axis=-1)
+    # [runs, codes, means]: every mean has its own code within 0.05 (a third of the
+    # component's std; measured <= 0.01 after 500 steps)
+    found = [(d.min(0).max() < 0.05 and len(set(d.argmin(0))) == 4) for d in dist]
+    if threshold:
+      assert all(found), dist.min(1).max(1)
+      assert np.all(np.asarray(counts) > 0)
+    else:  # without restarts, some initial codebooks leave a code unused for good
+      assert not all(found) and np.any(np.asarray(counts) == 0)
+
+
+def test_perplexity_and_usage_on_hand_made_counts():
+  uniform_half = jnp.array([5., 5., 5., 5., 0., 0., 0., 0.])
+  np.testing.assert_allclose(quantizer.perplexity(uniform_half), 4.0, rtol=1e-6)
+  assert float(quantizer.usage(uniform_half)) == 0.5
+  skewed = jnp.array([1., 3., 0., 0.])  # entropy -(1/4 ln 1/4 + 3/4 ln 3/4)
+  entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+  np.testing.assert_allclose(quantizer.perplexity(skewed), math.exp(entropy), rtol=1e-6)
+  assert float(quantizer.usage(skewed)) == 0.5
