@@ -1,12 +1,15 @@
 """The autoencoder families' math, each against its defining property: the VQ layer
-(models/quantizer), beta-TCVAE's decomposition, WAE's MMD and the IWAE bound
-(objectives/)."""
+(models/quantizer), beta-TCVAE's decomposition, WAE's MMD, the IWAE bound
+(objectives/) and the ex-post latent density (latent/density)."""
+import io
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from ae_jax.latent import density
 from ae_jax.models import quantizer
 from ae_jax.models.quantizer import RESTART_RNG, STATS, VectorQuantizer
 from ae_jax.objectives import iwae, mmd, tcvae
@@ -369,3 +372,62 @@ def test_iwae_masked_k_max_equals_unmasked_k_exactly():
   np.testing.assert_array_equal(bound(lw_max, keep), bound(lw_max[jnp.array([2, 7, 11])]))
   grad = jax.grad(lambda w: iwae.bound(w, keep).sum())(lw_max)
   assert np.all(np.asarray(grad)[np.asarray(keep) == 0] == 0)
+
+
+# ---- ex-post density -----------------------------------------------------------------------
+
+_W3 = np.array([0.2, 0.3, 0.5])
+_M3 = np.array([[-4.0, 0.0], [0.0, 3.0], [4.0, -1.0]])
+
+
+def _mixture_codes(n=3000, seed=0):
+  rng = np.random.default_rng(seed)
+  comp = rng.choice(3, size=n, p=_W3)
+  return (_M3[comp] + rng.standard_normal((n, 2)) * 0.5).astype(np.float32)
+
+
+def test_gmm_recovers_the_weights_and_means_of_a_known_mixture():
+  params = density.fit(_mixture_codes(), 'gmm', num_components=3, seed=0)
+  order = np.argsort(params['means_'][:, 0])  # components matched by their first coordinate
+  # 3000 codes: sampling sd ~0.008 for a weight, ~0.02 for a mean coordinate (measured
+  # errors: 0.009 and 0.035 at most)
+  np.testing.assert_allclose(params['weights_'][order], _W3, atol=0.03)
+  np.testing.assert_allclose(params['means_'][order], _M3, atol=0.1)
+
+
+def test_density_sampling_is_reproducible_and_follows_the_fit():
+  codes = _mixture_codes()
+  for kind in density.KINDS:
+    params = density.fit(codes.reshape(-1, 1, 2), kind, num_components=3)
+    a, b = density.sample(params, 500, seed=7), density.sample(params, 500, seed=7)
+    assert a.shape == (500, 1, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, density.sample(params, 500, seed=8))
+  gauss = density.fit(codes, 'gaussian')
+  many = density.sample(gauss, 20000, seed=0)
+  np.testing.assert_allclose(many.mean(0), codes.mean(0), atol=0.06)
+  np.testing.assert_allclose(np.cov(many.T), np.cov(codes.T), rtol=0.05, atol=0.05)
+  cold = density.sample(gauss, 10, seed=0, temperature=0.0)
+  np.testing.assert_allclose(cold, np.broadcast_to(gauss['mean'], cold.shape), atol=1e-6)
+
+
+@pytest.mark.parametrize('covariance_type', density.COVARIANCE_TYPES)
+def test_gmm_round_trips_through_npz_exactly(covariance_type):
+  from sklearn.mixture import GaussianMixture
+  codes = _mixture_codes(600)
+  gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(codes)
+  params = density.from_mixture(gmm, (2,))
+  buf = io.BytesIO()
+  np.savez(buf, **params)
+  buf.seek(0)
+  with np.load(buf, allow_pickle=False) as f:
+    loaded = dict(f)
+  assert loaded.keys() == params.keys()
+  for k in params:
+    np.testing.assert_array_equal(loaded[k], params[k])
+  rebuilt = density.to_mixture(loaded)
+  for name, value in vars(gmm).items():
+    np.testing.assert_array_equal(getattr(rebuilt, name), value, err_msg=name)
+  np.testing.assert_array_equal(rebuilt.score_samples(codes), gmm.score_samples(codes))
+  np.testing.assert_array_equal(density.sample(loaded, 50, seed=1),
+                                density.sample(params, 50, seed=1))
