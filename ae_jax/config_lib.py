@@ -171,7 +171,13 @@ def _rule_sweep(config):
   sweep.expand(config)  # members' values: kinds, ranges, zip lengths
 
 
-RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_latent, _rule_metrics, _rule_sweep)
+def _rule_background(config):
+  from ae_jax.data import pixels
+  pixels.parse_background(config.data.background)  # a colour, before any image is read
+
+
+RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_latent, _rule_metrics, _rule_sweep,
+         _rule_background)
 
 
 def validate(config) -> None:

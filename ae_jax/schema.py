@@ -166,6 +166,9 @@ CORE: tuple[Key, ...] = (
     Key('data.stream_chunk_steps', 16, 'int', 'stream + scan loop: steps read and scanned at '
         'a time', check='positive', role=_FREE),
     Key('data.skip_corrupt', False, 'bool', 'folder: skip unreadable images with a warning'),
+    Key('data.background', 'white', 'str', 'colour transparent pixels are composited onto '
+        '(RGBA/LA/palette transparency in folders, a 4th channel in arrays): white, black or '
+        'a hex colour such as #808080'),
     Key('data.allow_pickle', False, 'bool', 'wm811k: LSWMD.pkl is a pickle, which runs code '
         'on load: opt in', role=_FREE),
     Key('data.wm811k_unlabeled', 'keep', 'str', 'wm811k: keep (label -1) | drop the '

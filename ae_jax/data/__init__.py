@@ -13,11 +13,11 @@ The test split is always materialised.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Callable
 
 import numpy as np
 
+from ae_jax.data.pixels import BACKGROUNDS, composite, parse_background  # noqa: F401
 from ae_jax.errors import ConfigError, DataError
 
 TFDS_NAMES = ('mnist', 'fashion_mnist', 'cifar10', 'celeb_a')
@@ -310,32 +310,6 @@ def center_crop(images: np.ndarray, size: int, where: str) -> np.ndarray:
   return images[:, y:y + size, x:x + size]
 
 
-BACKGROUNDS = {'white': (1.0, 1.0, 1.0), 'black': (0.0, 0.0, 0.0)}
-
-
-def parse_background(value) -> tuple[float, float, float]:
-  """data.background: 'white', 'black' or a hex colour '#rrggbb' / '#rgb' -> RGB in [0, 1]."""
-  text = str(value).strip().lower()
-  if text in BACKGROUNDS:
-    return BACKGROUNDS[text]
-  if not re.fullmatch(r'#([0-9a-f]{3}|[0-9a-f]{6})', text):
-    raise ConfigError(f'data.background={value!r} is not a colour; expected \'white\', '
-                      '\'black\' or a hex colour such as \'#808080\'')
-  digits = text[1:] if len(text) == 7 else ''.join(d * 2 for d in text[1:])
-  return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
-
-
-def composite(color: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:
-  """Straight (not premultiplied) colour [..., 1 or 3] over an RGB background by alpha
-  [..., 1], all in [0, 1]. Gray stays gray on a gray background, else becomes RGB."""
-  bg = np.asarray(background, np.float32)
-  if color.shape[-1] == 1 and np.all(bg == bg[0]):
-    bg = bg[:1]
-  elif color.shape[-1] == 1:
-    color = np.repeat(color, 3, -1)
-  return (color * alpha + bg * (1.0 - alpha)).astype(np.float32)
-
-
 def convert_channels(images: np.ndarray, channels: int, where: str,
                      background=BACKGROUNDS['white']) -> np.ndarray:
   c = images.shape[-1]
@@ -414,7 +388,7 @@ def integer_scale(cfg, raw: Raw) -> int:
 
 def _preprocessor(cfg, raw: Raw):
   int_max = integer_scale(cfg, raw)
-  background = parse_background(cfg.get('background', 'white'))
+  background = parse_background(cfg.background)
 
   def prep(batch, src_positions):
     ids = raw.ids[src_positions] if raw.ids is not None else src_positions
@@ -515,7 +489,7 @@ def _describe_preprocessing(cfg, raw: Raw, native, final) -> tuple[str, ...]:
           '--config.data.image_size=0 to keep their size', cfg.image_size, h, w, raw.where,
           cfg.image_size, cfg.image_size)
   if native[-1] == 4 and final[-1] != 4:
-    bg = cfg.get('background', 'white')
+    bg = cfg.background
     steps.append(f'4th channel taken as alpha and composited onto {bg} (data.background; '
                  'data.channels=4 keeps it)')
     native = (*native[:-1], 3)

@@ -251,7 +251,7 @@ def _open(path: str):
 def _pixels(im, path: str, int_max: int, background) -> tuple[np.ndarray, dict]:
   """A PIL image at its own bit depth -> (float32 [H, W, 1 or 3] in [0, 1], facts), facts
   naming what was done: {'deep': mode, 'palette', 'alpha', 'converted': mode, 'gray'}."""
-  from ae_jax.data import composite
+  from ae_jax.data.pixels import composite
   mode, facts = im.mode, {}
   if mode in DEEP_INT_MODES:
     a = np.asarray(im)
@@ -316,14 +316,14 @@ def load_folder(cfg, size: int) -> Folder:
   alpha composited onto data.background, center-cropped to a square and resized to `size`
   on load. Images are uint8 [N, size, size, C], or float32 in [0, 1] when any source has more
   than 8 bits per channel; C is 1 when every image is gray, else 3."""
-  from ae_jax.data import parse_background
+  from ae_jax.data.pixels import parse_background
   root = cfg.path
   _require(root, 'data.name=folder')
   if not os.path.isdir(root):
     raise DataError(f'{root}: data.name=folder needs a folder of images')
   if size <= 0:
     raise ConfigError('data.name=folder needs data.image_size > 0 (images are resized on load)')
-  bg_name = cfg.get('background', 'white')
+  bg_name = cfg.background
   background = parse_background(bg_name)
   files, labels, names, notes = _scan(root)
   images, keep, seen = [], [], []
@@ -419,7 +419,8 @@ def load_wm811k(cfg, size: int):
   maps, labels = [], []
   for m, t in zip(df['waferMap'], df['failureType']):
     name = np.asarray(t).ravel()
-    label = WM811K_CLASSES.index(str(name[0])) if name.size and str(name[0]) in WM811K_CLASSES else -1
+    known = name.size and str(name[0]) in WM811K_CLASSES
+    label = WM811K_CLASSES.index(str(name[0])) if known else -1
     if label < 0 and cfg.wm811k_unlabeled == 'drop':
       continue
     m = np.asarray(m)
