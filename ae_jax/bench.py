@@ -8,7 +8,8 @@ Prints one JSON line per model (per program of a sweep) with `model`, `image_sha
 each synchronised), `images_per_sec`, `compile_s` (lowering + compiling the step),
 `peak_rss_mb`, `device`, `dtype`, `gflop_per_step` (XLA's cost analysis of the compiled
 step) and `gflops` (achieved), and with `--peak` the machine's float32 matmul rate
-(`matmul_peak_gflops`, measured in the same run) and `peak_fraction`. `--synthetic` times on random images of the configured
+(`matmul_peak_gflops`, measured in the same run) and `peak_fraction`. `--synthetic` times on
+random images of the configured
 shape (data.image_size x data.image_size x (data.channels or 3)), so any preset can be
 timed at any size without its data. `--compare-loops` also times one epoch as a
 `lax.scan` against a Python loop of compiled steps over the same device-resident data.

@@ -7,8 +7,6 @@ evaluation, each over the whole split with per-member model handles.
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import numpy as np
 
@@ -33,16 +31,19 @@ class PassContext:
     self.factors = factors
     self.wanted = set(wanted)
     self.members = [Trained(setup, variables, k, epoch) for k in range(len(setup.members))]
+    self._recons: dict[int, np.ndarray] = {}
 
   @property
   def train_images(self):
     x = self._train_images() if callable(self._train_images) else self._train_images
     return np.asarray(x)
 
-  @functools.lru_cache(maxsize=None)
   def recon(self, k: int) -> np.ndarray:
-    """Member k's deterministic reconstructions of the images, clipped to [0, 1]."""
-    return np.clip(self.members[k].reconstruct(self.images), 0.0, 1.0)
+    """Member k's deterministic reconstructions of the images, clipped to [0, 1] (computed
+    once per context: several pass metrics use them)."""
+    if k not in self._recons:
+      self._recons[k] = np.clip(self.members[k].reconstruct(self.images), 0.0, 1.0)
+    return self._recons[k]
 
   def key(self, salt: int = 0):
     return jax.random.PRNGKey(self.config.train.seed + 7_000_003 + salt)

@@ -129,7 +129,7 @@ def convert(state_dict, params, batch_stats, image_shape, flatten_order: str = '
   batch_stats = _copy(batch_stats)
   perm = _pixel_perm(image_shape, flatten_order)
   n_pixels = int(np.prod(image_shape))
-  dense = [i for i, l in enumerate(ours) if l.kind == 'dense']
+  dense = [i for i, layer in enumerate(ours) if layer.kind == 'dense']
   for i, (layer, (prefix, g)) in enumerate(zip(ours, theirs)):
     w = g['weight']
     kind = _torch_kind(g)

@@ -132,7 +132,8 @@ def axis_figure(final, axes, axis):
   for ax, metric in zip(grid.ravel(), panels):
     key, label = metric.name, metric.label
     for color, (gkey, rs) in zip(palette, groups.items()):
-      rs = sorted(rs, key=lambda r: _x([r[axis]])[0][0] if _x([r[axis]])[1] is None else _cell(r[axis]))
+      rs = sorted(rs, key=lambda r: (_x([r[axis]])[0][0] if _x([r[axis]])[1] is None
+                                     else _cell(r[axis])))
       xs, cats = _x([r[axis] for r in rs])
       name = ', '.join(f'{a}={v}' for a, v in zip(others, gkey)) or None
       ax.plot(xs, [r[key] for r in rs], 'o-', label=name, markersize=4, color=color)

@@ -59,7 +59,9 @@ def _check_scalar(key, values, typ):
   out = []
   for v in values:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and v != int(v)):
-      raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not {"an" if typ.__name__[0] in "aeiou" else "a"} {typ.__name__}')
+      article = 'an' if typ.__name__[0] in 'aeiou' else 'a'
+      raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not {article} '
+                        f'{typ.__name__}')
     if not math.isfinite(v):
       raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: {v!r} is not finite')
     out.append(typ(v))

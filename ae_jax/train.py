@@ -441,7 +441,8 @@ def _check_finite(setup, host, first_step, frozen, names, cfg, ckpts):
     if bad is None:
       return
     k, step, term, value = bad
-    what = (f'non-finite training loss at step {step} (epoch {(step - 1) // setup.steps_per_epoch + 1}, '
+    epoch = (step - 1) // setup.steps_per_epoch + 1
+    what = (f'non-finite training loss at step {step} (epoch {epoch}, '
             f'member {names[k]!r}): term {term!r} = {value}')
     if not cfg.train.skip_nonfinite_members:
       saved = ('the last good checkpoint is kept' if ckpts.steps()

@@ -27,7 +27,8 @@ WORKLOADS = {
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--epochs', type=int, default=12)
   args = p.parse_args()
   import importlib

@@ -29,7 +29,8 @@ def load_config(path):
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--config', default='configs/vae_mlp.py')
   p.add_argument('--members', type=int, default=8)
   p.add_argument('--epochs', type=int, default=30)

@@ -20,13 +20,14 @@ def test_bench_cli_prints_one_json_line_per_program():
                       '--config.sweep.batch_size=(8,16)', '--config.model.hidden=(16,)'],
                      cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
-  assert [l['batch_size'] for l in lines] == [8, 16]
-  for l in lines:
-    assert all(k in l for k in KEYS)
-    assert l['image_shape'] == [12, 12, 3] and l['model'] == 'mlp_vae'
-    assert l['images_per_sec'] == pytest.approx(l['batch_size'] * 1000 / l['step_ms'], rel=0.01)
-    assert l['step_ms'] > 0 and l['compile_s'] > 0 and l['peak_rss_mb'] > 0
+  lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{')]
+  assert [line['batch_size'] for line in lines] == [8, 16]
+  for line in lines:
+    assert all(k in line for k in KEYS)
+    assert line['image_shape'] == [12, 12, 3] and line['model'] == 'mlp_vae'
+    assert line['images_per_sec'] == pytest.approx(
+        line['batch_size'] * 1000 / line['step_ms'], rel=0.01)
+    assert line['step_ms'] > 0 and line['compile_s'] > 0 and line['peak_rss_mb'] > 0
 
 
 def test_bench_compares_scan_and_python_loops():
@@ -46,8 +47,8 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
   assert 'bf16' not in str(jax.make_jaxpr(f32.fns.step_batch)(s32, x, f32.hparams))
   s16, m16 = bf16.fns.step_batch(s16, x, bf16.hparams)
   s32, m32 = f32.fns.step_batch(s32, x, f32.hparams)
-  assert all(l.dtype == np.float32 for l in jax.tree_util.tree_leaves(s16.params))
-  assert all(l.dtype == np.float32 for l in jax.tree_util.tree_leaves(s16.opt_state)
-             if np.issubdtype(l.dtype, np.floating))
+  assert all(leaf.dtype == np.float32 for leaf in jax.tree_util.tree_leaves(s16.params))
+  assert all(leaf.dtype == np.float32 for leaf in jax.tree_util.tree_leaves(s16.opt_state)
+             if np.issubdtype(leaf.dtype, np.floating))
   # Same loss to bfloat16 precision (8 bits of mantissa).
   np.testing.assert_allclose(m16['loss'], m32['loss'], rtol=2e-2)

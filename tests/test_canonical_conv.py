@@ -104,7 +104,6 @@ MODELS = [('conv_ae_small', 26, {}),
 @pytest.mark.parametrize('preset,size,extra', MODELS)
 def test_models_agree_either_way_and_the_scan_is_canonical(tiny, preset, size, extra):
   from ae_jax.models import build_model
-  from ae_jax import losses
   outs = {}
   for impl in ('xla', 'canonical'):
     cfg = tiny(model__preset=preset, model__conv__impl=impl,

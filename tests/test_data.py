@@ -173,7 +173,8 @@ def test_binary_uint8_files_are_detected_and_int_max_overrides(tmp_path):
   x = (np.random.default_rng(0).random((20, 6, 6, 1)) > 0.5).astype(np.uint8)  # dSprites-style
   ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, x)).data)
   assert set(np.unique(ds.train['image'])) == {0.0, 1.0}
-  ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, x), data__int_max=255).data)
+  ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, x),
+                             data__int_max=255).data)
   assert ds.train['image'].max() == pytest.approx(1 / 255)
 
 
@@ -200,7 +201,8 @@ def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path, caplog):
     (tmp_path / cls).mkdir()
     for i in range(6):
       _png(tmp_path / cls / f'{i}.png', rng.integers(0, 256, (20, 30, 3)).astype(np.uint8))
-  ds = data.load(tiny_config(data__name='folder', data__path=str(tmp_path), data__image_size=16).data)
+  ds = data.load(tiny_config(data__name='folder', data__path=str(tmp_path),
+                             data__image_size=16).data)
   assert ds.info.image_shape == (16, 16, 3) and ds.info.class_names == ('cats', 'dogs')
   assert sorted(np.concatenate([ds.train['label'], ds.test['label']]).tolist()) == [0] * 6 + [1] * 6
   (tmp_path / 'dogs' / 'broken.png').write_bytes(b'not an image')
@@ -222,7 +224,8 @@ def _lswmd(tmp_path):
           for _ in range(12)]
   types = [np.array([['Center']]), np.array([['none']]), np.array([]), np.array([['Scratch']])] * 3
   df = pd.DataFrame({'waferMap': maps, 'dieSize': [100.0] * 12, 'lotName': ['lot1'] * 12,
-                     'waferIndex': np.arange(12.0), 'trianTestLabel': [np.array([['Training']])] * 12,
+                     'waferIndex': np.arange(12.0),
+                     'trianTestLabel': [np.array([['Training']])] * 12,
                      'failureType': types})
   path = str(tmp_path / 'LSWMD.pkl')
   df.to_pickle(path)
@@ -241,7 +244,8 @@ def test_wm811k_pickle_needs_opt_in_then_loads(tmp_path):
   assert set(np.unique(ds.train['image'])) <= {0.0, 0.5, 1.0}  # nearest neighbour keeps values
   i = int(ds.train['id'][0])
   m = maps[i]
-  ys, xs = (np.arange(16) * m.shape[0] / 16).astype(int), (np.arange(16) * m.shape[1] / 16).astype(int)
+  ys = (np.arange(16) * m.shape[0] / 16).astype(int)
+  xs = (np.arange(16) * m.shape[1] / 16).astype(int)
   np.testing.assert_array_equal(ds.train['image'][0, ..., 0] * 2, m[np.ix_(ys, xs)])
   dropped = data.load(tiny_config(data__name='wm811k', data__path=path, data__allow_pickle=True,
                                   data__wm811k_unlabeled='drop').data)
@@ -267,12 +271,14 @@ def test_tfds_through_data_source_with_mock_data(name, kw, shape):
 
 @pytest.mark.parametrize('make,message', [
     (lambda t: str(t / 'missing.npy'), 'missing.npy: no such file or folder'),
-    (lambda t: (t / 'x.csv').write_text('1,2') and str(t / 'x.csv'), "unsupported extension '.csv'"),
+    (lambda t: (t / 'x.csv').write_text('1,2') and str(t / 'x.csv'),
+     "unsupported extension '.csv'"),
     (lambda t: _npy(t, np.zeros((4, 5))), r'has shape \(4, 5\); expected \[N, H, W, C\]'),
     (lambda t: _npy(t, np.array([['a']] * 4)), 'dtype <U1 is not numeric'),
     (lambda t: _npy(t, np.full((4, 6, 6, 1), np.nan, np.float32)), 'NaN or inf'),
     (lambda t: _npy(t, np.zeros((0, 6, 6, 1), np.float32)), 'the dataset is empty'),
-    (lambda t: _npy(t, np.full((4, 6, 6, 1), 200.0, np.float32)), r'range over \[200, 200\]; expected \[0, 1\]'),
+    (lambda t: _npy(t, np.full((4, 6, 6, 1), 200.0, np.float32)),
+     r'range over \[200, 200\]; expected \[0, 1\]'),
 ])
 def test_bad_arrays_name_the_file_and_the_problem(tmp_path, make, message):
   path = make(tmp_path)
@@ -316,7 +322,8 @@ def test_large_memmapped_data_streams_and_bad_rows_are_found_in_stream(tmp_path)
   good = np.flatnonzero(ds.train["id"] != 36)[:4]
   np.testing.assert_allclose(ds.train['image'].read(good), x[ds.train['id'][good]], atol=1e-6)
   bad = np.flatnonzero(ds.train["id"] == 36)
-  with pytest.raises(DataError, match=r'x.npy: images contain NaN or inf values \(first: image id 36\)'):
+  with pytest.raises(DataError,
+                     match=r'x.npy: images contain NaN or inf values \(first: image id 36\)'):
     ds.train['image'].read(bad)
 
 

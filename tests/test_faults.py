@@ -73,7 +73,7 @@ def reference(tmp_path_factory):
     cfg.checkpoint.every_epochs = EPOCHS
   train_and_evaluate(cfg, workdir)
   m = inference.load(workdir)
-  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   return m.params, rows
 
 
@@ -82,7 +82,7 @@ def assert_same_as_reference(workdir, reference):
   m = inference.load(workdir)
   assert m.epoch == EPOCHS
   chex.assert_trees_all_equal(m.params, params)
-  got = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  got = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert untimed(got) == untimed(rows)
   # wall-clock seconds carry over the resume: they never go back
   train = [r['wall_s'] for r in got if r['split'] == 'train']
@@ -101,7 +101,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
   out, err = proc.communicate(timeout=120)
   assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
   assert 'Traceback' not in err
-  line = [l for l in err.splitlines() if l.startswith('stopped by SIGTERM')]
+  line = [line for line in err.splitlines() if line.startswith('stopped by SIGTERM')]
   assert line and 'with a checkpoint saved in' in line[0]
   assert 'run the same command again to resume' in line[0]
   step = int(line[0].split('(step ')[1].split(')')[0])
@@ -136,7 +136,7 @@ def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monke
   assert not os.path.exists(os.path.join(workdir, 'summary.json'))
   assert inference.load(workdir).epoch == 2  # training is done and saved
   monkeypatch.undo()
-  stopped = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  stopped = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   summary = train_and_evaluate(config(epochs=2), workdir)  # evaluates, trains nothing
   final = [r for r in stopped if r['split'] == 'eval' and r['epoch'] == 2]
   assert summary['members'][0]['eval']['loss'] == pytest.approx(final[0]['loss'], rel=1e-6)
@@ -373,7 +373,7 @@ def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, cap
   with caplog.at_level('WARNING', logger='ae_jax'):
     train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
   assert 'dropped a torn last line' in caplog.text
-  rows = [json.loads(l) for l in open(path)]
+  rows = [json.loads(line) for line in open(path)]
   assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
   open(os.path.join(workdir, 'config.json'), 'w').write('{"model": ')
   with pytest.raises(WorkdirError, match=r'config.json is damaged .*--fresh'):

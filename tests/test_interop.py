@@ -16,7 +16,8 @@ from ae_jax.models import PRESETS, build_model, layers
 from conftest import ROOT, tiny_config
 
 CASES = [('mlp_ae_50', 128, (50, 50, 3)), ('mlp_vae_50', 256, (50, 50, 3)),
-         ('fcn_ae_64', 10, (64, 64, 3)), ('mlp_ae_50_refine', 8, (10, 10, 3)), ('conv_ae_small', 64, (26, 26, 3)),
+         ('fcn_ae_64', 10, (64, 64, 3)), ('mlp_ae_50_refine', 8, (10, 10, 3)),
+         ('conv_ae_small', 64, (26, 26, 3)),
          ('conv_ae_bn_mish', 1024, (64, 64, 3)), ('conv_vae_bn_mish', 128, (64, 64, 3))]
 
 
@@ -93,7 +94,8 @@ def test_mismatch_lists_expected_and_found_layers():
     interop.convert(tm.state_dict(), v['params'], v['batch_stats'], (64, 64, 3))
   msg = str(e.value)
   assert 'do not fit this model' in msg
-  assert 'expected encoder/conv_0 conv (64, 3, 4, 4)' in msg and 'found conv1 conv/tconv (16, 3, 3, 3)' in msg
+  assert 'expected encoder/conv_0 conv (64, 3, 4, 4)' in msg
+  assert 'found conv1 conv/tconv (16, 3, 3, 3)' in msg
 
 
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (3, 2, 2, 1), (5, 1, 2, 0),

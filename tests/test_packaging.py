@@ -77,7 +77,8 @@ def test_the_staleness_check_sees_an_edited_page(tmp_path):
     (tmp_path / name).write_text(text)
   assert docs.stale(str(tmp_path)) == []
   page = tmp_path / 'configs.md'
-  page.write_text(page.read_text().replace('`train.batch_size` | `64`', '`train.batch_size` | `32`'))
+  edited = page.read_text().replace('`train.batch_size` | `64`', '`train.batch_size` | `32`')
+  page.write_text(edited)
   assert docs.stale(str(tmp_path)) == [str(page)]
 
 

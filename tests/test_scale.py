@@ -12,8 +12,6 @@ import sys
 import textwrap
 
 import chex
-import jax
-import numpy as np
 import pytest
 
 from ae_jax import inference
@@ -94,7 +92,7 @@ def two_processes(tmp_path_factory):
     script = SCRIPT.format(init=init, cases=CASES, meshes=[dict(mesh__data=-1)], out=out)
     procs.append(_run(script))
   results = [p.communicate(timeout=900) for p in procs]
-  for p, (stdout, stderr) in zip(procs, results):
+  for p, (_, stderr) in zip(procs, results):
     assert p.returncode == 0, stderr[-3000:]
   assert 'devices 2 processes 2' in results[0][0]
   return out

@@ -73,7 +73,8 @@ def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
     d, _ = tx.update(g, tx.init(p), p, value=jnp.array(1.0))
     gp = g['w'] + 0.1 * p['w']
     # First Adam step: bias-corrected m/sqrt(v) = g/|g|.
-    want = gp / (jnp.abs(gp) + eps) if name == 'adam' else g['w'] / (jnp.abs(g['w']) + eps) + 0.1 * p['w']
+    want = (gp / (jnp.abs(gp) + eps) if name == 'adam'
+            else g['w'] / (jnp.abs(g['w']) + eps) + 0.1 * p['w'])
     np.testing.assert_allclose(d['w'], want, rtol=1e-5)
 
 

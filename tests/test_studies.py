@@ -24,7 +24,7 @@ def _run(name, workdir, *extra):
 
 def _table(md: str, heading: str) -> list[list[str]]:
   part = md.split(f'## {heading}\n', 1)[1].split('\n## ', 1)[0]
-  rows = [l for l in part.splitlines() if l.startswith('|')]
+  rows = [line for line in part.splitlines() if line.startswith('|')]
   return [[c.strip() for c in r.strip('|').split('|')] for r in rows[2:]]
 
 

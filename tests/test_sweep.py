@@ -88,7 +88,8 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides):
   small = lambda t: slice_latent(setup.model, t, 2)
   # member 0 sliced to its 2 units is, shape for shape, the standalone 2-unit model
   alone = Setup(tiny_config(model__latent_dim=2, optim__name='adamw', **overrides))
-  chex.assert_trees_all_equal_shapes(small(a), _member(alone.fns.stack(alone.init_state()).params, 0))
+  chex.assert_trees_all_equal_shapes(small(a),
+                                     _member(alone.fns.stack(alone.init_state()).params, 0))
   # Entries of the latent-indexed parameters beyond unit 2 are untouched for member 0 ...
   mask = jax.tree_util.tree_map(lambda p: np.ones_like(p), a)
   mask = steps.mask_latent_updates(setup.model, mask, jnp.array([1., 1., 0., 0., 0., 0.]))
@@ -151,7 +152,8 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
   train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0)), whole)
   assert sorted(os.listdir(os.path.join(chunked, 'programs'))) == ['part=1', 'part=2']
   for name in ('beta=0', 'beta=4'):
-    a = inference.load(os.path.join(chunked, 'programs', 'part=1' if name == 'beta=0' else 'part=2'),
+    part = 'part=1' if name == 'beta=0' else 'part=2'
+    a = inference.load(os.path.join(chunked, 'programs', part),
                        member=name)
     b = inference.load(whole, member=name)
     chex.assert_trees_all_close(a.params, b.params, rtol=2e-4, atol=2e-5)

@@ -41,7 +41,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   cfg = json.load(open(os.path.join(workdir, 'config.json')))
   assert cfg['data']['image_size'] == 8 and cfg['model']['hidden'] == [32]
-  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   train = [r for r in rows if r['split'] == 'train']
   evals = [r for r in rows if r['split'] == 'eval']
   assert [r['epoch'] for r in train] == [1, 2] and [r['epoch'] for r in evals] == [1, 2]
@@ -52,7 +52,8 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
   assert summary['members'][0]['eval']['psnr'] == evals[-1]['psnr']
   assert evals[-1]['loss'] < evals[0]['loss'] * 1.05
   spe = 1438 // 64  # checkpoints are numbered by optimizer step
-  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints')), key=int) == [str(spe), str(2 * spe)]
+  saved = sorted(os.listdir(os.path.join(workdir, 'checkpoints')), key=int)
+  assert saved == [str(spe), str(2 * spe)]
 
   # --mode=evaluate needs no --config: it reads the workdir's own, reproduces the final
   # eval metrics, says which epoch it evaluated and writes eval.json.
@@ -78,7 +79,8 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
     ('--config.train.learnig_rate=1', 'config.train.learnig_rate is not a config key (did you '
                                       'mean train.learning_rate?)'),
     ('--config.train.batch_size=abc', '--config.train.batch_size=abc: expected an int'),
-    ('--config.model.kind=gan', "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
+    ('--config.model.kind=gan',
+     "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
 ])
 def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'x'), flag)
@@ -125,8 +127,8 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   chex.assert_trees_all_equal(a, b)
-  rows = lambda d: [{k: v for k, v in json.loads(l).items() if k != 'wall_s'}  # timing differs
-                    for l in open(os.path.join(d, 'metrics.jsonl'))]
+  rows = lambda d: [{k: v for k, v in json.loads(line).items() if k != 'wall_s'}  # timing differs
+                    for line in open(os.path.join(d, 'metrics.jsonl'))]
   assert rows(full) == rows(part)
 
 
@@ -213,7 +215,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe]
   kept = _params(workdir)
   chex.assert_trees_all_equal(good, kept)
-  rows = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert {r['epoch'] for r in rows} == {1}
 
 

@@ -1,7 +1,7 @@
 """Real images bundled with scikit-image: photo patches and the LFW face subset."""
 from __future__ import annotations
 
-import warnings
+import logging
 
 import numpy as np
 
@@ -17,7 +17,7 @@ def load_photos():
     try:
       img = getattr(skimage.data, name)()
     except Exception as e:  # noqa: BLE001 - some builds lack a file; use the rest
-      warnings.warn(f'photos: skipping {name!r}: {e}')
+      logging.getLogger('ae_jax').warning('photos: skipping %r: %s', name, e)
       continue
     out[name] = np.asarray(img)[..., :3]
   if not out:
@@ -45,7 +45,7 @@ def photo_patches(patch: int, count: int, test_fraction: float, seed: int):
   n_test = max(1, int(round(count * test_fraction)))
   images, labels, is_test, boxes = [], [], [], []
   for split, n in (('train', count - n_test), ('test', n_test)):
-    for i in range(n):
+    for _ in range(n):
       k = fits[int(rng.integers(len(fits)))]
       img = photos[names[k]]
       h, w, _ = img.shape

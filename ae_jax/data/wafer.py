@@ -73,7 +73,7 @@ def generate(num: int, size: int = 26, balance: str = 'uniform', seed: int = 0):
     w = np.asarray(WM811K_COUNTS, np.float64)
     labels = rng.choice(len(CLASS_NAMES), size=num, p=w / w.sum())
   labels = rng.permutation(labels).astype(np.int32)
-  maps = np.stack([_draw(CLASS_NAMES[l], size, rng) for l in labels])
+  maps = np.stack([_draw(CLASS_NAMES[label], size, rng) for label in labels])
   return maps, labels
 
 

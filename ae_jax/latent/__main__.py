@@ -135,7 +135,7 @@ def main(argv=None, prog='python -m ae_jax.latent'):
   args, overrides = cli.parse(parser(prog), argv)
 
   def body():
-    for key, value in run(args, overrides).items():
+    for value in run(args, overrides).values():
       if isinstance(value, str):
         print(f'wrote {value}')
 

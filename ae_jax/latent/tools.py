@@ -114,8 +114,8 @@ class Source:
     return [int(i) for i in ids[np.sort(pick)]]
 
   def titles(self, ids, labels) -> list[str]:
-    return [f'id {i}' + (f'\n{self.label_name(int(l))}' if l >= 0 else '')
-            for i, l in zip(ids, labels)]
+    return [f'id {i}' + (f'\n{self.label_name(int(label))}' if label >= 0 else '')
+            for i, label in zip(ids, labels)]
 
 
 def check_dims(model, dims) -> None:
@@ -237,7 +237,8 @@ def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
     names.append(mode)
     arrays[mode] = decoded
     arrays[f'{mode}_codes'] = z
-  a, b = (f'{i} ({source.label_name(int(l))})' if l >= 0 else str(i) for i, l in zip(ids, labels))
+  a, b = (f'{i} ({source.label_name(int(label))})' if label >= 0 else str(i)
+          for i, label in zip(ids, labels))
   cols = ['real'] + [f't={t:.2f}' for t in np.linspace(0, 1, steps)] + ['real']
   fig = figures.image_rows(rows, names, f'interpolation from id {a} to id {b}, {m.describe()}',
                            color_key=m.color_key, col_titles=cols)
@@ -330,7 +331,7 @@ def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
              'sigma': out.array('gen_sigma.npy', np.tile(sigmas, len(ids)))}
   show = _figure_rows(source, ids, labels, images, gen, k)
   sig = ('σ = i/10 for sample i' if sigma == 'schedule' else f'σ = {float(sigma):g}')
-  for n, (part_ids, rows, names) in enumerate(show):
+  for n, (_, rows, names) in enumerate(show):
     cols = ['original'] + [f'σ={s:.2g}' for s in sigmas]
     fig = figures.image_rows(rows, names, f'{k} samples per image from code + noise ({sig}), '
                              f'{m.describe()}, seed {seed}', color_key=m.color_key,
@@ -418,7 +419,8 @@ def same_noise(sources: list[Source], num: int, sets: int, seed: int, out) -> di
       names.append(label)
       decoded.setdefault(_short(s), []).append(x)
   fig = figures.image_rows(rows, names, f'the same draws z ~ N(0, I) decoded by each model '
-                           f'(seeds {seed}..{seed + sets - 1})', color_key=sources[0].model.color_key)
+                           f'(seeds {seed}..{seed + sets - 1})',
+                           color_key=sources[0].model.color_key)
   arrays = {f'decoded_{i}': np.stack(v) for i, v in enumerate(decoded.values())}
   return {'figure': out.figure(fig, 'same_noise.png'),
           'arrays': out.arrays('same_noise.npz', noise=noise, models=np.asarray(list(decoded)),
@@ -449,7 +451,7 @@ def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(flat))]
   explained = (s[:2] ** 2 / max((s ** 2).sum(), 1e-12)) if len(s) else np.zeros(2)
   fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=100)
-  classes = sorted({int(l) for l in labels})
+  classes = sorted({int(label) for label in labels})
   for c, color in zip(classes, figures.colors(len(classes))):
     sel = labels == c
     ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=color,

@@ -68,7 +68,7 @@ def iwae(ctx) -> dict:
     def encode(x, m=m):
       return m.encode_fn(m.variables, x)
 
-    def log_px(x, z, m=m):
+    def log_px(x, z, m=m, loss=loss):
       recon, logits = m.decode_fn(m.variables, z)
       return likelihood.log_px_given_z(loss.reconstruction,
                                        logits if loss.reconstruction == 'bce' else recon,

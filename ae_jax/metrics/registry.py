@@ -100,7 +100,8 @@ METRICS: tuple[Metric, ...] = (
            doc='multi-scale SSIM, 5 scales, standard weights',
            reference='an independent NumPy implementation'),
     Metric('hf_retained', 'HF energy', '', '.3f', 'batch', default=False,
-           batch='ae_jax.metrics.spectrum:hf_powers', finalize='ae_jax.metrics.spectrum:hf_retained',
+           batch='ae_jax.metrics.spectrum:hf_powers',
+           finalize='ae_jax.metrics.spectrum:hf_retained',
            doc='high-frequency energy retained: the reconstructions\' total power above half '
                'the Nyquist frequency (0.25 cycles/px) over the test images\' own; 1 keeps '
                'the detail, < 1 is blur, > 1 noise or over-sharpening',

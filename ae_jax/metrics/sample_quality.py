@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import pathlib
 import tempfile
@@ -41,6 +42,7 @@ import scipy.linalg
 
 from ae_jax.errors import ConfigError
 
+log = logging.getLogger('ae_jax')
 VERSION = 1  # bump on any change to Net, _training_data or _train: invalidates caches
 SHAPES = {'digits': (8, 8, 1), 'wafer': (26, 26, 1)}  # canonical classifier inputs
 FEATURES = 64
@@ -236,7 +238,7 @@ def _load(dataset_name: str, shape) -> Classifier | None:
     if not all(jax.tree.leaves(same)):
       raise ValueError('parameter shapes differ from the network')
   except (OSError, ValueError, KeyError, TypeError) as e:
-    warnings.warn(f'ignoring unreadable classifier cache {weights} ({e}); retraining')
+    log.warning('ignoring unreadable classifier cache %s (%s); retraining', weights, e)
     return None
   return Classifier(dataset_name, shape, meta['num_classes'], params, meta['test_accuracy'],
                     meta['train_seconds'], loaded=True)
@@ -261,8 +263,8 @@ def classifier(dataset_name: str, image_shape=None) -> Classifier:
       _atomic_write(weights, serialization.to_bytes(clf.params))
       _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
     except OSError as e:
-      warnings.warn(f'could not cache the {dataset_name} classifier in {weights.parent} ({e}); '
-                    'set AE_JAX_CACHE to a writable folder')
+      log.warning('could not cache the %s classifier in %s (%s); set AE_JAX_CACHE to a '
+                  'writable folder', dataset_name, weights.parent, e)
   _MEMO[key] = clf
   return clf
 

@@ -105,7 +105,8 @@ def _preset(name, cfg, image_shape):
     enc = MLPEncoder(hidden, latent, kind, 'relu', lat_act)
     return enc, MLPDecoder(tuple(reversed(hidden)), image_shape, 'relu'), kind, out_act
   if name == 'conv_ae_small':
-    enc_layers = [ConvSpec(16, 3, 2, 1), ConvSpec(32, 3, 2, 1), ConvSpec(64, 5, 1, 2, norm_act=False)]
+    enc_layers = [ConvSpec(16, 3, 2, 1), ConvSpec(32, 3, 2, 1),
+                  ConvSpec(64, 5, 1, 2, norm_act=False)]
     dec_layers = [ConvSpec(32, 5, 1, 2, 0), ConvSpec(16, 3, 2, 1, 1),
                   ConvSpec(c, 3, 2, 2, 1, norm_act=False)]
     hs = _encoder_sizes(h, enc_layers, f'preset {name}')
@@ -125,7 +126,8 @@ def _preset(name, cfg, image_shape):
           f'preset {name}: image size {h}x{w} is not divisible by 32 (5 stride-2 layers); '
           'use a multiple of 32 such as 64 or 256 (data.image_size)')
     hs, ws = h // 32, w // 32
-    enc = ConvEncoder(tuple(enc_layers), latent, kind, latent='spatial' if kind == 'vae' else 'none',
+    enc = ConvEncoder(tuple(enc_layers), latent, kind,
+                      latent='spatial' if kind == 'vae' else 'none',
                       norm='batch', activation='mish', init='kaiming_normal')
     dec = ConvDecoder(tuple(dec_layers), c, (hs, ws, latent if kind == 'vae' else 1024),
                       latent='spatial', norm='batch', activation='mish',

@@ -37,7 +37,8 @@ class ConvEncoder(nn.Module):
   layers: Sequence[ConvSpec]
   latent_dim: int
   kind: str = 'vae'
-  latent: str = 'flat'  # 'flat' (Dense head) | 'spatial' (3x3 conv head) | 'none' (AE: last layer is the code)
+  # 'flat' (Dense head) | 'spatial' (3x3 conv head) | 'none' (AE: the last layer is the code)
+  latent: str = 'flat'
   norm: str = 'none'
   groups: int = 32
   activation: str = 'relu'

@@ -77,7 +77,8 @@ class ResEncoder(nn.Module):
         h = Conv(self.conv_impl, c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
                     name=f'down_{level}_conv')(h)
       for b in range(self.blocks):
-        h = ResBlock(c, self.norm, self.groups, self.activation, self.conv_impl, name=f'block_{level}_{b}')(
+        h = ResBlock(c, self.norm, self.groups, self.activation, self.conv_impl,
+                     name=f'block_{level}_{b}')(
             h, train)
     norm = make_norm(self.norm, train, self.groups, name='norm_out')
     h = ACTIVATIONS[self.activation](norm(h) if norm is not None else h)  # [B, h, w, C]
@@ -146,9 +147,11 @@ class ResDecoder(nn.Module):
     levels = list(reversed(self.channels))
     for i, c in enumerate(levels):
       if i:  # double the resolution, narrow
-        h = Conv(self.conv_impl, c, (3, 3), padding=((1, 1), (1, 1)), name=f'up_{i}_conv')(_upsample(h))
+        h = Conv(self.conv_impl, c, (3, 3), padding=((1, 1), (1, 1)),
+                 name=f'up_{i}_conv')(_upsample(h))
       for b in range(self.blocks + (self.refine if i == len(levels) - 1 else 0)):
-        h = ResBlock(c, self.norm, self.groups, self.activation, self.conv_impl, name=f'block_{i}_{b}')(
+        h = ResBlock(c, self.norm, self.groups, self.activation, self.conv_impl,
+                     name=f'block_{i}_{b}')(
             h, train)
     norm = make_norm(self.norm, train, self.groups, name='norm_out')
     h = act(norm(h) if norm is not None else h)

@@ -53,7 +53,7 @@ def run(study: Study) -> Report:
   train, _, _ = sources[0].split('train')
   test, _, _ = sources[0].split('test', limit=64)
   rows = []
-  for s, (name, decoded) in zip(sources, result['decoded'].items()):
+  for s, (_, decoded) in zip(sources, result['decoded'].items()):
     d_noise = ops.nearest_distance(decoded.reshape(-1, *decoded.shape[2:]), train)
     d_recon = ops.nearest_distance(s.model.reconstruct(test), train)
     rows.append([s.model.kind.upper(), f'{d_noise.mean():.4f}', f'{np.median(d_noise):.4f}',

@@ -52,10 +52,12 @@ QUICK = ['--config.data.num_examples=200', '--config.train.num_epochs=1',
          '--config.model.latent_dim=8']
 QUICK_MLP = ['--config.data.num_examples=100', '--config.train.num_epochs=1',
              '--config.train.batch_size=16', '--config.model.preset=',
-             '--config.model.arch=mlp', '--config.model.hidden=(16,)', '--config.model.latent_dim=8']
+             '--config.model.arch=mlp', '--config.model.hidden=(16,)',
+             '--config.model.latent_dim=8']
 
 
-QUICK_REMEDIES = ('mse', 'ms_ssim_l1', 'refine')  # --quick: the tests' run (a loss term, an arch change)
+# --quick: the tests' run (a loss term, an architecture change)
+QUICK_REMEDIES = ('mse', 'ms_ssim_l1', 'refine')
 
 
 def _metrics(study: Study):
