@@ -16,6 +16,7 @@ leaves the earlier checkpoints as they were.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -34,6 +35,38 @@ _TMP = 'orbax-checkpoint-tmp'
 
 def _abstract(state_like):
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state_like)
+
+
+def saved_fields(state_dir: str) -> set[str] | None:
+  """The top-level names of a saved state (its TrainState fields), or None if unreadable."""
+  absl = logging.getLogger('absl')
+  level = absl.level
+  absl.setLevel(logging.ERROR)  # Orbax warns of an optional step-metadata file it lacks
+  try:
+    return set(ocp.StandardCheckpointer().metadata(state_dir).item_metadata.keys())
+  except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by the restore itself
+    return None
+  finally:
+    absl.setLevel(level)
+
+
+def _target(state_like, state_dir: str):
+  """(the restore target, a function completing what the restore returns).
+
+  A checkpoint written before TrainState gained a field (model_state, critic: empty for
+  every model of that time) holds no such entry, and Orbax refuses a target whose tree
+  differs from the saved one: restore the fields that are there, and give the others the
+  template's (empty) values."""
+  abstract = _abstract(state_like)
+  if not dataclasses.is_dataclass(abstract):
+    return abstract, lambda restored: restored
+  saved = saved_fields(state_dir)
+  names = [f.name for f in dataclasses.fields(abstract)]
+  absent = [n for n in names if saved is not None and n not in saved]
+  if not absent or any(jax.tree_util.tree_leaves(getattr(abstract, n)) for n in absent):
+    return abstract, lambda restored: restored  # a real mismatch: let Orbax say what
+  target = {n: getattr(abstract, n) for n in names if n not in absent}
+  return target, lambda restored: state_like.replace(**restored)
 
 
 def _quiet_abandoned_reads() -> None:
@@ -155,12 +188,13 @@ class Checkpoints:
     """(state, progress) of checkpoint `step`, into the shapes and shardings of `state_like`."""
     _quiet_abandoned_reads()  # before: they can land before the error reaches us
     path = os.path.join(self.directory, str(step))
-    args = {'state': ocp.args.StandardRestore(_abstract(state_like))}
+    target, complete = _target(state_like, os.path.join(path, 'state'))
+    args = {'state': ocp.args.StandardRestore(target)}
     has_progress = os.path.isdir(os.path.join(path, 'progress'))
     if has_progress:
       args['progress'] = ocp.args.JsonRestore()
     out = self.latest.restore(step, args=ocp.args.Composite(**args))
-    return out.state, (out.progress if has_progress else {})
+    return complete(out.state), (out.progress if has_progress else {})
 
   def _move_damaged(self, step: int, error) -> None:
     target = os.path.join(os.path.dirname(self.directory), 'checkpoints_damaged', str(step))
@@ -187,9 +221,9 @@ class Checkpoints:
 
 
 def restore_params(directory: str, params_like, step: int | None = None):
-  """Only `params` and `batch_stats` of a checkpoint (inference: no optimizer state, one
-  read for every member of a sweep) -> (tree, step). `params_like` is
-  {'params': ..., 'batch_stats': ...} of the [K, ...] form."""
+  """Only `params`, `batch_stats` and `model_state` of a checkpoint (inference: no
+  optimizer state, one read for every member of a sweep) -> (tree, step). `params_like` is
+  {'params': ..., 'batch_stats': ..., 'model_state': ...} of the [K, ...] form."""
   steps = saved_steps(directory)
   if not steps:
     raise CheckpointError(f'{directory}: no checkpoint found (train first)')
@@ -211,6 +245,7 @@ def restore_params(directory: str, params_like, step: int | None = None):
   except Exception as e:  # noqa: BLE001
     raise CheckpointError(f'{directory}/{step} does not restore ({_reason(e)})') from e
   out.setdefault('batch_stats', {})
+  out.setdefault('model_state', {})
   return out, step
 
 

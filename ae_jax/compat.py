@@ -71,6 +71,14 @@ def migrate_epoch_checkpoints(wd, steps_per_epoch: int) -> None:
   log.warning('%s: renumbered its checkpoints by optimizer step (format 2)', wd.checkpoints)
 
 
+def complete_members(members: list[dict], config) -> list[dict]:
+  """members.json of a run recorded before a sweep axis existed: each member takes the
+  config's value of the axes it lacks (the value it was trained with)."""
+  from ae_jax import schema, sweep
+  base = {axis: typ(schema.get(config, key)) for axis, (key, typ) in sweep.AXES.items()}
+  return [{**base, **m} for m in members]
+
+
 def merge_config(cfg: ml_collections.ConfigDict, values: dict, where: str) -> None:
   """Set `values` (a config.json) on `cfg` (the base config), in place: renamed keys
   under their new names (said once), unknown keys ignored, lists as tuples."""

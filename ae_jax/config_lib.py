@@ -156,7 +156,8 @@ def _rule_latent(config):
 
 def _rule_metrics(config):
   from ae_jax.metrics import registry
-  metrics = registry.resolve(tuple(config.eval.metrics), config.model.kind)
+  metrics = registry.resolve(tuple(config.eval.metrics), config.model.kind,
+                             objective=config.loss.objective)
   best = config.checkpoint.best_metric
   if best:
     choices = sorted(m.name for m in metrics if m.kind != 'pass' and not m.vector
@@ -171,13 +172,29 @@ def _rule_sweep(config):
   sweep.expand(config)  # members' values: kinds, ranges, zip lengths
 
 
+def _rule_objective(config):
+  from ae_jax import objectives, sweep
+  objective, kind = objectives.get(config.loss.objective), config.model.kind
+  if kind not in objective.kinds:
+    raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
+                      f'{" or ".join(objective.kinds)}, not model.kind={kind!r}')
+  if sweep.swept_latent(config) and (kind == 'vqvae' or config.model.arch == 'ldm'
+                                     or config.model.preset.startswith('kl_')):
+    raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
+                      'autoencoder\'s latent size cannot be swept by masking (its code '
+                      'channels mix in the layers around them); sweep it as separate runs')
+  if objective.name == 'tcvae' and config.train.batch_size < 2:
+    raise ConfigError('config.loss.objective=\'tcvae\' estimates q(z) from the batch: '
+                      f'train.batch_size={config.train.batch_size} must be >= 2')
+
+
 def _rule_background(config):
   from ae_jax.data import pixels
   pixels.parse_background(config.data.background)  # a colour, before any image is read
 
 
 RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_latent, _rule_metrics, _rule_sweep,
-         _rule_background)
+         _rule_background, _rule_objective)
 
 
 def validate(config) -> None:

@@ -122,7 +122,8 @@ class Evaluator:
     out = self.batch_metrics(state, final)
     if final:
       stacked = self.setup.fns.stack(state)
-      variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats}
+      variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats,
+                   'model_state': stacked.model_state}
       out.update(self.pass_metrics(variables, epoch))
     return out
 
@@ -171,7 +172,8 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   loaded = open_workdir(workdir, epoch, config=base)
   setup = loaded.setup
   names = tuple(metrics) if metrics else tuple(setup.config.eval.metrics)
-  wanted = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape)
+  wanted = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape,
+                            objective=setup.config.loss.objective)
   dataset = data.load(setup.config.data)
   ev = Evaluator.of_dataset(setup, dataset, wanted)
   stacked = _stacked_state(setup, loaded.variables, loaded.step)
@@ -193,6 +195,7 @@ def _stacked_state(setup, variables, step):
   like = setup.abstract_state()
   zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), like)
   return zeros.replace(params=variables['params'], batch_stats=variables['batch_stats'],
+                       model_state=variables.get('model_state', {}),
                        step=jnp.full(like.step.shape, step, like.step.dtype))
 
 

@@ -58,10 +58,13 @@ class Trained:
     pick = lambda x: x[member]
     self.params = jax.tree_util.tree_map(pick, variables_stacked['params'])
     self.batch_stats = jax.tree_util.tree_map(pick, variables_stacked.get('batch_stats', {}))
+    # the model's other state (a VQ-VAE's EMA codebook)
+    self.model_state = jax.tree_util.tree_map(pick, variables_stacked.get('model_state', {}))
     mask = setup.hparams.get('latent_mask')
     self.latent_mask = None if mask is None else mask[member]
     self.variables = {'params': self.params,
-                      **({'batch_stats': self.batch_stats} if self.batch_stats else {})}
+                      **({'batch_stats': self.batch_stats} if self.batch_stats else {}),
+                      **self.model_state}
 
   @property
   def name(self) -> str:
@@ -209,7 +212,8 @@ def open_workdir(workdir: str, epoch: int | None = None, config=None,
 
 def _variables(setup):
   state = setup.fns.stack(setup.fns.init(setup.seeds))
-  return {'params': state.params, 'batch_stats': state.batch_stats}
+  return {'params': state.params, 'batch_stats': state.batch_stats,
+          'model_state': state.model_state}
 
 
 def load(workdir: str, member: int | str = 0, epoch: int | None = None,

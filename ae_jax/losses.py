@@ -167,6 +167,22 @@ def has_extra_terms(loss_cfg) -> bool:
   return any(getattr(loss_cfg, f'{k}_weight', 0.0) for k in EXTRA_TERMS)
 
 
+def reconstruction_terms(out, x, loss_cfg, pretrained=None):
+  """(recon, total) per example [B]: the configured reconstruction term, and what the
+  objective minimises for it: recon plus the weighted extra terms, and with a learned
+  output log-variance s (model.learned_logvar) that sum / exp(s) + s per pixel value (the
+  latent-diffusion autoencoder's nll)."""
+  rec = reconstruction(loss_cfg.reconstruction, out, x, loss_cfg.reduction, loss_cfg.nll_sigma)
+  total = rec
+  if has_extra_terms(loss_cfg):
+    total = total + extra_terms(out.recon.astype(jnp.float32), x, loss_cfg, pretrained)
+  if out.aux is not None and 'output_logvar' in out.aux:
+    s = out.aux['output_logvar']
+    values = math.prod(x.shape[1:]) if loss_cfg.reduction == 'sum' else 1.0
+    total = total * jnp.exp(-s) + values * s
+  return rec, total
+
+
 def terms(out, x, loss_cfg, beta_eff, pretrained=None):
   """Per-example loss terms: recon, kl (0 for an AE), loss (recon + extra + beta_eff * kl),
   where extra is the weighted perceptual/frequency terms (0 unless configured;
@@ -174,12 +190,6 @@ def terms(out, x, loss_cfg, beta_eff, pretrained=None):
 
   The -ELBO is not recon + kl in general (recon may be a per-pixel mean, or drop the
   likelihood's constants): ae_jax.metrics.core.neg_elbo_terms computes it."""
-  rec = reconstruction(loss_cfg.reconstruction, out, x, loss_cfg.reduction, loss_cfg.nll_sigma)
-  if out.logvar is None:
-    kl = jnp.zeros_like(rec)
-  else:
-    kl = kl_divergence(out.mean, out.logvar)
-  loss = rec + beta_eff * kl
-  if has_extra_terms(loss_cfg):
-    loss = loss + extra_terms(out.recon.astype(jnp.float32), x, loss_cfg, pretrained)
-  return {'loss': loss, 'recon': rec, 'kl': kl}
+  rec, total = reconstruction_terms(out, x, loss_cfg, pretrained)
+  kl = jnp.zeros_like(rec) if out.logvar is None else kl_divergence(out.mean, out.logvar)
+  return {'loss': total + beta_eff * kl, 'recon': rec, 'kl': kl}

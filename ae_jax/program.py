@@ -34,16 +34,20 @@ class ModelSetup:
       raise ConfigError(f'config.train.batch_size={batch} is larger than the {self.num_train} '
                         f'training examples of data.name={config.data.name!r}')
     self.steps_per_epoch = self.num_train // batch
+    loss = config.loss
     self.spec = steps.StepSpec(
         model=self.model,
-        loss=steps.LossSpec(config.loss.reconstruction, config.loss.reduction,
-                            float(config.loss.nll_sigma), float(config.loss.ssim_weight),
-                            float(config.loss.ms_ssim_weight), float(config.loss.fft_weight),
-                            float(config.loss.lpips_weight)),
+        loss=steps.LossSpec(loss.reconstruction, loss.reduction, float(loss.nll_sigma),
+                            float(loss.ssim_weight), float(loss.ms_ssim_weight),
+                            float(loss.fft_weight), float(loss.lpips_weight),
+                            loss.objective,
+                            max(int(m.get('iwae_samples', 1)) for m in self.members),
+                            loss.tc_estimator, loss.rae_decoder, config.model.vq.learning),
         optim=spec_from_config(config, self.steps_per_epoch),
         batch_size=batch, steps_per_epoch=self.steps_per_epoch,
         eval_batch_size=config.train.eval_batch_size, dtype=config.dtype,
-        skip_nonfinite=bool(config.train.skip_nonfinite_members))
+        skip_nonfinite=bool(config.train.skip_nonfinite_members), num_train=self.num_train,
+        critic=self._critic(config))
     hp = sweep.hparams(self.members)
     self.latent_shape = latent_shape(self.model, self.image_shape)
     if sweep.swept_latent(config):
@@ -52,7 +56,24 @@ class ModelSetup:
     self.seeds = jnp.asarray([m['seed'] for m in self.members], jnp.int32)
     self.plan = plan or mesh_lib.plan(config, len(self.members))
     self.metrics = registry.resolve(tuple(config.eval.metrics), self.model.kind,
-                                    image_shape=self.image_shape)
+                                    image_shape=self.image_shape,
+                                    objective=config.loss.objective)
+
+  def _critic(self, config):
+    """The discriminator trained beside the model (critic.py), checked against the run."""
+    from ae_jax import critic
+    params = jax.eval_shape(lambda: self.model.init(
+        {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+        jnp.zeros((1, *self.image_shape))))['params']
+    impl = getattr(self.model.decoder, 'conv_impl', 'xla')
+    spec = critic.from_config(config, params, self.image_shape, conv_impl=impl)
+    total = config.train.num_epochs * self.steps_per_epoch
+    if spec is not None and spec.kind == 'patch' and spec.start >= total:
+      raise ConfigError(f'config.loss.gan_start_step={spec.start} is at or after the run\'s '
+                        f'last step ({total} = train.num_epochs {config.train.num_epochs} x '
+                        f'{self.steps_per_epoch} steps per epoch): the discriminator would '
+                        'never train; lower it or train longer')
+    return spec
 
   @functools.cached_property
   def fns(self) -> steps.Functions:
@@ -97,6 +118,8 @@ class ModelSetup:
     that config with other free settings, already checked by the caller)."""
     config = config_lib.resolve(config if config is not None else wd.read_config())
     members = wd.read_members()
+    if members is not None:
+      members = compat.complete_members(members, config)
     if members and 'program' in members[0]:
       raise WorkdirError(
           f'{wd.path!r} holds several programs; use one of '

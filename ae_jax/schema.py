@@ -19,46 +19,15 @@ from __future__ import annotations
 
 import ast
 import copy
-import dataclasses
 import difflib
 import math
-from typing import Any, Callable
+from typing import Any
 
 import ml_collections
 
 from ae_jax.errors import ConfigError
 
-# Value kinds. A tuple kind holds a tuple of that element type; `nullable` adds None.
-KINDS = ('str', 'int', 'float', 'bool', 'ints', 'floats', 'strs', 'tuple')
-CHECKS = {
-    'positive': (lambda v: v > 0, 'must be > 0'),
-    'non_negative': (lambda v: v >= 0, 'must be >= 0'),
-    'unit': (lambda v: 0 <= v < 1, 'must be in [0, 1)'),
-    'open_unit': (lambda v: 0 < v < 1, 'must be in (0, 1)'),
-    'at_least_1': (lambda v: v >= 1, 'must be >= 1'),
-}
-ROLES = ('model', 'free')
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-  name: str                 # dotted, e.g. 'train.batch_size'
-  default: Any
-  kind: str                 # one of KINDS
-  doc: str                  # one line (docs/configs.md, the README)
-  choices: tuple | Callable[[], tuple] = ()  # allowed values (a function: read lazily)
-  check: str = ''           # one of CHECKS, applied to the value (each element of a tuple)
-  role: str = 'model'       # 'model': changes what a workdir's checkpoints mean; 'free'
-  sweep: str = ''           # '' | 'vmap' | 'outer': a sweep axis named after the last part
-  nullable: bool = False    # None allowed (tuple kinds: "not set")
-  non_empty: bool = False   # tuple kinds: at least one element
-
-  @property
-  def axis(self) -> str:
-    return self.name.rsplit('.', 1)[-1] if self.sweep else ''
-
-  def allowed(self) -> tuple:
-    return tuple(self.choices()) if callable(self.choices) else tuple(self.choices)
+from ae_jax.keys import CHECKS, KINDS, ROLES, Key  # noqa: F401 - the declaration's home
 
 
 def _presets():
@@ -69,6 +38,11 @@ def _presets():
 def _activations(with_none: bool):
   from ae_jax.models.layers import ACTIVATIONS
   return tuple(k for k in ACTIVATIONS if with_none or k != 'none')
+
+
+def _objectives():
+  from ae_jax import objectives
+  return objectives.NAMES
 
 
 def _sources():
@@ -88,10 +62,10 @@ CORE: tuple[Key, ...] = (
     # ---- model ----------------------------------------------------------------------
     Key('model.preset', '', 'str', 'a report architecture by name (docs/models.md), or \'\' '
         'for the custom model below', choices=_presets, sweep='outer'),
-    Key('model.kind', 'vae', 'str', 'ae | vae (must match the preset\'s kind)',
-        choices=('ae', 'vae')),
-    Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet',
-        choices=('mlp', 'conv', 'resnet')),
+    Key('model.kind', 'vae', 'str', 'ae | vae | vqvae (a quantised code, model.vq); must match '
+        'the preset\'s kind (the ldm presets take any)', choices=('ae', 'vae', 'vqvae')),
+    Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet | ldm (the '
+        'latent-diffusion autoencoder, model.ldm)', choices=('mlp', 'conv', 'resnet', 'ldm')),
     Key('model.latent_dim', 0, 'int', 'latent size (flat: units; spatial: channels); 0 = the '
         'preset\'s published size, 16 for a custom model', check='non_negative',
         sweep='vmap'),
@@ -137,6 +111,34 @@ CORE: tuple[Key, ...] = (
         'blocks', check='positive'),
     Key('model.resnet.linear', 'none', 'str', 'resnet: pca adds a linear encoder/decoder '
         'started as the training split\'s whitened PCA', choices=('none', 'pca')),
+    Key('model.ldm.ch', 128, 'int', 'ldm: base width (level i is ch * ch_mult[i] wide)',
+        check='positive'),
+    Key('model.ldm.ch_mult', (1, 2, 4, 4), 'ints', 'ldm: width multiplier per level; '
+        '2^(levels - 1) is the downsampling factor', check='positive', non_empty=True),
+    Key('model.ldm.blocks', 2, 'int', 'ldm: ResNet blocks per level (the decoder has one more)',
+        check='positive'),
+    Key('model.ldm.attn_levels', (), 'ints', 'ldm: levels with self-attention after their '
+        'blocks (CompVis\' attn_resolutions at 256 px: 16 -> level 4)', check='non_negative'),
+    Key('model.ldm.mid_attention', True, 'bool', 'ldm: attention in the middle block'),
+    Key('model.ldm.groups', 32, 'int', 'ldm: GroupNorm groups (dividing every width)',
+        check='positive'),
+    Key('model.learned_logvar', False, 'bool', 'a learned scalar log-variance s of the '
+        'output: the reconstruction terms become rec / exp(s) + s per value (latent '
+        'diffusion\'s nll)'),
+    Key('model.vq.codes', 512, 'int', 'vqvae: codebook entries K (each model.latent_dim wide)',
+        check='positive'),
+    Key('model.vq.learning', 'ema', 'str', 'vqvae: the codebook learns by EMA (decay, Laplace '
+        'smoothing) or by the codebook loss', choices=('ema', 'codebook_loss')),
+    Key('model.vq.decay', 0.99, 'float', 'vqvae ema: decay of the codebook statistics',
+        check='unit'),
+    Key('model.vq.restart_threshold', 1.0, 'float', 'vqvae ema: a code used less than this '
+        'often per step (EMA) restarts at an encoder output; 0 = never', check='non_negative'),
+    Key('model.disc.layers', 3, 'int', 'loss.gan_weight > 0: the PatchGAN discriminator\'s '
+        'stride-2 layers (receptive field 70 px at 3)', check='positive'),
+    Key('model.disc.channels', 64, 'int', 'PatchGAN: first layer\'s width (doubling, up to 8x)',
+        check='positive'),
+    Key('model.disc.norm', 'batch', 'str', 'PatchGAN: batch | actnorm | none',
+        choices=('batch', 'actnorm', 'none')),
     # ---- data -----------------------------------------------------------------------
     Key('data.name', 'digits', 'str', 'embedded: digits | wafer | dsprites | photos | faces; '
         'files: npy | folder | wm811k; tfds: mnist | fashion_mnist | cifar10 | celeb_a',
@@ -220,15 +222,23 @@ CORE: tuple[Key, ...] = (
         check='non_negative'),
     Key('optim.grad_clip_norm', 0.0, 'float', '> 0: clip gradients to this global norm',
         check='non_negative'),
+    Key('optim.disc_learning_rate', 1e-4, 'float', 'a discriminator\'s Adam learning rate '
+        '(PatchGAN, FactorVAE\'s TC discriminator)', check='positive'),
+    Key('optim.disc_b1', 0.5, 'float', 'a discriminator\'s Adam beta1 (taming, FactorVAE)',
+        check='unit'),
+    Key('optim.disc_b2', 0.9, 'float', 'a discriminator\'s Adam beta2', check='unit'),
     Key('optim.freeze', (), 'strs', 'parameter paths that never change: a module name '
         'anywhere in the path (\'linear\') or a path (\'encoder/linear\')'),
     # ---- loss -----------------------------------------------------------------------
+    Key('loss.objective', 'elbo', 'str', 'what training minimises (docs/losses.md): elbo | '
+        'iwae | tcvae | factorvae | wae_mmd | rae', choices=_objectives),
     Key('loss.reconstruction', 'mse', 'str', 'mse | l1 | bce (sigmoid logits) | gaussian_nll '
         '| log_mse (each image\'s best variance: maximises mean PSNR)',
         choices=('mse', 'l1', 'bce', 'gaussian_nll', 'log_mse')),
     Key('loss.reduction', 'sum', 'str', 'how the reconstruction term reduces over one '
         'image\'s pixels; the KL is always summed over latent units', choices=('sum', 'mean')),
-    Key('loss.beta', 1.0, 'float', 'weight of the KL term: loss = recon + beta * KL',
+    Key('loss.beta', 1.0, 'float', 'weight of the latent regulariser: the KL (loss = recon '
+        '+ beta * KL), beta-TCVAE\'s TC, WAE\'s MMD, RAE\'s code penalty',
         check='non_negative', sweep='vmap'),
     Key('loss.kl_warmup_epochs', 0.0, 'float', '> 0: beta ramps linearly from 0 over this '
         'many epochs', check='non_negative', sweep='vmap'),
@@ -242,6 +252,20 @@ CORE: tuple[Key, ...] = (
         'distance, hard frequencies first)', check='non_negative'),
     Key('loss.lpips_weight', 0.0, 'float', 'extra term: LPIPS-VGG (needs the lpips extra)',
         check='non_negative'),
+    Key('loss.commitment', 0.25, 'float', 'vqvae: weight of the commitment term (van den '
+        'Oord et al.: 0.25)', check='non_negative', sweep='vmap'),
+    Key('loss.gan_weight', 0.0, 'float', '> 0: a PatchGAN discriminator (model.disc) and its '
+        'generator term, weighted this times the adaptive weight (taming: 0.5)',
+        check='non_negative', sweep='vmap'),
+    Key('loss.gan_start_step', 0, 'int', 'optimizer step from which the discriminator and '
+        'its term count (before it the run is the one without them)',
+        check='non_negative'),
+    Key('loss.gan_loss', 'hinge', 'str', 'the discriminator\'s loss: hinge | vanilla',
+        choices=('hinge', 'vanilla')),
+    Key('loss.gan_generator', 'hinge', 'str', 'the generator\'s term: hinge (taming\'s '
+        '-mean D(x\')) | nonsaturating (softplus(-D(x\')))', choices=('hinge', 'nonsaturating')),
+    Key('loss.gan_adaptive', True, 'bool', 'scale the generator term by ||grad rec|| / '
+        '(||grad G|| + 1e-4) at the decoder\'s last layer (taming), clipped to [0, 1e4]'),
     # ---- checkpoint -----------------------------------------------------------------
     Key('checkpoint.every_epochs', 5, 'int', 'save every N epochs (and at the end)',
         check='positive', role=_FREE),
@@ -292,8 +316,9 @@ CORE: tuple[Key, ...] = (
 
 
 def _contributed() -> tuple[Key, ...]:
-  """Keys declared by the modules that own them (none yet beyond CORE)."""
-  return ()
+  """Keys declared by the modules that own them: the objectives' hyperparameters."""
+  from ae_jax import objectives
+  return objectives.keys()
 
 
 def keys() -> tuple[Key, ...]:

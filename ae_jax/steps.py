@@ -14,6 +14,7 @@ keys; the noise for step t is `fold_in(noise_key, t)` and the data order of epoc
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import losses, optim
+from ae_jax import adversarial, critic as critic_lib, losses, objectives, optim
 from ae_jax.metrics import core as metric_core, registry
 from ae_jax.models import AutoEncoder, mask_latent_updates
 
@@ -35,6 +36,11 @@ class LossSpec(NamedTuple):
   ms_ssim_weight: float = 0.0
   fft_weight: float = 0.0
   lpips_weight: float = 0.0
+  objective: str = 'elbo'      # loss.objective (objectives.REGISTRY)
+  iwae_max: int = 1            # iwae: the program's largest loss.iwae_samples
+  tc_estimator: str = 'mss'    # tcvae
+  rae_decoder: str = 'l2'      # rae
+  vq_learning: str = 'ema'     # vqvae: model.vq.learning
 
 
 class StepSpec(NamedTuple):
@@ -47,6 +53,8 @@ class StepSpec(NamedTuple):
   eval_batch_size: int
   dtype: str = 'float32'  # compute dtype; parameters, optimizer state and losses stay float32
   skip_nonfinite: bool = False  # freeze a member whose loss or gradients turn non-finite
+  num_train: int = 0      # training examples (beta-TCVAE's N)
+  critic: Any = None      # critic.CriticSpec: a discriminator trained beside the model
 
 
 @flax.struct.dataclass
@@ -57,10 +65,18 @@ class TrainState:
   opt_state: Any
   noise_key: jax.Array   # [2] uint32
   data_key: jax.Array    # [2] uint32
+  # the model's other mutable collections ({'vq_stats': ...} of a VQ-VAE's EMA codebook)
+  model_state: Any = dataclasses.field(default_factory=dict)
+  # a discriminator's {'params', 'batch_stats', 'opt_state'} (critic.py), else {}
+  critic: Any = dataclasses.field(default_factory=dict)
 
 
-def _variables(state_params, batch_stats):
-  return {'params': state_params, **({'batch_stats': batch_stats} if batch_stats else {})}
+STATE_COLLECTIONS = ('vq_stats',)  # mutable model collections kept in TrainState.model_state
+
+
+def _variables(state_params, batch_stats, model_state=None):
+  return {'params': state_params, **({'batch_stats': batch_stats} if batch_stats else {}),
+          **(model_state or {})}
 
 
 def _cast(tree, dtype):
@@ -68,17 +84,17 @@ def _cast(tree, dtype):
       lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
-def apply_model(spec: StepSpec, params, batch_stats, x, **kwargs):
+def apply_model(spec: StepSpec, params, batch_stats, x, model_state=None, **kwargs):
   """model.apply computed in spec.dtype, with outputs (and updated statistics) in float32.
 
   For bfloat16, the float32 parameters are cast inside the step, so gradients flow
   back to them in float32 (the usual mixed-precision recipe for GPU/TPU).
   """
+  variables = _variables(params, batch_stats, model_state)
   if spec.dtype == 'float32':
-    return spec.model.apply(_variables(params, batch_stats), x, **kwargs)
+    return spec.model.apply(variables, x, **kwargs)
   dt = jnp.dtype(spec.dtype)
-  out = spec.model.apply(_variables(_cast(params, dt), _cast(batch_stats, dt)), x.astype(dt),
-                         **kwargs)
+  out = spec.model.apply(_cast(variables, dt), x.astype(dt), **kwargs)
   return _cast(out, jnp.float32)
 
 
@@ -89,48 +105,135 @@ def init_state(spec: StepSpec, seed, image_shape) -> TrainState:
   variables = spec.model.init({'params': init_key, 'reparam': init_key}, x, train=False)
   params = variables['params']
   tx = optim.make_optimizer(spec.optim)
+  model_state = {c: variables[c] for c in STATE_COLLECTIONS if c in variables}
+  critic_state = {}
+  if spec.critic is not None:
+    from ae_jax.models import latent_shape
+    critic_state = critic_lib.init(spec.critic, jax.random.fold_in(init_key, 1), image_shape,
+                                   latent_shape(spec.model, image_shape))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}),
-                    opt_state=tx.init(params), noise_key=noise_key, data_key=data_key)
+                    opt_state=tx.init(params), noise_key=noise_key, data_key=data_key,
+                    model_state=model_state, critic=critic_state)
 
 
 def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
+def _keys(rng):
+  """The step's keys by purpose: the reparameterisation noise keeps the step's own key (so
+  runs from before these streams existed replay), the others fold in a purpose."""
+  return {'reparam': rng, 'objective': jax.random.fold_in(rng, 1),
+          'vq_restart': jax.random.fold_in(rng, 2), 'critic': jax.random.fold_in(rng, 3)}
+
+
+def _forward(spec: StepSpec, state: TrainState, params, images, hp, beta, keys, train: bool,
+             pretrained, latent_mask, sample: bool = True):
+  """The model's forward pass and the objective's per-example terms:
+  -> (terms {name: [B]}, ModelOutput, the model's new mutable collections)."""
+  mutable = ['batch_stats', *state.model_state] if train else False
+  rngs = {'reparam': keys['reparam']}
+  if spec.model.kind == 'vqvae' and train:
+    rngs['vq_restart'] = keys['vq_restart']
+  apply = functools.partial(apply_model, spec, params, state.batch_stats,
+                            model_state=state.model_state)
+  result = apply(images, train=train, sample=sample, latent_mask=latent_mask, rngs=rngs,
+                 mutable=mutable)
+  out, new_vars = result if mutable else (result, {})
+
+  def decode(z):  # the decoder at these parameters (IWAE's samples, RAE's penalty)
+    decoded = apply(z, train=train, latent_mask=latent_mask, method=spec.model.decode,
+                    mutable=['batch_stats'] if train else False)
+    return decoded[0] if train else decoded  # (statistics of these extra passes dropped)
+
+  critic = (critic_lib.critic_fn(spec.critic, state.critic)
+            if spec.critic is not None and spec.critic.kind == 'tc' else None)
+  inp = objectives.LossInputs(
+      x=images, out=out, hp=hp, beta=beta, loss=spec.loss, num_train=spec.num_train,
+      key=keys['objective'], decode=decode, latent_mask=latent_mask, pretrained=pretrained,
+      critic=critic, params=params)
+  t = objectives.get(spec.loss.objective).function()(inp)
+  if spec.model.kind == 'vae':
+    t['neg_elbo'] = jax.lax.stop_gradient(metric_core.neg_elbo_terms(out, images, spec.loss))
+  return t, out, new_vars
+
+
+def _gradients(spec: StepSpec, state: TrainState, images, hp, beta, keys, pretrained, mask):
+  """(mean loss, per-example terms, ModelOutput, new collections, gradients, extra metrics).
+
+  With a PatchGAN, one forward pass and two backward passes: the objective's gradient and
+  the generator term's, combined as g_objective + gan_weight * lambda * on * g_generator
+  (critic.py). `on` is 0 before loss.gan_start_step, where the update is the objective's
+  alone."""
+  if spec.critic is None or spec.critic.kind != 'patch':
+    def loss_fn(params):
+      t, out, new_vars = _forward(spec, state, params, images, hp, beta, keys, True,
+                                  pretrained, mask)
+      return t['loss'].mean(), (t, out, new_vars)
+    (loss, (t, out, new_vars)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    return loss, t, out, new_vars, grads, {}
+
+  cspec = spec.critic
+
+  def both(params):
+    t, out, new_vars = _forward(spec, state, params, images, hp, beta, keys, True,
+                                pretrained, mask)
+    g = critic_lib.generator_term(cspec, state.critic, out.recon)  # [B]
+    return (t['loss'].mean(), g.mean()), (t, out, new_vars, g)
+
+  (loss, g_loss), pull, (t, out, new_vars, g) = jax.vjp(both, state.params, has_aux=True)
+  one, zero = jnp.ones_like(loss), jnp.zeros_like(loss)
+  (grad_main,), (grad_gen,) = pull((one, zero)), pull((zero, one))
+  layer = cspec.last_layer
+  if cspec.adaptive:
+    lam = adversarial.adaptive_weight(grad_main['decoder'][layer]['kernel'],
+                                      grad_gen['decoder'][layer]['kernel'], 1.0)
+  else:
+    lam = jnp.ones(())
+  weight = hp['gan_weight'] * lam * critic_lib.active(cspec, state.step)
+  grads = jax.tree_util.tree_map(lambda a, b: a + weight * b, grad_main, grad_gen)
+  return loss + weight * g_loss, t, out, new_vars, grads, {'gan_g': g_loss, 'gan_lambda': lam}
+
+
 def train_step(spec: StepSpec, state: TrainState, images, hp, active=None, pretrained=None):
   """One optimizer step on `images` [B,H,W,C]; hp: this member's hyperparameters;
   pretrained: the pretrained networks the loss needs (losses.pretrained_networks), shared
-  by all members.
+  by all members. A discriminator (spec.critic) takes its own step on the same batch.
 
   With spec.skip_nonfinite, a step whose loss or gradients are not finite (or a member
   no longer `active`) leaves the state as it was; metrics['finite'] says which happened.
   """
   rng = jax.random.fold_in(state.noise_key, state.step)
+  keys = _keys(rng)
   progress = state.step.astype(jnp.float32) / spec.steps_per_epoch  # in epochs
   beta_eff = losses.kl_weight(hp['beta'], progress, hp['kl_warmup_epochs'])
   mask = hp.get('latent_mask')
-
-  def loss_fn(params):
-    out, new_vars = apply_model(spec, params, state.batch_stats, images, train=True,
-                                latent_mask=mask, rngs={'reparam': rng}, mutable=['batch_stats'])
-    t = losses.terms(out, images, spec.loss, beta_eff, pretrained)
-    if spec.model.kind == 'vae':
-      t['neg_elbo'] = jax.lax.stop_gradient(metric_core.neg_elbo_terms(out, images, spec.loss))
-    return t['loss'].mean(), (t, new_vars)
-
-  (loss, (t, new_vars)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  loss, t, out, new_vars, grads, extra = _gradients(spec, state, images, hp, beta_eff, keys,
+                                                    pretrained, mask)
   tx = optim.make_optimizer(spec.optim)
   direction, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
   if mask is not None:
     direction = mask_latent_updates(spec.model, direction, mask)
   lr = hp['learning_rate'] * optim.schedule_multiplier(spec.optim, state.step)
   params = jax.tree_util.tree_map(lambda p, d: p - lr * d, state.params, direction)
-  new_state = state.replace(step=state.step + 1, params=params,
-                            batch_stats=new_vars.get('batch_stats', state.batch_stats),
-                            opt_state=opt_state)
-  keys = registry.names(registry.train_metrics(spec.model.kind))
-  metrics = {k: v.mean() for k, v in t.items() if k in keys}
+  new_state = state.replace(
+      step=state.step + 1, params=params,
+      batch_stats=new_vars.get('batch_stats', state.batch_stats), opt_state=opt_state,
+      model_state={c: new_vars.get(c, v) for c, v in state.model_state.items()})
+  if spec.critic is not None:
+    if spec.critic.kind == 'patch':
+      real, fake = images, out.recon
+    else:  # the codes, with a latent-size member's switched-off units at 0
+      real = fake = out.z if mask is None else out.z * mask
+    critic_state, critic_metrics = critic_lib.update(spec.critic, state.critic, real, fake,
+                                                     keys['critic'], state.step)
+    new_state = new_state.replace(critic=critic_state)
+    extra.update(critic_metrics)
+  keys_logged = set(registry.names(registry.METRICS))
+  metrics = {k: v.mean() for k, v in t.items() if k in keys_logged}
+  metrics.update({k: v for k, v in extra.items() if k in keys_logged})
   metrics['lr'] = lr * optim.plateau_scale(opt_state)
   metrics['beta'] = beta_eff
   if spec.skip_nonfinite:
@@ -180,7 +283,8 @@ def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state:
   the deterministic reconstruction from the posterior mean.
   """
   mask = hp.get('latent_mask')
-  apply = functools.partial(apply_model, spec, state.params, state.batch_stats)
+  apply = functools.partial(apply_model, spec, state.params, state.batch_stats,
+                            model_state=state.model_state)
   progress = state.step.astype(jnp.float32) / spec.steps_per_epoch
   beta_eff = losses.kl_weight(hp['beta'], progress, hp['kl_warmup_epochs'])
   metrics = [registry.get(n) for n in metric_names]
@@ -188,14 +292,13 @@ def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state:
   image_shape = images.shape[2:]
 
   def per_example(batch, i):
-    out = apply(batch, train=False, latent_mask=mask,
-                rngs={'reparam': jax.random.fold_in(key, i)})
+    keys = _keys(jax.random.fold_in(key, i))
+    terms, out, _ = _forward(spec, state, state.params, batch, hp, beta_eff, keys, False,
+                             pretrained, mask)
     det = out
     if spec.model.kind == 'vae':
       det = apply(batch, train=False, sample=False, latent_mask=mask)
-    ctx = metric_core.BatchContext(batch, out, det,
-                                   losses.terms(out, batch, spec.loss, beta_eff, pretrained),
-                                   spec.loss)
+    ctx = metric_core.BatchContext(batch, out, det, terms, spec.loss)
     values = {}
     for fn in fns.values():
       values.update(fn(ctx))
@@ -222,7 +325,7 @@ def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state:
 def recon_member(spec: StepSpec, state: TrainState, images, hp):
   """Deterministic reconstructions [N, H, W, C] (posterior mean, not clipped)."""
   out = apply_model(spec, state.params, state.batch_stats, images, train=False, sample=False,
-                    latent_mask=hp.get('latent_mask'))
+                    latent_mask=hp.get('latent_mask'), model_state=state.model_state)
   return out.recon
 
 

@@ -120,12 +120,11 @@ def eval_epochs(config) -> tuple | None:
 
 
 def hparams(members: list[dict]) -> dict:
-  """Stacked per-member hyperparameters for the vmapped step: {name: [K]}."""
-  return {
-      'beta': np.array([m['beta'] for m in members], np.float32),
-      'learning_rate': np.array([m['learning_rate'] for m in members], np.float32),
-      'kl_warmup_epochs': np.array([m['kl_warmup_epochs'] for m in members], np.float32),
-  }
+  """Stacked per-member hyperparameters for the vmapped step: {axis: [K]}, every vmapped
+  axis but seed (the members' initial states differ instead) and latent_dim (a mask)."""
+  return {axis: np.array([m[axis] for m in members],
+                         np.int32 if typ is int else np.float32)
+          for axis, (_, typ) in AXES.items() if axis not in ('seed', 'latent_dim')}
 
 
 def latent_masks(members: list[dict], latent_shape: tuple[int, ...]) -> np.ndarray:

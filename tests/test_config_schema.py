@@ -23,6 +23,14 @@ def test_the_base_config_is_the_declarations():
   assert schema.leaves(base.get_config()) == schema.leaves(config)
 
 
+def test_no_key_is_shadowed_by_a_configdict_method():
+  """config.model.vq.update would read ConfigDict.update, not the value."""
+  config = schema.base_config()
+  for name in schema.leaves(config):
+    leaf = name.rsplit('.', 1)[-1]
+    assert not hasattr(ml_collections.ConfigDict, leaf), name
+
+
 def test_the_sweep_axes_and_the_workdir_rule_come_from_the_declarations():
   vmapped = {k.axis: k.name for k in schema.keys() if k.sweep == 'vmap'}
   outer = {k.axis: k.name for k in schema.keys() if k.sweep == 'outer'}

@@ -108,7 +108,7 @@ def nhwc(t):
   return t.detach().numpy().transpose(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize('name', ['kl_f8', 'kl_f4'])
+@pytest.mark.parametrize('name', ['kl_f8', 'kl_f4', 'kl_f4_small', 'kl_f8_small'])
 def test_parameter_counts_match_diffusers(diffusers, name):
   with torch.device('meta'):  # shapes only: no memory, no initialisation
     ref = diffusers.AutoencoderKL(**diffusers_config(ldm.LDM_PRESETS[name]))

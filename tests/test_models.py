@@ -59,10 +59,17 @@ EXPECTED = {
         ENC_BN + conv(1024, 2 * 128, 3) + conv(128, 1024, 4) + DEC_BN_TAIL,
     ('conv_vae_bn_mish', 1024, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
+    # the latent-diffusion autoencoders: what diffusers' AutoencoderKL counts for the same
+    # configs (tests/test_ldm.py builds both and compares)
+    ('kl_f8', 4, (64, 64, 3)): 83_653_863,
+    ('kl_f4', 3, (64, 64, 3)): 55_312_063,
+    ('kl_f4_small', 3, (32, 32, 3)): 680_143,
+    ('kl_f8_small', 4, (32, 32, 3)): 978_103,
 }
 PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10,
              'conv_ae_small': 64,
-             'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024}
+             'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024, 'kl_f8': 4, 'kl_f4': 3,
+             'kl_f4_small': 3, 'kl_f8_small': 4}
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))

@@ -80,7 +80,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
                                       'mean train.learning_rate?)'),
     ('--config.train.batch_size=abc', '--config.train.batch_size=abc: expected an int'),
     ('--config.model.kind=gan',
-     "config.model.kind='gan' is not valid; expected one of ['ae', 'vae']"),
+     "config.model.kind='gan' is not valid; expected one of ['ae', 'vae', 'vqvae']"),
 ])
 def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'x'), flag)

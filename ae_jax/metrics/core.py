@@ -10,6 +10,7 @@ import math
 from typing import Any, NamedTuple
 
 import dm_pix as pix
+import jax
 import jax.numpy as jnp
 
 import optax
@@ -28,6 +29,33 @@ class BatchContext(NamedTuple):
 
 def loss_terms(ctx: BatchContext) -> dict:
   return {k: ctx.terms[k] for k in ('loss', 'recon', 'kl')}
+
+
+OBJECTIVE_TERMS = ('iwae_bound', 'mi', 'tc', 'dwkl', 'mmd', 'code_l2', 'decoder_reg',
+                   'commitment', 'codebook')
+
+
+def objective_terms(ctx: BatchContext) -> dict:
+  """The objective's own per-example terms that this model's objective produces."""
+  return {k: ctx.terms[k] for k in OBJECTIVE_TERMS if k in ctx.terms}
+
+
+def code_counts(ctx: BatchContext) -> dict:
+  """A VQ-VAE's per-example code histogram [B, K] of the deterministic pass."""
+  idx = ctx.det.aux['indices']  # [B, ...]
+  k = ctx.det.aux['counts'].shape[-1]
+  onehot = jax.nn.one_hot(idx.reshape(idx.shape[0], -1), k, dtype=jnp.float32)  # [B, P, K]
+  return {'code_counts': onehot.sum(1)}
+
+
+def perplexity(sums: dict, n, image_shape) -> Any:
+  from ae_jax.models import quantizer
+  return quantizer.perplexity(sums['code_counts'])
+
+
+def code_usage(sums: dict, n, image_shape) -> Any:
+  from ae_jax.models import quantizer
+  return quantizer.usage(sums['code_counts'])
 
 
 def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):

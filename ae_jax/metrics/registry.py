@@ -51,6 +51,14 @@ class Metric:
   extra: str = ''             # the pip extra it needs (e.g. 'lpips')
   needs: tuple = ()           # 'labels' | 'factors' | 'train_images' | 'labelled_dataset'
   min_size: int = 0           # smallest image side it is defined for
+  kinds: tuple = ()           # the model kinds it is defined for (() = every kind)
+  objectives: tuple = ()      # the objectives that produce it (() = every objective)
+
+  def applies(self, kind: str, objective: str = 'elbo') -> bool:
+    """Whether a model of `kind` trained with `objective` has this metric."""
+    return (not (self.vae_only and kind != 'vae')
+            and (not self.kinds or kind in self.kinds)
+            and (not self.objectives or objective in self.objectives))
 
   def format(self, value) -> str:
     try:
@@ -168,6 +176,60 @@ METRICS: tuple[Metric, ...] = (
            needs=('factors',), run='ae_jax.metrics.passes:mig',
            doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',
            reference='codes equal to the factors -> ~1, random codes -> ~0'),
+    # ---- the objectives' own terms (objectives/), per image, train and test split ------
+    Metric('iwae_bound', 'IWAE bound', 'higher', '.5g', 'step', train=True, console=True,
+           objectives=('iwae',), batch=f'{_C}:objective_terms',
+           doc='the importance-weighted bound L_K the iwae objective maximises, in the '
+               'reconstruction term\'s units (beta weighting the log-density ratio)'),
+    Metric('mi', 'MI', '', '.4g', 'step', train=True, objectives=('tcvae',),
+           batch=f'{_C}:objective_terms',
+           doc='beta-TCVAE: index-code mutual information, minibatch estimate (nats)'),
+    Metric('tc', 'TC', 'lower', '.4g', 'step', train=True, console=True,
+           objectives=('tcvae', 'factorvae'), batch=f'{_C}:objective_terms',
+           doc='total correlation of the codes (nats): beta-TCVAE\'s minibatch estimate, or '
+               'FactorVAE\'s discriminator estimate E[log D(z)_0 - log D(z)_1]'),
+    Metric('dwkl', 'dim-wise KL', '', '.4g', 'step', train=True, objectives=('tcvae',),
+           batch=f'{_C}:objective_terms',
+           doc='beta-TCVAE: the dimension-wise KL, sum_j KL(q(z_j) || p(z_j)) (nats)'),
+    Metric('mmd', 'MMD', 'lower', '.4g', 'step', train=True, console=True,
+           objectives=('wae_mmd',), batch=f'{_C}:objective_terms',
+           doc='WAE: unbiased MMD^2 between codes and N(0, I) draws, inverse multiquadric '
+               'kernels at 7 scales', reference='a NumPy estimate'),
+    Metric('code_l2', 'code L2', '', '.4g', 'step', train=True, objectives=('rae',),
+           batch=f'{_C}:objective_terms', doc='RAE: ||z||^2 / 2 per image'),
+    Metric('decoder_reg', 'decoder reg.', '', '.4g', 'step', train=True, objectives=('rae',),
+           batch=f'{_C}:objective_terms',
+           doc='RAE: the decoder regulariser (weights\' squared norm, or gradient penalty)'),
+    Metric('commitment', 'commitment', '', '.4g', 'step', train=True, kinds=('vqvae',),
+           batch=f'{_C}:objective_terms',
+           doc='VQ-VAE: mean ||z_e - sg(e)||^2 per image (gradient to the encoder)'),
+    Metric('codebook', 'codebook', '', '.4g', 'step', train=True, kinds=('vqvae',),
+           batch=f'{_C}:objective_terms',
+           doc='VQ-VAE: mean ||sg(z_e) - e||^2 per image (gradient to the codebook)'),
+    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',),
+           batch=f'{_C}:code_counts', finalize=f'{_C}:perplexity',
+           doc='VQ-VAE: exp(entropy) of the codes\' use over the test split (1 = one code, '
+               'K = all alike)', reference='exp(entropy) of hand-made counts'),
+    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',),
+           batch=f'{_C}:code_counts', finalize=f'{_C}:code_usage',
+           doc='VQ-VAE: the share of the codebook used on the test split'),
+    # ---- the adversarial terms (critic.py), training only -----------------------------
+    Metric('gan_g', 'GAN G', '', '.4g', 'step', train=True,
+           doc='PatchGAN: the generator\'s term (before its weight), batch mean'),
+    Metric('gan_d', 'GAN D', '', '.4g', 'step', train=True,
+           doc='PatchGAN: the discriminator\'s loss (hinge or vanilla), batch mean'),
+    Metric('gan_lambda', 'GAN lambda', '', '.4g', 'step', train=True,
+           doc='PatchGAN: the adaptive weight ||grad rec|| / (||grad G|| + 1e-4) at the '
+               'decoder\'s last layer (times loss.gan_weight on the generator term)'),
+    Metric('logits_real', 'D(x)', '', '.3g', 'step', train=True,
+           doc='PatchGAN: mean logit on the batch\'s images'),
+    Metric('logits_fake', 'D(x\')', '', '.3g', 'step', train=True,
+           doc='PatchGAN: mean logit on the reconstructions'),
+    Metric('critic_loss', 'critic loss', '', '.4g', 'step', train=True,
+           objectives=('factorvae',),
+           doc='FactorVAE: the TC discriminator\'s cross-entropy'),
+    Metric('critic_acc', 'critic acc.', '', '.3f', 'step', train=True, objectives=('factorvae',),
+           doc='FactorVAE: the TC discriminator\'s accuracy on codes vs permuted codes'),
 )
 REGISTRY: dict[str, Metric] = {m.name: m for m in METRICS}
 
@@ -184,13 +246,15 @@ def function(ref: str) -> Callable:
   return getattr(importlib.import_module(module), attr)
 
 
-def resolve(names, kind: str, strict: bool = True, image_shape=None) -> tuple[Metric, ...]:
-  """`eval.metrics` names -> the metrics that apply to a model of `kind` ('ae' | 'vae').
+def resolve(names, kind: str, strict: bool = True, image_shape=None,
+            objective: str = 'elbo') -> tuple[Metric, ...]:
+  """`eval.metrics` names -> the metrics that apply to a model of `kind` ('ae' | 'vae' |
+  'vqvae') trained with `objective`.
 
   'default' expands to the default metrics whose extra is installed and (with
   `image_shape`) that are defined at that size. A metric named explicitly must be
   available (else ConfigError naming the extra to install) and defined at that size;
-  VAE-only metrics are dropped for an AE.
+  metrics of other kinds or objectives (KL for an AE, perplexity for a VAE) are dropped.
   """
   side = min(image_shape[:2]) if image_shape is not None else None
   out: list[Metric] = []
@@ -207,7 +271,7 @@ def resolve(names, kind: str, strict: bool = True, image_shape=None) -> tuple[Me
         raise ConfigError(f'metric {name!r} needs images of at least {m.min_size} px a side; '
                           f'these are {image_shape[0]}x{image_shape[1]} (config.eval.metrics)')
       batch = [m]
-    out += [m for m in batch if m not in out and not (m.vae_only and kind == 'ae')]
+    out += [m for m in batch if m not in out and m.applies(kind, objective)]
   return tuple(out)
 
 
@@ -215,9 +279,9 @@ def names(metrics) -> tuple[str, ...]:
   return tuple(m.name for m in metrics)
 
 
-def train_metrics(kind: str) -> tuple[Metric, ...]:
-  """The step-reported metrics of a model of `kind`, in registry order."""
-  return tuple(m for m in METRICS if m.train and not (m.vae_only and kind == 'ae'))
+def train_metrics(kind: str, objective: str = 'elbo') -> tuple[Metric, ...]:
+  """The step-reported metrics of a model of `kind` and `objective`, in registry order."""
+  return tuple(m for m in METRICS if m.train and m.applies(kind, objective))
 
 
 def columns(keys) -> tuple[Metric, ...]:

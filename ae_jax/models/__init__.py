@@ -10,6 +10,7 @@ from ae_jax.errors import ConfigError
 from ae_jax.models.base import AutoEncoder, ModelOutput
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
 from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
+from ae_jax.models.ldm import LDM_PRESETS, LDMPreset
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
 
 __all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape']
@@ -30,6 +31,8 @@ PRESETS = {
                         'conv, tanh'),
     'conv_vae_bn_mish': ('vae', 1024, 'conv VAE as conv_ae_bn_mish with a 3x3 conv to 2*latent '
                          'channels'),
+    # the latent-diffusion KL autoencoders (models/ldm.py; weights from diffusers/CompVis)
+    **{name: ('vae', p.z_channels, p.description) for name, p in LDM_PRESETS.items()},
 }
 FIXED_CODE = ('conv_ae_small', 'conv_ae_bn_mish')  # latent size fixed by the architecture
 DEFAULT_LATENT_DIM = 16  # custom models with model.latent_dim=0
@@ -164,10 +167,27 @@ def _resnet(cfg, image_shape, latent):
   return enc, dec
 
 
+def _ldm(cfg, image_shape, preset=None):
+  """The latent-diffusion encoder/decoder: a shipped preset, or model.ldm's settings with
+  model.latent_dim latent channels."""
+  from ae_jax.models import ldm
+  if preset is None:
+    c = cfg.ldm
+    preset = LDMPreset('custom', int(c.ch), tuple(int(m) for m in c.ch_mult), int(c.blocks),
+                       resolve_latent_dim(cfg), tuple(int(a) for a in c.attn_levels),
+                       bool(c.mid_attention), int(c.groups))
+  elif resolve_latent_dim(cfg) != preset.z_channels:
+    preset = preset._replace(z_channels=resolve_latent_dim(cfg))
+  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind
+  return ldm.build(preset, image_shape, kind)
+
+
 def _custom(cfg, image_shape):
   h, w, c = image_shape
-  kind = cfg.kind
+  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind  # a VQ-VAE's encoder makes a plain code
   latent = resolve_latent_dim(cfg)
+  if cfg.arch == 'ldm':
+    return _ldm(cfg, image_shape)
   if cfg.arch == 'resnet':
     return _resnet(cfg, image_shape, latent)
   if cfg.arch == 'mlp':
@@ -205,8 +225,15 @@ def _with_conv_impl(module, cfg):
 def build_model(cfg, image_shape) -> AutoEncoder:
   """cfg: the `config.model` ConfigDict; image_shape: (H, W, C) from the data."""
   model = _build_model(cfg, image_shape)
-  return model.clone(encoder=_with_conv_impl(model.encoder, cfg),
-                     decoder=_with_conv_impl(model.decoder, cfg))
+  model = model.clone(encoder=_with_conv_impl(model.encoder, cfg),
+                      decoder=_with_conv_impl(model.decoder, cfg),
+                      learned_logvar=bool(cfg.learned_logvar))
+  if cfg.kind == 'vqvae':
+    from ae_jax.models.quantizer import VectorQuantizer
+    vq = cfg.vq
+    model = model.clone(quantizer=VectorQuantizer(
+        int(vq.codes), vq.learning, float(vq.decay), dead_threshold=float(vq.restart_threshold)))
+  return model
 
 
 def _build_model(cfg, image_shape) -> AutoEncoder:
@@ -215,12 +242,20 @@ def _build_model(cfg, image_shape) -> AutoEncoder:
     if cfg.preset not in PRESETS:
       raise ConfigError(f'model.preset={cfg.preset!r} is unknown; expected one of '
                         f"{sorted(PRESETS)} or '' for a custom model")
+    kind = PRESETS[cfg.preset][0]
+    if cfg.preset in LDM_PRESETS:
+      if cfg.kind not in ('vae', 'ae', 'vqvae'):
+        raise ConfigError(f'model.kind={cfg.kind!r} is not a kind of model')
+      enc, dec = _ldm(cfg, image_shape, LDM_PRESETS[cfg.preset])
+      return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='none', model_range='pm1')
     enc, dec, kind, out_act = _preset(cfg.preset, cfg, image_shape)
     if kind != cfg.kind:
       raise ConfigError(f"model.preset={cfg.preset!r} is an {kind.upper()} but "
                         f"model.kind={cfg.kind!r}; set model.kind={kind!r}")
     return AutoEncoder(enc, dec, kind=kind, output_activation=out_act)
   enc, dec = _custom(cfg, image_shape)
+  if cfg.arch == 'ldm':
+    return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='none', model_range='pm1')
   return AutoEncoder(enc, dec, kind=cfg.kind, output_activation=cfg.output_activation)
 
 

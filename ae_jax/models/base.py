@@ -11,9 +11,14 @@ import jax.numpy as jnp
 class ModelOutput(NamedTuple):
   recon: jax.Array   # [B, H, W, C] in [0, 1] (or unbounded for output_activation='none')
   logits: jax.Array  # [B, H, W, C] decoder output before the output activation
-  mean: jax.Array    # [B, *latent]; for an AE, the code itself
+  mean: jax.Array    # [B, *latent]; for an AE, the code itself; for a VQ-VAE, the encoder's
+                     # output before quantisation
   logvar: jax.Array | None  # [B, *latent]; None for an AE
-  z: jax.Array       # [B, *latent] the code fed to the decoder
+  z: jax.Array       # [B, *latent] the code fed to the decoder (a VQ-VAE: quantised)
+  # a VQ-VAE's per-example 'commitment' and 'codebook' terms [B], code 'counts' [K] and
+  # 'indices' [B, ...];
+  # a model with a learned output log-variance: 'output_logvar' []; else None
+  aux: dict | None = None
 
 
 class AutoEncoder(nn.Module):
@@ -30,13 +35,25 @@ class AutoEncoder(nn.Module):
   """
   encoder: nn.Module
   decoder: nn.Module
-  kind: str = 'vae'                 # 'ae' | 'vae'
+  kind: str = 'vae'                 # 'ae' | 'vae' | 'vqvae'
   output_activation: str = 'sigmoid'
+  # 'pm1': the networks see and make images in [-1, 1] with no output squashing (the
+  # latent-diffusion autoencoder); recon = (logits + 1) / 2. '01': by output_activation.
+  model_range: str = '01'
+  quantizer: nn.Module | None = None  # a VQ-VAE's models.quantizer.VectorQuantizer
+  learned_logvar: bool = False      # a learned scalar output log-variance (loss.learned_logvar)
+
+  def setup(self):
+    if self.learned_logvar:  # latent diffusion's nll: rec / exp(s) + s per value, s learned
+      self.output_logvar = self.param('output_logvar', nn.initializers.zeros, ())
 
   def _to_model_range(self, x):
-    return 2.0 * x - 1.0 if self.output_activation == 'tanh' else x
+    pm1 = self.output_activation == 'tanh' or self.model_range == 'pm1'
+    return 2.0 * x - 1.0 if pm1 else x
 
   def _from_logits(self, logits):
+    if self.model_range == 'pm1':
+      return (logits + 1.0) / 2.0
     if self.output_activation == 'sigmoid':
       return jax.nn.sigmoid(logits)
     if self.output_activation == 'tanh':
@@ -44,9 +61,10 @@ class AutoEncoder(nn.Module):
     return logits
 
   def encode(self, x, train: bool = False, latent_mask: Any = None):
-    """x [B,H,W,C] in [0,1] -> (mean, logvar); logvar is None for an AE."""
+    """x [B,H,W,C] in [0,1] -> (mean, logvar); logvar is None for an AE and a VQ-VAE (whose
+    mean is the encoder's output before quantisation)."""
     h = self.encoder(self._to_model_range(x), train=train)
-    if self.kind == 'ae':
+    if self.kind in ('ae', 'vqvae'):
       mean, logvar = h, None
     else:
       mean, logvar = h[..., 0], h[..., 1]
@@ -55,20 +73,37 @@ class AutoEncoder(nn.Module):
       logvar = None if logvar is None else logvar * latent_mask
     return mean, logvar
 
-  def decode(self, z, train: bool = False, latent_mask: Any = None):
-    """z [B, *latent] -> (recon in [0,1], logits)."""
+  def quantize(self, z, train: bool = False):
+    """A VQ-VAE's codes z [B, *latent] -> quantizer.VQOutput (nearest codes, straight
+    through, with its terms)."""
+    return self.quantizer(z, train=train)
+
+  def decode(self, z, train: bool = False, latent_mask: Any = None, quantize: bool = True):
+    """z [B, *latent] -> (recon in [0,1], logits). A VQ-VAE quantises z first (codes from
+    the latent tools: interpolations, edits, noise), unless `quantize` is False."""
     if latent_mask is not None:
       z = z * latent_mask
+    if self.quantizer is not None and quantize:
+      z = self.quantize(z).quantized
     logits = self.decoder(z, train=train)
     return self._from_logits(logits), logits
 
   def __call__(self, x, train: bool = False, sample: bool = True,
                latent_mask: Any = None) -> ModelOutput:
     mean, logvar = self.encode(x, train=train, latent_mask=latent_mask)
+    aux = {}
     if self.kind == 'vae' and sample:
       eps = jax.random.normal(self.make_rng('reparam'), mean.shape, mean.dtype)
       z = mean + jnp.exp(0.5 * logvar) * eps
+    elif self.kind == 'vqvae':
+      vq = self.quantize(mean, train=train)
+      z = vq.quantized
+      aux.update(commitment=vq.commitment, codebook=vq.codebook, counts=vq.counts,
+                 indices=vq.indices)
     else:
       z = mean
-    recon, logits = self.decode(z, train=train, latent_mask=latent_mask)
-    return ModelOutput(recon=recon, logits=logits, mean=mean, logvar=logvar, z=z)
+    recon, logits = self.decode(z, train=train, latent_mask=latent_mask, quantize=False)
+    if self.learned_logvar:
+      aux['output_logvar'] = self.output_logvar
+    return ModelOutput(recon=recon, logits=logits, mean=mean, logvar=logvar, z=z,
+                       aux=aux or None)

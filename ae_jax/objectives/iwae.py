@@ -30,6 +30,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ae_jax import losses
+
 
 class PosteriorDraws(NamedTuple):
   z: jax.Array      # [K, B, *latent] reparameterised samples from q(z|x)
@@ -88,3 +90,34 @@ def bound(log_weights, mask=None):
   # log(total / K), not log(total) - log(K): XLA folds a constant K's log on the host and
   # takes a masked count's at run time, an ulp apart; a division rounds the same either way
   return top + jnp.log(total / count)
+
+
+def terms(inp) -> dict:
+  """The IWAE objective's terms [B]: loss = -L_K with K = loss.iwae_samples (this member's;
+  up to the program's largest, loss.iwae_max, by masking), the log-weights
+  -recon(x, z_k) - beta (log q(z_k|x) - log p(z_k)) in the reconstruction term's units. The
+  first draw is the forward pass's own z. With K = 1 the loss is the ELBO objective's,
+  reconstruction + beta * the closed-form KL, bit for bit: the one-sample bound would be
+  its noisier estimate (the same in expectation). Perceptual extra terms are added to
+  either outside the bound. Logged: iwae_bound (L_K) and the ELBO objective's recon, kl."""
+  out, x = inp.out, inp.x
+  rec, total = losses.reconstruction_terms(out, x, inp.loss, inp.pretrained)
+  kl = losses.kl_divergence(out.mean, out.logvar)
+  elbo = total + inp.beta * kl
+  k_max = inp.loss.iwae_max
+  if k_max == 1:
+    return {'loss': elbo, 'recon': rec, 'kl': kl, 'iwae_bound': -elbo}
+  draws = sample_posterior(inp.key, out.mean, out.logvar, k_max)  # z [K, B, *latent]
+  z = draws.z.at[0].set(out.z)
+  recon, logits = inp.decode(z.reshape((-1,) + z.shape[2:]))  # [K * B, H, W, C]
+  tile = lambda v: jnp.broadcast_to(v[None], (k_max,) + v.shape).reshape((-1,) + v.shape[1:])
+  rec_k = losses.reconstruction(inp.loss.reconstruction, out._replace(recon=recon, logits=logits),
+                                tile(x), inp.loss.reduction, inp.loss.nll_sigma)
+  zeros = jnp.zeros_like(z)
+  log_w = (-rec_k.reshape(k_max, -1)
+           - inp.beta * (_log_normal(z, out.mean[None], out.logvar[None])
+                         - _log_normal(z, zeros, zeros)))  # [K, B]
+  lk = bound(log_w, sample_mask(inp.hp['iwae_samples'], k_max))
+  single = inp.hp['iwae_samples'] <= 1
+  return {'loss': jnp.where(single, elbo, -lk + (total - rec)), 'recon': rec, 'kl': kl,
+          'iwae_bound': jnp.where(single, -elbo, lk)}

@@ -29,7 +29,10 @@ reduces with a mean; a sum would scale the penalty with B).
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+
+from ae_jax import losses
 
 SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -75,3 +78,14 @@ def mmd2_per_example(codes, prior_samples, prior_var=1.0, scales=SCALES, latent_
 def mmd2(codes, prior_samples, prior_var=1.0, scales=SCALES, latent_mask=None):
   """The unbiased MMD^2 estimate (a scalar), the mean of `mmd2_per_example`."""
   return mmd2_per_example(codes, prior_samples, prior_var, scales, latent_mask).mean()
+
+
+def terms(inp) -> dict:
+  """The WAE-MMD objective's terms [B]: reconstruction + beta * MMD^2 between the codes
+  and as many N(0, I) draws (beta is the paper's lambda)."""
+  z = inp.out.z.reshape(inp.out.z.shape[0], -1)  # [B, L]
+  prior = jax.random.normal(inp.key, z.shape, z.dtype)
+  mask = None if inp.latent_mask is None else inp.latent_mask.reshape(-1)
+  mmd = mmd2_per_example(z, prior, latent_mask=mask)
+  rec, total = losses.reconstruction_terms(inp.out, inp.x, inp.loss, inp.pretrained)
+  return {'loss': total + inp.beta * mmd, 'recon': rec, 'kl': jnp.zeros_like(rec), 'mmd': mmd}

@@ -51,6 +51,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from ae_jax import losses
+
 ESTIMATORS = ('mss', 'mws')
 
 
@@ -113,4 +115,20 @@ def loss_terms(z, mean, logvar, dataset_size, alpha=1.0, beta=1.0, gamma=1.0,
   and dataset_size may be traced scalars (per sweep member); estimator is static."""
   t = decomposition(z, mean, logvar, dataset_size, estimator, latent_mask)
   t['weighted_kl'] = alpha * t['mi'] + beta * t['tc'] + gamma * t['dwkl']
+  return t
+
+
+def terms(inp) -> dict:
+  """The beta-TCVAE objective's terms [B]: reconstruction + alpha * MI + beta * TC +
+  gamma * dwKL (loss.tc_alpha, loss.beta, loss.tc_gamma); the analytic KL is logged beside
+  the three estimates."""
+  out = inp.out
+  t = losses.terms(out, inp.x, inp.loss, 0.0, inp.pretrained)  # recon, kl; loss = recon+extra
+  mask = None if inp.latent_mask is None else inp.latent_mask.reshape(-1)
+  flat = lambda v: v.reshape(v.shape[0], -1)
+  split = loss_terms(flat(out.z), flat(out.mean), flat(out.logvar), inp.num_train,
+                     inp.hp['tc_alpha'], inp.beta, inp.hp['tc_gamma'],
+                     inp.loss.tc_estimator, mask)
+  t['loss'] = t['loss'] + split.pop('weighted_kl')
+  t.update(split)
   return t
