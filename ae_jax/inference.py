@@ -118,7 +118,7 @@ class Trained:
   def encode(self, images):
     """-> (mean, logvar) as NumPy [N, *latent]; logvar is None for an AE."""
     x = self._images(images, 'encode()')
-    if self.kind == 'ae':
+    if self.kind != 'vae':  # an AE's or a VQ-VAE's code: no log-variance
       mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x)
       return mean, None
     return self._batched(lambda b: tuple(np.asarray(a) for a in self._encode(self.variables, b)),
@@ -144,8 +144,36 @@ class Trained:
     mean, _ = self.encode(x)
     return self.decode(mean)
 
+  # ---- a VQ-VAE's codebook ------------------------------------------------------------
+
+  def codebook(self) -> np.ndarray:
+    """A VQ-VAE's codebook [K, D] (its EMA statistics' or its parameters')."""
+    if self.kind != 'vqvae':
+      raise ConfigError(f'{self.describe()} is a {self.kind.upper()}: it has no codebook')
+    stats = self.model_state.get('vq_stats', {}).get('quantizer')
+    table = stats['codebook'] if stats is not None else self.params['quantizer']['codebook']
+    return np.asarray(table)
+
+  @property
+  def num_codes(self) -> int:
+    return int(self.codebook().shape[0])
+
+  def code_indices(self, z) -> np.ndarray:
+    """The nearest code's index at each position of codes z [N, *latent] -> [N, *positions]."""
+    table = self.codebook()
+    flat = np.asarray(z, np.float32).reshape(-1, table.shape[1])
+    dist = (np.sum(flat ** 2, 1, keepdims=True) - 2.0 * flat @ table.T
+            + np.sum(table ** 2, 1)[None])
+    return np.argmin(dist, -1).reshape(np.shape(z)[:-1])
+
   def sample_prior(self, num: int, seed: int = 0, temperature: float = 1.0):
-    """Decode z ~ N(0, temperature^2 I) (meaningful for a VAE)."""
+    """Decode z ~ N(0, temperature^2 I) (meaningful for a VAE; an AE's or a VQ-VAE's codes
+    have no such prior: `python -m ae_jax.latent fit` then `sample` draw from one fitted to
+    their training codes)."""
+    if self.kind == 'vqvae':
+      raise ConfigError(f'{self.describe()} is a VQ-VAE: it needs a prior over its codes; '
+                        'fit one (python -m ae_jax.latent fit --density categorical) and '
+                        'sample from it (latent sample)')
     z = temperature * jax.random.normal(jax.random.PRNGKey(seed), (num, *self.latent_shape))
     if self.latent_mask is not None:
       z = z * self.latent_mask

@@ -181,9 +181,20 @@ def _torch():
   return torch
 
 
-def load_state_dict(path: str):
+def is_ldm(config) -> bool:
+  """Whether the config builds a latent-diffusion autoencoder (weights matched by name)."""
+  from ae_jax.models import LDM_PRESETS
+  return config.model.arch == 'ldm' or config.model.preset in LDM_PRESETS
+
+
+def load_state_dict(path: str, config=None):
+  """The tensors of a PyTorch weights file. For a latent-diffusion autoencoder: a diffusers
+  or CompVis state dict, `.safetensors` read without torch (interop_ldm)."""
   if not os.path.exists(path):
     raise ConfigError(f'--torch-checkpoint {path}: no such file')
+  if path.endswith('.safetensors') or (config is not None and is_ldm(config)):
+    from ae_jax import interop_ldm
+    return interop_ldm.read_state_dict(path)
   torch = _torch()
   try:
     obj = torch.load(path, map_location='cpu', weights_only=True)
@@ -231,7 +242,7 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
     if wd.is_trained() and not fresh:
       raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
                          'pass --fresh to move it aside first')
-    claim(wd, config, fresh)
+    claim(wd, config, config_lib.programs(config), fresh)
     setup = Setup(config)
     if len(setup.members) != 1:
       raise ConfigError('import into a config without a sweep (one member)')
@@ -239,8 +250,12 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
       logvar_scale = 2.0 if config.model.preset == 'mlp_vae_50' else 1.0
     state = jax.device_get(setup.fns.stack(setup.init_state()))
     one = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), t)
-    params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
-                            setup.image_shape, flatten_order, logvar_scale)
+    if is_ldm(config):  # matched by name: diffusers' or CompVis' AutoencoderKL
+      from ae_jax import interop_ldm
+      params, stats = interop_ldm.convert(state_dict, one(state.params)), {}
+    else:
+      params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
+                              setup.image_shape, flatten_order, logvar_scale)
     stack = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[None], t)
     state = state.replace(params=stack(params), batch_stats=stack(stats))
     wd.write_config(setup.config)
@@ -315,12 +330,12 @@ def main(argv=None, prog='python -m ae_jax.interop'):
   def body():
     from ae_jax import config_lib
     config = config_lib.load(args.config, overrides)
-    state_dict = load_state_dict(args.torch_checkpoint)
+    state_dict = load_state_dict(args.torch_checkpoint, config)
     setup = import_to_workdir(state_dict, config, args.workdir, args.flatten_order,
                               args.logvar_scale, args.fresh)
     print(f'imported {args.torch_checkpoint} into {args.workdir} (checkpoint at step 0)')
     preset = setup.config.model.preset
-    if preset:
+    if preset in ACTIVATIONS:
       print(f'activations of {preset} (weights cannot show them; your model must match): '
             f'{ACTIVATIONS[preset]}')
     if args.check_against:

@@ -81,3 +81,32 @@ def wafer_runs(tmp_path_factory):
     runs[name] = str(root / name)
     train_and_evaluate(wafer_config(kind, latent), runs[name])
   return runs
+
+
+@pytest.fixture(scope='session')
+def diffusers():
+  """diffusers (the test extra pins 0.42.1): its AutoencoderKL and CompVis converter.
+
+  torchvision's compiled ops do not load beside the CPU torch wheel and diffusers imports
+  it, so a stand-in module is installed (diffusers needs only its name and version here)
+  and sys.modules restored afterwards."""
+  import importlib.machinery
+  import sys
+  import types
+  saved = {k: sys.modules.get(k) for k in ('torchvision', 'torchvision.transforms')}
+  fake = types.ModuleType('torchvision')
+  fake.__spec__ = importlib.machinery.ModuleSpec('torchvision', None)
+  fake.__version__ = '0.28.0'
+  fake.transforms = types.ModuleType('torchvision.transforms')
+  sys.modules['torchvision'], sys.modules['torchvision.transforms'] = fake, fake.transforms
+  try:
+    import diffusers as lib
+    from diffusers.loaders import single_file_utils
+    yield types.SimpleNamespace(AutoencoderKL=lib.AutoencoderKL,
+                                single_file_utils=single_file_utils)
+  finally:
+    for k, v in saved.items():
+      if v is None:
+        sys.modules.pop(k, None)
+      else:
+        sys.modules[k] = v

@@ -158,7 +158,7 @@ def test_no_gradient_flows_through_the_adaptive_weight():
 
 # ---- PatchDiscriminator against taming's, transcribed in torch ---------------------------
 
-torch = pytest.importorskip('torch')
+import torch  # noqa: E402 - the test extra's CPU torch, for the reference
 
 
 class TorchActNorm(torch.nn.Module):

@@ -5,30 +5,22 @@ the CompVis naming checked by diffusers' own converter, and the errors a user ca
 Relative error throughout: max|ours - theirs| / max|theirs| over the whole tensor, where
 theirs is diffusers' float32 output on the same input.
 
-torchvision's compiled ops do not load beside the CPU torch wheel and diffusers imports it,
-so a stand-in module is installed for this file's lifetime (diffusers needs only its name
-and version here) and sys.modules restored afterwards.
+diffusers comes from the test extra, through the `diffusers` fixture of conftest.py (it
+stands in for torchvision, which does not load beside the CPU torch wheel).
 """
-import importlib.machinery
-import importlib.util
 import sys
-import types
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip('torch')
-if importlib.util.find_spec('diffusers') is None:  # checked without importing torchvision
-  pytest.skip('diffusers (0.42.1) is part of the test extra', allow_module_level=True)
-pytest.importorskip('safetensors')
-
-from ae_jax import interop_ldm  # noqa: E402
-from ae_jax.errors import ConfigError, DataError  # noqa: E402
-from ae_jax.models import ldm  # noqa: E402
-from ae_jax.models.base import AutoEncoder  # noqa: E402
+from ae_jax import interop_ldm
+from ae_jax.errors import ConfigError, DataError
+from ae_jax.models import ldm
+from ae_jax.models.base import AutoEncoder
 
 TOL = 1e-4  # relative error, float32
 # One level of attention, a width change (conv_shortcut), a non-square image: what kl_f8's
@@ -36,27 +28,6 @@ TOL = 1e-4  # relative error, float32
 SMALL_ATTN = ldm.LDMPreset('test: two levels, attention at the bottom one', 32, (1, 2), 1, 4,
                            attn_levels=(1,), norm_groups=8)
 SMALL = SMALL_ATTN._replace(description='test: two levels', attn_levels=())
-
-
-@pytest.fixture(scope='module')
-def diffusers():
-  saved = {k: sys.modules.get(k) for k in ('torchvision', 'torchvision.transforms')}
-  fake = types.ModuleType('torchvision')
-  fake.__spec__ = importlib.machinery.ModuleSpec('torchvision', None)
-  fake.__version__ = '0.28.0'
-  fake.transforms = types.ModuleType('torchvision.transforms')
-  sys.modules['torchvision'], sys.modules['torchvision.transforms'] = fake, fake.transforms
-  try:
-    import diffusers
-    from diffusers.loaders import single_file_utils
-    yield types.SimpleNamespace(AutoencoderKL=diffusers.AutoencoderKL,
-                                single_file_utils=single_file_utils)
-  finally:
-    for k, v in saved.items():
-      if v is None:
-        sys.modules.pop(k, None)
-      else:
-        sys.modules[k] = v
 
 
 def diffusers_config(p: ldm.LDMPreset) -> dict:

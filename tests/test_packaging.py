@@ -80,6 +80,15 @@ def test_the_staleness_check_sees_an_edited_page(tmp_path):
   edited = page.read_text().replace('`train.batch_size` | `64`', '`train.batch_size` | `32`')
   page.write_text(edited)
   assert docs.stale(str(tmp_path)) == [str(page)]
+  # a generated block inside a hand-written page
+  mixed = tmp_path / 'models.md'
+  mixed.write_text('intro\n<!-- generated:presets -->\nold table\n<!-- /generated:presets -->\n'
+                   'outro\n')
+  assert str(mixed) in docs.stale(str(tmp_path))
+  mixed.write_text(docs.fill_blocks(mixed.read_text()))
+  assert str(mixed) not in docs.stale(str(tmp_path))
+  assert '| `kl_f8` | vae | 4 channels |' in mixed.read_text()
+  assert mixed.read_text().startswith('intro\n') and mixed.read_text().endswith('outro\n')
 
 
 def _run(args, cwd=ROOT):

@@ -6,8 +6,9 @@ Tools on a trained workdir; each writes PNG figures and .npy/.npz arrays into
   reconstruct   originals vs reconstructions (--ids, or --num random test images);
                 --with WORKDIR[:MEMBER] adds models as rows, --epochs 10,50,100 one row per
                 saved epoch
-  fit           fit a Gaussian to an AE's training codes (what `sample` draws from)
-  sample        decode prior samples (VAE: z ~ N(0, T² I); AE: the fitted Gaussian)
+  fit           fit a density to a model's training codes, what `sample` draws from for an
+                AE or a VQ-VAE (--density gaussian | gmm --components 10 | categorical)
+  sample        decode prior samples (VAE: z ~ N(0, T² I); AE, VQ-VAE: the fitted density)
   interpolate   between the codes of two real images (--ids A,B --steps N), linear and
                 spherical
   edit          chosen dimensions scaled/shifted (--edits 0*2,2+5)
@@ -19,6 +20,7 @@ Tools on a trained workdir; each writes PNG figures and .npy/.npz arrays into
 from __future__ import annotations
 
 import argparse
+import os
 
 TOOLS = ('reconstruct', 'fit', 'sample', 'interpolate', 'edit', 'traverse', 'generate',
          'same-noise', 'encode')
@@ -43,6 +45,10 @@ def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
                  'member of --workdir); repeatable')
   p.add_argument('--epochs', default=None, help='reconstruct: saved epochs, e.g. 10,50,100')
   p.add_argument('--temperature', type=float, default=1.0)
+  p.add_argument('--density', default='gaussian', choices=('gaussian', 'gmm', 'categorical'),
+                 help='fit: a full-covariance Gaussian, a Gaussian mixture (RAE\'s ex-post '
+                      'density), or (VQ-VAE) a categorical per code position')
+  p.add_argument('--components', type=int, default=10, help='fit --density gmm: components')
   p.add_argument('--steps', type=int, default=10, help='interpolate: codes from end to end')
   p.add_argument('--edits', default='0*2,2+5', help='edit: DIM*SCALE or DIM+SHIFT, ...')
   p.add_argument('--dims', default=None, help='traverse: dimensions (default: top 10 by KL)')
@@ -90,16 +96,13 @@ def run(args, overrides=()) -> dict:
     ids = ids or main.random_ids(args.num or 10, args.seed)
     return tools.reconstruct(sources, ids, out)
   if args.tool == 'fit':
-    return tools.fit(main, Workdir(args.workdir).outputs('fit'))
+    return tools.fit(main, Workdir(args.workdir).outputs('fit'), args.density,
+                     args.components, args.seed)
   if args.tool == 'sample':
-    gaussian = None
-    if main.model.kind == 'ae':
-      import os
-
-      import numpy as np
-      path = Workdir(args.workdir).outputs('fit').file(tools.GAUSSIAN)
-      gaussian = dict(np.load(path)) if os.path.exists(path) else None
-    return tools.sample(main, args.num or 16, args.seed, args.temperature, out, gaussian)
+    density = None
+    if main.model.kind != 'vae':
+      density = tools.read_density(Workdir(args.workdir).outputs('fit').file(tools.DENSITY))
+    return tools.sample(main, args.num or 16, args.seed, args.temperature, out, density)
   if args.tool == 'interpolate':
     if not ids:
       test_ids = main.dataset.test['id']
@@ -136,7 +139,7 @@ def main(argv=None, prog='python -m ae_jax.latent'):
 
   def body():
     for value in run(args, overrides).values():
-      if isinstance(value, str):
+      if isinstance(value, str) and os.path.isfile(value):  # the files it wrote
         print(f'wrote {value}')
 
   cli.run(body)

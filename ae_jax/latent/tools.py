@@ -174,21 +174,84 @@ def _model_label(s: Source, sources) -> str:
   return who
 
 
-def fit(source: Source, out) -> dict:
-  """Fit a full-covariance Gaussian to the training codes (posterior means) of a model, so
-  that `sample` can draw codes for an AE (which has no prior)."""
+DENSITY = 'density.npz'  # the density `fit` fitted to a model's training codes, in latent/fit/
+
+
+def fit(source: Source, out, density: str = 'gaussian', components: int = 10,
+        seed: int = 0) -> dict:
+  """Fit a density to the training codes of a model, which `sample` then draws from: a
+  full-covariance Gaussian (the default) or a scikit-learn Gaussian mixture of `components`
+  components (`density='gmm'`, Ghosh et al.'s ex-post density for RAEs) over the codes
+  (posterior means); for a VQ-VAE, a categorical distribution of the code indices at each
+  position (`density='categorical'`, the only kind that applies: its codes are discrete).
+  Writes density.npz (plain arrays) and, for a Gaussian, gaussian.npz as before."""
+  from ae_jax.latent import density as density_lib
+  m = source.model
   images, _, _ = source.split('train')
-  mean, _ = _codes(source.model, images)
-  mu, tril = ops.fit_gaussian(mean)
-  path = out.arrays(GAUSSIAN, mean=np.asarray(mu), scale_tril=np.asarray(tril),
-                    member=source.model.name, epoch=np.asarray(source.model.epoch, np.float64),
-                    num_codes=len(images))
-  return {'arrays': path, 'mean': np.asarray(mu), 'scale_tril': np.asarray(tril)}
+  if m.kind == 'vqvae':
+    if density not in ('categorical', 'gaussian'):  # gaussian: the flag's default
+      raise ConfigError(f'--density {density}: a VQ-VAE\'s codes are code indices; its '
+                        'density is a categorical per position (--density categorical)')
+    params = _fit_categorical(m, images)
+  else:
+    if density == 'categorical':
+      raise ConfigError(f'--density categorical: {m.describe()} is a {m.kind.upper()} with '
+                        'continuous codes; use gaussian or gmm')
+    mean, _ = _codes(m, images)
+    params = density_lib.fit(mean, density, num_components=components, seed=seed)
+  params = {**params, 'member': np.asarray(m.name), 'num_codes': np.asarray(len(images)),
+            'epoch': np.asarray(m.epoch, np.float64)}
+  written = {'arrays': out.arrays(DENSITY, **params)}
+  if str(params['kind']) == 'gaussian':  # the file `sample` read before density.npz existed
+    written['gaussian'] = out.arrays(GAUSSIAN, mean=params['mean'],
+                                     scale_tril=params['scale_tril'], member=params['member'],
+                                     epoch=params['epoch'], num_codes=params['num_codes'])
+  return {**written, **params}
 
 
-def sample(source: Source, num: int, seed: int, temperature: float, out, gaussian=None) -> dict:
-  """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the Gaussian `fit` fitted
-  to its training codes (`gaussian`: that file's contents)."""
+def _fit_categorical(model, images) -> dict:
+  """A VQ-VAE's code indices' frequencies at each position (add-one smoothed) ->
+  {'kind': 'categorical', 'probs': [*positions, K]}."""
+  mean, _ = model.encode(images)
+  idx = model.code_indices(mean)  # [N, *positions]
+  k = model.num_codes
+  counts = np.stack([np.bincount(col, minlength=k) for col in idx.reshape(len(idx), -1).T])
+  probs = (counts + 1.0) / (counts.sum(-1, keepdims=True) + k)  # [P, K]
+  return {'kind': np.asarray('categorical'),
+          'probs': probs.reshape(idx.shape[1:] + (k,)).astype(np.float64),
+          'latent_shape': np.asarray(model.latent_shape, np.int64)}
+
+
+def read_density(path_or_dict) -> dict | None:
+  """density.npz's contents (or the older gaussian.npz's, as a 'gaussian' density)."""
+  import os
+  if isinstance(path_or_dict, dict) or path_or_dict is None:
+    return path_or_dict
+  folder = os.path.dirname(path_or_dict)
+  for name in (DENSITY, GAUSSIAN):
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+      params = dict(np.load(path, allow_pickle=False))
+      params.setdefault('kind', np.asarray('gaussian'))
+      return params
+  return None
+
+
+def _describe(params) -> str:
+  kind = str(params['kind'])
+  if kind == 'gmm':
+    return (f'a Gaussian mixture ({int(params["n_components"])} components, '
+            f'{params["covariance_type"]} covariance)')
+  if kind == 'categorical':
+    return 'a categorical distribution of code indices at each position (independently)'
+  return 'a full-covariance Gaussian'
+
+
+def sample(source: Source, num: int, seed: int, temperature: float, out, density=None) -> dict:
+  """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the density `fit`
+  fitted to its training codes; for a VQ-VAE, code indices from the categorical `fit`
+  fitted per position (`density`: that file's contents)."""
+  from ae_jax.latent import density as density_lib
   m = source.model
   key = jax.random.PRNGKey(seed)
   if m.kind == 'vae':
@@ -197,26 +260,38 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, gaussia
       z = z * np.asarray(m.latent_mask)
     what = f'prior samples z ~ N(0, {temperature:g}² I)'
   else:
-    if gaussian is None:
-      raise WorkdirError(f'{m.describe()} is an AE: its codes have no prior to sample. Fit a '
-                         'Gaussian to its training codes first: python -m ae_jax.latent fit '
-                         f'--workdir {source.workdir}')
-    if str(gaussian['member']) != m.name or float(gaussian['epoch']) != float(m.epoch):
-      raise WorkdirError(f'the fitted Gaussian is of member {gaussian["member"]}, epoch '
-                         f'{float(gaussian["epoch"]):g}, not {m.describe()}; rerun python -m '
+    what = ('an AE: it has no prior to sample' if m.kind == 'ae'
+            else 'a VQ-VAE: it needs a prior over its codes')
+    if density is None:
+      kind = ' --density categorical' if m.kind == 'vqvae' else ''
+      raise WorkdirError(f'{source.workdir} ({m.describe()}) is {what}. Fit a density to its '
+                         'training codes first: python -m ae_jax.latent fit --workdir '
+                         f'{source.workdir}{kind}')
+    if str(density['member']) != m.name or float(density['epoch']) != float(m.epoch):
+      raise WorkdirError(f'the fitted density is of member {density["member"]}, epoch '
+                         f'{float(density["epoch"]):g}, not {m.describe()}; rerun python -m '
                          f'ae_jax.latent fit --workdir {source.workdir} with the same '
                          '--member/--epoch')
-    z = np.asarray(ops.sample_gaussian(key, gaussian['mean'], gaussian['scale_tril'], num,
-                                       m.latent_shape, temperature))
-    what = (f'AE samples: codes from a Gaussian fitted to its training codes (T={temperature:g});'
-            ' an AE has no prior')
+    if str(density['kind']) == 'categorical':
+      rng = np.random.default_rng(seed)
+      probs = np.asarray(density['probs'])  # [*positions, K]
+      flat = probs.reshape(-1, probs.shape[-1])
+      idx = np.stack([rng.choice(flat.shape[1], size=num, p=p / p.sum()) for p in flat], 1)
+      z = m.codebook()[idx.reshape((num,) + probs.shape[:-1])]  # [num, *positions, D]
+      what = (f'VQ-VAE samples: code indices from {_describe(density)} fitted to its '
+              f'{int(density["num_codes"])} training codes; a VQ-VAE needs such a prior')
+    else:
+      density = {'latent_shape': np.asarray(m.latent_shape, np.int64), **density}
+      z = density_lib.sample(density, num, seed, temperature)
+      what = (f'AE samples: codes from {_describe(density)} fitted to its training codes '
+              f'(T={temperature:g}); an AE has no prior')
   images = m.decode(z)
   cols = min(num, 8)
   rows = [images[i:i + cols] for i in range(0, num, cols)]
   fig = figures.image_rows(rows, [''] * len(rows), f'{what}\n{m.describe()}, seed {seed}',
                            color_key=m.color_key)
   return {'figure': out.figure(fig, 'samples.png'), 'arrays': out.array('samples.npy', images),
-          'codes': out.array('codes.npy', z), 'images': images, 'z': z}
+          'codes': out.array('codes.npy', z), 'images': images, 'z': z, 'title': what}
 
 
 def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:

@@ -111,6 +111,17 @@ def fd_lpips(ctx) -> dict:
   return {'fd_lpips': out}
 
 
+def recon_fd(ctx) -> dict:
+  """Fréchet distance between the test images' and each member's reconstructions' LPIPS
+  feature vectors (lpips.features: each layer's unit-normalised, head-weighted features,
+  averaged over space)."""
+  from ae_jax.metrics import lpips, sample_quality as sq
+  ev = lpips.Evaluator('vgg')
+  real = ev.features(ctx.images)
+  return {'recon_fd': [sq.frechet_distance(real, ev.features(ctx.recon(k)))
+                       for k in range(len(ctx.members))]}
+
+
 def mig(ctx) -> dict:
   from ae_jax.metrics import disentanglement
   if ctx.factors is None:

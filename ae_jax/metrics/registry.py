@@ -79,7 +79,8 @@ _C = 'ae_jax.metrics.core'
 METRICS: tuple[Metric, ...] = (
     Metric('loss', 'loss', 'lower', '.4g', 'step', train=True, console=True,
            batch=f'{_C}:loss_terms',
-           doc='the training objective: reconstruction + beta * KL, per image, averaged'),
+           doc='the training objective (loss.objective; the ELBO\'s: reconstruction + beta * '
+               'KL) per image, averaged; without a discriminator\'s term'),
     Metric('recon', 'recon', 'lower', '.4g', 'step', train=True, console=True, panel=True,
            batch=f'{_C}:loss_terms',
            doc='the reconstruction term of the loss (loss.reconstruction, loss.reduction)'),
@@ -172,6 +173,11 @@ METRICS: tuple[Metric, ...] = (
            vae_only=True, extra='lpips', run='ae_jax.metrics.passes:fd_lpips',
            doc='Frechet distance between test images and prior samples in LPIPS-VGG feature '
                'space: an offline stand-in, not FID'),
+    Metric('recon_fd', 'recon FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final',
+           default=False, min_size=16, extra='lpips', run='ae_jax.metrics.passes:recon_fd',
+           doc='Frechet distance between the test images and their reconstructions in '
+               'LPIPS-VGG feature space (a distribution-level blur score; not FID: no '
+               'Inception network)', reference='0 for reconstructions equal to the images'),
     Metric('mig', 'MIG', 'higher', '.3f', 'pass', when='final', default=False,
            needs=('factors',), run='ae_jax.metrics.passes:mig',
            doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',

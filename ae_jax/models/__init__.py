@@ -277,7 +277,7 @@ def _latent_params(model: AutoEncoder, tree):
   heads=2 where the axis holds [mean units | logvar units] side by side (conv heads).
   """
   enc, dec = tree['encoder'], tree['decoder']
-  heads = 1 if model.kind == 'ae' else 2
+  heads = 2 if model.kind == 'vae' else 1
   out = []
   for name in ('code', 'mean', 'logvar'):
     if name in enc:
