@@ -57,6 +57,59 @@ def matmul_peak_gflops(n: int = 2048, dtype=jnp.float32, repeats: int = 5) -> fl
   return 2 * n ** 3 / best / 1e9
 
 
+def device_peak_mb() -> float | None:
+  """The accelerator's peak memory in use so far (MB), where the backend reports it."""
+  try:
+    stats = jax.devices()[0].memory_stats() or {}
+  except Exception:  # noqa: BLE001 - backends without memory statistics
+    return None
+  peak = stats.get('peak_bytes_in_use')
+  return round(peak / 2**20, 1) if peak else None
+
+
+def machine() -> str:
+  """'NVIDIA H200 (gpu, 1 device)' / '2-core x86_64 CPU (cpu, 1 device)'."""
+  import os
+  import platform
+  dev = jax.devices()[0]
+  if jax.default_backend() == 'cpu':
+    name = f'{os.cpu_count()}-core {platform.machine()} CPU'
+  else:
+    name = getattr(dev, 'device_kind', str(dev))
+  n = jax.device_count()
+  return f'{name} ({jax.default_backend()}, {n} device{"s" if n > 1 else ""})'
+
+
+def git_commit() -> str:
+  """The checkout's commit (with '+changes' when the tree differs from it), or 'unknown'."""
+  import os
+  import subprocess
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, text=True,
+                            capture_output=True, check=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                           text=True, capture_output=True).stdout.strip()
+    return commit + ('+changes' if dirty else '')
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def record(results: list[dict], command: str, title: str) -> dict:
+  """A benchmark file's contents (docs/benchmarks/*.json; docs/performance.md is generated
+  from them): when, where, at which commit, by which command, and the results."""
+  import datetime
+  return {'title': title, 'date': datetime.date.today().isoformat(), 'machine': machine(),
+          'commit': git_commit(), 'command': command, 'jax': jax.__version__,
+          'results': results}
+
+
+def write_record(rec: dict, path: str) -> str:
+  from ae_jax.workdir import write_text_file
+  write_text_file(path, json.dumps(rec, indent=1) + '\n')
+  return path
+
+
 def step_flops(compiled) -> float:
   """FLOPs of one compiled call, from XLA's cost analysis (0 when unavailable)."""
   try:
@@ -98,6 +151,9 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
       'device': str(jax.devices()[0]), 'dtype': config.dtype,
       'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize, 'ynnpack': setup.fns.ynnpack,
   }
+  device_mb = device_peak_mb()
+  if device_mb is not None:
+    out['device_peak_mb'] = device_mb
   flops = step_flops(compiled)
   if flops:
     out['gflop_per_step'] = round(flops / 1e9, 3)
@@ -141,17 +197,29 @@ def main(argv=None, prog='python -m ae_jax.bench'):
   p.add_argument('--compare-loops', action='store_true')
   p.add_argument('--peak', action='store_true',
                  help="also measure the device's float32 matmul rate and the step's fraction")
+  p.add_argument('--record', default=None, metavar='FILE.json',
+                 help='also write the results as a benchmark file (docs/benchmarks/: '
+                      'docs/performance.md is generated from them)')
+  p.add_argument('--title', default='', help='--record: what the measurement is for')
   args, overrides = cli.parse(p, argv)
 
   def body():
+    import sys
     config = config_lib.load(args.config, overrides)
     peak = matmul_peak_gflops() if args.peak else None
+    results = []
     for prog_ in config_lib.programs(config):
       result = measure(prog_.config, args.steps, args.warmup, args.synthetic,
                        args.compare_loops, prog_.members, peak)
       if prog_.name:
         result['program'] = prog_.name
       print(json.dumps(result), flush=True)
+      results.append(result)
+    if args.record:
+      command = 'python -m ae_jax.bench ' + ' '.join(sys.argv[1:] if argv is None else argv)
+      write_record(record(results, command, args.title or f'bench {args.config}'),
+                   args.record)
+      print(f'wrote {args.record}')
 
   cli.run(body)
 
