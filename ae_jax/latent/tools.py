@@ -1,5 +1,7 @@
 """The latent tools on trained models: each takes loaded models (inference.Trained) and
 images, writes figures and arrays into an `Outputs` folder, and returns what it made.
+A tool's outputs are one run (`workdir.Outputs`): they replace the folder's previous run
+as a whole when the tool returns, and a tool that fails leaves that folder as it was.
 
 A `Source` bundles a trained model with its dataset (loaded on first use, only when a tool
 needs images) so tools can fetch images by the dataset's own ids.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import numpy as np
@@ -136,6 +139,18 @@ def _codes(model, images):
 # ---- tools -------------------------------------------------------------------------------
 
 
+def _one_run(tool):
+  """Run `tool` holding its `out` folder, whose files then replace the previous run's."""
+  signature = inspect.signature(tool)
+
+  @functools.wraps(tool)
+  def held(*args, **kwargs):
+    with signature.bind(*args, **kwargs).arguments['out']:
+      return tool(*args, **kwargs)
+  return held
+
+
+@_one_run
 def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
   """Originals above each model's reconstructions (models: members, workdirs or epochs)."""
   ref = sources[0]
@@ -174,6 +189,7 @@ def _model_label(s: Source, sources) -> str:
   return who
 
 
+@_one_run
 def fit(source: Source, out) -> dict:
   """Fit a full-covariance Gaussian to the training codes (posterior means) of a model, so
   that `sample` can draw codes for an AE (which has no prior)."""
@@ -186,6 +202,33 @@ def fit(source: Source, out) -> dict:
   return {'arrays': path, 'mean': np.asarray(mu), 'scale_tril': np.asarray(tril)}
 
 
+def read_gaussian(path: str, given: bool = False) -> dict | None:
+  """The Gaussian `fit` wrote to `path` (None when there is none and `given` is False)."""
+  import os
+  import zipfile
+  if not os.path.exists(path):
+    if given:
+      raise WorkdirError(f'--gaussian {path}: no such file; python -m ae_jax.latent fit '
+                         '[--out DIR] writes one (DIR/gaussian.npz)')
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      gaussian = {k: f[k] for k in ('mean', 'scale_tril', 'member', 'epoch')}
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    raise WorkdirError(f'{path} is not a Gaussian fitted by `fit` ({type(e).__name__}: '
+                       f'{" ".join(str(e).split())[:120]}); run python -m ae_jax.latent fit '
+                       'again to rewrite it') from None
+  mean, tril = np.asarray(gaussian['mean']), np.asarray(gaussian['scale_tril'])
+  if mean.ndim != 1 or tril.shape != (len(mean), len(mean)) or \
+      np.asarray(gaussian['epoch']).dtype.kind not in 'iuf' or \
+      mean.dtype.kind != 'f' or tril.dtype.kind != 'f' or \
+      not (np.isfinite(mean).all() and np.isfinite(tril).all()):
+    raise WorkdirError(f'{path}: mean {mean.shape} and scale_tril {tril.shape} are not a '
+                       'finite Gaussian; run python -m ae_jax.latent fit again to rewrite it')
+  return gaussian
+
+
+@_one_run
 def sample(source: Source, num: int, seed: int, temperature: float, out, gaussian=None) -> dict:
   """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the Gaussian `fit` fitted
   to its training codes (`gaussian`: that file's contents)."""
@@ -206,6 +249,9 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, gaussia
                          f'{float(gaussian["epoch"]):g}, not {m.describe()}; rerun python -m '
                          f'ae_jax.latent fit --workdir {source.workdir} with the same '
                          '--member/--epoch')
+    if len(gaussian['mean']) != m.num_units:
+      raise WorkdirError(f'the fitted Gaussian has {len(gaussian["mean"])} dimensions; '
+                         f'{m.describe()} has {m.num_units} latent units: fit this model')
     z = np.asarray(ops.sample_gaussian(key, gaussian['mean'], gaussian['scale_tril'], num,
                                        m.latent_shape, temperature))
     what = (f'AE samples: codes from a Gaussian fitted to its training codes (T={temperature:g});'
@@ -219,6 +265,7 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, gaussia
           'codes': out.array('codes.npy', z), 'images': images, 'z': z}
 
 
+@_one_run
 def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
   """Decoded codes on the way between two real images (linear and spherical), with the
   real images at both ends."""
@@ -248,6 +295,7 @@ def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
           **arrays, 'endpoints': images}
 
 
+@_one_run
 def edit(source: Source, ids: list[int], edits, out) -> dict:
   """Chosen dimensions scaled and shifted: original, plain reconstruction, one row per edit."""
   m = source.model
@@ -267,6 +315,7 @@ def edit(source: Source, ids: list[int], edits, out) -> dict:
           'arrays': out.arrays('edit.npz', ids=np.asarray(ids), **arrays), **arrays}
 
 
+@_one_run
 def traverse(source: Source, image_id: int, dims, span: float, points: int, out) -> dict:
   """One row per dimension: the image's code with that dimension swept over
   mean ± span·σ (σ: the dimension's spread over the test codes). With no dims given, the
@@ -303,6 +352,7 @@ def traverse(source: Source, image_id: int, dims, span: float, points: int, out)
           'dims': dims, 'order': order, 'grid': np.stack(grid)}
 
 
+@_one_run
 def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
              per_class: int = 0, classes=()) -> dict:
   """Latent-noise generation: k new samples per source image, decoded from its code (the
@@ -398,6 +448,7 @@ def class_index(text: str, names, values=None) -> int | None:
   return None
 
 
+@_one_run
 def same_noise(sources: list[Source], num: int, sets: int, seed: int, out) -> dict:
   """Identical Gaussian draws z ~ N(0, I) decoded by every model (e.g. an AE and a VAE of one
   latent size), `sets` sets side by side."""
@@ -433,6 +484,7 @@ def _short(s: Source) -> str:
   return name if s.model.name == 'run' else f'{name} [{s.model.name}]'
 
 
+@_one_run
 def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   """A split's codes (means, log-variances, labels, ids) to codes.npz, and a 2-D PCA map of
   the means coloured by label."""
