@@ -231,7 +231,7 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
     if wd.is_trained() and not fresh:
       raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
                          'pass --fresh to move it aside first')
-    claim(wd, config, fresh)
+    claim(wd, config, [], fresh)
     setup = Setup(config)
     if len(setup.members) != 1:
       raise ConfigError('import into a config without a sweep (one member)')
