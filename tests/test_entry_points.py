@@ -82,12 +82,14 @@ def fitted_of_another_size(w, root):
 @pytest.fixture
 def case(tmp_path, wafer_runs, read_only):
   """prepare(damage, main='vae') -> (root, {name: path}): copies of the trained wafer
-  workdirs (w: the main one, vae4: another latent size) in a fresh folder, damaged."""
+  workdirs (w: the main one, vae4: another latent size) in a fresh folder, damaged, without
+  the latent/ folders other tests may have written into the shared ones."""
   def prepare(damage=None, main='vae'):
     paths = {'w': tmp_path / 'w', 'vae4': tmp_path / 'vae4', 'root': tmp_path,
              'out': tmp_path / 'out'}
-    shutil.copytree(wafer_runs[main], paths['w'])
-    shutil.copytree(wafer_runs['vae4'], paths['vae4'])
+    clean = shutil.ignore_patterns('latent')  # what other tests' tools wrote there
+    shutil.copytree(wafer_runs[main], paths['w'], ignore=clean)
+    shutil.copytree(wafer_runs['vae4'], paths['vae4'], ignore=clean)
     if damage == READ_ONLY:
       read_only(tmp_path)
     elif damage is not None:

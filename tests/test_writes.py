@@ -133,7 +133,7 @@ def _latent(capsys, *argv, code=0):
 def vae(tmp_path_factory, wafer_runs):
   """A private copy of the trained wafer VAE (the tools here write into its folders)."""
   path = tmp_path_factory.mktemp('vae') / 'w'
-  shutil.copytree(wafer_runs['vae'], path)
+  shutil.copytree(wafer_runs['vae'], path, ignore=shutil.ignore_patterns('latent'))
   return str(path)
 
 
