@@ -15,7 +15,7 @@ import os
 
 import ml_collections
 
-from ae_jax import checkpoint, workdir as wd_lib
+from ae_jax import checkpoint
 from ae_jax.errors import WorkdirError
 
 log = logging.getLogger('ae_jax')
@@ -67,7 +67,7 @@ def trained_epochs(wd) -> int | None:
 def migrate_epoch_checkpoints(wd, steps_per_epoch: int) -> None:
   """Renumber a format-1 workdir's epoch-numbered checkpoints by step, once."""
   # a model.json, even a damaged one (training rewrites it), means format 2: by step
-  if wd.exists(wd_lib.MODEL) or not wd.is_trained() or steps_per_epoch == 1:
+  if wd.has_model_record() or not wd.is_trained() or steps_per_epoch == 1:
     return
   for epoch in reversed(checkpoint.saved_steps(wd.checkpoints)):
     wd.rename(os.path.join(wd.checkpoints, str(epoch)),

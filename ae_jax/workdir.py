@@ -195,6 +195,10 @@ class Workdir:
   def is_trained(self) -> bool:
     return self.exists(CONFIG)
 
+  def has_model_record(self) -> bool:
+    """model.json is here (format 2), even a damaged one (training rewrites it)."""
+    return self.exists(MODEL)
+
   def require_trained(self) -> None:
     if not self.is_trained():
       raise WorkdirError(f'{self.file(CONFIG)} not found: {self.path!r} is not a trained '
