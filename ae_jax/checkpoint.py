@@ -110,6 +110,35 @@ def _reason(e: BaseException, limit: int = 200) -> str:
   return f'{type(e).__name__}: {text[:limit]}'
 
 
+def shape_mismatch(state_dir: str, expected) -> str | None:
+  """Where an intact checkpoint's arrays differ in shape from `expected` (a tree of what
+  the workdir's records or the config build): 'path: saved S, expected E', or None (the
+  same shapes, or metadata that cannot be read: then the checkpoint itself is at fault)."""
+  absl = logging.getLogger('absl')
+  level = absl.level
+  absl.setLevel(logging.ERROR)
+  try:
+    saved = ocp.PyTreeCheckpointer().metadata(state_dir)
+    saved = getattr(saved, 'item_metadata', saved)
+    flat = {_name(k): getattr(v, 'shape', None)
+            for k, v in jax.tree_util.tree_leaves_with_path(dict(saved))}
+  except Exception:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
+    return None
+  finally:
+    absl.setLevel(level)
+  for k, v in jax.tree_util.tree_leaves_with_path(expected):
+    name = _name(k)
+    if name in flat and flat[name] is not None and tuple(flat[name]) != tuple(v.shape):
+      return f'{name}: saved {tuple(flat[name])}, expected {tuple(v.shape)}'
+  return None
+
+
+def _name(path) -> str:
+  """'params/decoder/out/bias' of a tree path (dict keys and dataclass fields alike)."""
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))))
+                  for k in path)
+
+
 def remove_unfinished(directory: str, writer: bool) -> list[str]:
   """Delete the tmp folders of interrupted saves (never a finished checkpoint)."""
   if not os.path.isdir(directory):
@@ -176,7 +205,14 @@ class Checkpoints:
       try:
         state, progress = self.restore(state_like, step)
         return state, step, progress
-      except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
+      except Exception as e:  # noqa: BLE001 - any failure to read means "damaged" ...
+        mismatch = shape_mismatch(os.path.join(self.directory, str(step), 'state'),
+                                  _abstract(state_like))
+        if mismatch:  # ... unless it is intact and the model built here is another
+          raise CheckpointError(
+              f'{self.directory}/{step} holds a model of other shapes than this config '
+              f'builds ({mismatch}); the config differs from the one it was trained with: '
+              'restore config.json from a copy, or train in another --workdir') from e
         errors.append(f'step {step}: {_reason(e)}')
         self._move_damaged(step, e)
     if errors:
@@ -243,6 +279,12 @@ def restore_params(directory: str, params_like, step: int | None = None):
         args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
                                     partial_restore=True))
   except Exception as e:  # noqa: BLE001
+    mismatch = shape_mismatch(os.path.join(directory, str(step), 'state'), abstract)
+    if mismatch:  # intact: the records that describe it were changed
+      raise CheckpointError(
+          f'{directory}/{step} holds a model of other shapes than the workdir\'s config.json, '
+          f'members.json and model.json describe ({mismatch}); one of them was changed: '
+          'restore it from a copy') from e
     raise CheckpointError(f'{directory}/{step} does not restore ({_reason(e)})') from e
   out.setdefault('batch_stats', {})
   out.setdefault('model_state', {})

@@ -9,7 +9,9 @@
 Every entry point (these, and the `python -m ae_jax.<module>` forms) runs its work through
 `run`, which maps ae_jax's errors to one line and an exit code: a user's mistake 2, an
 unexpected failure in training (its state saved) 1, a stop by a signal 128 + its number
-(the checkpoint saved first), a second Ctrl-C 130 at once. `--config.a.b=value` overrides
+(the checkpoint saved first), a second Ctrl-C 130 at once. `evaluate` exits 0 when it
+printed its result but could not save eval.json (a `warning:` line says so); a latent
+tool, whose result is its files, exits 2 (docs/faults.md). `--config.a.b=value` overrides
 are taken apart from the other flags by `split_argv` and parsed by
 `config_lib.apply_overrides`, the one parser.
 """

@@ -55,7 +55,10 @@ def trained_epochs(wd) -> int | None:
   steps = checkpoint.saved_steps(wd.checkpoints)
   if not steps:
     return None
-  info = wd.read_model()
+  try:
+    info = wd.read_model()
+  except WorkdirError:  # damaged: training rewrites it; the epochs are not known till then
+    return None
   if info is None:  # format 1: numbered by epoch
     return steps[-1]
   return steps[-1] // max(1, info['steps_per_epoch'])
@@ -63,7 +66,8 @@ def trained_epochs(wd) -> int | None:
 
 def migrate_epoch_checkpoints(wd, steps_per_epoch: int) -> None:
   """Renumber a format-1 workdir's epoch-numbered checkpoints by step, once."""
-  if wd.read_model() is not None or not wd.is_trained() or steps_per_epoch == 1:
+  # a model.json, even a damaged one (training rewrites it), means format 2: by step
+  if wd.has_model_record() or not wd.is_trained() or steps_per_epoch == 1:
     return
   for epoch in reversed(checkpoint.saved_steps(wd.checkpoints)):
     wd.rename(os.path.join(wd.checkpoints, str(epoch)),
@@ -79,9 +83,12 @@ def complete_members(members: list[dict], config) -> list[dict]:
   return [{**base, **m} for m in members]
 
 
-def merge_config(cfg: ml_collections.ConfigDict, values: dict, where: str) -> None:
+def merge_config(cfg: ml_collections.ConfigDict, values: dict, where: str,
+                 fix: str = 'restore the file from a copy, or fix that key') -> None:
   """Set `values` (a config.json) on `cfg` (the base config), in place: renamed keys
-  under their new names (said once), unknown keys ignored, lists as tuples."""
+  under their new names (said once), unknown keys ignored, lists as tuples. A value of
+  the wrong kind, or a value where a section belongs, is one WorkdirError naming the key
+  and `fix`."""
   flat = _flatten(values)
   for old, new in RENAMED.items():
     if old in flat and new not in flat:
@@ -97,13 +104,16 @@ def merge_config(cfg: ml_collections.ConfigDict, values: dict, where: str) -> No
         node = None
         break
       node = node[part]
-    if node is None or leaf not in node or isinstance(node[leaf], ml_collections.ConfigDict):
+    if node is None or leaf not in node:
       continue  # a key of another version of ae_jax
+    if isinstance(node[leaf], ml_collections.ConfigDict):  # (_flatten: `value` is no dict)
+      raise WorkdirError(f'{where}: {name!r} is {value!r}; expected an object of the {name} '
+                         f'settings; {fix}')
     try:
       node[leaf] = _tuples(value)
     except (TypeError, ValueError) as e:
       raise WorkdirError(f'{where}: {name}={value!r} is not a value this key takes ({e}); '
-                         'restore the file from a copy, or fix that key') from e
+                         f'{fix}') from e
 
 
 def _flatten(d: dict, prefix: str = '') -> dict:

@@ -16,6 +16,16 @@ class WorkdirError(ValueError):
   """A workdir is missing, unwritable, damaged, or holds another experiment."""
 
 
+class WriteError(WorkdirError, OSError):
+  """A file could not be written (a full disk, a read-only folder): the message names the
+  file and the OS reason, and the file's previous version is intact. Also an OSError, so
+  code that treats a write as optional (a cache, a crash log) keeps catching it as one."""
+
+  def __init__(self, message: str, path: str = '', reason: str = ''):
+    super().__init__(message)
+    self.path, self.reason = path, reason
+
+
 class CheckpointError(WorkdirError):
   """No checkpoint could be restored, or one could not be written."""
 

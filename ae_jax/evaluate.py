@@ -7,10 +7,13 @@ evaluation, each over the whole split with per-member model handles.
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 
 from ae_jax import steps
+from ae_jax.errors import WorkdirError
 from ae_jax.metrics import registry
 
 
@@ -141,9 +144,10 @@ def rows(members, values: dict, **fields) -> list[dict]:
 
 
 def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None = None,
-                     overrides=()) -> dict:
+                     overrides=(), out: str | None = None, write: bool = True) -> dict:
   """Evaluate a trained workdir's latest checkpoint (or `epoch`) on its test split, for
-  the config's eval.metrics or `metrics` (names; 'default' allowed). Writes eval.json.
+  the config's eval.metrics or `metrics` (names; 'default' allowed). Writes eval.json
+  into the workdir, or the folder `out` (`write_result`), unless `write` is False.
 
   The workdir's own config is used, with `overrides` (`--config.a.b=v`) of keys that are
   free on a trained workdir. `config` (optional) must describe the same model
@@ -151,17 +155,18 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   """
   from ae_jax import config_lib, data
   from ae_jax.inference import open_workdir
-  from ae_jax.workdir import CONFIG, EVAL, Workdir, config_to_dict
+  from ae_jax.workdir import CONFIG, Workdir, config_to_dict
   wd = Workdir(workdir)
   members = wd.read_members() if wd.is_trained() else None
   if members and 'program' in members[0]:
     programs = list(dict.fromkeys(m['program'] for m in members))
-    results = [evaluate_workdir(wd.program(p).path, metrics, None, epoch, overrides)
-               for p in programs]
-    out = {'workdir': workdir, 'programs': results,
-           'members': [m for r in results for m in r['members']]}
-    wd.write_json(EVAL, out)
-    return out
+    results = [evaluate_workdir(wd.program(p).path, metrics, None, epoch, overrides,
+                                write=False) for p in programs]
+    result = {'workdir': workdir, 'programs': results,
+              'members': [m for r in results for m in r['members']]}
+    if write:
+      write_result(result, out)
+    return result
   if config is not None:
     config_lib.check_compatible(
         wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)), workdir, None,
@@ -179,13 +184,29 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   stacked = _stacked_state(setup, loaded.variables, loaded.step)
   values = ev.batch_metrics(setup.fns.unstack(stacked), final=True)
   values.update(ev.pass_metrics(loaded.variables, loaded.epoch))
-  out = {'workdir': workdir, 'epoch': loaded.epoch, 'step': loaded.step,
-         'num_test_images': int(len(dataset.test['image'])),
-         'members': [{'name': m['name'],
-                      'eval': {k: (np.asarray(v[i]).tolist()) for k, v in values.items()}}
-                     for i, m in enumerate(setup.members)]}
-  wd.write_json(EVAL, out)
-  return out
+  result = {'workdir': workdir, 'epoch': loaded.epoch, 'step': loaded.step,
+            'num_test_images': int(len(dataset.test['image'])),
+            'members': [{'name': m['name'],
+                         'eval': {k: (np.asarray(v[i]).tolist()) for k, v in values.items()}}
+                        for i, m in enumerate(setup.members)]}
+  if write:
+    write_result(result, out)
+  return result
+
+
+def write_result(result: dict, out: str | None = None) -> str | None:
+  """eval.json of `result` into its workdir (and each program's into the program's), or
+  into the folder `out`; -> its path (None off the writer process). A failed write is a
+  WriteError naming the file."""
+  from ae_jax.workdir import EVAL, Workdir
+  if out is not None and os.path.exists(out) and not os.path.isdir(out):
+    raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
+  if out is None:
+    for program in result.get('programs', ()):
+      Workdir(program['workdir']).write_json(EVAL, program)
+  wd = Workdir(out if out is not None else result['workdir'])
+  wd.write_json(EVAL, result)
+  return wd.file(EVAL) if wd.writer else None
 
 
 def _stacked_state(setup, variables, step):

@@ -3,7 +3,6 @@ its Workdir (`wd.save_figure(fig, name)`), or `save(fig, path)` outside a workdi
 from __future__ import annotations
 
 import math
-import os
 
 import matplotlib
 
@@ -15,10 +14,9 @@ SMALL_MULTIPLES_ABOVE = 6  # members: more than this get one panel each
 
 
 def save(fig, path: str) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  plt.close(fig)
-  return path
+  """Write `fig` to `path` (through the one writer: atomically) and close it."""
+  from ae_jax.workdir import save_figure
+  return save_figure(fig, path)
 
 
 def colors(n: int):

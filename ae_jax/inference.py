@@ -33,6 +33,10 @@ def _array(x, what: str) -> np.ndarray:
                       f'({" ".join(str(e).split())}); expected an array') from None
 
 
+def _whole(v) -> bool:
+  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 class Trained:
   """One trained member: its model, variables and array-in / array-out helpers. The
   helpers take and return NumPy arrays and work through large inputs in batches."""
@@ -174,6 +178,13 @@ class Trained:
       raise ConfigError(f'{self.describe()} is a VQ-VAE: it needs a prior over its codes; '
                         'fit one (python -m ae_jax.latent fit --density categorical) and '
                         'sample from it (latent sample)')
+    for name, value, ok, what in (
+        ('num', num, _whole(num) and num >= 1, 'a whole number >= 1'),
+        ('seed', seed, _whole(seed), 'a whole number'),
+        ('temperature', temperature, isinstance(temperature, (int, float, np.number))
+         and math.isfinite(temperature) and temperature >= 0, 'a finite number >= 0')):
+      if not ok:
+        raise ConfigError(f'sample_prior(): {name}={value!r}; expected {what}')
     z = temperature * jax.random.normal(jax.random.PRNGKey(seed), (num, *self.latent_shape))
     if self.latent_mask is not None:
       z = z * self.latent_mask
@@ -214,9 +225,7 @@ def open_workdir(workdir: str, epoch: int | None = None, config=None,
   from ae_jax import compat, config_lib
   from ae_jax.program import ModelSetup
   wd = Workdir(workdir)
-  if not wd.is_trained():
-    raise WorkdirError(f'{wd.file("config.json")} not found: {workdir!r} is not a trained '
-                       'workdir')
+  wd.require_trained()
   if overrides:
     own = config if config is not None else wd.read_config()
     config = config_lib.resolve(config_lib.apply_overrides(own, overrides, only_free=True))

@@ -30,6 +30,8 @@ def _add_common(p, evaluate_only: bool = False):
 
 
 def _add_evaluate(p):
+  p.add_argument('--out', default=None, metavar='DIR', help='evaluate: write eval.json into '
+                 'DIR instead of the workdir (a read-only one, say)')
   p.add_argument('--metrics', default=None, help='metrics to compute, comma-separated '
                  "(default: the workdir's eval.metrics), e.g. default,lpips_vgg,nll_iwae")
   p.add_argument('--epoch', type=int, default=None, help='a saved epoch instead of the '
@@ -101,17 +103,31 @@ def train(args, overrides, argv) -> None:
 
 def evaluate(args, overrides) -> None:
   """Evaluate a trained workdir with its own config (free keys overridable) and print the
-  table; eval.json is written beside it (or the reason it could not be)."""
+  table; then write eval.json into the workdir (or --out). The result is printed first: a
+  file that cannot be written is a `warning:` line saying so and where it can go, and the
+  exit code stays 0 (the result is on screen)."""
   from ae_jax import config_lib
-  from ae_jax.evaluate import evaluate_workdir, format_result
+  from ae_jax.errors import WorkdirError, WriteError
+  from ae_jax.evaluate import evaluate_workdir, format_result, write_result
   workdir = _default_workdir(args)
   if workdir is None:
     raise ConfigError('--mode=evaluate needs --workdir (a trained workdir)')
+  if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise WorkdirError(f'--out {args.out} is a file; give a folder for eval.json')
   _distributed(args)
   config = config_lib.load(args.config) if args.config else None
   metrics = [m for m in args.metrics.split(',') if m] if args.metrics else None
-  result = evaluate_workdir(workdir, metrics, config, args.epoch, overrides)
-  print(format_result(result))
+  result = evaluate_workdir(workdir, metrics, config, args.epoch, overrides, write=False)
+  print(format_result(result), flush=True)
+  try:
+    path = write_result(result, args.out)
+  except WriteError as e:
+    print(f'warning: the result above is not saved: {e.path} could not be written '
+          f'({e.reason}); give --out DIR to write eval.json into a folder you can write',
+          file=sys.stderr)
+    return
+  if args.out and path:
+    print(f'wrote {path}')
 
 
 def main(argv=None, prog=None):

@@ -101,6 +101,14 @@ def claim(wd: Workdir, config, progs, fresh: bool = False) -> None:
       raise WorkdirError(f'{wd.path} has checkpoints but no config.json; use another '
                          '--workdir, or --fresh to move it aside')
     return
+  if not wd.has_checkpoints(programs=True) and wd.holds_records():
+    # a run's metrics, summary and figures without its weights: starting over here
+    # would overwrite them
+    moved = wd.move_aside()
+    print(f'no checkpoint found in {wd.path}: moved the previous run\'s records to {moved}; '
+          'training starts from epoch 0', flush=True)
+    wd.prepare()
+    return
   old = wd.read_json(CONFIG)
   programs = [wd] + [wd.program(p.name) for p in progs if p.name]
   trained = max((e for e in map(compat.trained_epochs, programs) if e is not None),

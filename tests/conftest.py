@@ -110,3 +110,58 @@ def diffusers():
         sys.modules.pop(k, None)
       else:
         sys.modules[k] = v
+
+
+def tree_digest(path) -> dict:
+  """{relative name: sha256 of its bytes, or 'folder'} of everything under `path`: equal
+  digests mean no file or folder was added, removed or changed."""
+  import hashlib
+  out = {}
+  for root, dirs, files in os.walk(path):
+    for d in dirs:
+      out[os.path.relpath(os.path.join(root, d), path)] = 'folder'
+    for f in files:
+      p = os.path.join(root, f)
+      with open(p, 'rb') as fh:
+        out[os.path.relpath(p, path)] = hashlib.sha256(fh.read()).hexdigest()
+  return out
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+  """make(folder): writes under `folder` fail with EROFS, as on a read-only mount (chmod
+  does not stop root, and the tests may run as root): creating, renaming or removing a
+  file or folder there, or opening one for writing. Reading works."""
+  import builtins
+  import errno
+  roots = []
+
+  def inside(p):
+    try:
+      p = os.path.abspath(os.fsdecode(p))
+    except TypeError:  # a file descriptor
+      return False
+    return any(p == r or p.startswith(r + os.sep) for r in roots)
+
+  def refuse(p):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+
+  def guarded(real, n_paths, writes=lambda *a, **k: True):
+    def call(*a, **k):
+      if writes(*a, **k) and any(inside(p) for p in a[:n_paths]):
+        refuse(a[0])
+      return real(*a, **k)
+    return call
+
+  flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+  monkeypatch.setattr(os, 'open', guarded(os.open, 1, lambda p, f, *a, **k: f & flags))
+  for name, n in (('mkdir', 1), ('rename', 2), ('replace', 2), ('remove', 1),
+                  ('unlink', 1), ('rmdir', 1)):
+    monkeypatch.setattr(os, name, guarded(getattr(os, name), n))
+  mode = lambda f, m='r', *a, **k: any(c in m for c in 'wax+')
+  monkeypatch.setattr(builtins, 'open', guarded(builtins.open, 1, mode))
+
+  def make(folder):
+    roots.append(os.path.abspath(str(folder)))
+    return str(folder)
+  return make

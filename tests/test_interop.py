@@ -151,6 +151,13 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
     interop.main(['--torch-checkpoint', ckpt, '--config', os.path.join(ROOT, 'configs/vae_beta.py'),
                   '--workdir', str(tmp_path / 'x'), '--config.sweep.beta=None'])
   assert bad.value.code == 2 and 'do not fit this model' in capsys.readouterr().err
+  # --fresh on the trained workdir moves it aside (it was a TypeError) and imports anew
+  interop.main(['--torch-checkpoint', ckpt, '--config',
+                os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', workdir,
+                '--config.data.num_examples=100', '--fresh'])
+  assert 'moved the previous run to' in capsys.readouterr().out
+  assert len([n for n in os.listdir(tmp_path) if n.startswith('imported.old-')]) == 1
+  assert inference.load(workdir).epoch == 0
 
 
 USER_MODELS = """

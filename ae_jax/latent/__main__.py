@@ -1,7 +1,10 @@
 """python -m ae_jax.latent TOOL --workdir DIR [--member M] [--epoch E] [--out DIR] [options]
 
 Tools on a trained workdir; each writes PNG figures and .npy/.npz arrays into
-<workdir>/latent/<tool>/ (or --out) and prints what it wrote:
+<workdir>/latent/<tool>/ (or --out DIR) and prints what it wrote. A run's files replace
+the folder's previous run as a whole when the tool ends; a tool that fails, or a second
+one writing the same folder meanwhile, changes nothing there (exit code 2). On a
+read-only workdir give --out DIR.
 
   reconstruct   originals vs reconstructions (--ids, or --num random test images);
                 --with WORKDIR[:MEMBER] adds models as rows, --epochs 10,50,100 one row per
@@ -62,6 +65,9 @@ def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
   p.add_argument('--classes', default='', help='generate --per-class: class names (default all)')
   p.add_argument('--sets', type=int, default=2, help='same-noise: sets of draws')
   p.add_argument('--split', default='test', help='encode: train or test')
+  p.add_argument('--fitted', default=None, metavar='FILE', help='sample (AE, VQ-VAE): the '
+                 'density fit wrote (default: <workdir>/latent/fit/density.npz; fit --out DIR '
+                 'writes DIR/density.npz)')
   return p
 
 
@@ -75,13 +81,54 @@ def _load(workdir: str, member, epoch, overrides=()):
   return Source(load(workdir, _member(str(member)), epoch, overrides), workdir)
 
 
-def run(args, overrides=()) -> dict:
-  """The tool `args.tool`; `overrides`: --config.* of keys free on a trained workdir."""
+def _check_flags(args) -> None:
+  """The flags' own values, before any model loads (one ConfigError line each)."""
+  import math
+
   from ae_jax.errors import ConfigError
+  from ae_jax.latent import tools
+  counts = {'--num': args.num, '--steps': args.steps, '--points': args.points,
+            '--per-id': args.per_id, '--sets': args.sets}
+  for flag, value in counts.items():
+    if value is not None and value < 1:
+      raise ConfigError(f'{flag} {value}: expected a positive whole number')
+  if args.per_class < 0:
+    raise ConfigError(f'--per-class {args.per_class}: expected 0 (use --ids) or more')
+  for flag, value in (('--temperature', args.temperature), ('--span', args.span)):
+    if not math.isfinite(value) or value < 0:
+      raise ConfigError(f'{flag} {value}: expected a finite number >= 0')
+  if args.sigma != 'schedule':
+    try:
+      if not float(args.sigma) >= 0 or not math.isfinite(float(args.sigma)):
+        raise ValueError
+    except ValueError:
+      raise ConfigError(f"--sigma {args.sigma!r}: expected a number >= 0 or 'schedule'") \
+          from None
+  if args.split not in ('train', 'test'):
+    raise ConfigError(f'--split {args.split!r}: expected train or test')
+  tools.parse_ids(args.ids)
+  tools.parse_ids(args.dims)
+  tools.parse_ids(args.epochs)
+  if args.tool == 'edit':
+    tools.parse_edits(args.edits)
+
+
+def run(args, overrides=()) -> dict:
+  """The tool `args.tool`; `overrides`: --config.* of keys free on a trained workdir.
+  Its output folder is held from before the models load until its files are in place
+  (`workdir.Outputs`): a folder that cannot be written stops it at once."""
+  from ae_jax.workdir import Workdir
+  _check_flags(args)
+  wd = Workdir(args.workdir)
+  wd.require_trained()
+  with wd.outputs(args.tool.replace('-', '_'), args.out) as out:
+    return _run(args, overrides, out)
+
+
+def _run(args, overrides, out) -> dict:
   from ae_jax.latent import tools
   from ae_jax.workdir import Workdir
   main = _load(args.workdir, args.member, args.epoch, overrides)
-  out = Workdir(args.workdir).outputs(args.tool.replace('-', '_'), args.out)
   others = []
   for spec in args.others:
     wd, _, member = spec.partition(':')
@@ -96,12 +143,12 @@ def run(args, overrides=()) -> dict:
     ids = ids or main.random_ids(args.num or 10, args.seed)
     return tools.reconstruct(sources, ids, out)
   if args.tool == 'fit':
-    return tools.fit(main, Workdir(args.workdir).outputs('fit'), args.density,
-                     args.components, args.seed)
+    return tools.fit(main, out, args.density, args.components, args.seed)
   if args.tool == 'sample':
     density = None
     if main.model.kind != 'vae':
-      density = tools.read_density(Workdir(args.workdir).outputs('fit').file(tools.DENSITY))
+      path = args.fitted or Workdir(args.workdir).outputs('fit').file(tools.DENSITY)
+      density = tools.read_density(path, given=args.fitted is not None)
     return tools.sample(main, args.num or 16, args.seed, args.temperature, out, density)
   if args.tool == 'interpolate':
     if not ids:
@@ -116,13 +163,6 @@ def run(args, overrides=()) -> dict:
     dims = tools.parse_ids(args.dims)
     return tools.traverse(main, image_id, dims, args.span, args.points, out)
   if args.tool == 'generate':
-    if args.sigma != 'schedule':
-      try:
-        if float(args.sigma) < 0:
-          raise ValueError
-      except ValueError:
-        raise ConfigError(f"--sigma {args.sigma!r}: expected a number >= 0 or 'schedule'") \
-            from None
     classes = [c.strip() for c in args.classes.split(',') if c.strip()]
     if not ids and not args.per_class:
       ids = tools.parse_ids(tools.DEFAULT_GENERATE_IDS)

@@ -1,5 +1,7 @@
 """The latent tools on trained models: each takes loaded models (inference.Trained) and
 images, writes figures and arrays into an `Outputs` folder, and returns what it made.
+A tool's outputs are one run (`workdir.Outputs`): they replace the folder's previous run
+as a whole when the tool returns, and a tool that fails leaves that folder as it was.
 
 A `Source` bundles a trained model with its dataset (loaded on first use, only when a tool
 needs images) so tools can fetch images by the dataset's own ids.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import numpy as np
@@ -136,6 +139,18 @@ def _codes(model, images):
 # ---- tools -------------------------------------------------------------------------------
 
 
+def _one_run(tool):
+  """Run `tool` holding its `out` folder, whose files then replace the previous run's."""
+  signature = inspect.signature(tool)
+
+  @functools.wraps(tool)
+  def held(*args, **kwargs):
+    with signature.bind(*args, **kwargs).arguments['out']:
+      return tool(*args, **kwargs)
+  return held
+
+
+@_one_run
 def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
   """Originals above each model's reconstructions (models: members, workdirs or epochs)."""
   ref = sources[0]
@@ -177,6 +192,7 @@ def _model_label(s: Source, sources) -> str:
 DENSITY = 'density.npz'  # the density `fit` fitted to a model's training codes, in latent/fit/
 
 
+@_one_run
 def fit(source: Source, out, density: str = 'gaussian', components: int = 10,
         seed: int = 0) -> dict:
   """Fit a density to the training codes of a model, which `sample` then draws from: a
@@ -222,19 +238,44 @@ def _fit_categorical(model, images) -> dict:
           'latent_shape': np.asarray(model.latent_shape, np.int64)}
 
 
-def read_density(path_or_dict) -> dict | None:
-  """density.npz's contents (or the older gaussian.npz's, as a 'gaussian' density)."""
+def read_density(path: str, given: bool = False) -> dict | None:
+  """The density `fit` wrote to `path` (density.npz; beside it, an older fit's gaussian.npz
+  is read as a 'gaussian' density), checked; None when there is none and `given` is False."""
   import os
-  if isinstance(path_or_dict, dict) or path_or_dict is None:
-    return path_or_dict
-  folder = os.path.dirname(path_or_dict)
-  for name in (DENSITY, GAUSSIAN):
-    path = os.path.join(folder, name)
-    if os.path.exists(path):
-      params = dict(np.load(path, allow_pickle=False))
-      params.setdefault('kind', np.asarray('gaussian'))
-      return params
-  return None
+  import zipfile
+  candidates = [path] if given else [path, os.path.join(os.path.dirname(path), GAUSSIAN)]
+  found = next((p for p in candidates if os.path.exists(p)), None)
+  if found is None:
+    if given:
+      raise WorkdirError(f'--fitted {path}: no such file; python -m ae_jax.latent fit '
+                         f'[--out DIR] writes one (DIR/{DENSITY})')
+    return None
+  redo = 'run python -m ae_jax.latent fit again to rewrite it'
+  try:
+    with np.load(found, allow_pickle=False) as f:
+      params = {k: f[k] for k in f.files}
+  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    raise WorkdirError(f'{found} is not a density fitted by `fit` ({type(e).__name__}: '
+                       f'{" ".join(str(e).split())[:120]}); {redo}') from None
+  params.setdefault('kind', np.asarray('gaussian'))
+  kind = str(params['kind'])
+  need = {'gaussian': ('mean', 'scale_tril'), 'gmm': ('weights_', 'means_'),
+          'categorical': ('probs',)}.get(kind)
+  missing = [k for k in (*(need or ()), 'member', 'epoch') if k not in params]
+  if need is None or missing:
+    raise WorkdirError(f'{found}: a density of kind {kind!r} lacking {missing}; {redo}')
+  arrays = [np.asarray(params[k]) for k in need]
+  if any(a.dtype.kind != 'f' or not np.isfinite(a).all() for a in arrays):
+    raise WorkdirError(f'{found}: its {", ".join(need)} are not finite numbers; {redo}')
+  return params
+
+
+def _density_units(params) -> int:
+  """The number of code units (or positions, a categorical) a fitted density describes."""
+  kind = str(params['kind'])
+  if kind == 'categorical':
+    return int(np.prod(np.asarray(params['probs']).shape[:-1]))
+  return int(np.asarray(params['mean'] if kind == 'gaussian' else params['means_']).shape[-1])
 
 
 def _describe(params) -> str:
@@ -247,6 +288,7 @@ def _describe(params) -> str:
   return 'a full-covariance Gaussian'
 
 
+@_one_run
 def sample(source: Source, num: int, seed: int, temperature: float, out, density=None) -> dict:
   """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the density `fit`
   fitted to its training codes; for a VQ-VAE, code indices from the categorical `fit`
@@ -267,6 +309,11 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, density
       raise WorkdirError(f'{source.workdir} ({m.describe()}) is {what}. Fit a density to its '
                          'training codes first: python -m ae_jax.latent fit --workdir '
                          f'{source.workdir}{kind}')
+    units = (int(np.prod(m.latent_shape[:-1])) if m.kind == 'vqvae' else m.num_units)
+    if _density_units(density) != units:
+      raise WorkdirError(f'the fitted density describes {_density_units(density)} code '
+                         f'{"positions" if m.kind == "vqvae" else "units"}; {m.describe()} has '
+                         f'{units}: fit this model')
     if str(density['member']) != m.name or float(density['epoch']) != float(m.epoch):
       raise WorkdirError(f'the fitted density is of member {density["member"]}, epoch '
                          f'{float(density["epoch"]):g}, not {m.describe()}; rerun python -m '
@@ -294,6 +341,7 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, density
           'codes': out.array('codes.npy', z), 'images': images, 'z': z, 'title': what}
 
 
+@_one_run
 def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
   """Decoded codes on the way between two real images (linear and spherical), with the
   real images at both ends."""
@@ -323,6 +371,7 @@ def interpolate(source: Source, ids: list[int], steps: int, out) -> dict:
           **arrays, 'endpoints': images}
 
 
+@_one_run
 def edit(source: Source, ids: list[int], edits, out) -> dict:
   """Chosen dimensions scaled and shifted: original, plain reconstruction, one row per edit."""
   m = source.model
@@ -342,6 +391,7 @@ def edit(source: Source, ids: list[int], edits, out) -> dict:
           'arrays': out.arrays('edit.npz', ids=np.asarray(ids), **arrays), **arrays}
 
 
+@_one_run
 def traverse(source: Source, image_id: int, dims, span: float, points: int, out) -> dict:
   """One row per dimension: the image's code with that dimension swept over
   mean ± span·σ (σ: the dimension's spread over the test codes). With no dims given, the
@@ -378,6 +428,7 @@ def traverse(source: Source, image_id: int, dims, span: float, points: int, out)
           'dims': dims, 'order': order, 'grid': np.stack(grid)}
 
 
+@_one_run
 def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
              per_class: int = 0, classes=()) -> dict:
   """Latent-noise generation: k new samples per source image, decoded from its code (the
@@ -473,6 +524,7 @@ def class_index(text: str, names, values=None) -> int | None:
   return None
 
 
+@_one_run
 def same_noise(sources: list[Source], num: int, sets: int, seed: int, out) -> dict:
   """Identical Gaussian draws z ~ N(0, I) decoded by every model (e.g. an AE and a VAE of one
   latent size), `sets` sets side by side."""
@@ -508,6 +560,7 @@ def _short(s: Source) -> str:
   return name if s.model.name == 'run' else f'{name} [{s.model.name}]'
 
 
+@_one_run
 def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   """A split's codes (means, log-variances, labels, ids) to codes.npz, and a 2-D PCA map of
   the means coloured by label."""

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 import time
 import warnings
 
@@ -208,16 +207,10 @@ def _paths(dataset_name: str, shape):
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-  # Sweeps may score in several processes at once: readers see a whole file or none.
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  # Sweeps may score in several processes at once: readers see a whole file or none
+  # (workdir.write_bytes, the one write; its WriteError is an OSError).
+  from ae_jax.workdir import write_bytes
+  write_bytes(str(path), data)
 
 
 def _load(dataset_name: str, shape) -> Classifier | None:
