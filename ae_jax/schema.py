@@ -301,7 +301,8 @@ CORE: tuple[Key, ...] = (
     Key('dtype', 'float32', 'str', 'compute dtype: float32, or bfloat16 on GPU/TPU '
         '(parameters, optimizer state and losses stay float32)',
         choices=('float32', 'bfloat16'), role=_FREE),
-    Key('progress', True, 'bool', 'a progress bar (only when stderr is a terminal)',
+    Key('progress', True, 'bool', 'progress of long phases (training, pass metrics, latent '
+        'tools): a bar on a terminal, else a line with the count and time left every 30 s',
         role=_FREE),
     # ---- sweep settings (the axes themselves are derived: sweep.<axis>) ------------
     Key('sweep.mode', 'product', 'str', 'vmapped axes combine as a product | zip',

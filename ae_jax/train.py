@@ -16,7 +16,7 @@ import numpy as np
 import tqdm
 
 from ae_jax import (checkpoint, compat, config_lib, data, evaluate, figures, mesh as mesh_lib,
-                    preempt, report, sweep, workdir as wd_lib)
+                    preempt, progress as progress_lib, report, sweep, workdir as wd_lib)
 from ae_jax.errors import (USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError,
                            Preempted, TrainingFailed, WorkdirError)
 from ae_jax.metrics import registry
@@ -172,9 +172,8 @@ def _write_records(wd: Workdir, setup: Setup, resumed: bool) -> None:
 
 
 def _progress_bar(config, total, initial):
-  enabled = config.progress and sys.stderr.isatty()
-  return tqdm.tqdm(total=total, initial=initial, unit='step', disable=not enabled,
-                   dynamic_ncols=True, file=sys.stderr)
+  return progress_lib.Progress(total, 'training', unit='steps', enabled=config.progress,
+                               initial=initial, leave=True)
 
 
 class _Chunks:
