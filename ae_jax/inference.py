@@ -96,8 +96,15 @@ class Trained:
   def _decode(self):
     return jax.jit(lambda v, z: self.decode_fn(v, z)[0])
 
-  def _batched(self, fn, x):
-    outs = [fn(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+  def _batched(self, fn, x, what: str):
+    from ae_jax.progress import Progress
+    who = '' if self.name == 'run' else f' [{self.name}]'
+    outs = []
+    # large splits (latent tools, pass metrics) take minutes: say how far along they are
+    with Progress(len(x), f'{what}{who}', unit='images', enabled=self.config.progress) as bar:
+      for i in range(0, len(x), self.batch_size):
+        outs.append(fn(x[i:i + self.batch_size]))
+        bar.update(min(self.batch_size, len(x) - i))
     return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *outs)
 
   def _images(self, images, what: str):
@@ -123,10 +130,11 @@ class Trained:
     """-> (mean, logvar) as NumPy [N, *latent]; logvar is None for an AE."""
     x = self._images(images, 'encode()')
     if self.kind != 'vae':  # an AE's or a VQ-VAE's code: no log-variance
-      mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x)
+      mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x,
+                           'encoding')
       return mean, None
     return self._batched(lambda b: tuple(np.asarray(a) for a in self._encode(self.variables, b)),
-                         x)
+                         x, 'encoding')
 
   def decode(self, z):
     """Codes [N, *latent] -> images [N, H, W, C] in [0, 1]."""
@@ -141,7 +149,7 @@ class Trained:
     z = z.astype(np.float32)
     if not np.isfinite(z).all():
       raise ConfigError('decode(): codes contain NaN or inf values; expected finite floats')
-    return self._batched(lambda b: np.asarray(self._decode(self.variables, b)), z)
+    return self._batched(lambda b: np.asarray(self._decode(self.variables, b)), z, 'decoding')
 
   def reconstruct(self, images):
     x = self._images(images, 'reconstruct()')

@@ -301,8 +301,17 @@ CORE: tuple[Key, ...] = (
     Key('dtype', 'float32', 'str', 'compute dtype: float32, or bfloat16 on GPU/TPU '
         '(parameters, optimizer state and losses stay float32)',
         choices=('float32', 'bfloat16'), role=_FREE),
-    Key('progress', True, 'bool', 'a progress bar (only when stderr is a terminal)',
+    Key('progress', True, 'bool', 'progress of long phases (training, pass metrics, latent '
+        'tools): a bar on a terminal, else a line with the count and time left every 30 s',
         role=_FREE),
+    # ---- experiment tracking (docs/logging.md) -------------------------------------
+    Key('log.tensorboard', True, 'bool', 'TensorBoard event files in <workdir>/tensorboard/'
+        '<member>/: every metrics.jsonl row as scalars, the reconstructions at each '
+        'evaluation, a sweep\'s hparams table', role=_FREE),
+    Key('log.wandb', False, 'bool', 'the same to Weights & Biases (pip install '
+        '\'ae_jax[wandb]\'), one W&B run per member', role=_FREE),
+    Key('log.wandb_project', '', 'str', 'log.wandb: the W&B project to sync to; \'\' = '
+        'offline (files under <workdir>/wandb/, `wandb sync` them later)', role=_FREE),
     # ---- sweep settings (the axes themselves are derived: sweep.<axis>) ------------
     Key('sweep.mode', 'product', 'str', 'vmapped axes combine as a product | zip',
         choices=('product', 'zip')),

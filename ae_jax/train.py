@@ -16,7 +16,8 @@ import numpy as np
 import tqdm
 
 from ae_jax import (checkpoint, compat, config_lib, data, evaluate, figures, mesh as mesh_lib,
-                    preempt, report, sweep, workdir as wd_lib)
+                    preempt, progress as progress_lib, report, sweep, tracking,
+                    workdir as wd_lib)
 from ae_jax.errors import (USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError,
                            Preempted, TrainingFailed, WorkdirError)
 from ae_jax.metrics import registry
@@ -160,6 +161,7 @@ def _train_and_evaluate(config, wd: Workdir, fresh: bool) -> dict:
     frozen = {m['name']: m['frozen'] for m in summary['members'] if 'frozen' in m}
     summary['table'] = report.write_sweep(wd, config, members, rows,
                                           draw=config.figures.enabled, frozen=frozen)
+    tracking.write_hparams(wd, config, members, summary)
   wd.write_json(SUMMARY, summary)
   return summary
 
@@ -180,9 +182,8 @@ def _write_records(wd: Workdir, setup: Setup, resumed: bool) -> None:
 
 
 def _progress_bar(config, total, initial):
-  enabled = config.progress and sys.stderr.isatty()
-  return tqdm.tqdm(total=total, initial=initial, unit='step', disable=not enabled,
-                   dynamic_ncols=True, file=sys.stderr)
+  return progress_lib.Progress(total, 'training', unit='steps', enabled=config.progress,
+                               initial=initial, leave=True)
 
 
 class _Chunks:
@@ -318,6 +319,8 @@ class _Run:
     self.saved = self.step if restored is not None else None  # the newest checkpoint's step
     _write_records(wd, setup, restored is not None)
     self.metrics_log = wd.metrics_log(self.step, restored is not None)
+    # TensorBoard / W&B: the same rows, from the same step on (tracking.py)
+    self.tracker = tracking.Tracker(wd, cfg, setup.members, self.step)
     self.total = cfg.train.num_epochs * spe
     self.frozen = dict(progress.get('frozen', {}))  # member name -> why
     self.names = [m['name'] for m in setup.members]
@@ -375,6 +378,7 @@ class _Run:
     for r in rows:
       r['wall_s'] = time.perf_counter() - self.wall0
     self.metrics_log.write(rows)
+    self.tracker.rows(rows)
 
   def log_epoch(self):
     """The epoch's training rows (mean of each metric over its steps)."""
@@ -393,6 +397,8 @@ class _Run:
                          epoch=self.epoch, step=self.step)
     self._rows(rows)
     self.last_eval = rows
+    if tracking.wants_images(self.cfg):
+      self.tracker.images(self.step, _recon_rows(self.setup, self.state))
     for r in rows:
       who = f' [{r["member"]}]' if len(self.names) > 1 else ''
       tqdm.tqdm.write(f'epoch {self.epoch}/{self.cfg.train.num_epochs}{who} eval: '
@@ -422,6 +428,7 @@ class _Run:
     if self.chunks is not None:
       self.chunks.close()
     self.bar.close()
+    self.tracker.close()
     self.ckpts.close()
 
   def finish(self):

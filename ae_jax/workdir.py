@@ -10,6 +10,8 @@
     sweep.csv, sweep.md, report.md, report.html
     checkpoints/, checkpoints_best/   Orbax
     figures/*.png   latent/<tool>/    programs/<name>/ (a workdir per program of a sweep)
+    tensorboard/<member>/   TensorBoard event files (tracking.py), one run per member, at
+                    the top workdir for every program of a sweep
     .lock           held (flock) by the process training here; names it
 
 Every write goes through a `Workdir` (or `Outputs`), and only a writer writes: in a
@@ -52,6 +54,7 @@ CONFIG, MEMBERS, MODEL, METRICS = 'config.json', 'members.json', 'model.json', '
 SUMMARY, EVAL, LOCK = 'summary.json', 'eval.json', '.lock'
 CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
                                                 'programs', 'latent')
+TENSORBOARD = 'tensorboard'
 # what `prepare` and a start that went no further leave: nothing of a run while empty
 _SCAFFOLD = (FIGURES, CHECKPOINTS)
 # what a run writes before its first epoch (from the config and the data: rewritten alike)
@@ -155,10 +158,11 @@ def _is_writer() -> bool:
 class Workdir:
   """A workdir's paths, readers and (for the writer process) writers."""
 
-  def __init__(self, path: str, writer: bool | None = None):
+  def __init__(self, path: str, writer: bool | None = None, top: 'Workdir | None' = None):
     self.path = str(path)
     self.writer = _is_writer() if writer is None else writer
     self._lock = None  # the open, flock-ed LOCK file while this process trains here
+    self.top = top or self  # the workdir a program's workdir belongs to (itself at the top)
 
   def __repr__(self):
     return f'Workdir({self.path!r})'
@@ -175,7 +179,12 @@ class Workdir:
     return os.path.abspath(self.file(BEST))
 
   def program(self, name: str) -> 'Workdir':
-    return Workdir(os.path.join(self.path, PROGRAMS, name), self.writer)
+    return Workdir(os.path.join(self.path, PROGRAMS, name), self.writer, self.top)
+
+  def tensorboard_dir(self, member: str) -> str:
+    """<top workdir>/tensorboard/<member>/: one TensorBoard run per member, every program
+    of a sweep side by side, so `tensorboard --logdir` overlays them."""
+    return os.path.join(self.top.path, TENSORBOARD, member.replace(os.sep, '_'))
 
   def figure(self, name: str) -> str:
     return os.path.join(self.path, FIGURES, name)
@@ -226,12 +235,13 @@ class Workdir:
     """Whether anything of a run is here beyond what its start writes (config.json,
     members.json, model.json, an empty metrics.jsonl, the lock, empty folders) and its
     checkpoints: metrics, a summary, figures, reports, crash logs, tool outputs, or such
-    records in a program's folder."""
+    records in a program's folder. TensorBoard events mirror metrics.jsonl and a new start
+    hides the old ones (purge_step), so they alone are not a run's records."""
     if not os.path.isdir(self.path):
       return False
     for n in os.listdir(self.path):
       p = self.file(n)
-      if n in _START or n in (LOCK, CHECKPOINTS):
+      if n in _START or n in (LOCK, CHECKPOINTS, TENSORBOARD):
         continue
       if n == METRICS and os.path.isfile(p) and not os.path.getsize(p):
         continue

@@ -154,8 +154,9 @@ def features(weights: dict, x, net: str = 'vgg'):
 class Evaluator:
   """LPIPS on arrays of any length, jit-compiled and run in batches."""
 
-  def __init__(self, net: str = 'vgg', batch_size: int = 16):
-    self.net, self.batch_size = net, batch_size
+  def __init__(self, net: str = 'vgg', batch_size: int = 16, progress: bool = False):
+    """progress: report long runs (ae_jax.progress; config.progress)."""
+    self.net, self.batch_size, self.progress = net, batch_size, progress
     self.weights = jax.device_put(load(net))  # on the device once, not at every batch
     self._distance = jax.jit(functools.partial(distance, net=net))
     self._features = jax.jit(functools.partial(features, net=net))
@@ -169,17 +170,22 @@ class Evaluator:
     if x.shape[-1] not in (1, 3):
       raise ConfigError(f'LPIPS takes 1 or 3 channels; these images have {x.shape[-1]}')
 
-  def _batched(self, fn, *arrays):
-    out = [np.asarray(fn(self.weights, *(a[i:i + self.batch_size] for a in arrays)))
-           for i in range(0, len(arrays[0]), self.batch_size)]
+  def _batched(self, fn, *arrays, desc: str = ''):
+    from ae_jax.progress import Progress
+    out = []
+    with Progress(len(arrays[0]), desc or f'LPIPS-{self.net}', unit='images',
+                  enabled=self.progress) as bar:
+      for i in range(0, len(arrays[0]), self.batch_size):
+        out.append(np.asarray(fn(self.weights, *(a[i:i + self.batch_size] for a in arrays))))
+        bar.update(len(out[-1]))
     return np.concatenate(out)
 
-  def __call__(self, a, b) -> np.ndarray:
+  def __call__(self, a, b, desc: str = '') -> np.ndarray:
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     self._check(a)
-    return self._batched(self._distance, a, b)
+    return self._batched(self._distance, a, b, desc=desc)
 
-  def features(self, x) -> np.ndarray:
+  def features(self, x, desc: str = '') -> np.ndarray:
     x = np.asarray(x, np.float32)
     self._check(x)
-    return self._batched(self._features, x)
+    return self._batched(self._features, x, desc=desc)

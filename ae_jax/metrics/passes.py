@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax import progress
 from ae_jax.metrics import core
 
 
@@ -23,17 +24,24 @@ def _psnr_ssim(a, b) -> tuple[float, float]:
   return float(jnp.mean(psnr)), float(jnp.mean(ssim))
 
 
-def _lpips(net: str, a, b) -> float:
+def _who(ctx, k: int) -> str:
+  """' [beta=4]' for a sweep's member k in progress lines, '' for a single model."""
+  return f' [{ctx.members[k].name}]' if len(ctx.members) > 1 else ''
+
+
+def _lpips(net: str, a, b, ctx, what: str = '') -> float:
   from ae_jax.metrics import lpips
-  return float(np.mean(lpips.Evaluator(net)(a, b)))
+  ev = lpips.Evaluator(net, progress=ctx.config.progress)
+  return float(np.mean(ev(a, b, desc=f'LPIPS-{net}{what}')))
 
 
 def lpips_vgg(ctx) -> dict:
-  return {'lpips_vgg': [_lpips('vgg', ctx.images, ctx.recon(k)) for k in range(len(ctx.members))]}
+  return {'lpips_vgg': [_lpips('vgg', ctx.images, ctx.recon(k), ctx, _who(ctx, k))
+                        for k in range(len(ctx.members))]}
 
 
 def lpips_alex(ctx) -> dict:
-  return {'lpips_alex': [_lpips('alex', ctx.images, ctx.recon(k))
+  return {'lpips_alex': [_lpips('alex', ctx.images, ctx.recon(k), ctx, _who(ctx, k))
                          for k in range(len(ctx.members))]}
 
 
@@ -48,7 +56,8 @@ def pca_baseline(ctx) -> dict:
       model = pca.fit(ctx.train_images, units)
       recon = pca.reconstruct(model, ctx.images)
       p, s = _psnr_ssim(recon, ctx.images)
-      lp = _lpips('vgg', ctx.images, recon) if 'pca_lpips_vgg' in ctx.wanted else float('nan')
+      lp = (_lpips('vgg', ctx.images, recon, ctx, f' [PCA, {units} units]')
+            if 'pca_lpips_vgg' in ctx.wanted else float('nan'))
       fitted[units] = (p, s, lp)
     p, s, lp = fitted[units]
     out['pca_psnr'].append(p)
@@ -76,11 +85,14 @@ def iwae(ctx) -> dict:
 
     values = []
     batch = max(1, min(64, len(ctx.images)))
-    for i in range(0, len(ctx.images), batch):
-      x = jnp.asarray(ctx.images[i:i + batch])
-      values.append(np.asarray(likelihood.iwae(jax.random.fold_in(ctx.key(k), i), x, encode,
-                                               log_px, cfg.eval.iwae_samples,
-                                               min(cfg.eval.iwae_chunk, cfg.eval.iwae_samples))))
+    with progress.Progress(len(ctx.images), f'IWAE, {cfg.eval.iwae_samples} samples'
+                           f'{_who(ctx, k)}', unit='images', enabled=cfg.progress) as bar:
+      for i in range(0, len(ctx.images), batch):
+        x = jnp.asarray(ctx.images[i:i + batch])
+        values.append(np.asarray(likelihood.iwae(
+            jax.random.fold_in(ctx.key(k), i), x, encode, log_px, cfg.eval.iwae_samples,
+            min(cfg.eval.iwae_chunk, cfg.eval.iwae_samples))))
+        bar.update(len(x))
     nll.append(-float(np.mean(np.concatenate(values))))
   dims = math.prod(ctx.setup.image_shape)
   return {'nll_iwae': nll, 'bits_per_dim_iwae': [v / (dims * math.log(2.0)) for v in nll]}
@@ -101,13 +113,14 @@ def sample_quality(ctx) -> dict:
 
 def fd_lpips(ctx) -> dict:
   from ae_jax.metrics import lpips, sample_quality as sq
-  ev = lpips.Evaluator('vgg')
-  real = ev.features(ctx.images)
+  ev = lpips.Evaluator('vgg', progress=ctx.config.progress)
+  real = ev.features(ctx.images, desc='LPIPS features, test images')
   out = []
   for k, m in enumerate(ctx.members):
     fake = m.sample_prior(min(ctx.config.eval.num_samples, 4 * len(ctx.images)),
                           seed=ctx.config.train.seed + k)
-    out.append(sq.frechet_distance(real, ev.features(fake)))
+    out.append(sq.frechet_distance(real, ev.features(fake, desc=f'LPIPS features, samples'
+                                                               f'{_who(ctx, k)}')))
   return {'fd_lpips': out}
 
 
