@@ -75,9 +75,11 @@ def load_file(path: str) -> ml_collections.ConfigDict:
   return config
 
 
-def load(spec: str, overrides=()) -> ml_collections.ConfigDict:
-  """A config file (path or shipped name) with `--config.a.b=value` overrides applied."""
-  return apply_overrides(load_file(config_file(spec)), overrides)
+def load(spec: str, overrides=(), notes: list | None = None) -> ml_collections.ConfigDict:
+  """A config file (path or shipped name) with `--config.a.b=value` overrides applied
+  (`apply_user_overrides`: its notes go to `notes`, or to the ae_jax log)."""
+  return apply_user_overrides(load_file(config_file(spec)), overrides, f'--config {spec}',
+                              notes)
 
 
 # ---- overrides: the one parser --------------------------------------------------------
@@ -120,6 +122,46 @@ def apply_overrides(config, overrides, only_free: bool = False):
 def explicit(argv, key: str) -> bool:
   """Whether the command line sets --config.<key>."""
   return any(a.split('=', 1)[0] == f'--config.{key}' for a in argv)
+
+
+def apply_user_overrides(config, overrides, source: str, notes: list | None = None):
+  """`apply_overrides` for what a user typed on top of `source`'s config (a config file, a
+  study). One rule more: a preset named there, over a latent size `source` set and the
+  user did not, builds the preset's published size (the model the user named, never a
+  silently different one), and a note says so. Notes are appended to `notes`, or logged
+  as ae_jax warnings when it is None."""
+  overrides = list(overrides)
+  out = apply_overrides(config, overrides)
+  note = _preset_latent(config, out, overrides, source)
+  if note and notes is None:
+    import logging
+    logging.getLogger('ae_jax').warning(note)
+  elif note:
+    notes.append(note)
+  return out
+
+
+def _preset_latent(before, after, overrides, source: str) -> str | None:
+  """Edits `after` (a copy) when `overrides` name a preset but not a latent size while
+  `before` set a size of its own; -> the note, or None."""
+  from ae_jax import sweep
+  from ae_jax.models import FIXED_CODE, PRESETS
+  if not explicit(overrides, 'model.preset') or explicit(overrides, 'model.latent_dim'):
+    return None
+  preset, own = after.model.preset, int(before.model.latent_dim)
+  default = int(get(schema.base_config(), 'model.latent_dim'))
+  if (preset not in PRESETS or preset == before.model.preset or own == default
+      or sweep.axis_values(after, 'latent_dim')):  # a latent sweep sets the sizes itself
+    return None
+  published = PRESETS[preset][1]
+  with after.unlocked():
+    after.model.latent_dim = default  # 0: the preset's published size
+  if own == published:
+    return None
+  keep = ('its code size is fixed' if preset in FIXED_CODE else
+          f'add --config.model.latent_dim={own} to keep that')
+  return (f'model.preset={preset} from the command line builds its published {published}-unit '
+          f'code, not the model.latent_dim={own} that {source} sets ({keep})')
 
 
 # ---- validation: the schema's checks, then the rules that span keys -------------------

@@ -95,8 +95,14 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
   """One row of images per entry of `rows` ([N, H, W, C] each), labelled on the left;
   `color_key` ((colour, meaning), ...) adds a legend for categorical channels."""
   n = max(r.shape[0] for r in rows)
-  fig, axes = plt.subplots(len(rows), n, figsize=(scale * n + 1.2, scale * len(rows) + 0.6),
-                           dpi=100, squeeze=False)
+  # The title and the legend get bands of their own, in inches: a share of the height
+  # (what tight_layout's rect takes) would crowd a short figure and gape on a tall one, and
+  # tight_layout leaves the suptitle out, so column titles ran into it.
+  top = (0.2 * (title.count('\n') + 1) + 0.1) if title else 0.0
+  bottom = 0.35 if color_key else 0.0
+  height = scale * len(rows) + 0.6 + top + bottom
+  fig, axes = plt.subplots(len(rows), n, figsize=(scale * n + 1.2, height), dpi=100,
+                           squeeze=False)
   for i, (row, label) in enumerate(zip(rows, labels)):
     for j in range(n):
       ax = axes[i, j]
@@ -109,13 +115,13 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
     if j < n:
       axes[0, j].set_title(t, fontsize=7)
   if title:
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / height, va='top')
   if color_key:
     from matplotlib.patches import Patch
     handles = [Patch(facecolor=c, edgecolor='0.5', label=m) for c, m in color_key]
     fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=7,
-               frameon=False)
-  fig.tight_layout(rect=(0, 0.06 if color_key else 0, 1, 1))
+               frameon=False, bbox_to_anchor=(0.5, 0.02 / height))
+  fig.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
   return fig
 
 

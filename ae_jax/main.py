@@ -85,18 +85,20 @@ def train(args, overrides, argv) -> None:
     raise ConfigError('--config is required for training (e.g. --config vae_beta, or '
                       '--config configs/vae_beta.py)')
   _distributed(args)  # before anything touches a device
-  config = config_lib.load(args.config, overrides)
+  from ae_jax.metrics import registry
+  notes = []
+  config = config_lib.load(args.config, overrides, notes)
   config, note = config_lib.fit_eval_epochs(config,
                                             config_lib.explicit(argv, 'sweep.eval_epochs'))
   config = config_lib.resolve(config)  # the one resolution; nothing below edits it
-  if note:
-    print(note, flush=True)
+  notes += [registry.missing_extras_note(config.eval.metrics)]
+  for line in [f'note: {n}' for n in notes if n] + ([note] if note else []):
+    print(line, flush=True)
   from ae_jax.train import train_and_evaluate
   summary = train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)
   if 'table' in summary:
     print(summary['table'], end='')
   else:
-    from ae_jax.metrics import registry
     for m in summary['members']:
       print(f'final [{m["name"]}]: {registry.console_line(m["eval"])}')
 

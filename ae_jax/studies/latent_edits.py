@@ -2,11 +2,10 @@
 original, reconstruction, dimension 0 ×2 and dimension 2 +5, and a traversal of every
 dimension.
 
-  python -m ae_jax.studies latent_edits --workdir runs/latent_edits
+  python -m ae_jax.studies latent_edits --workdir runs/latent_edits [--quick]
 
-Default budget (about 4 minutes on a 2-core CPU): fcn_ae_64 (12288-1024-256-64-10, tanh
-code) on the embedded faces (lfw_subset, 64x64 gray as RGB), 60 epochs. The report's
-setting on its own face images:
+The model is fcn_ae_64 (12288-1024-256-64-10, tanh output) on the embedded faces
+(lfw_subset, gray as RGB, 64x64). The report's setting on its own face images:
 
   python -m ae_jax.studies latent_edits --workdir runs/latent_edits_full \\
     --config.data.name=folder --config.data.path=faces/ --config.data.image_size=64
@@ -14,49 +13,56 @@ setting on its own face images:
 from __future__ import annotations
 
 from ae_jax.latent import tools
-from ae_jax.studies import Study, base_config
+from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
 
 NAME = 'latent_edits'
-QUICK = ['--config.data.name=digits', '--config.data.image_size=8', '--config.train.num_epochs=1',
-         '--config.model.preset=', '--config.model.hidden=(16,)', '--config.model.latent_dim=4',
-         '--config.data.channels=0']
-EDITS = '0*2,2+5'
-
-
-def _config(study: Study):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.channels = 'faces', 64, 3
-    cfg.model.preset, cfg.model.kind = 'fcn_ae_64', 'ae'
-    cfg.train.num_epochs, cfg.train.batch_size, cfg.train.learning_rate = 60, 32, 1e-3
-    cfg.train.eval_every = 20
-    cfg.loss.reconstruction, cfg.loss.reduction = 'mse', 'sum'
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-  return study.config(cfg, QUICK)
+EDITS = '0*2,2+5'  # report 004's edits: dimension 0 doubled, 5 added to dimension 2
+NUM_IMAGES, SPAN, POINTS = 8, 3.0, 7  # test faces edited; traversal ±SPAN·σ in POINTS steps
+SMOKE = {'data.name': 'digits', 'data.image_size': 8, 'data.channels': 0,
+         'model.preset': '', 'model.arch': 'mlp', 'model.hidden': (16,),
+         'model.latent_dim': 4, 'train.num_epochs': 1, 'train.eval_every': 1}
+MODELS = (
+    Model('fcn_ae', "fcn_ae_64, report 004's AE: MLP 12288-1024-256-64-10, mirrored decoder, "
+          'tanh', Experiment('faces', 64, 3, 'fcn_ae_64', 'ae', 10),
+          budgets={'full': {'train.num_epochs': 60, 'train.eval_every': 20},
+                   'quick': {'train.num_epochs': 6, 'train.eval_every': 6},
+                   'smoke': SMOKE},
+          settings={'train.batch_size': 32, 'train.learning_rate': 1e-3,
+                    'loss.reconstruction': 'mse', 'loss.reduction': 'sum',
+                    'figures.enabled': False, 'checkpoint.max_to_keep': 1}),
+)
+__doc__ += budget_doc(MODELS)
 
 
 def run(study: Study) -> Report:
   rep = Report('Latent edits',
                'What a single code dimension does: scale it, shift it, or sweep it, and decode.')
-  cfg = _config(study)
-  study.train('fcn_ae', cfg)
-  src = study.source('fcn_ae')
-  ids = [int(i) for i in src.dataset.test['id'][:8]]
-  edits = tools.parse_edits(EDITS)
-  edits = [e for e in edits if e[0] < src.model.latent_dim]
+  model = MODELS[0]
+  cfg = study.config(model)
+  study.train(model.key, cfg)
+  src = study.source(model.key)
+  latent = src.model.latent_dim
+  ids = [int(i) for i in src.dataset.test['id'][:NUM_IMAGES]]
+  asked = tools.parse_edits(EDITS)
+  edits = [e for e in asked if e[0] < latent]
   result = tools.edit(src, ids, edits, study.out('edit'))
-  trav = tools.traverse(src, ids[0], [], 3.0, 7, study.out('traverse'))
-  rep.settings(cfg, ('model.preset', 'data.name', 'data.image_size', 'model.latent_dim',
-                     'train.num_epochs', 'train.learning_rate'))
+  trav = tools.traverse(src, ids[0], [], SPAN, POINTS, study.out('traverse'))
+  rep.settings(cfg, ('model.preset', 'model.arch', 'data.name', 'data.image_size',
+                     'model.latent_dim', 'train.num_epochs', 'train.learning_rate'))
   rep.architecture(src.model)
-  rep.metrics([{**m, 'name': 'fcn_ae'} for m in study.members('fcn_ae')], 'Test metrics')
-  rep.figure(result['figure'], 'Edits: dim 0 ×2, dim 2 +5',
-             'Rows: the test faces, their reconstructions, then the reconstruction with '
-             'dimension 0 doubled and with 5 added to dimension 2 (report 004\'s edits).')
-  rep.figure(trav['figure'], 'Every dimension swept',
-             'One row per code dimension (most variable first), swept from −3σ to +3σ of its '
-             'spread over the test faces: the dimensions an AE learns are not one attribute '
-             'each, which is what a β-VAE is for.')
+  rep.metrics([{**m, 'name': model.key} for m in study.members(model.key)], 'Test metrics')
+  names = ', '.join(label for *_, label in edits)
+  left = [e[3] for e in asked if e not in edits]
+  rep.figure(result['figure'], f'Edits: {names}',
+             f'Rows: {len(ids)} test faces, their reconstructions, then the reconstruction '
+             f'with each edit ({names}; report 004\'s edits are {EDITS})'
+             + (f'; left out, beyond the {latent}-dim code: {", ".join(left)}' if left else '')
+             + '.')
+  swept = len(trav['dims'])
+  rep.figure(trav['figure'], 'Every dimension swept' if swept == latent else
+             f'The {swept} most variable of {latent} dimensions swept',
+             f'One row per code dimension (most variable first), swept in {POINTS} steps from '
+             f'−{SPAN:g}σ to +{SPAN:g}σ of its spread over the test faces: the dimensions an AE '
+             'learns are not one attribute each, which is what a β-VAE is for.')
   return rep

@@ -1,15 +1,16 @@
 """Reconstruction quality (reports 000, 001): AE and VAE, MLP and conv presets, on the same
 images; PSNR / SSIM (and LPIPS when its extra is installed) against PCA at the same latent
-size, loss curves, and a ground truth / AE / VAE grid of 10 random test images.
+size, loss curves, and a ground truth / AE / VAE grid of random test images.
 
-  python -m ae_jax.studies reconstruction_quality --workdir runs/recon_quality
+  python -m ae_jax.studies reconstruction_quality --workdir runs/recon_quality [--quick]
 
-Default budget (about 12 minutes on a 2-core CPU): 32x32 photo patches (1,600 train / 400
-test), mlp_ae_50 / mlp_vae_50 (their published 128 / 256 latents), conv_ae_bn_mish (its code
-is its last conv layer: 1024 units at 32x32) and conv_vae_bn_mish with a 256-unit code, a
-few epochs each.
+The models, on 32x32 photo patches: mlp_ae_50 / mlp_vae_50 (their published 128 / 256
+latents), conv_ae_bn_mish (its code is its last conv layer: 1024 units at 32x32) and
+conv_vae_bn_mish with a 256-unit code.
 
-The reports' full settings, on 256x256 RGB images in a folder (report 001) or 50x50 (000):
+The reports' full settings, on 256x256 RGB images in a folder (report 001) or 50x50 (000);
+each model alone, with the report's own optimiser and loss: configs/mlp_ae_50.py,
+mlp_vae_50.py, conv_ae_bn_mish.py, conv_vae_bn_mish.py.
 
   python -m ae_jax.studies reconstruction_quality --workdir runs/recon_full \\
     --config.data.name=folder --config.data.path=images/ --config.data.image_size=256 \\
@@ -19,35 +20,45 @@ from __future__ import annotations
 
 from ae_jax import figures
 from ae_jax.latent import tools
-from ae_jax.studies import Study, base_config
+from ae_jax.studies import Experiment, Model, Study, budget_doc, effective
 from ae_jax.studies.report import Report
 
 NAME = 'reconstruction_quality'
-MODELS = (  # key, preset, kind, epochs, learning rate, latent (0: the preset's own)
-    ('mlp_ae', 'mlp_ae_50', 'ae', 20, 1e-3, 0),
-    ('mlp_vae', 'mlp_vae_50', 'vae', 20, 5e-4, 0),
-    ('conv_ae', 'conv_ae_bn_mish', 'ae', 6, 1e-3, 0),  # its code: the last conv, 1024 units
-    ('conv_vae', 'conv_vae_bn_mish', 'vae', 6, 1e-3, 256),
+NUM_IMAGES = 10  # random test images in the grid (report 001's 10)
+SMOKE = {'data.name': 'digits', 'data.channels': 0, 'train.num_epochs': 1,
+         'train.eval_every': 1, 'model.preset': '', 'model.latent_dim': 4,
+         'eval.metrics': ('loss', 'recon', 'kl', 'psnr', 'ssim', 'pca_psnr')}
+SMOKE_MODEL = {'mlp': {'model.arch': 'mlp', 'model.hidden': (16,)},
+               'conv': {'model.arch': 'conv', 'model.conv.channels': (8,)}}
+
+
+def _model(key, preset, kind, latent, epochs, lr, about) -> Model:
+  family = preset.split('_')[0]
+  return Model(key, about, Experiment('photos', 32, 3, preset, kind, latent),
+               budgets={'full': {'data.num_examples': 2000, 'train.num_epochs': epochs,
+                                 'train.eval_every': epochs},
+                        'quick': {'data.num_examples': 400, 'train.num_epochs': 1,
+                                  'train.eval_every': 1},
+                        'smoke': {**SMOKE, **SMOKE_MODEL[family]}},
+               settings={'train.learning_rate': lr, 'train.batch_size': 32,
+                         'loss.reconstruction': 'mse', 'loss.reduction': 'sum',
+                         'figures.enabled': False, 'checkpoint.max_to_keep': 1,
+                         'eval.metrics': ('default', 'pca_psnr', 'pca_ssim')})
+
+
+MODELS = (
+    _model('mlp_ae', 'mlp_ae_50', 'ae', 128, 20, 1e-3,
+           "mlp_ae_50, report 000's AE: MLP 256-128 (ReLU code), sigmoid"),
+    _model('mlp_vae', 'mlp_vae_50', 'vae', 256, 20, 5e-4,
+           "mlp_vae_50, report 000's VAE: MLP 4096-1024-512, 256 latents, sigmoid"),
+    _model('conv_ae', 'conv_ae_bn_mish', 'ae', 1024, 6, 1e-3,
+           "conv_ae_bn_mish, report 001's AE: 4x4 stride-2 convs 64-...-1024, BN, Mish; "
+           'its code is the last conv layer'),
+    _model('conv_vae', 'conv_vae_bn_mish', 'vae', 256, 6, 1e-3,
+           "conv_vae_bn_mish, report 001's VAE: as conv_ae_bn_mish with a 3x3 conv to "
+           '2 x 256 channels'),
 )
-QUICK = ['--config.data.name=digits', '--config.train.num_epochs=1', '--config.model.preset=',
-         '--config.model.latent_dim=4', '--config.train.batch_size=32',
-         "--config.eval.metrics=('loss','recon','kl','psnr','ssim','pca_psnr')"]
-QUICK_MODEL = {'mlp': ['--config.model.arch=mlp', '--config.model.hidden=(16,)'],
-               'conv': ['--config.model.arch=conv', '--config.model.conv.channels=(8,)']}
-
-
-def _config(study: Study, preset, kind, epochs, lr, latent):
-  cfg = base_config()
-  with cfg.unlocked():
-    cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 32, 2000
-    cfg.model.preset, cfg.model.kind, cfg.model.latent_dim = preset, kind, latent
-    cfg.train.num_epochs, cfg.train.learning_rate, cfg.train.batch_size = epochs, lr, 32
-    cfg.train.eval_every = epochs
-    cfg.loss.reconstruction, cfg.loss.reduction = 'mse', 'sum'
-    cfg.figures.enabled = False
-    cfg.checkpoint.max_to_keep = 1
-    cfg.eval.metrics = ('default', 'pca_psnr', 'pca_ssim')
-  return study.config(cfg, QUICK + QUICK_MODEL[preset.split('_')[0]])
+__doc__ += budget_doc(MODELS)
 
 
 def run(study: Study) -> Report:
@@ -56,28 +67,30 @@ def run(study: Study) -> Report:
                'and measured on the same test split, against PCA at the same latent size (the '
                'best linear autoencoder).')
   members, records = [], []
-  for key, preset, kind, epochs, lr, latent in MODELS:
-    cfg = _config(study, preset, kind, epochs, lr, latent)
-    study.train(key, cfg)
-    for m in study.members(key):
-      members.append({**m, 'name': key})
-    records += [{**r, 'member': key} for r in study.records(key)]
-  rep.settings(cfg, ('data.name', 'data.image_size', 'train.batch_size', 'loss.reconstruction'))
-  rep.table('Models', ['model', 'preset', 'kind', 'epochs', 'learning rate', 'latent'],
-            [[k, study.source(k).model.config.model.preset or 'mlp', kind.upper(),
-              study.source(k).model.epoch, lr, study.source(k).model.latent_dim]
-             for k, _, kind, _, lr, _ in MODELS])
+  configs = {}
+  for model in MODELS:
+    cfg = configs[model.key] = study.config(model)
+    study.train(model.key, cfg)
+    for m in study.members(model.key):
+      members.append({**m, 'name': model.key})
+    records += [{**r, 'member': model.key} for r in study.records(model.key)]
+  rep.settings(cfg, ('data.name', 'data.image_size', 'data.num_examples', 'train.batch_size',
+                     'loss.reconstruction'))
+  sources = [study.source(m.key) for m in MODELS]
+  rep.table('Models', ['model', 'family', 'kind', 'epochs', 'learning rate', 'latent'],
+            [[m.key, effective(configs[m.key]).family, m.experiment.kind.upper(),
+              s.model.epoch, configs[m.key].train.learning_rate, s.model.latent_dim]
+             for m, s in zip(MODELS, sources)])
   rep.metrics(members, 'Test metrics',
               note='PCA columns: the same test images projected on the top principal '
                    'components of the training images, as many as the model has latents.')
   path = study.save_figure(figures.loss_curves(records, 'loss'), 'loss_curves.png')
   rep.figure(path, 'Training curves', 'Training loss (solid) and test loss (dashed) per epoch '
              'of each model; AE and VAE losses differ by the KL term.')
-  sources = [study.source(k) for k, *_ in MODELS]
-  ids = sources[0].random_ids(10, seed=0)
+  ids = sources[0].random_ids(NUM_IMAGES, seed=0)
   grid = tools.reconstruct(sources, ids, study.out('reconstruct'))
   rep.figure(grid['figure'], 'Ground truth and reconstructions',
-             '10 random test images (top) and each model\'s reconstruction of them: the '
-             'VAEs trade sharpness for a code that can be sampled.')
-  rep.architecture(sources[2].model, 'Architecture of conv_ae')
+             f'{len(ids)} random test images (top) and each model\'s reconstruction of them: '
+             'the VAEs trade sharpness for a code that can be sampled.')
+  rep.architecture(sources[2].model, f'Architecture of {MODELS[2].key}')
   return rep

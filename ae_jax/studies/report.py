@@ -1,15 +1,23 @@
-"""A study's report: report.md and a self-contained report.html, built from declared sections.
+"""A study's report: report.md, a self-contained report.html and results.json, built from
+declared sections.
 
   rep = Report('KL weight study', 'What the KL weight does to a VAE ...')
   rep.settings(config, keys=('model.latent_dim', 'train.num_epochs', ...))
   rep.architecture(loaded_model)
-  rep.metrics(summary_members, 'Final test metrics')   # columns from the metric registry
-  rep.figure(path, 'Reconstructions at epochs 10, 50, 100', 'One sentence on what it shows.')
-  rep.write(workdir)
+  rep.metrics(study.members('vae'), 'Final test metrics')  # columns from the registry
+  rep.figure(path, f'Reconstructions at epochs {shown}', 'One sentence on what it shows.')
+  rep.write(workdir, study)
 
 A new section type is one method here; a new metric appears in every metrics table by
 being declared in the registry. Figures are embedded in the HTML (base64), so the file
 stands alone; the Markdown links them relative to the study's workdir.
+
+results.json, beside report.md, holds what a script needs without parsing Markdown: the
+study, its budget (full, quick or smoke) and what that budget changed, the settings tables,
+and one entry per row of every `metrics` table: {key, description, table, metrics (the
+registry's names), extra (the table's other columns), sweep (a member's swept values)}.
+A study declares its rows once, in `metrics`; the table and the JSON are both built from
+them.
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import base64
 import html
 import math
 import os
+import re
 
 import jax
 import numpy as np
@@ -38,7 +47,10 @@ class Report:
 
   def __init__(self, title: str, intro: str = ''):
     self.title, self.intro = title, intro
+    self.banner = ''  # what the budget changed, above everything (`write` sets it)
     self.sections: list[tuple] = []
+    self.settings_values: dict[str, dict] = {}  # heading -> {key: value}, for results.json
+    self.rows: list[dict] = []  # every metrics table's rows, for results.json
 
   # ---- declarations ---------------------------------------------------------------------
 
@@ -50,9 +62,13 @@ class Report:
                           note))
 
   def settings(self, config, keys, heading: str = 'Settings'):
+    """A table of config values as the run used them (resolved: model.latent_dim 0 shows as
+    the preset's or the default size)."""
     from ae_jax import config_lib
-    rows = [[k, _cell(config_lib.get(config, k))] for k in keys]
-    self.table(heading, ['key', 'value'], rows)
+    config = config_lib.resolve(config)
+    values = {k: config_lib.get(config, k) for k in keys}
+    self.settings_values[heading] = {k: _plain(v) for k, v in values.items()}
+    self.table(heading, ['key', 'value'], [[k, _cell(v)] for k, v in values.items()])
 
   def architecture(self, model, heading: str = 'Architecture'):
     """Layers and parameter counts of a loaded model (inference.Trained)."""
@@ -62,11 +78,14 @@ class Report:
                                                               'parameters'], rows)
 
   def metrics(self, members: list[dict], heading: str, label: str = 'model',
-              extra: dict | None = None, note: str = ''):
-    """A row per model: {'name': ..., 'eval': {metric: value}} (summary.json's form);
-    the columns are the registry's tabulated metrics present, in registry order, after
-    any `extra` columns ({header: [value per member]})."""
-    cols = registry.columns({k for m in members for k in m['eval']})
+              extra: dict | None = None, note: str = '', columns=None):
+    """A row per model: {'name': ..., 'eval': {metric: value}} (summary.json's form; with
+    `key`, `description` and `sweep` as `Study.members` adds them); the columns are the
+    registry's tabulated metrics present (or those named in `columns`), in registry
+    order, after any `extra` columns ({header: [value per member]}). The same rows go to
+    results.json."""
+    present = {k for m in members for k in m['eval']}
+    cols = registry.columns(present & set(columns) if columns else present)
     extra = extra or {}
     arrow = {'higher': ' (↑)', 'lower': ' (↓)'}
     head = [label, *extra] + [c.label + arrow.get(c.better, '') for c in cols]
@@ -74,6 +93,13 @@ class Report:
             + [c.format(m['eval'][c.name]) if c.name in m['eval'] else '' for c in cols]
             for i, m in enumerate(members)]
     self.table(heading, head, rows, note)
+    for i, m in enumerate(members):
+      self.rows.append({
+          'key': m.get('key', m['name']), 'description': m.get('description', ''),
+          'table': heading,
+          'metrics': {k: _plain(v) for k, v in m['eval'].items() if k in registry.REGISTRY},
+          'extra': {h: _plain(v[i]) for h, v in extra.items()},
+          'sweep': {k: _plain(v) for k, v in m.get('sweep', {}).items()}})
 
   def figure(self, path: str, heading: str, caption: str):
     self.sections.append(('figure', heading, path, caption))
@@ -82,6 +108,8 @@ class Report:
 
   def markdown(self, root: str) -> str:
     out = [f'# {self.title}', '']
+    if self.banner:
+      out += [f'> {self.banner}', '']
     if self.intro:
       out += [self.intro, '']
     for s in self.sections:
@@ -107,8 +135,13 @@ class Report:
            'table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;'
            'padding:.2em .6em;text-align:right}th{background:#f3f3f3}'
            'td:first-child{text-align:left}img{max-width:100%}'
-           '.cap{color:#444;font-size:.95em}</style></head><body>',
+           '.cap{color:#444;font-size:.95em}'
+           '.banner{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em .8em}'
+           '</style></head><body>',
            f'<h1>{html.escape(self.title)}</h1>']
+    if self.banner:  # the Markdown's **bold** as <b>
+      out.append('<p class="banner">' + re.sub(r'\*\*(.+?)\*\*', r'<b>\1</b>',
+                                                html.escape(self.banner)) + '</p>')
     if self.intro:
       out.append(f'<p>{html.escape(self.intro)}</p>')
     for s in self.sections:
@@ -131,11 +164,33 @@ class Report:
     out.append('</body></html>')
     return '\n'.join(out)
 
-  def write(self, wd) -> tuple[str, str]:
-    """report.md and report.html in Workdir `wd`."""
+  def results(self, study=None) -> dict:
+    """results.json: the study and its budget (from `study`), settings and rows."""
+    meta = study.meta() if study is not None else {}
+    return {**meta, 'title': self.title, 'banner': self.banner,
+            'settings': self.settings_values, 'models': self.rows}
+
+  def write(self, wd, study=None) -> tuple[str, str]:
+    """report.md, report.html and results.json in Workdir `wd`; `study` (a Study) puts
+    its budget at the top of the report and in results.json."""
+    if study is not None:
+      self.banner = study.banner()
     wd.write_text('report.md', self.markdown(wd.path))
     wd.write_text('report.html', self.html())
+    wd.write_json('results.json', self.results(study))
     return wd.file('report.md'), wd.file('report.html')
+
+
+def _plain(v):
+  """A value as results.json holds it: NumPy scalars as Python numbers, tuples as lists,
+  non-finite floats as None (strict JSON has no NaN)."""
+  if isinstance(v, (list, tuple)):
+    return [_plain(x) for x in v]
+  if isinstance(v, np.generic):
+    v = v.item()
+  if isinstance(v, float) and not math.isfinite(v):
+    return None
+  return v
 
 
 def layer_table(params) -> tuple[list[list], int]:
