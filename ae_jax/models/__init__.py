@@ -161,7 +161,8 @@ def _resnet(cfg, image_shape, latent):
                       f'path maps the image to a flat code), not {r.latent!r}')
   common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation, linear=linear,
                 patch=patch)
-  enc = ResEncoder(chans, latent, cfg.kind, r.blocks, r.latent, **common)
+  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind  # a VQ-VAE's encoder makes a plain code
+  enc = ResEncoder(chans, latent, kind, r.blocks, r.latent, **common)
   start = (h // factor, w // factor, chans[-1])
   dec = ResDecoder(chans, c, start, r.blocks, r.latent, refine=r.refine, **common)
   return enc, dec
