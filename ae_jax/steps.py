@@ -41,6 +41,7 @@ class LossSpec(NamedTuple):
   tc_estimator: str = 'mss'    # tcvae
   rae_decoder: str = 'l2'      # rae
   vq_learning: str = 'ema'     # vqvae: model.vq.learning
+  lpips_net: str = 'vgg'       # the LPIPS term's trunk
 
 
 class StepSpec(NamedTuple):

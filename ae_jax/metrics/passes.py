@@ -145,3 +145,28 @@ def mig(ctx) -> dict:
     codes, _ = m.encode(ctx.images)
     out.append(disentanglement.mig(codes.reshape(len(codes), -1), ctx.factors)[0])
   return {'mig': out}
+
+
+def factor_vae(ctx) -> dict:
+  """The FactorVAE score of each member's encoder (posterior means) on fresh dSprites
+  images drawn within the config's factor ranges, at the test images' size."""
+  from ae_jax.data import dsprites
+  from ae_jax.metrics import disentanglement
+  if ctx.factors is None:
+    from ae_jax.errors import ConfigError
+    raise ConfigError("metric 'factor_vae' needs ground-truth factors: data.name='dsprites'")
+  d = ctx.config.data.dsprites
+  ranges = {n: tuple(d[n]) for n in dsprites.FACTOR_NAMES if d[n] is not None}
+  votes = int(ctx.config.eval.factor_vae_votes)
+  out = []
+  for k, m in enumerate(ctx.members):
+    with progress.Progress(1, f'FactorVAE score{_who(ctx, k)}',
+                           enabled=ctx.config.progress) as bar:
+      score = disentanglement.dsprites_factor_vae(
+          lambda x, m=m: m.encode(x)[0], ranges, ctx.images.shape[1],
+          seed=ctx.config.train.seed,
+          num_train=votes, num_eval=max(1, votes // 2),
+          num_variance_estimate=min(disentanglement.NUM_POINTS, 10 * votes))
+      bar.update(1)
+    out.append(score['eval_accuracy'])
+  return {'factor_vae': out}

@@ -198,6 +198,12 @@ METRICS: tuple[Metric, ...] = (
            needs=('factors',), run='ae_jax.metrics.passes:mig',
            doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',
            reference='codes equal to the factors -> ~1, random codes -> ~0'),
+    Metric('factor_vae', 'FactorVAE score', 'higher', '.3f', 'pass', when='final',
+           default=False, needs=('factors',), run='ae_jax.metrics.passes:factor_vae',
+           doc='FactorVAE disentanglement score (Kim & Mnih 2018) on fresh dSprites images: '
+               'the accuracy of a majority-vote classifier naming the fixed factor from the '
+               'unit of least normalised variance (eval.factor_vae_votes votes of 64 images)',
+           reference='one unit per factor -> 1, random codes -> 1/5 (chance)'),
     # ---- the objectives' own terms (objectives/), per image, train and test split ------
     Metric('iwae_bound', 'IWAE bound', 'higher', '.5g', 'step', train=True, console=True,
            objectives=('iwae',), batch=f'{_C}:objective_terms',
