@@ -12,11 +12,9 @@ from disk as a user's file would be read.
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 WORKLOADS = {
     # name: (config module, data overrides). Epochs long enough (~0.1 s or more) that

@@ -11,13 +11,11 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def peak_mb() -> float:

@@ -12,11 +12,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # preset -> (image size, batch, latent): the comparison settings
 SETTINGS = {

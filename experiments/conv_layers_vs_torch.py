@@ -15,13 +15,11 @@ sub-pixel for its last layer). Needs torch==2.13.0.
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 

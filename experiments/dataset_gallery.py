@@ -7,10 +7,8 @@ several scales and orientations), digits.png, photos.png and faces.png.
 """
 import argparse
 import os
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def main():

@@ -23,12 +23,10 @@ and the median over test images of the per-image gain in dB.
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 QUANTISATION_MSE = (1 / 255) ** 2 / 12  # uniform rounding noise of 8-bit pixel values

@@ -55,9 +55,9 @@ def test_no_import_cycles_in_the_package():
   assert not any(m.startswith('ae_jax.models') for m in graph['ae_jax.data'])
 
 
-def test_no_sys_path_edits_in_the_package_or_the_tests():
+def test_no_import_path_edits_in_the_package_tests_or_experiments():
   hits = []
-  for top in ('ae_jax', 'tests'):
+  for top in ('ae_jax', 'tests', 'experiments'):
     for folder, _, files in os.walk(os.path.join(ROOT, top)):
       for f in files:
         if f.endswith('.py'):
