@@ -52,3 +52,33 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
              if np.issubdtype(leaf.dtype, np.floating))
   # Same loss to bfloat16 precision (8 bits of mantissa).
   np.testing.assert_allclose(m16['loss'], m32['loss'], rtol=2e-2)
+
+
+def test_bench_variants_declares_configs_that_resolve_and_measures_ratios(tmp_path):
+  """experiments/bench_variants.py: every declared family / LPIPS variant is a valid config
+  (a typo'd key would only show on the machine that runs it), and a run writes ratios to
+  its first variant in a benchmark file."""
+  import importlib.util
+  import os
+  from ae_jax import config_lib
+  spec = importlib.util.spec_from_file_location(
+      'bench_variants', os.path.join(ROOT, 'experiments', 'bench_variants.py'))
+  bv = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bv)
+  assert bv._split('a=1,b=(2,3),c=x') == ['a=1', 'b=(2,3)', 'c=x']
+  for config, variants, base in (('base', bv.FAMILIES, bv.FAMILY_CONFIG),
+                                 ('ae_photos', bv.LPIPS, [])):
+    for text in variants:
+      name, extra = bv._variant(text)
+      config_lib.resolve(config_lib.load(config, base + extra))
+  out = tmp_path / 'b.json'
+  bv.main(['--config', 'base', '--config.data.num_examples=64', '--config.train.batch_size=8',
+           '--variant', 'vae:', '--variant', 'ae:model.kind=ae', '--steps', '2', '--warmup',
+           '1', '--record', str(out)])
+  rec = json.load(open(out))
+  assert [r['variant'] for r in rec['results']] == ['vae', 'ae']
+  first, second = rec['results']
+  assert first['ratio_to_reference'] == 1.0
+  assert second['ratio_to_reference'] == pytest.approx(second['step_ms'] / first['step_ms'],
+                                                       rel=1e-2)
+  assert rec['command'].startswith('python experiments/bench_variants.py --config base')
