@@ -290,17 +290,21 @@ def _describe(params) -> str:
 
 @_one_run
 def sample(source: Source, num: int, seed: int, temperature: float, out, density=None) -> dict:
-  """Prior samples of a VAE (z ~ N(0, T² I)); for an AE, codes from the density `fit`
+  """Prior samples of a VAE (z ~ N(0, T² I)), and of a WAE unless a density is given (its
+  objective matches the codes to that prior); for another AE, codes from the density `fit`
   fitted to its training codes; for a VQ-VAE, code indices from the categorical `fit`
   fitted per position (`density`: that file's contents)."""
   from ae_jax.latent import density as density_lib
   m = source.model
   key = jax.random.PRNGKey(seed)
-  if m.kind == 'vae':
+  wae = m.kind == 'ae' and m.config.loss.objective == 'wae_mmd'
+  if m.kind == 'vae' or (wae and density is None):
     z = np.asarray(temperature * jax.random.normal(key, (num, *m.latent_shape)))
     if m.latent_mask is not None:
       z = z * np.asarray(m.latent_mask)
     what = f'prior samples z ~ N(0, {temperature:g}² I)'
+    if wae:  # its objective matched the codes to N(0, I)
+      what += ', the prior a WAE matches its codes to'
   else:
     what = ('an AE: it has no prior to sample' if m.kind == 'ae'
             else 'a VQ-VAE: it needs a prior over its codes')
