@@ -49,6 +49,9 @@ import pytest
 
 from conftest import ROOT
 
+# runpy runs `python -m ae_jax.main` as __main__ after the tests imported ae_jax.main itself
+pytestmark = pytest.mark.filterwarnings('ignore:.*found in sys.modules:RuntimeWarning')
+
 MARKER = re.compile(r'<!--\s*(run|check|not run|output)\s*(?::\s*(.*?))?\s*-->\s*$', re.S)
 NUMBER = r'[-+]?(?:\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?|nan|inf)'
 SHELL = ('echo', 'ls', 'rm', 'mkdir', 'cat')
