@@ -4,15 +4,21 @@
   python -m ae_jax.docs --check    # exit 1, naming each one, if a committed one is stale
 
 Two forms. A generated page is written whole from the declarations it documents
-(docs/configs.md from the config schema, docs/metrics.md from the metric registry). A
-generated block sits in a hand-written page between `<!-- generated:NAME -->` and
-`<!-- /generated:NAME -->` and holds a table made from code (the presets, the
-objectives); the prose around it is the page's own. tests/test_packaging.py fails when a
-committed page or block differs from what this module generates.
+(docs/configs.md from the config schema). A generated block sits in a hand-written page
+between `<!-- generated:NAME -->` (or `<!-- generated:NAME:ARG -->`) and the matching
+`<!-- /generated:... -->` and holds what is made from code: the metric table (the metric
+registry), the presets and objectives, the benchmark tables of docs/performance.md (every
+file in docs/benchmarks/), a study's command and budgets (its module's docstring, which
+`budget_doc(MODELS)` completes) and the list of studies; the prose around a block is the
+page's own. Every study in `ae_jax.studies.STUDIES` gets a page docs/studies/NAME.md: a
+missing one is stale, and writing creates it with its generated block. tests/test_packaging.py
+fails when a committed page or block differs from what this module generates.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import re
 import sys
@@ -29,10 +35,9 @@ def _cell(text) -> str:
   return str(text).replace('|', '&#124;').replace('\n', ' ')
 
 
-def _metrics() -> str:
+def _metrics(folder: str, arg: str = '') -> str:
   from ae_jax.metrics import registry
-  lines = ['# Metrics', '', HEADER.format(source='ae_jax/metrics/registry.py'), '',
-           'Every metric is declared once in `ae_jax/metrics/registry.py`; the console line, '
+  lines = ['Every metric is declared once in `ae_jax/metrics/registry.py`; the console line, '
            '`metrics.jsonl`, `summary.json`, the sweep tables and the study reports read it. '
            '`eval.metrics=(\'default\',)` computes every metric marked *default* that applies '
            'to the model (its kind and objective) and whose extra is installed. *step* '
@@ -57,7 +62,7 @@ def _metrics() -> str:
   return '\n'.join(lines)
 
 
-def _presets() -> str:
+def _presets(folder: str, arg: str = '') -> str:
   from ae_jax.models import FIXED_CODE, LDM_PRESETS, PRESETS
   lines = ['| preset | kind | latent | architecture |', '|---|---|---|---|']
   for name, (kind, latent, doc) in PRESETS.items():
@@ -68,7 +73,7 @@ def _presets() -> str:
   return '\n'.join(lines)
 
 
-def _objectives() -> str:
+def _objectives(folder: str, arg: str = '') -> str:
   from ae_jax import objectives
   lines = ['| `loss.objective` | model kinds | its keys (sweepable) | logged | what it '
            'minimises |', '|---|---|---|---|---|']
@@ -79,9 +84,209 @@ def _objectives() -> str:
   return '\n'.join(lines)
 
 
-PAGES = {'configs.md': _configs, 'metrics.md': _metrics}
-BLOCKS = {'presets': _presets, 'objectives': _objectives}
-_BLOCK = re.compile(r'(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated:\2 -->)', re.S)
+# ---- benchmarks: docs/benchmarks/*.json -> docs/performance.md -------------------------
+
+BENCHMARKS = 'benchmarks'  # under docs/: one JSON file per measurement (bench --record,
+# experiments/accelerator_check.py, or transcribed from an earlier written record)
+RECORD_KEYS = ('title', 'date', 'machine', 'commit', 'command', 'results')
+# (result key, column header), in table order; a table shows those any of its results has
+COLUMNS = (('name', 'measurement'), ('model', 'model'), ('image_shape', 'image'),
+           ('batch_size', 'batch'), ('members', 'members'), ('dtype', 'dtype'),
+           ('images_per_sec', 'images/s'), ('step_ms', 'step ms'),
+           ('epoch_scan_ms', 'epoch as scan, ms'), ('epoch_python_ms', 'epoch as Python loop, ms'),
+           ('scan_speedup_over_python_loop', 'scan / loop speed'), ('gflops', 'GFLOP/s'),
+           ('peak_fraction', 'of matmul peak'), ('compile_s', 'compile s'),
+           ('peak_rss_mb', 'peak RSS MB'), ('device_peak_mb', 'device peak MB'),
+           ('speedup', 'speed-up'), ('ratio_to', 'against'))
+
+
+class BenchmarkFileError(ValueError):
+  """A file under docs/benchmarks/ that the performance page cannot be made from."""
+
+
+def read_benchmark(path: str) -> dict:
+  """One benchmark file, checked: the keys every record has, results a list of objects."""
+  try:
+    with open(path) as f:
+      rec = json.load(f)
+  except (OSError, ValueError) as e:
+    raise BenchmarkFileError(f'{path}: not a readable JSON file ({e})') from None
+  if not isinstance(rec, dict):
+    raise BenchmarkFileError(f'{path}: expected a JSON object, found {type(rec).__name__}')
+  missing = [k for k in RECORD_KEYS if k not in rec]
+  if missing:
+    raise BenchmarkFileError(f'{path}: missing {missing}; a benchmark file has {RECORD_KEYS} '
+                             '(python -m ae_jax.bench --record writes one)')
+  results = rec['results']
+  if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+    raise BenchmarkFileError(f'{path}: "results" must be a list of objects, one per '
+                             'measurement')
+  return rec
+
+
+def read_benchmarks(folder: str) -> list[tuple[str, dict]]:
+  """[(file name, record)] of docs/benchmarks/ under `folder`, newest first."""
+  bench = os.path.join(folder, BENCHMARKS)
+  names = sorted(f for f in os.listdir(bench) if f.endswith('.json')) if os.path.isdir(
+      bench) else []
+  recs = [(name, read_benchmark(os.path.join(bench, name))) for name in names]
+  return sorted(recs, key=lambda nr: (str(nr[1]['date']), nr[0]), reverse=True)
+
+
+def _value(key, v) -> str:
+  if v is None:
+    return '–'
+  if key == 'image_shape' and isinstance(v, list):
+    return 'x'.join(str(x) for x in v)
+  if key == 'peak_fraction' and isinstance(v, (int, float)):
+    return f'{100 * v:.0f}%'
+  if key in ('speedup', 'scan_speedup_over_python_loop', 'ratio') and isinstance(
+      v, (int, float)):
+    return f'{v:g}×'
+  if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+    return f'{v[0]:g}–{v[1]:g}'  # a range over runs
+  return _cell(v)
+
+
+def benchmark_table(rec: dict) -> str:
+  """A record's results as a Markdown table: its own `columns` ([[key, header], ...]) or
+  those of COLUMNS its results have ('model' only where a result has no 'name')."""
+  results = rec['results']
+  if not results:
+    return '(no results)'
+  if rec.get('columns'):
+    cols = [tuple(c) for c in rec['columns']]
+  else:
+    named = all('name' in r for r in results)
+    cols = [(k, h) for k, h in COLUMNS if any(k in r for r in results)
+            and not (k == 'model' and named)]
+  lines = ['| ' + ' | '.join(h for _, h in cols) + ' |', '|' + '---|' * len(cols)]
+  for r in results:
+    lines.append('| ' + ' | '.join(_value(k, r.get(k)) for k, _ in cols) + ' |')
+  return '\n'.join(lines)
+
+
+def _benchmarks(folder: str, arg: str = '') -> str:
+  recs = read_benchmarks(folder)
+  if not recs:
+    return '(no benchmark files yet)'
+  out = [f'{len(recs)} files, newest first.']
+  for name, rec in recs:
+    commands = rec['command'] if isinstance(rec['command'], list) else [rec['command']]
+    where = f'{rec["date"]}, {rec["machine"]}, commit `{rec["commit"]}`'
+    if rec.get('jax'):
+      where += f', jax {rec["jax"]}'
+    out += ['', f'### {_cell(rec["title"])}', '',
+            f'[`{BENCHMARKS}/{name}`]({BENCHMARKS}/{name}): {where}.']
+    if rec.get('transcribed'):
+      out.append(f'Transcribed, not re-measured: {_cell(rec["transcribed"])}')
+    out += ['', 'Command: ' + '; '.join(f'`{c}`' for c in commands), '',
+            benchmark_table(rec)]
+    extra = [f'matmul peak {v} GFLOP/s ({k})' for k, v in
+             (rec.get('matmul_peak_gflops') or {}).items()] if isinstance(
+                 rec.get('matmul_peak_gflops'), dict) else []
+    if isinstance(rec.get('matmul_peak_gflops'), (int, float)):
+      extra.append(f'matmul peak {rec["matmul_peak_gflops"]} GFLOP/s')
+    if rec.get('seconds') is not None:
+      extra.append(f'{rec["seconds"]} s in all')
+    if rec.get('skipped'):
+      extra.append('skipped: ' + ', '.join(map(str, rec['skipped'])))
+    if extra:
+      out += ['', '; '.join(_cell(e) for e in extra) + '.']
+    if rec.get('note'):
+      out += ['', _cell(rec['note'])]
+  return '\n'.join(out)
+
+
+# ---- studies: each study's page from its module -----------------------------------------
+
+def _studies():
+  from ae_jax import studies
+  return studies.STUDIES
+
+
+def _study_module(name: str):
+  return importlib.import_module(f'ae_jax.studies.{name}')
+
+
+STUDY_CHECK = ('<!-- check: a study at its full budget trains for minutes; '
+               'tests/test_studies.py runs every study at --smoke -->')
+
+
+def docstring_markdown(doc: str) -> str:
+  """A study's docstring as Markdown: prose paragraphs as they are, indented command lines
+  (`python ...`, with their continuations) as checked bash blocks, other indented lines
+  (the budgets) as text blocks."""
+  paras, cur = [], []
+  for line in doc.strip('\n').splitlines():
+    if line.strip():
+      cur.append(line.rstrip())
+    elif cur:
+      paras.append(cur)
+      cur = []
+  if cur:
+    paras.append(cur)
+  out, text = [], []
+
+  def flush_text():
+    if text:
+      while text and not text[-1]:
+        text.pop()
+      out.extend(['```text', *text, '```', ''])
+      text.clear()
+
+  for para in paras:
+    indented = all(line.startswith('  ') for line in para)
+    if indented and para[0].strip().startswith('python '):
+      flush_text()
+      command = [line[2:] for line in para]
+      optional = ' [--quick]' in command[0]
+      command[0] = command[0].replace(' [--quick]', '')
+      out.extend([STUDY_CHECK, '```bash', *command, '```', ''])
+      if optional:
+        out.extend(['Add `--quick` for the same experiment with less data and fewer epochs '
+                    '(minutes), or `--smoke` for the test suite\'s tiny stand-in (seconds; '
+                    'not this experiment).', ''])
+    elif indented:
+      text.extend([line[2:] for line in para] + [''])
+    else:
+      flush_text()
+      out.extend([*para, ''])
+  flush_text()
+  return '\n'.join(out).rstrip()
+
+
+def _study(folder: str, name: str) -> str:
+  return docstring_markdown(_study_module(name).__doc__ or '')
+
+
+def _study_index(folder: str, arg: str = '') -> str:
+  lines = ['| study | what it does | page |', '|---|---|---|']
+  for name in _studies():
+    doc = (_study_module(name).__doc__ or '').strip()
+    first = ' '.join(doc.split('\n\n')[0].split())  # the first paragraph
+    lines.append(f'| `{name}` | {_cell(first)} | [studies/{name}.md](studies/{name}.md) |')
+  return '\n'.join(lines)
+
+
+def study_page_path(folder: str, name: str) -> str:
+  return os.path.join(folder, 'studies', f'{name}.md')
+
+
+def new_study_page(folder: str, name: str) -> str:
+  """The page a study without one gets: a title, its figure when docs/studies/NAME.png
+  exists, and its generated block (the rest is the study author's to write)."""
+  lines = [f'# Study: {name}', '']
+  if os.path.exists(os.path.join(folder, 'studies', f'{name}.png')):
+    lines += [f'![{name}]({name}.png)', '']
+  lines += [f'<!-- generated:study:{name} -->', f'<!-- /generated:study:{name} -->', '']
+  return fill_blocks('\n'.join(lines), folder)
+
+
+PAGES = {'configs.md': _configs}
+BLOCKS = {'metrics': _metrics, 'presets': _presets, 'objectives': _objectives,
+          'benchmarks': _benchmarks, 'study': _study, 'studies': _study_index}
+_BLOCK = re.compile(r'(<!-- generated:([\w:]+) -->\n)(.*?)(<!-- /generated:\2 -->)', re.S)
 
 
 def docs_dir() -> str:
@@ -94,13 +299,16 @@ def render() -> dict[str, str]:
   return {name: fn().rstrip('\n') + '\n' for name, fn in PAGES.items()}
 
 
-def fill_blocks(text: str) -> str:
-  """`text` with every generated block's content made anew."""
+def fill_blocks(text: str, folder: str | None = None) -> str:
+  """`text` with every generated block's content made anew (`folder`: the docs folder the
+  benchmark files are read from; default docs/ of this checkout)."""
+  folder = folder or docs_dir()
+
   def fill(match):
-    name = match.group(2)
+    name, _, arg = match.group(2).partition(':')
     if name not in BLOCKS:
       return match.group(0)
-    return f'{match.group(1)}{BLOCKS[name]().rstrip()}\n{match.group(4)}'
+    return f'{match.group(1)}{BLOCKS[name](folder, arg).rstrip()}\n{match.group(4)}'
   return _BLOCK.sub(fill, text)
 
 
@@ -112,7 +320,8 @@ def _pages_with_blocks(folder: str) -> list[str]:
 
 
 def stale(folder: str) -> list[str]:
-  """The pages under `folder` (and the README beside it) whose generated text differs."""
+  """The pages under `folder` (and the README beside it) whose generated text differs, and
+  the study pages missing."""
   out = []
   for name, text in render().items():
     path = os.path.join(folder, name)
@@ -120,8 +329,10 @@ def stale(folder: str) -> list[str]:
       out.append(path)
   for path in _pages_with_blocks(folder):
     text = open(path).read()
-    if fill_blocks(text) != text:
+    if fill_blocks(text, folder) != text:
       out.append(path)
+  out += [study_page_path(folder, n) for n in _studies()
+          if not os.path.exists(study_page_path(folder, n))]
   return out
 
 
@@ -132,20 +343,40 @@ def main(argv=None):
   p.add_argument('--out', default=None, help='default: docs/ of this checkout')
   args = p.parse_args(argv)
   folder = args.out or docs_dir()
-  if args.check:
-    bad = stale(folder)
-    for path in bad:
-      print(f'stale: {path} (regenerate: python -m ae_jax.docs)', file=sys.stderr)
-    sys.exit(1 if bad else 0)
+  try:
+    if args.check:
+      bad = stale(folder)
+      for path in bad:
+        print(f'stale: {path} (regenerate: python -m ae_jax.docs)', file=sys.stderr)
+      sys.exit(1 if bad else 0)
+    write(folder)
+  except BenchmarkFileError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+def write(folder: str) -> list[str]:
+  """Write every generated page and block under `folder`; -> the paths written."""
   from ae_jax.workdir import write_text_file
+  written = []
   for name, text in render().items():
-    write_text_file(os.path.join(folder, name), text)
-    print(f'wrote {os.path.join(folder, name)}')
+    path = os.path.join(folder, name)
+    if not os.path.exists(path) or open(path).read() != text:
+      write_text_file(path, text)
+      written.append(path)
+  for name in _studies():
+    path = study_page_path(folder, name)
+    if not os.path.exists(path):
+      write_text_file(path, new_study_page(folder, name))
+      written.append(path)
   for path in _pages_with_blocks(folder):
     text = open(path).read()
-    if fill_blocks(text) != text:
-      write_text_file(path, fill_blocks(text))
-      print(f'wrote {path}')
+    if fill_blocks(text, folder) != text:
+      write_text_file(path, fill_blocks(text, folder))
+      written.append(path)
+  for path in written:
+    print(f'wrote {path}')
+  return written
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ class Key:
   name: str                 # dotted, e.g. 'train.batch_size'
   default: Any
   kind: str                 # one of KINDS
-  doc: str                  # one line (docs/configs.md, the README)
+  doc: str                  # one line (docs/configs.md)
   choices: tuple | Callable[[], tuple] = ()  # allowed values (a function: read lazily)
   check: str = ''           # one of CHECKS, applied to the value (each element of a tuple)
   role: str = 'model'       # 'model': changes what a workdir's checkpoints mean; 'free'

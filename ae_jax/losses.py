@@ -1,6 +1,6 @@
 """Per-example loss terms (the caller reduces over the batch).
 
-Conventions, also in the README: images are in [0, 1]. The reconstruction term reduces
+Conventions, also in docs/losses.md: images are in [0, 1]. The reconstruction term reduces
 over one image's pixels by `reduction` ('sum' or 'mean'); the KL to N(0, I) is always
 summed over latent units; beta multiplies that sum. So with reduction='mean' and L
 latent units, beta = kld_weight / L reproduces a codebase that averages both terms

@@ -428,7 +428,7 @@ YNNPACK_OFF_MAX_CHANNELS = 128  # 'auto': no YNNPACK fusions for conv models up 
 def choose_ynnpack(setting: str, on_cpu: bool, widest_conv: int, num_members: int = 1) -> str:
   """model.conv.ynnpack: 'auto' -> 'off' on CPU for a single conv model whose widest
   convolution has <= 128 channels, else 'on' (XLA's default). Measured with `python -m
-  ae_jax.bench` (README, Performance): without YNNPACK fusions the training step of
+  ae_jax.bench` (docs/performance.md): without YNNPACK fusions the training step of
   conv_ae_small ran 1.32-1.51x faster, ae_photos 1.21-1.55x, vae_conv 1.07-1.35x; but
   conv_vae_bn_mish (1024 channels) 0.61-0.69x, and vae_beta (vae_conv's layers, 4 members
   unrolled in one program) 0.89-0.93x."""

@@ -73,8 +73,8 @@ def test_the_generated_reference_pages_are_current():
 
 
 def test_the_staleness_check_sees_an_edited_page(tmp_path):
-  for name, text in docs.render().items():
-    (tmp_path / name).write_text(text)
+  assert docs.stale(str(tmp_path))  # nothing written yet: the pages and study pages missing
+  docs.write(str(tmp_path))
   assert docs.stale(str(tmp_path)) == []
   page = tmp_path / 'configs.md'
   edited = page.read_text().replace('`train.batch_size` | `64`', '`train.batch_size` | `32`')
@@ -89,6 +89,32 @@ def test_the_staleness_check_sees_an_edited_page(tmp_path):
   assert str(mixed) not in docs.stale(str(tmp_path))
   assert '| `kl_f8` | vae | 4 channels |' in mixed.read_text()
   assert mixed.read_text().startswith('intro\n') and mixed.read_text().endswith('outro\n')
+
+
+def test_a_new_study_gets_its_page_and_its_command_block(tmp_path, monkeypatch):
+  import types
+  fake = types.SimpleNamespace(__doc__='A new study (report 009): what it shows.\n\n'
+                               '  python -m ae_jax.studies new_one --workdir runs/new [--quick]\n\n'
+                               'Budgets (declared in MODELS; quick keeps each experiment, smoke '
+                               'does not):\n\n  m: photos 32x32x3, mlp AE, 8 latents\n'
+                               '    full: train.num_epochs=3\n')
+  monkeypatch.setattr(docs, '_studies', lambda: ('new_one',))
+  monkeypatch.setattr(docs, '_study_module', lambda name: fake)
+  page = tmp_path / 'studies' / 'new_one.md'
+  assert str(page) in docs.stale(str(tmp_path))
+  docs.write(str(tmp_path))
+  text = page.read_text()
+  assert text.startswith('# Study: new_one\n') and docs.stale(str(tmp_path)) == []
+  assert docs.STUDY_CHECK + '\n```bash\npython -m ae_jax.studies new_one --workdir runs/new\n```' \
+      in text
+  assert '```text\nm: photos 32x32x3, mlp AE, 8 latents\n  full: train.num_epochs=3\n```' in text
+  page.write_text(text + '\nResults, by hand.\n')  # hand-written text outside the block stays
+  fake.__doc__ = fake.__doc__.replace('report 009', 'report 010')
+  assert docs.stale(str(tmp_path)) == [str(page)]
+  docs.write(str(tmp_path))
+  assert 'report 010' in page.read_text() and page.read_text().endswith('Results, by hand.\n')
+  assert '| `new_one` | A new study (report 010): what it shows.' in (
+      docs.fill_blocks('<!-- generated:studies -->\n<!-- /generated:studies -->', str(tmp_path)))
 
 
 def _run(args, cwd=ROOT):

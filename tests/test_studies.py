@@ -2,7 +2,7 @@
 top of its report that it is not the report's experiment): the report, its tables,
 results.json and the arrays the study promises, and a rerun that resumes instead of
 retraining. That --quick is each report's experiment, smaller, is checked on the configs
-without training (the README lists each study's measured --quick time)."""
+without training (docs/studies/ gives each study's measured full-budget time)."""
 import importlib
 import json
 import math

@@ -10,8 +10,8 @@ layer: 1024 channels of 8x8 at 256x256.
 
 Data: 256x256 patches of the embedded photographs; only two of them (retina, hubble) hold
 a 256-pixel patch on each side of a train/test split, at data.test_fraction=0.5. The report
-gives no batch size; this config uses 16. On a CPU this model is slow at 256x256 (README,
-"Performance"); data.image_size=64 (any multiple of 32) trains the same architecture.
+gives no batch size; this config uses 16. On a CPU this model is slow at 256x256
+(docs/performance.md); data.image_size=64 (any multiple of 32) trains the same architecture.
 
 Published by report 001 (its test images): PSNR 29.38 dB, SSIM 0.78, LPIPS 0.23.
 """

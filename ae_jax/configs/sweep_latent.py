@@ -3,7 +3,7 @@
   python -m ae_jax.main --config configs/sweep_latent.py --config.sweep.latent_dim='(2,16,64,256)'
 
 The model is built at the largest size; each member masks the units above its own, so
-it behaves exactly as a model of its own latent size (see README, Sweeps).
+it behaves exactly as a model of its own latent size (docs/sweeps.md).
 """
 from ae_jax.configs import vae_mlp
 

@@ -5,7 +5,7 @@
 All four conv VAEs train in one compiled program; the run ends with the sweep table
 (also in sweep.md / sweep.csv) and figures/sweep_beta.png, figures/rate_distortion.png.
 beta multiplies the KL summed over latent units, against a reconstruction term summed
-over pixels (loss.reduction='sum'); see the README for the kld_weight conversion.
+over pixels (loss.reduction='sum'); docs/losses.md has the kld_weight conversion.
 A single beta: --config.sweep.beta='(4.,)' (or set loss.beta and --config.sweep.beta=None).
 """
 from ae_jax.configs import vae_conv

@@ -36,8 +36,8 @@ class Metric:
   better: str                 # 'higher' | 'lower' | '' (a diagnostic)
   fmt: str                    # format spec for tables and the console
   kind: str                   # 'step' | 'batch' | 'pass'
-  doc: str                    # definition (README)
-  reference: str = ''         # what the implementation was checked against (README)
+  doc: str                    # definition (docs/metrics.md)
+  reference: str = ''         # what the implementation was checked against (docs/metrics.md)
   when: str = 'every'         # 'every' | 'final'
   default: bool = True        # part of eval.metrics='default'
   vae_only: bool = False      # undefined for a plain AE (KL, ELBO, likelihood)

@@ -88,7 +88,7 @@ def _check_decoder(image_shape, start_hw, layers, what):
     raise ConfigError(
         f'{what}: its decoder produces {h}x{w} images but the data is '
         f'{image_shape[0]}x{image_shape[1]}; this architecture needs sizes it divides '
-        f'exactly (see README, "Models"), or set data.image_size')
+        f'exactly (docs/models.md), or set data.image_size')
 
 
 def _preset(name, cfg, image_shape):

@@ -18,7 +18,7 @@ model and measures remedies on the same model and budget:
 The models: a small residual conv AE (model.arch='resnet', channels 16-32-64, 64 latents)
 per remedy on 32x32 photo patches, the same budget each; the MLP pair at 50x50. Table:
 PSNR, SSIM, MS-SSIM, LPIPS (when installed) and the high-frequency energy retained (metric
-hf_retained). The README ("Studies") has the measured time and results.
+hf_retained). docs/studies/high_frequency.md has the measured time and results.
 """
 from __future__ import annotations
 
@@ -117,8 +117,8 @@ def run(study: Study) -> Report:
   rep.metrics(conv_members, 'Test metrics per remedy',
               note='HF energy: the share of the originals\' power above half the Nyquist '
                    'frequency that the reconstructions keep (1 = all; blur < 1). Weights of '
-                   'the extra terms are per-pixel averages x the pixel count (README, '
-                   '"Losses").')
+                   'the extra terms are per-pixel averages x the pixel count '
+                   '(docs/losses.md).')
   rep.text('Against MSE', _verdict(conv_members, mse))
 
   # the error spectrum of each model on the same test images
