@@ -90,14 +90,16 @@ BENCHMARKS = 'benchmarks'  # under docs/: one JSON file per measurement (bench -
 # experiments/accelerator_check.py, or transcribed from an earlier written record)
 RECORD_KEYS = ('title', 'date', 'machine', 'commit', 'command', 'results')
 # (result key, column header), in table order; a table shows those any of its results has
-COLUMNS = (('name', 'measurement'), ('model', 'model'), ('image_shape', 'image'),
+COLUMNS = (('name', 'measurement'), ('variant', 'variant'), ('model', 'model'),
+           ('image_shape', 'image'),
            ('batch_size', 'batch'), ('members', 'members'), ('dtype', 'dtype'),
            ('images_per_sec', 'images/s'), ('step_ms', 'step ms'),
            ('epoch_scan_ms', 'epoch as scan, ms'), ('epoch_python_ms', 'epoch as Python loop, ms'),
            ('scan_speedup_over_python_loop', 'scan / loop speed'), ('gflops', 'GFLOP/s'),
            ('peak_fraction', 'of matmul peak'), ('compile_s', 'compile s'),
            ('peak_rss_mb', 'peak RSS MB'), ('device_peak_mb', 'device peak MB'),
-           ('speedup', 'speed-up'), ('ratio_to', 'against'))
+           ('speedup', 'speed-up'), ('ratio_to', 'against'),
+           ('ratio_to_reference', 'step time / first row'))
 
 
 class BenchmarkFileError(ValueError):
@@ -140,7 +142,8 @@ def _value(key, v) -> str:
     return 'x'.join(str(x) for x in v)
   if key == 'peak_fraction' and isinstance(v, (int, float)):
     return f'{100 * v:.0f}%'
-  if key in ('speedup', 'scan_speedup_over_python_loop', 'ratio') and isinstance(
+  if key in ('speedup', 'scan_speedup_over_python_loop', 'ratio',
+             'ratio_to_reference') and isinstance(
       v, (int, float)):
     return f'{v:g}×'
   if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):

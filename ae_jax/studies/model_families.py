@@ -119,10 +119,9 @@ def _samples(study: Study, key: str, num: int, seed: int = 0):
   return out['images'], out['title'].split(':')[0]
 
 
-def _sample_fd(images, samples) -> float:
-  from ae_jax.metrics import lpips, sample_quality as sq
-  ev = lpips.Evaluator('vgg')
-  return sq.frechet_distance(ev.features(images), ev.features(samples))
+def _sample_fd(ev, real_features, samples) -> float:
+  from ae_jax.metrics import sample_quality as sq
+  return sq.frechet_distance(real_features, ev.features(samples))
 
 
 def run(study: Study) -> Report:
@@ -144,11 +143,15 @@ def run(study: Study) -> Report:
     num = min(SAMPLES[study.budget], 4 * len(src.dataset.test['id']))
     test, _, _ = src.split('test', limit=num)
     fds = []
+    if lpips:  # one compiled feature extractor, the test images' features once
+      from ae_jax.metrics.lpips import Evaluator
+      ev = Evaluator('vgg')
+      real = ev.features(test)
     for key, label, _, _ in chosen:
       samples, drawn = _samples(study, f'{ds}/{key}', num)
       shown.append(samples[:SHOWN])
       how.append(f'{label}: {drawn}')
-      fds.append(_sample_fd(test, samples) if lpips else float('nan'))
+      fds.append(_sample_fd(ev, real, samples) if lpips else float('nan'))
     rep.settings(cfg, ('data.name', 'data.image_size', 'data.num_examples', 'model.arch',
                        'model.hidden' if ds == 'dsprites' else 'model.conv.channels',
                        'model.latent_dim', 'loss.reconstruction', 'train.num_epochs',
