@@ -146,7 +146,7 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
   out = {
       'model': _model_name(setup.config), 'image_shape': list(setup.image_shape),
       'batch_size': batch, 'members': k, 'step_ms': round(step_s * 1e3, 3),
-      'images_per_sec': round(batch * k / step_s, 1), 'compile_s': round(compile_s, 2),
+      'images_per_sec': float(f'{batch * k / step_s:.3g}'), 'compile_s': round(compile_s, 2),
       'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
       'device': str(jax.devices()[0]), 'dtype': config.dtype,
       'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize, 'ynnpack': setup.fns.ynnpack,

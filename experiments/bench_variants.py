@@ -77,6 +77,11 @@ def main(argv=None):
   if not variants:
     p.error('name variants (--variant NAME:KEY=VALUE,...), or --families / --lpips')
   results = []
+  # an untimed first measurement: the process's first compiled step runs slower (thread
+  # pools, allocator), which would otherwise inflate the reference and shrink every ratio
+  name, extra = _variant(variants[0])
+  bench.measure(config_lib.load(args.config, overrides + ['--config.figures.enabled=False']
+                                + extra), 2, 1, synthetic=True)
   for text in variants:
     name, extra = _variant(text)
     config = config_lib.load(args.config, overrides + ['--config.figures.enabled=False'] + extra)
