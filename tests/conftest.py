@@ -165,3 +165,17 @@ def read_only(monkeypatch):
     roots.append(os.path.abspath(str(folder)))
     return str(folder)
   return make
+
+
+# The slowest files first: xdist hands files (--dist loadfile) to the two workers in
+# collection order, so a long file collected last would run alone at the end.
+SLOW_FIRST = ('test_study_sharp_families.py', 'test_studies.py', 'test_lpips_training.py',
+              'test_scale.py', 'test_faults.py', 'test_docs_commands.py',
+              'test_study_high_frequency.py', 'test_entry_points.py', 'test_families.py',
+              'test_gan.py', 'test_new_user.py', 'test_accelerator_check.py', 'test_lpips.py',
+              'test_ldm_import.py', 'test_writes.py', 'test_train.py', 'test_configs.py')
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable

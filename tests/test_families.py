@@ -111,16 +111,19 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
   assert tools.encode(src, 'test', out('e'), limit=50)['mean'].shape == (50, *m.latent_shape)
   assert tools.edit(src, [3], [(0, 2.0, 0.0, 'dim 0 x2')], out('d'))['original'].shape[0] == 1
   sample = ['sample', '--workdir', workdir, '--num', '4', '--out', str(tmp_path / 's')]
-  if m.kind == 'vae':
+  if m.kind == 'vae' or name == 'wae_mmd':  # a WAE matched its codes to the N(0, I) prior
     latent_main(sample)
-    assert 'prior samples z ~ N(0, 1² I)' in tools.sample(src, 4, 0, 1.0, out('s2'))['title']
-    return
-  # an AE or a VQ-VAE has no prior: one line, then a fitted density makes sampling work
-  with pytest.raises(SystemExit) as e:
-    latent_main(sample)
-  err = capsys.readouterr().err.strip()
-  assert e.value.code == 2 and len(err.splitlines()) == 1
-  assert 'Fit a density to its training codes first: python -m ae_jax.latent fit' in err
+    title = tools.sample(src, 4, 0, 1.0, out('s2'))['title']
+    assert 'prior samples z ~ N(0, 1² I)' in title
+    assert ('the prior a WAE matches its codes to' in title) == (name == 'wae_mmd')
+    if m.kind == 'vae':
+      return
+  else:  # another AE or a VQ-VAE has no prior: one line, then a fitted density works
+    with pytest.raises(SystemExit) as e:
+      latent_main(sample)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert 'Fit a density to its training codes first: python -m ae_jax.latent fit' in err
   density = ['--density', 'categorical'] if m.kind == 'vqvae' else ['--density', 'gmm',
                                                                     '--components', '3']
   fit_dir = os.path.join(workdir, 'latent', 'fit')
