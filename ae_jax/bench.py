@@ -16,16 +16,20 @@ timed at any size without its data. `--compare-loops` also times one epoch as a
 """
 from __future__ import annotations
 
+import datetime
 import json
 import resource
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import config_lib, data, steps
+from ae_jax import cli, compile as compile_lib, config_lib, data
+from ae_jax.training import Training
+from ae_jax.workdir import write_text_file
 
 
 def synthetic_dataset(config, num: int, seed: int = 0) -> data.Dataset:
@@ -98,14 +102,12 @@ def git_commit() -> str:
 def record(results: list[dict], command: str, title: str) -> dict:
   """A benchmark file's contents (docs/benchmarks/*.json; docs/performance.md is generated
   from them): when, where, at which commit, by which command, and the results."""
-  import datetime
   return {'title': title, 'date': datetime.date.today().isoformat(), 'machine': machine(),
           'commit': git_commit(), 'command': command, 'jax': jax.__version__,
           'results': results}
 
 
 def write_record(rec: dict, path: str) -> str:
-  from ae_jax.workdir import write_text_file
   write_text_file(path, json.dumps(rec, indent=1) + '\n')
   return path
 
@@ -123,33 +125,33 @@ def step_flops(compiled) -> float:
 def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = False,
             compare_loops: bool = False, members=None, peak_gflops: float | None = None) -> dict:
   """Time one program's train step (and optionally its epoch loops)."""
-  from ae_jax.train import Setup
   batch = config.train.batch_size
   dataset = synthetic_dataset(config, max(4 * batch, 64)) if synthetic else None
-  setup = Setup(config, members, dataset=dataset)
-  state = setup.init_state()
-  x = jnp.asarray(setup.dataset.train['image'][:batch])[None]  # a chunk of one step
-  active = setup.fns.active()
+  training = Training.create(config, members, dataset)
+  fns, inputs = training.functions, training.inputs
+  state = training.init_state()
+  x = jnp.asarray(training.dataset.train['image'][:batch])[None]  # a chunk of one step
+  active = fns.active()
   t0 = time.perf_counter()
-  pretrained = setup.fns.pretrained
-  compiled = setup.fns.chunk_batches.lower(state, active, x, setup.hparams, pretrained).compile()
+  compiled = fns.chunk_batches.lower(state, active, x, inputs).compile()
   compile_s = time.perf_counter() - t0
   times = []
   for i in range(warmup + steps_timed):
     t0 = time.perf_counter()
-    state, active, m = compiled(state, active, x, setup.hparams, pretrained)
+    state, active, m = compiled(state, active, x, inputs)
     jax.block_until_ready((state, m))
     if i >= warmup:
       times.append(time.perf_counter() - t0)
   step_s = statistics.median(times)
-  k = len(setup.members)
+  k = training.spec.num_members
+  policy = fns.policy
   out = {
-      'model': _model_name(setup.config), 'image_shape': list(setup.image_shape),
+      'model': _model_name(training.config), 'image_shape': list(training.spec.image_shape),
       'batch_size': batch, 'members': k, 'step_ms': round(step_s * 1e3, 3),
       'images_per_sec': float(f'{batch * k / step_s:.3g}'), 'compile_s': round(compile_s, 2),
       'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
       'device': str(jax.devices()[0]), 'dtype': config.dtype,
-      'loop': setup.fns.loop, 'vectorize': setup.fns.vectorize, 'ynnpack': setup.fns.ynnpack,
+      'loop': policy.loop, 'vectorize': policy.vectorize, 'ynnpack': policy.ynnpack,
   }
   device_mb = device_peak_mb()
   if device_mb is not None:
@@ -162,24 +164,25 @@ def measure(config, steps_timed: int = 20, warmup: int = 3, synthetic: bool = Fa
       out['matmul_peak_gflops'] = round(peak_gflops, 1)
       out['peak_fraction'] = round(flops / step_s / 1e9 / peak_gflops, 3)
   if compare_loops:
-    out.update(_compare_loops(setup, state))
+    out.update(_compare_loops(training, state))
   return out
 
 
-def _compare_loops(setup, state) -> dict:
-  images = jnp.asarray(setup.dataset.train['image'])
+def _compare_loops(training: Training, state) -> dict:
+  images = jnp.asarray(training.dataset.train['image'])
+  spec, inputs = training.spec, training.inputs
   res = {}
   for loop in ('scan', 'python'):
-    fns = steps.make_functions(setup.spec, tuple(setup.image_shape), len(setup.members), loop,
-                               setup.config.sweep.vectorize, setup.plan,
-                               setup.config.model.conv.ynnpack)
+    policy = training.functions.policy._replace(loop=loop)
+    fns = compile_lib.make_functions(spec.step, spec.image_shape, spec.num_members,
+                                     training.plan, policy)
     st = jax.tree_util.tree_map(jnp.array, state)
-    st, m = fns.epoch(st, images, setup.hparams, 0)  # compile
+    st, m = fns.epoch(st, images, inputs, 0)  # compile
     jax.block_until_ready(m)
     times = []
     for e in range(1, 4):
       t0 = time.perf_counter()
-      st, m = fns.epoch(st, images, setup.hparams, e)
+      st, m = fns.epoch(st, images, inputs, e)
       jax.block_until_ready(m)
       times.append(time.perf_counter() - t0)
     res[f'epoch_{loop}_ms'] = round(statistics.median(times) * 1e3, 2)
@@ -188,7 +191,6 @@ def _compare_loops(setup, state) -> dict:
 
 
 def main(argv=None, prog='python -m ae_jax.bench'):
-  from ae_jax import cli
   p = cli.parser(prog, __doc__, f'{prog} --config vae_beta --steps 20')
   p.add_argument('--config', required=True, help='a config file, or a shipped config\'s name')
   p.add_argument('--steps', type=int, default=20)
@@ -204,7 +206,6 @@ def main(argv=None, prog='python -m ae_jax.bench'):
   args, overrides = cli.parse(p, argv)
 
   def body():
-    import sys
     config = config_lib.load(args.config, overrides)
     peak = matmul_peak_gflops() if args.peak else None
     results = []

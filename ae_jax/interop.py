@@ -14,13 +14,23 @@ weight/bias become scale/bias and running_mean/var the batch statistics.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
+from ae_jax import checkpoint, cli, config_lib, interop_ldm, record as record_lib
+from ae_jax.data import shapes
 from ae_jax.errors import ConfigError, DataError, WorkdirError
+from ae_jax.inference import load
+from ae_jax.models import LDM_PRESETS
+from ae_jax.record import ModelRecord
+from ae_jax.spec import RunSpec
+from ae_jax.train import claim
+from ae_jax.workdir import Workdir
 
 
 class Layer(NamedTuple):
@@ -183,7 +193,6 @@ def _torch():
 
 def is_ldm(config) -> bool:
   """Whether the config builds a latent-diffusion autoencoder (weights matched by name)."""
-  from ae_jax.models import LDM_PRESETS
   return config.model.arch == 'ldm' or config.model.preset in LDM_PRESETS
 
 
@@ -193,7 +202,6 @@ def load_state_dict(path: str, config=None):
   if not os.path.exists(path):
     raise ConfigError(f'--torch-checkpoint {path}: no such file')
   if path.endswith('.safetensors') or (config is not None and is_ldm(config)):
-    from ae_jax import interop_ldm
     return interop_ldm.read_state_dict(path)
   torch = _torch()
   try:
@@ -230,41 +238,43 @@ ACTIVATIONS = {
 
 
 def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'chw',
-                      logvar_scale: float | None = None, fresh: bool = False):
-  """Write `workdir` with the imported weights as its step-0 checkpoint; -> the Setup."""
-  import jax
-  from ae_jax import checkpoint, config_lib
-  from ae_jax.train import Setup, claim
-  from ae_jax.workdir import MEMBERS, MODEL, Workdir
+                      logvar_scale: float | None = None, fresh: bool = False) -> RunSpec:
+  """Write `workdir` with the imported weights as its step-0 checkpoint; -> its run spec.
+  No data is read: the image shape comes from the config (data.image_size and
+  data.channels, or the named dataset's own shape)."""
   config = config_lib.resolve(config)
+  shape = shapes.known_shape(config.data)
+  if shape is None:
+    raise ConfigError(f'importing weights reads no data, so the images the model takes must '
+                      f'be in the config: set data.image_size and data.channels (data.name='
+                      f'{config.data.name!r} says neither), e.g. --config.data.image_size=64 '
+                      '--config.data.channels=3')
   wd = Workdir(workdir)
   with wd.running():  # not while a run trains there
     if wd.is_trained() and not fresh:
       raise WorkdirError(f'{workdir} already holds a run; import into another --workdir, or '
                          'pass --fresh to move it aside first')
-    claim(wd, config, config_lib.programs(config), fresh)
-    setup = Setup(config)
-    if len(setup.members) != 1:
+    claim(wd, config, fresh)
+    batch = int(config.train.batch_size)
+    spec = RunSpec.build(config, ModelRecord.of_shape(shape, batch, batch, config.data.name))
+    if spec.num_members != 1:
       raise ConfigError('import into a config without a sweep (one member)')
     if logvar_scale is None:
       logvar_scale = 2.0 if config.model.preset == 'mlp_vae_50' else 1.0
-    state = jax.device_get(setup.fns.stack(setup.init_state()))
+    state = jax.device_get(spec.initial_state())
     one = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), t)
     if is_ldm(config):  # matched by name: diffusers' or CompVis' AutoencoderKL
-      from ae_jax import interop_ldm
       params, stats = interop_ldm.convert(state_dict, one(state.params)), {}
     else:
       params, stats = convert(state_dict, one(state.params), one(state.batch_stats),
-                              setup.image_shape, flatten_order, logvar_scale)
+                              spec.image_shape, flatten_order, logvar_scale)
     stack = lambda t: jax.tree_util.tree_map(lambda x: np.asarray(x)[None], t)
     state = state.replace(params=stack(params), batch_stats=stack(stats))
-    wd.write_config(setup.config)
-    wd.write_json(MEMBERS, setup.members)
-    wd.write_json(MODEL, setup.model_info(setup.dataset.info))
-    ckpts = checkpoint.Checkpoints(wd.checkpoints, config.checkpoint.max_to_keep)
-    ckpts.save(0, state, setup.members, {'epoch': 0, 'step': 0, 'imported': True})
+    record_lib.write_run(wd, spec.config, spec.members, spec.record)
+    ckpts = checkpoint.Checkpoints(wd.checkpoints, max_to_keep=config.checkpoint.max_to_keep)
+    ckpts.save(0, state, list(spec.members), {'epoch': 0, 'step': 0, 'imported': True})
     ckpts.close()
-    return setup
+    return spec
 
 
 def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'chw',
@@ -272,8 +282,6 @@ def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'c
   """Run the user's PyTorch module (`module:Class`, built with no arguments and given
   the state_dict) and the imported model on the same random input; -> max |difference|
   of the reconstructions (AE) or encoder means (VAE), in [0, 1] image units."""
-  import importlib
-  from ae_jax.inference import load
   torch = _torch()
   module_name, _, cls_name = target.partition(':')
   try:
@@ -310,7 +318,6 @@ def check_against(target: str, state_dict, workdir: str, flatten_order: str = 'c
 
 
 def main(argv=None, prog='python -m ae_jax.interop'):
-  from ae_jax import cli
   p = cli.parser(prog, __doc__, f'{prog} --torch-checkpoint weights.pt --config conv_ae_small '
                  '--workdir runs/imported')
   p.add_argument('--torch-checkpoint', required=True)
@@ -328,13 +335,12 @@ def main(argv=None, prog='python -m ae_jax.interop'):
   args, overrides = cli.parse(p, argv)
 
   def body():
-    from ae_jax import config_lib
     config = config_lib.load(args.config, overrides)
     state_dict = load_state_dict(args.torch_checkpoint, config)
-    setup = import_to_workdir(state_dict, config, args.workdir, args.flatten_order,
-                              args.logvar_scale, args.fresh)
+    spec = import_to_workdir(state_dict, config, args.workdir, args.flatten_order,
+                             args.logvar_scale, args.fresh)
     print(f'imported {args.torch_checkpoint} into {args.workdir} (checkpoint at step 0)')
-    preset = setup.config.model.preset
+    preset = spec.config.model.preset
     if preset in ACTIVATIONS:
       print(f'activations of {preset} (weights cannot show them; your model must match): '
             f'{ACTIVATIONS[preset]}')

@@ -9,11 +9,34 @@ beta = kld_weight * num_pixels / L.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import optax
+
+from ae_jax.metrics import lpips, ms_ssim
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LossSpec:
+  """The reconstruction loss's static settings, the `loss.*` keys of the same names
+  (`from_config`); hashable, so it can be bound into compiled steps."""
+  reconstruction: str = 'mse'
+  reduction: str = 'sum'
+  nll_sigma: float = 0.1
+  ssim_weight: float = 0.0     # extra training terms (extra_terms)
+  ms_ssim_weight: float = 0.0
+  fft_weight: float = 0.0
+  lpips_weight: float = 0.0
+  lpips_net: str = 'vgg'       # the LPIPS term's trunk
+
+  @classmethod
+  def from_config(cls, loss_config) -> 'LossSpec':
+    """The spec of `config.loss` (a ConfigDict subtree): each field from its own key."""
+    return cls(**{f.name: loss_config[f.name] for f in dataclasses.fields(cls)})
 
 
 def _reduce(per_pixel, reduction: str):
@@ -99,16 +122,14 @@ def ssim_filter_size(image_shape) -> int:
 
 def ssim_loss(recon, x):
   """1 - SSIM per image (dm-pix, 11-px Gaussian window, smaller under 11 px)."""
-  import dm_pix as pix
   return 1.0 - pix.ssim(recon, x, max_val=1.0, filter_size=ssim_filter_size(x.shape[1:3]))
 
 
 def ms_ssim_loss(recon, x):
   """1 - MS-SSIM per image (five scales; images of at least 32 px)."""
-  from ae_jax.metrics.ms_ssim import ms_ssim
   # each scale's term is raised to a fractional power, whose gradient is infinite at 0 (a
   # far-off reconstruction early in training): clip the terms at 1e-3, not 0
-  return 1.0 - ms_ssim(recon, x, floor=1e-3)
+  return 1.0 - ms_ssim.ms_ssim(recon, x, floor=1e-3)
 
 
 def focal_frequency_loss(recon, x, alpha: float = 1.0):
@@ -128,24 +149,21 @@ def lpips_loss(recon, x, weights, net: str = 'vgg'):
   """LPIPS per image with the `net` trunk; `weights`: ae_jax.metrics.lpips.load(net) (the
   v0.1 weights, from the lpips extra), passed in by the caller (losses.pretrained_networks)
   so that they enter compiled code as arguments."""
-  from ae_jax.metrics import lpips
   return lpips.distance(weights, recon, x, net)
 
 
 EXTRA_TERMS = ('ssim', 'ms_ssim', 'fft', 'lpips')
 
 
-def pretrained_networks(loss_cfg) -> dict:
+def pretrained_networks(spec: LossSpec) -> dict:
   """The pretrained networks the configured terms need, as NumPy weights read outside any
   trace: {'lpips_<net>': ...} (loss.lpips_net) when loss.lpips_weight > 0, else {}."""
-  if not loss_cfg.lpips_weight:
+  if not spec.lpips_weight:
     return {}
-  from ae_jax.metrics import lpips
-  net = getattr(loss_cfg, 'lpips_net', 'vgg')
-  return {f'lpips_{net}': lpips.load(net)}
+  return {f'lpips_{spec.lpips_net}': lpips.load(spec.lpips_net)}
 
 
-def extra_terms(recon, x, loss_cfg, pretrained=None):
+def extra_terms(recon, x, loss_cfg: LossSpec, pretrained=None):
   """sum_k weight_k * term_k per image, in the reconstruction term's units -> [B].
   `pretrained`: pretrained_networks(loss_cfg) (the LPIPS weights, when its term is on)."""
   scale = math.prod(x.shape[1:]) if loss_cfg.reduction == 'sum' else 1.0
@@ -157,7 +175,7 @@ def extra_terms(recon, x, loss_cfg, pretrained=None):
   if loss_cfg.fft_weight:
     total += loss_cfg.fft_weight * focal_frequency_loss(recon, x)
   if loss_cfg.lpips_weight:
-    net = getattr(loss_cfg, 'lpips_net', 'vgg')
+    net = loss_cfg.lpips_net
     if not pretrained or f'lpips_{net}' not in pretrained:
       raise ValueError('loss.lpips_weight > 0 needs the LPIPS weights: pass '
                        'pretrained=losses.pretrained_networks(loss_cfg)')
@@ -165,11 +183,11 @@ def extra_terms(recon, x, loss_cfg, pretrained=None):
   return scale * total
 
 
-def has_extra_terms(loss_cfg) -> bool:
-  return any(getattr(loss_cfg, f'{k}_weight', 0.0) for k in EXTRA_TERMS)
+def has_extra_terms(loss_cfg: LossSpec) -> bool:
+  return any(getattr(loss_cfg, f'{k}_weight') for k in EXTRA_TERMS)
 
 
-def reconstruction_terms(out, x, loss_cfg, pretrained=None):
+def reconstruction_terms(out, x, loss_cfg: LossSpec, pretrained=None):
   """(recon, total) per example [B]: the configured reconstruction term, and what the
   objective minimises for it: recon plus the weighted extra terms, and with a learned
   output log-variance s (model.learned_logvar) that sum / exp(s) + s per pixel value (the
@@ -185,7 +203,7 @@ def reconstruction_terms(out, x, loss_cfg, pretrained=None):
   return rec, total
 
 
-def terms(out, x, loss_cfg, beta_eff, pretrained=None):
+def terms(out, x, loss_cfg: LossSpec, beta_eff, pretrained=None):
   """Per-example loss terms: recon, kl (0 for an AE), loss (recon + extra + beta_eff * kl),
   where extra is the weighted perceptual/frequency terms (0 unless configured;
   `pretrained`: the networks they need, pretrained_networks(loss_cfg)).

@@ -19,10 +19,12 @@ import math
 import os
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from ae_jax import schema
 from ae_jax.errors import ConfigError
+from ae_jax.models import abstract_variables, build_model, resolve_latent_dim
 
 _TYPES = {'int': int, 'float': float}
 # vmapped axis -> (config key holding the unswept value, type), from the schema's
@@ -91,7 +93,6 @@ def expand(config) -> list[dict]:
     points = list(zip(*axes.values())) if axes else [()]
   else:
     points = list(itertools.product(*axes.values()))
-  from ae_jax.models import resolve_latent_dim
   base = {k: typ(schema.get(config, cfg_key)) for k, (cfg_key, typ) in AXES.items()}
   base['latent_dim'] = resolve_latent_dim(config.model)  # 0 = the preset's own size
   members = []
@@ -142,9 +143,12 @@ class Program(NamedTuple):
   members: list        # its members, named with outer values too
 
 
-def programs(config) -> list[Program]:
+def programs(config, image_shape_of=None) -> list[Program]:
   """Every program the sweep needs, in order. Their configs are derived from `config`
-  (outer values set) and not yet resolved: config_lib.programs resolves them."""
+  (outer values set) and not yet resolved: config_lib.programs resolves them.
+  `image_shape_of(program config) -> (H, W, C)`: the data's image shape, for the memory
+  estimate that splits a large sweep (training passes its loaded data's; without it the
+  estimate takes data.image_size, or 64, and data.channels, or 3)."""
   check_keys(config)
   outer = {}
   for key in OUTER:
@@ -169,7 +173,7 @@ def programs(config) -> list[Program]:
       m['name'] = ','.join(p for p in (prefix, '' if m['name'] == 'run' else m['name']) if p) \
           or 'run'
       m.update({k: v for k, v in zip(outer, point)})
-    chunk = members_per_program(cfg, len(members))
+    chunk = members_per_program(cfg, len(members), image_shape_of)
     n_parts = -(-len(members) // chunk)
     # Near-equal parts: at most two distinct sizes, so at most two compilations.
     bounds = np.linspace(0, len(members), n_parts + 1).round().astype(int)
@@ -188,25 +192,24 @@ def programs(config) -> list[Program]:
   return out
 
 
-def members_per_program(config, num_members: int) -> int:
+def members_per_program(config, num_members: int, image_shape_of=None) -> int:
   limit = int(config.sweep.max_members_per_program)
   if limit < 0:
     raise ConfigError(f'config.sweep.max_members_per_program={limit} must be >= 0 (0 = auto)')
   if num_members == 1:
     return 1
   if limit == 0:
-    limit = _auto_limit(config)
+    limit = _auto_limit(config, image_shape_of)
   return max(1, min(limit, num_members))
 
 
-def _auto_limit(config) -> int:
+def _auto_limit(config, image_shape_of=None) -> int:
   """Members that fit in half the free device memory, from a rough per-member estimate.
 
   Per member: parameters, gradients and two Adam moments (16 bytes per parameter) plus
   activations (about 3 float32 copies of every layer's output per batch example, bounded
   here by 64 image-sized tensors per example).
   """
-  import jax
   free = None
   try:
     stats = jax.devices()[0].memory_stats() or {}
@@ -219,24 +222,17 @@ def _auto_limit(config) -> int:
       free = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError):
       return 1 << 30
-  return max(1, int(0.5 * free // estimate_member_bytes(config)))
+  shape = image_shape_of(config) if image_shape_of is not None else None
+  return max(1, int(0.5 * free // estimate_member_bytes(config, shape)))
 
 
-def estimate_member_bytes(config) -> int:
-  import jax
-  import jax.numpy as jnp
-  from ae_jax import data
-  from ae_jax.models import build_model
+def estimate_member_bytes(config, image_shape=None) -> int:
+  """A rough per-member device footprint of `config` on images of `image_shape`."""
   size = config.data.image_size or 64
-  shape = (size, size, config.data.channels or 3)
-  try:
-    shape = data.load(config.data).info.image_shape
-  except Exception:  # noqa: BLE001 - an estimate; the real load reports data errors
-    pass
+  shape = tuple(image_shape) if image_shape is not None else (size, size,
+                                                              config.data.channels or 3)
   model = build_model(config.model, shape)
-  variables = jax.eval_shape(lambda: model.init(
-      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
-      jnp.zeros((1, *shape))))
+  variables = abstract_variables(model, shape)
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables))
   activations = 64 * 4 * int(np.prod(shape)) * config.train.batch_size
   return 16 * n_params + activations

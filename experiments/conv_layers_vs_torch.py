@@ -54,10 +54,10 @@ def main():
   import jax
   import jax.numpy as jnp
   import torch
-  from ae_jax import steps
+  from ae_jax import cpu_policy
   from ae_jax.models import canonical, layers
-  options = steps.compiler_options(steps.choose_ynnpack(
-      'auto', jax.default_backend() == 'cpu', widest_conv=64))
+  options = cpu_policy.compiler_options(cpu_policy.choose_ynnpack(
+      'auto', jax.default_backend() == 'cpu', widest=64))
   torch.set_num_threads(os.cpu_count())
   print('| layer | ae_jax XLA ms | ae_jax canonical ms | ae_jax canonical sub-pixel ms '
         '| PyTorch ms | ae_jax (as run) / PyTorch time |')

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ae_jax import bench
-from ae_jax.train import Setup
+from ae_jax.training import prepare
 from conftest import ROOT, tiny_config
 
 KEYS = ('model', 'image_shape', 'batch_size', 'step_ms', 'images_per_sec', 'compile_s',
@@ -38,15 +38,15 @@ def test_bench_compares_scan_and_python_loops():
 
 
 def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
-  f32 = Setup(tiny_config())
-  bf16 = Setup(tiny_config(dtype='bfloat16'))
+  f32 = prepare(tiny_config())
+  bf16 = prepare(tiny_config(dtype='bfloat16'))
   x = jax.numpy.asarray(f32.dataset.train['image'][:32])
   s32, s16 = f32.init_state(), bf16.init_state()
-  jaxpr = str(jax.make_jaxpr(bf16.fns.step_batch)(s16, x, bf16.hparams))
+  jaxpr = str(jax.make_jaxpr(bf16.functions.step_batch)(s16, x, bf16.inputs))
   assert 'bf16[32,32]' in jaxpr  # the hidden layer's activations
-  assert 'bf16' not in str(jax.make_jaxpr(f32.fns.step_batch)(s32, x, f32.hparams))
-  s16, m16 = bf16.fns.step_batch(s16, x, bf16.hparams)
-  s32, m32 = f32.fns.step_batch(s32, x, f32.hparams)
+  assert 'bf16' not in str(jax.make_jaxpr(f32.functions.step_batch)(s32, x, f32.inputs))
+  s16, m16 = bf16.functions.step_batch(s16, x, bf16.inputs)
+  s32, m32 = f32.functions.step_batch(s32, x, f32.inputs)
   assert all(leaf.dtype == np.float32 for leaf in jax.tree_util.tree_leaves(s16.params))
   assert all(leaf.dtype == np.float32 for leaf in jax.tree_util.tree_leaves(s16.opt_state)
              if np.issubdtype(leaf.dtype, np.floating))

@@ -7,7 +7,7 @@ import sys
 import ml_collections
 import pytest
 
-from ae_jax import compat, config_lib, schema, sweep
+from ae_jax import config_lib, schema, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from conftest import ROOT, tiny_config
 
@@ -161,11 +161,11 @@ def test_free_overrides_on_a_trained_workdir_refuse_model_keys():
 
 
 def test_a_renamed_key_of_an_old_config_json_is_read_under_its_new_name(monkeypatch, caplog):
-  monkeypatch.setattr(compat, 'RENAMED', {'train.lr': 'train.learning_rate'})
-  monkeypatch.setattr(compat, '_told', set())
+  monkeypatch.setattr(config_lib, 'RENAMED', {'train.lr': 'train.learning_rate'})
+  monkeypatch.setattr(config_lib, '_told', set())
   for _ in range(2):
     cfg = schema.base_config()
-    compat.merge_config(cfg, {'train': {'lr': 0.25, 'gone_key': 1}, 'model': {'kind': 'ae'}},
+    config_lib.merge_config(cfg, {'train': {'lr': 0.25, 'gone_key': 1}, 'model': {'kind': 'ae'}},
                         'w/config.json')
     assert cfg.train.learning_rate == 0.25 and cfg.model.kind == 'ae'
   notes = [r.getMessage() for r in caplog.records if 'train.lr' in r.getMessage()]
@@ -173,5 +173,5 @@ def test_a_renamed_key_of_an_old_config_json_is_read_under_its_new_name(monkeypa
                    'its new name']  # once per process
   with pytest.raises(WorkdirError, match=r'w/config.json: train.batch_size=\'lots\' is not a '
                                          r'value this key takes'):
-    compat.merge_config(schema.base_config(), {'train': {'batch_size': 'lots'}},
+    config_lib.merge_config(schema.base_config(), {'train': {'batch_size': 'lots'}},
                         'w/config.json')

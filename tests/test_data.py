@@ -297,9 +297,9 @@ def test_images_smaller_than_the_crop_or_model_need(tmp_path):
   x = _npy(tmp_path, np.zeros((10, 8, 8, 1), np.uint8))
   with pytest.raises(DataError, match='smaller than data.crop=16'):
     data.load(tiny_config(data__name='npy', data__path=x, data__crop=16).data)
-  from ae_jax.train import Setup
+  from ae_jax.training import prepare
   with pytest.raises(ConfigError, match='image size 8 is too small for 4 conv layers'):
-    Setup(tiny_config(data__name='npy', data__path=x, model__arch='conv',
+    prepare(tiny_config(data__name='npy', data__path=x, model__arch='conv',
                       model__conv__channels=(4, 4, 4, 4), train__batch_size=4))
 
 

@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, steps
+from ae_jax import checkpoint
 from ae_jax.inference import load
 from ae_jax.latent import tools
 from ae_jax.latent.__main__ import main as latent_main
-from ae_jax.train import Setup, train_and_evaluate
+from ae_jax.train import train_and_evaluate
+from ae_jax.training import prepare
 from ae_jax.workdir import Outputs
 from conftest import tiny_config
 
@@ -45,14 +46,14 @@ def _member(tree, k):
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_a_two_member_sweep_trains_each_member_as_on_its_own(name):
   rates = (1e-3, 3e-3)
-  sweep = Setup(family_config(name, sweep__learning_rate=rates))
+  sweep = prepare(family_config(name, sweep__learning_rate=rates))
   images = jnp.asarray(sweep.dataset.train['image'])
-  state, metrics = sweep.fns.epoch(sweep.init_state(), images, sweep.hparams, 0)
+  state, metrics = sweep.functions.epoch(sweep.init_state(), images, sweep.inputs, 0)
   assert np.all(np.isfinite(np.asarray(metrics['loss'])))
   for k, rate in enumerate(rates):
-    one = Setup(family_config(name, train__learning_rate=rate))
-    alone, _ = one.fns.epoch(one.init_state(), images, one.hparams, 0)
-    alone = one.fns.stack(alone)
+    one = prepare(family_config(name, train__learning_rate=rate))
+    alone, _ = one.functions.epoch(one.init_state(), images, one.inputs, 0)
+    alone = one.functions.stack(alone)
     chex.assert_trees_all_close(_member(state.params, k), _member(alone.params, 0),
                                 rtol=1e-4, atol=1e-5)
     # the parts beside the parameters: a VQ-VAE's EMA codebook, FactorVAE's critic
@@ -62,7 +63,7 @@ def test_a_two_member_sweep_trains_each_member_as_on_its_own(name):
                                 rtol=1e-4, atol=1e-5)
   if name in ('vqvae', 'factorvae'):  # those parts exist and trained
     part = state.model_state if name == 'vqvae' else state.critic['params']
-    start = sweep.fns.stack(sweep.init_state())
+    start = sweep.functions.stack(sweep.init_state())
     before = start.model_state if name == 'vqvae' else start.critic['params']
     assert jax.tree_util.tree_leaves(part)
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(part),
@@ -86,8 +87,8 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_each_family_resumes_bit_for_bit(trained, name):
   full, part = trained[name]
-  setup = Setup(family_config(name))
-  template = setup.fns.stack(setup.init_state(from_data=False))
+  setup = prepare(family_config(name))
+  template = setup.functions.stack(setup.init_state(from_data=False))
   a, step_a = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, step_b = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   assert step_a == step_b == 2 * setup.steps_per_epoch
@@ -157,9 +158,9 @@ def test_iwae_with_one_sample_is_the_elbo_objective_bit_for_bit():
   runs = {}
   for name, overrides in (('elbo', {}), ('iwae', dict(loss__objective='iwae',
                                                       loss__iwae_samples=1))):
-    s = Setup(tiny_config(**BASE, **overrides))
+    s = prepare(tiny_config(**BASE, **overrides))
     images = jnp.asarray(s.dataset.train['image'])
-    runs[name] = s.fns.stack(s.fns.epoch(s.init_state(), images, s.hparams, 0)[0])
+    runs[name] = s.functions.stack(s.functions.epoch(s.init_state(), images, s.inputs, 0)[0])
   chex.assert_trees_all_equal(runs['elbo'].params, runs['iwae'].params)
 
 
@@ -169,12 +170,12 @@ def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained):
   m = load(trained['vae'][0])
   values = {}
   for k in (1, 64):
-    s = Setup(family_config('vae', loss__objective='iwae', loss__iwae_samples=k,
+    s = prepare(family_config('vae', loss__objective='iwae', loss__iwae_samples=k,
                             eval__metrics=('loss', 'iwae_bound')))
-    state = s.fns.stack(s.init_state())
+    state = s.functions.stack(s.init_state())
     state = state.replace(params=jax.tree_util.tree_map(lambda v: jnp.asarray(v)[None],
                                                         m.params))
-    values[k] = s.evaluator.batch_metrics(s.fns.unstack(state), final=True)['iwae_bound'][0]
+    values[k] = s.evaluator.batch_metrics(s.functions.unstack(state), final=True)['iwae_bound'][0]
   assert values[64] > values[1] + 0.05, values  # nats of margin on 8x8 digits
 
 
@@ -186,4 +187,4 @@ def test_an_objective_needs_its_model_kind():
     config_lib.resolve(tiny_config(loss__objective='wae_mmd'))
   with pytest.raises(ConfigError, match='cannot be swept by masking'):
     config_lib.resolve(tiny_config(model__kind='vqvae', sweep__latent_dim=(2, 4)))
-  assert steps.LossSpec('mse', 'sum', 0.1).objective == 'elbo'
+  assert tiny_config().loss.objective == 'elbo'  # the default objective

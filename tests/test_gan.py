@@ -14,7 +14,8 @@ import pytest
 
 from ae_jax import adversarial, checkpoint, critic, steps
 from ae_jax.errors import ConfigError
-from ae_jax.train import Setup, train_and_evaluate
+from ae_jax.train import train_and_evaluate
+from ae_jax.training import prepare
 from conftest import tiny_config
 
 # a small conv AE on 16x16 digits; the PatchGAN with 2 layers (receptive field 34 px,
@@ -31,28 +32,28 @@ def gan_config(**overrides):
 def _epoch(setup, epoch=0, state=None):
   images = jnp.asarray(setup.dataset.train['image'])
   state = setup.init_state() if state is None else state
-  state, metrics = setup.fns.epoch(state, images, setup.hparams, epoch)
-  return setup.fns.stack(state), jax.tree_util.tree_map(np.asarray, metrics)
+  state, metrics = setup.functions.epoch(state, images, setup.inputs, epoch)
+  return setup.functions.stack(state), jax.tree_util.tree_map(np.asarray, metrics)
 
 
 def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit():
   spe = 1437 // 128
-  with_gan = Setup(gan_config(loss__gan_start_step=spe + 3))
-  plain = Setup(tiny_config(**BASE))
+  with_gan = prepare(gan_config(loss__gan_start_step=spe + 3))
+  plain = prepare(tiny_config(**BASE))
   a, metrics = _epoch(with_gan)
   b, _ = _epoch(plain)
   chex.assert_trees_all_equal(a.params, b.params)
   chex.assert_trees_all_equal(a.opt_state, b.opt_state)
   # the discriminator did not move: zero gradients, Adam's zero steps, statistics kept
-  start = with_gan.fns.stack(with_gan.init_state()).critic
+  start = with_gan.functions.stack(with_gan.init_state()).critic
   chex.assert_trees_all_equal(a.critic['params'], start['params'])
   chex.assert_trees_all_equal(a.critic['batch_stats'], start['batch_stats'])
   assert np.all(np.isfinite(metrics['gan_d'])) and np.all(np.isfinite(metrics['gan_lambda']))
 
 
 def test_after_the_start_the_discriminator_trains():
-  setup = Setup(gan_config(loss__gan_start_step=0))
-  start = setup.fns.stack(setup.init_state())
+  setup = prepare(gan_config(loss__gan_start_step=0))
+  start = setup.functions.stack(setup.init_state())
   state, metrics = _epoch(setup)
   moved = {name: not np.array_equal(state.critic['params'][name]['kernel'],
                                     start.critic['params'][name]['kernel'])
@@ -64,26 +65,25 @@ def test_after_the_start_the_discriminator_trains():
   # it learns to tell them apart: its logits on real images rise above those on recons
   assert metrics['logits_real'][0, -1] > metrics['logits_fake'][0, -1]
   # and the generator's term reached the model: not the run without it
-  plain, _ = _epoch(Setup(tiny_config(**BASE)))
+  plain, _ = _epoch(prepare(tiny_config(**BASE)))
   assert not np.allclose(jax.tree_util.tree_leaves(state.params)[0],
                          jax.tree_util.tree_leaves(plain.params)[0])
 
 
 def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_layer():
-  setup = Setup(gan_config(loss__gan_start_step=0))
-  spec, state = setup.spec, setup.init_state()
-  hp = jax.tree_util.tree_map(lambda v: v[0], setup.hparams)
+  setup = prepare(gan_config(loss__gan_start_step=0))
+  spec, state = setup.spec.step, setup.init_state()
+  inputs = jax.tree_util.tree_map(lambda v: v[0], setup.inputs._replace(networks={}))
+  hp = inputs.hp
   batch = jnp.asarray(setup.dataset.train['image'][:128])
   keys = steps._keys(jax.random.fold_in(state.noise_key, state.step))
 
   def objective(params):  # the objective alone, as its own forward and backward pass
-    t, _, _ = steps._forward(spec, state, params, batch, hp, hp['beta'], keys, True, None,
-                             None)
+    t, _, _ = steps._forward(spec, state, params, batch, inputs, hp['beta'], keys, True)
     return t['loss'].mean()
 
   def generator(params):
-    _, out, _ = steps._forward(spec, state, params, batch, hp, hp['beta'], keys, True, None,
-                               None)
+    _, out, _ = steps._forward(spec, state, params, batch, inputs, hp['beta'], keys, True)
     return critic.generator_term(spec.critic, state.critic, out.recon).mean()
 
   layer = spec.critic.last_layer
@@ -91,7 +91,7 @@ def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_lay
   g_obj = jax.jit(jax.grad(objective))(state.params)['decoder'][layer]['kernel']
   g_gen = jax.jit(jax.grad(generator))(state.params)['decoder'][layer]['kernel']
   want = np.linalg.norm(g_obj) / (np.linalg.norm(g_gen) + 1e-4)
-  _, metrics = setup.fns.step_batch(state, batch, setup.hparams)
+  _, metrics = setup.functions.step_batch(state, batch, setup.inputs)
   np.testing.assert_allclose(metrics['gan_lambda'][0], min(want, 1e4), rtol=1e-4)
 
 
@@ -102,8 +102,8 @@ def test_resume_is_bit_exact_with_the_discriminator(tmp_path):
   train_and_evaluate(cfg(2), full)
   train_and_evaluate(cfg(1), part)
   train_and_evaluate(cfg(2), part)
-  setup = Setup(cfg(2))
-  template = setup.fns.stack(setup.init_state(from_data=False))
+  setup = prepare(cfg(2))
+  template = setup.functions.stack(setup.init_state(from_data=False))
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   assert jax.tree_util.tree_leaves(a.critic['opt_state'])
@@ -112,10 +112,10 @@ def test_resume_is_bit_exact_with_the_discriminator(tmp_path):
 
 def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own():
   weights = (0.1, 0.5)
-  sweep = Setup(gan_config(loss__gan_start_step=0, sweep__gan_weight=weights))
+  sweep = prepare(gan_config(loss__gan_start_step=0, sweep__gan_weight=weights))
   state, _ = _epoch(sweep)
   for k, w in enumerate(weights):
-    alone, _ = _epoch(Setup(gan_config(loss__gan_start_step=0, loss__gan_weight=w)))
+    alone, _ = _epoch(prepare(gan_config(loss__gan_start_step=0, loss__gan_weight=w)))
     member = jax.tree_util.tree_map(lambda x: np.asarray(x)[k], state)
     single = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], alone)
     # vmapped and single programs round differently; Adam carries it (1 of ~8k within 5e-5)
@@ -132,16 +132,16 @@ def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own():
 ])
 def test_gan_mistakes_are_one_line(overrides, message):
   with pytest.raises(ConfigError) as e:
-    Setup(gan_config(**overrides))
+    prepare(gan_config(**overrides))
   assert '\n' not in str(e.value)
   import re
   assert re.search(message, str(e.value)), str(e.value)
 
 
 def test_the_discriminator_optimizer_and_losses_are_tagged_as_configured():
-  setup = Setup(gan_config(loss__gan_loss='vanilla', loss__gan_generator='nonsaturating',
+  setup = prepare(gan_config(loss__gan_loss='vanilla', loss__gan_generator='nonsaturating',
                            optim__disc_learning_rate=3e-4))
-  spec = setup.spec.critic
+  spec = setup.spec.step.critic
   assert (spec.kind, spec.d_loss, spec.g_loss, spec.learning_rate) == (
       'patch', 'vanilla', 'nonsaturating', 3e-4)
   assert adversarial.D_LOSSES[spec.d_loss] is adversarial.vanilla_d_loss

@@ -115,7 +115,7 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
 
 
 def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
-  from ae_jax import inference, workdir as wd
+  from ae_jax import config_lib, inference, workdir as wd
   from ae_jax.train import train_and_evaluate
   tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
   ckpt = str(tmp_path / 'model.pt')
@@ -143,7 +143,7 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
   assert f'is in use by another run (process {os.getpid()} on ' in capsys.readouterr().err
   assert inference.load(workdir).epoch == 0 and os.listdir(tmp_path).count('imported') == 1
   assert not [n for n in os.listdir(tmp_path) if n.startswith('imported.old-')]
-  config = wd.Workdir(workdir).read_config()
+  config = config_lib.read_config(wd.Workdir(workdir))
   config.train.num_epochs, config.figures.enabled, config.progress = 1, False, False
   summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
   assert summary['members'][0]['eval']['psnr'] > 0

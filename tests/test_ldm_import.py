@@ -94,7 +94,7 @@ def test_a_state_dict_of_another_model_is_one_line_naming_the_tensor(imported, c
 
 
 def test_the_ldm_presets_build_from_a_config():
-  from ae_jax.train import Setup
-  setup = Setup(tiny_config(model__preset=PRESET, model__latent_dim=0, data__name='photos',
+  from ae_jax.training import prepare
+  setup = prepare(tiny_config(model__preset=PRESET, model__latent_dim=0, data__name='photos',
                             data__num_examples=40, data__image_size=16, train__batch_size=8))
   assert setup.model.model_range == 'pm1' and setup.latent_shape == (4, 4, 3)

@@ -70,7 +70,7 @@ def test_terms_beta_weighs_kl_and_ae_has_no_kl():
   x = jnp.full((2, 2, 2, 1), 0.5)
   out = ModelOutput(recon=x * 0, logits=x * 0, mean=jnp.ones((2, 3)), logvar=jnp.zeros((2, 3)),
                     z=jnp.ones((2, 3)))
-  cfg = type('C', (), {'reconstruction': 'mse', 'reduction': 'sum', 'nll_sigma': 0.1})
+  cfg = losses.LossSpec(reconstruction='mse', reduction='sum', nll_sigma=0.1)
   t = losses.terms(out, x, cfg, 10.0)
   np.testing.assert_allclose(t['recon'], [1.0, 1.0])
   np.testing.assert_allclose(t['kl'], [1.5, 1.5])
@@ -117,8 +117,7 @@ def test_unknown_reconstruction_raises(name):
 
 
 def _cfg(**kw):
-  from ae_jax.steps import LossSpec
-  return LossSpec(**{'reconstruction': 'mse', 'reduction': 'sum', 'nll_sigma': 0.1, **kw})
+  return losses.LossSpec(**{'reconstruction': 'mse', 'reduction': 'sum', 'nll_sigma': 0.1, **kw})
 
 
 def _pair(shape=(3, 32, 32, 3), seed=0):

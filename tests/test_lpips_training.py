@@ -45,12 +45,12 @@ def test_lpips_weights_read_inside_a_trace_are_cached_as_numpy():
 
 
 def test_the_lpips_term_needs_its_weights_passed_in():
-  cfg = lpips_config().loss
+  cfg = losses.LossSpec.from_config(lpips_config().loss)
   x = np.zeros((1, 16, 16, 3), np.float32)
   with pytest.raises(ValueError, match='needs the LPIPS weights'):
     losses.extra_terms(x, x, cfg)
   assert set(losses.pretrained_networks(cfg)) == {'lpips_vgg'}
-  assert losses.pretrained_networks(tiny_config().loss) == {}
+  assert losses.pretrained_networks(losses.LossSpec.from_config(tiny_config().loss)) == {}
 
 
 def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path):

@@ -216,7 +216,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
   """model.resnet.linear='pca': before any step the model reconstructs test images exactly
   as the PCA baseline does, and its codes are whitened (unit spread on the training split)."""
   from ae_jax.metrics import pca
-  from ae_jax.train import Setup
+  from ae_jax.training import prepare
   cfg = tiny_config()
   with cfg.unlocked():
     cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 16, 300
@@ -224,7 +224,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
     cfg.model.resnet.channels, cfg.model.resnet.linear = (4, 8), 'pca'
     cfg.model.resnet.patch = patch
     cfg.model.output_activation, cfg.eval.metrics = 'none', ('psnr',)
-  setup = Setup(cfg)
+  setup = prepare(cfg)
   state = setup.init_state()
   train = np.asarray(setup.dataset.train['image'])
   test = np.asarray(setup.dataset.test['image'])

@@ -5,8 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from ae_jax import optim, steps
-from ae_jax.train import Setup
+from ae_jax import compile as compile_lib, cpu_policy, optim, steps
+from ae_jax.training import prepare
 from conftest import tiny_config
 
 
@@ -14,45 +14,44 @@ from conftest import tiny_config
 def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
   # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
   chex.clear_trace_counter()
-  steps.make_functions.cache_clear()  # compiled functions are cached across setups
   monkeypatch.setattr(steps, 'train_step', chex.assert_max_traces(steps.train_step, n=1))
-  setup = Setup(tiny_config(train__loop=loop))
-  assert setup.fns.loop == loop
+  setup = prepare(tiny_config(train__loop=loop))
+  assert setup.functions.loop == loop
   state = setup.init_state()
   images = jnp.asarray(setup.dataset.train['image'])
   for epoch in range(3):
-    state, m = setup.fns.epoch(state, images, setup.hparams, epoch)
+    state, m = setup.functions.epoch(state, images, setup.inputs, epoch)
   assert m['loss'].shape == (1, setup.steps_per_epoch)
-  assert int(setup.fns.stack(state).step[0]) == 3 * setup.steps_per_epoch
+  assert int(setup.functions.stack(state).step[0]) == 3 * setup.steps_per_epoch
 
 
 def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu():
-  assert Setup(tiny_config()).fns.loop == 'scan'
+  assert prepare(tiny_config()).functions.loop == 'scan'
   conv = tiny_config(model__arch='conv', model__conv__channels=(4,))
-  assert Setup(conv).fns.loop == 'scan'  # canonical convolutions (model.conv.impl='auto')
+  assert prepare(conv).functions.loop == 'scan'  # canonical convolutions (model.conv.impl='auto')
   xla = tiny_config(model__arch='conv', model__conv__channels=(4,), model__conv__impl='xla')
-  assert Setup(xla).fns.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
+  assert prepare(xla).functions.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
 
 
 def test_scan_and_python_loops_agree():
   out = []
   for loop in ('scan', 'python'):
-    setup = Setup(tiny_config(train__loop=loop))
-    state, m = setup.fns.epoch(setup.init_state(), jnp.asarray(setup.dataset.train['image']),
-                               setup.hparams, 0)
+    setup = prepare(tiny_config(train__loop=loop))
+    state, m = setup.functions.epoch(setup.init_state(), jnp.asarray(setup.dataset.train['image']),
+                               setup.inputs, 0)
     out.append((state.params, m['loss']))
   chex.assert_trees_all_close(out[0], out[1], rtol=1e-5, atol=1e-6)
 
 
 def test_epoch_order_depends_on_epoch_and_seed_only():
-  setup = Setup(tiny_config())
-  st = jax.tree_util.tree_map(lambda x: x[0], setup.fns.stack(setup.init_state()))
+  setup = prepare(tiny_config())
+  st = jax.tree_util.tree_map(lambda x: x[0], setup.functions.stack(setup.init_state()))
   n = setup.dataset.train['image'].shape[0]
-  a = steps.epoch_batches(setup.spec, st.data_key, n, 0)
-  b = steps.epoch_batches(setup.spec, st.data_key, n, 1)
+  a = steps.epoch_batches(setup.spec.step, st.data_key, n, 0)
+  b = steps.epoch_batches(setup.spec.step, st.data_key, n, 1)
   assert a.shape == (setup.steps_per_epoch, 32)
   assert not np.array_equal(a, b)
-  np.testing.assert_array_equal(a, steps.epoch_batches(setup.spec, st.data_key, n, 0))
+  np.testing.assert_array_equal(a, steps.epoch_batches(setup.spec.step, st.data_key, n, 0))
   assert len(np.unique(np.asarray(a))) == a.size  # no example twice in an epoch
 
 
@@ -116,15 +115,16 @@ def test_eval_padding_is_masked():
   images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
   batched, valid = steps.batch_for_eval(images, 2)
   assert batched.shape == (3, 2, 4, 4, 1) and valid.sum() == 5
-  setup = Setup(tiny_config())
+  setup = prepare(tiny_config())
   state = setup.init_state()
   x = jnp.asarray(setup.dataset.test['image'][:5])
   key = jax.random.PRNGKey(0)
-  evaluate = steps.make_evaluate(setup.spec, 1, 'vmap', ('psnr', 'ssim', 'active_units'))
+  evaluate = compile_lib.make_evaluate(setup.spec.step, 1, 'vmap',
+                                      ('psnr', 'ssim', 'active_units'))
   full = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 5)],
-                  setup.hparams, key, setup.fns.pretrained)
+                  setup.inputs, key)
   small = evaluate(state, *[jnp.asarray(a) for a in steps.batch_for_eval(np.asarray(x), 2)],
-                   setup.hparams, key, setup.fns.pretrained)
+                   setup.inputs, key)
   # The deterministic metrics do not depend on how the split is batched.
   for k in ('psnr', 'ssim', 'active_units'):
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)
@@ -139,14 +139,14 @@ def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
                               ('mlp_vae_50', 'vae', (50, 50, 3))):
     cfg = base.get_config().model
     cfg.preset, cfg.kind = preset, kind
-    widths[preset] = steps._widest_conv(build_model(cfg, shape), shape)
+    widths[preset] = cpu_policy.widest_conv(build_model(cfg, shape), shape)
   assert widths == {'conv_ae_small': 64, 'conv_vae_bn_mish': 1024, 'mlp_vae_50': 0}
-  choose = steps.choose_ynnpack
+  choose = cpu_policy.choose_ynnpack
   assert [choose('auto', True, w) for w in widths.values()] == ['off', 'on', 'on']
   assert choose('auto', False, 64) == 'on'  # GPU/TPU: XLA's defaults
   assert choose('auto', True, 64, num_members=4) == 'on'  # a sweep (vae_beta): measured slower
-  assert Setup(tiny_config(model__arch='conv', model__conv__channels=(4,),
-                           sweep__beta=(1.0, 4.0))).fns.ynnpack == 'on'
+  assert prepare(tiny_config(model__arch='conv', model__conv__channels=(4,),
+                           sweep__beta=(1.0, 4.0))).functions.policy.ynnpack == 'on'
   assert choose('on', True, 64) == 'on' and choose('off', True, 1024) == 'off'
 
 
@@ -155,14 +155,14 @@ def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same():
   changes only the speed: one step's parameters agree to float32 rounding."""
   out = {}
   for ynn in ('on', 'off'):
-    setup = Setup(tiny_config(model__arch='conv', model__conv__channels=(8, 16),
+    setup = prepare(tiny_config(model__arch='conv', model__conv__channels=(8, 16),
                               data__image_size=16, model__conv__ynnpack=ynn))
-    assert setup.fns.ynnpack == ynn
+    assert setup.functions.policy.ynnpack == ynn
     state = setup.init_state()
     batch = jnp.asarray(setup.dataset.train['image'][:setup.config.train.batch_size])
-    hlo = setup.fns.chunk_batches.lower(state, setup.fns.active(), batch[None],
-                                        setup.hparams, setup.fns.pretrained).compile().as_text()
-    out[ynn] = ('__ynn' in hlo, setup.fns.step_batch(state, batch, setup.hparams)[0].params)
+    hlo = setup.functions.chunk_batches.lower(state, setup.functions.active(), batch[None],
+                                        setup.inputs).compile().as_text()
+    out[ynn] = ('__ynn' in hlo, setup.functions.step_batch(state, batch, setup.inputs)[0].params)
   if jax.default_backend() == 'cpu':
     assert out['on'][0] and not out['off'][0]
   chex.assert_trees_all_close(out['on'][1], out['off'][1], rtol=1e-4, atol=1e-6)

@@ -95,11 +95,12 @@ def test_the_lpips_term_trains_with_the_trunk_it_names():
   cfg = config_lib.load('base')
   with cfg.unlocked():
     cfg.loss.lpips_weight, cfg.loss.lpips_net, cfg.loss.reduction = 1.0, 'alex', 'mean'
-  nets = losses.pretrained_networks(cfg.loss)
+  spec = losses.LossSpec.from_config(cfg.loss)
+  nets = losses.pretrained_networks(spec)
   assert list(nets) == ['lpips_alex']
   x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
   y = np.clip(x + 0.1, 0, 1)
-  term = losses.extra_terms(y, x, cfg.loss, nets)
+  term = losses.extra_terms(y, x, spec, nets)
   np.testing.assert_allclose(term, lpips.distance(lpips.load('alex'), y, x, 'alex'),
                              rtol=1e-5)
   assert not np.allclose(term, lpips.distance(lpips.load('vgg'), y, x, 'vgg'), rtol=1e-2)

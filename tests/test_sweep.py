@@ -10,11 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import inference, losses, steps, sweep, workdir as wd
+from ae_jax import config_lib, inference, losses, steps, sweep, workdir as wd
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.export import export_member
 from ae_jax.models import slice_latent
-from ae_jax.train import Setup, train_and_evaluate
+from ae_jax.train import train_and_evaluate
+from ae_jax.compile import Compiler
+from ae_jax.training import Training, prepare
 from conftest import ROOT, tiny_config
 
 
@@ -44,7 +46,7 @@ def test_members_are_a_named_product_or_zip():
 def test_bad_sweeps_fail_before_compiling(overrides, message):
   with pytest.raises(ConfigError) as e:
     for p in sweep.programs(tiny_config(**overrides)):
-      Setup(p.config, p.members)
+      prepare(p.config, p.members)
   assert message in str(e.value)
 
 
@@ -60,13 +62,13 @@ def test_latent_sweep_on_a_preset_without_latent_head_is_an_error():
   cfg = tiny_config(model__preset='conv_ae_small', model__kind='ae', data__name='wafer',
                     data__num_examples=40, model__latent_dim=0, sweep__latent_dim=(8, 16))
   with pytest.raises(ConfigError, match='cannot be swept'):
-    Setup(cfg)
+    prepare(cfg)
 
 
 def _epochs(setup, state, n):
   images = jnp.asarray(setup.dataset.train['image'])
   for e in range(n):
-    state, _ = setup.fns.epoch(state, images, setup.hparams, e)
+    state, _ = setup.functions.epoch(state, images, setup.inputs, e)
   return state
 
 
@@ -79,7 +81,7 @@ def _member(tree, i):
     dict(model__arch='conv', model__conv__channels=(4,), model__conv__latent='spatial'),
 ], ids=['mlp', 'conv_spatial'])
 def test_masked_weights_never_change_even_with_weight_decay(overrides):
-  setup = Setup(tiny_config(sweep__latent_dim=(2, 6), optim__name='adamw',
+  setup = prepare(tiny_config(sweep__latent_dim=(2, 6), optim__name='adamw',
                             optim__weight_decay=0.1, **overrides))
   init = setup.init_state()
   final = _epochs(setup, jax.tree_util.tree_map(jnp.array, init), 2)
@@ -87,9 +89,9 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides):
   full = lambda t: slice_latent(setup.model, t, 6)
   small = lambda t: slice_latent(setup.model, t, 2)
   # member 0 sliced to its 2 units is, shape for shape, the standalone 2-unit model
-  alone = Setup(tiny_config(model__latent_dim=2, optim__name='adamw', **overrides))
+  alone = prepare(tiny_config(model__latent_dim=2, optim__name='adamw', **overrides))
   chex.assert_trees_all_equal_shapes(small(a),
-                                     _member(alone.fns.stack(alone.init_state()).params, 0))
+                                     _member(alone.functions.stack(alone.init_state()).params, 0))
   # Entries of the latent-indexed parameters beyond unit 2 are untouched for member 0 ...
   mask = jax.tree_util.tree_map(lambda p: np.ones_like(p), a)
   mask = steps.mask_latent_updates(setup.model, mask, jnp.array([1., 1., 0., 0., 0., 0.]))
@@ -104,13 +106,13 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides):
 
 
 def test_masked_member_loss_equals_standalone_smaller_model():
-  setup = Setup(tiny_config(sweep__latent_dim=(3, 8)))
+  setup = prepare(tiny_config(sweep__latent_dim=(3, 8)))
   state = setup.init_state()
   x = jnp.asarray(setup.dataset.test['image'][:16])
   p8 = _member(state.params, 0)
-  mask = setup.hparams['latent_mask'][0]
+  mask = setup.spec.hparams['latent_mask'][0]
   big = setup.model.apply({'params': p8}, x, sample=False, latent_mask=mask)
-  small_setup = Setup(tiny_config(model__latent_dim=3))
+  small_setup = prepare(tiny_config(model__latent_dim=3))
   small = small_setup.model.apply({'params': slice_latent(setup.model, p8, 3)}, x, sample=False)
   np.testing.assert_allclose(big.recon, small.recon, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(losses.kl_divergence(big.mean, big.logvar),
@@ -121,15 +123,15 @@ def test_masked_member_loss_equals_standalone_smaller_model():
 def test_latent_member_trains_like_a_standalone_model_from_the_same_start():
   # An AE (no sampling noise) so both runs see identical randomness.
   cfg = dict(model__kind='ae', sweep__latent_dim=(2, 6))
-  setup = Setup(tiny_config(**cfg))
+  setup = prepare(tiny_config(**cfg))
   init = setup.init_state()
-  small = Setup(tiny_config(model__kind='ae', model__latent_dim=2))
+  small = prepare(tiny_config(model__kind='ae', model__latent_dim=2))
   start = small.init_state()
   cut = lambda t: slice_latent(setup.model, t, 2)
   m0 = _member(init, 0)
   start = start.replace(params=jax.tree_util.tree_map(jnp.asarray, cut(m0.params)))
   trained_member = _member(_epochs(setup, init, 2).params, 0)
-  trained_small = _member(small.fns.stack(_epochs(small, start, 2)).params, 0)
+  trained_small = _member(small.functions.stack(_epochs(small, start, 2)).params, 0)
   chex.assert_trees_all_close(cut(trained_member), trained_small, rtol=1e-4, atol=1e-5)
 
 
@@ -139,9 +141,10 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
   assert [p.name for p in progs] == ['batch_size=16,part=1', 'batch_size=16,part=2',
                                      'batch_size=32,part=1', 'batch_size=32,part=2']
   assert progs[0].members[0]['name'] == 'batch_size=16,beta=0'
-  setups = [Setup(p.config, p.members) for p in progs]
-  assert setups[0].fns is setups[1].fns  # equal chunks: one compilation
-  assert setups[0].fns is not setups[2].fns  # another batch size: another program
+  compiler = Compiler()  # a run's compilations (train_and_evaluate makes one per run)
+  setups = [Training.create(p.config, p.members, compiler=compiler) for p in progs]
+  assert setups[0].functions is setups[1].functions  # equal chunks: one compilation
+  assert setups[0].functions is not setups[2].functions  # another batch size: another program
 
   chunked = str(tmp_path / 'chunked')
   whole = str(tmp_path / 'whole')
@@ -162,9 +165,9 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
 
 
 def test_unrolled_members_match_vmapped_members():
-  a = Setup(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
-  b = Setup(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
-  assert (a.fns.vectorize, b.fns.vectorize) == ('vmap', 'unroll')
+  a = prepare(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
+  b = prepare(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
+  assert (a.functions.policy.vectorize, b.functions.policy.vectorize) == ('vmap', 'unroll')
   pa, pb = (_epochs(s, s.init_state(), 1).params for s in (a, b))
   chex.assert_trees_all_close(pa, pb, rtol=1e-4, atol=1e-5)
 
@@ -197,13 +200,13 @@ def test_export_member_makes_a_standalone_workdir(tmp_path):
   workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
   train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 8)), workdir)
   export_member(workdir, 'beta=4,latent_dim=2', out)
-  config = wd.Workdir(out).read_config()
+  config = config_lib.read_config(wd.Workdir(out))
   assert config.model.latent_dim == 2 and config.loss.beta == 4.0
   assert config.sweep.beta is None and config.sweep.latent_dim is None
   m = inference.load(out)
   assert m.params['decoder']['dense_0']['kernel'].shape[0] == 2  # sliced to its own size
   src = inference.load(workdir, member='beta=4,latent_dim=2')
-  x = Setup(tiny_config()).dataset.test['image'][:8]
+  x = prepare(tiny_config()).dataset.test['image'][:8]
   np.testing.assert_allclose(m.reconstruct(x), src.reconstruct(x), rtol=1e-5, atol=1e-6)
   # It is an ordinary workdir: training resumes there.
   config.train.num_epochs = 3

@@ -11,7 +11,8 @@ import pytest
 
 from ae_jax import checkpoint, inference
 from ae_jax.errors import ConfigError, NonFiniteLossError, WorkdirError
-from ae_jax.train import Setup, train_and_evaluate
+from ae_jax.train import train_and_evaluate
+from ae_jax.training import prepare
 from conftest import ROOT, tiny_config
 
 TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
@@ -101,14 +102,14 @@ def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
 ])
 def test_bad_config_values_are_named(overrides, message):
   with pytest.raises(ConfigError) as e:
-    Setup(tiny_config(**overrides))
+    prepare(tiny_config(**overrides))
   assert message in str(e.value)
 
 
 def _params(workdir):
-  setup = Setup(tiny_config())
+  setup = prepare(tiny_config())
   state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
-                                      setup.fns.stack(setup.init_state()))
+                                      setup.functions.stack(setup.init_state()))
   return state
 
 
@@ -122,8 +123,8 @@ def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
   train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), full)
   train_and_evaluate(tiny_config(train__num_epochs=1, **overrides), part)
   train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), part)  # resumes at 1
-  setup = Setup(tiny_config(**overrides))
-  template = setup.fns.stack(setup.init_state())
+  setup = prepare(tiny_config(**overrides))
+  template = setup.functions.stack(setup.init_state())
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   chex.assert_trees_all_equal(a, b)
@@ -160,8 +161,8 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
   assert len(fits) == 2, 'the resume fitted the PCA again'
   out = capsys.readouterr().out
   assert 'with changed settings: train.num_epochs: 1 -> 2\n' in out, out
-  setup = Setup(tiny_config(**over))
-  template = setup.fns.stack(setup.init_state(from_data=False))
+  setup = prepare(tiny_config(**over))
+  template = setup.functions.stack(setup.init_state(from_data=False))
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   chex.assert_trees_all_equal(a, b)
@@ -176,10 +177,10 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
               optim__freeze=('linear',))
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny_config(**over), workdir)
-  setup = Setup(tiny_config(**over))
-  start = setup.fns.stack(setup.init_state()).params
+  setup = prepare(tiny_config(**over))
+  start = setup.functions.stack(setup.init_state()).params
   end, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
-                                    setup.fns.stack(setup.init_state(from_data=False)))
+                                    setup.functions.stack(setup.init_state(from_data=False)))
   flat = lambda t: {jax.tree_util.keystr(k): np.asarray(v)
                     for k, v in jax.tree_util.tree_flatten_with_path(t)[0]}
   a, b = flat(start), flat(end.params)
@@ -197,17 +198,15 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
                                                                            monkeypatch):
-  from ae_jax import losses, steps
+  from ae_jax import losses
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
   good = _params(workdir)
   # The same config resumed, with a reconstruction term that turns NaN from here on.
   reconstruction = losses.reconstruction
   monkeypatch.setattr(losses, 'reconstruction', lambda *a: reconstruction(*a) * jnp.nan)
-  steps.make_functions.cache_clear()
   with pytest.raises(NonFiniteLossError) as e:
     train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
-  steps.make_functions.cache_clear()
   msg = str(e.value)
   spe = 1438 // 32
   assert f'non-finite training loss at step {spe + 1} (epoch 2' in msg, msg
@@ -223,18 +222,18 @@ def test_inference_api_round_trip(tmp_path):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny_config(), workdir)
   m = inference.load(workdir)
-  x = Setup(tiny_config()).dataset.test['image'][:5]
+  x = prepare(tiny_config()).dataset.test['image'][:5]
   mean, logvar = m.encode(x)
   assert mean.shape == (5, 4) and logvar.shape == (5, 4)
   recon = m.reconstruct(x)
   np.testing.assert_allclose(recon, m.decode(mean), atol=1e-6)
   assert recon.shape == x.shape
   # Same numbers as the trainer's own deterministic reconstruction of the final state.
-  setup = Setup(tiny_config())
+  setup = prepare(tiny_config())
   state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
-                                      setup.fns.stack(setup.init_state()))
-  np.testing.assert_allclose(recon, setup.fns.reconstruct(setup.fns.unstack(state), x,
-                                                          setup.hparams)[0], atol=1e-6)
+                                      setup.functions.stack(setup.init_state()))
+  np.testing.assert_allclose(recon, setup.functions.reconstruct(
+      setup.functions.unstack(state), x, setup.inputs.hp)[0], atol=1e-6)
   assert m.sample_prior(3).shape == (3, 8, 8, 1)
   assert inference.load(workdir, member='run').epoch == 2
   with pytest.raises(ValueError, match=r'takes \(8, 8, 1\)'):

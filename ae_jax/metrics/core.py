@@ -15,8 +15,9 @@ import jax.numpy as jnp
 
 import optax
 
-from ae_jax import losses
+from ae_jax import losses, objectives
 from ae_jax.losses import ssim_filter_size  # metrics and losses share the window
+from ae_jax.models import quantizer
 
 
 class BatchContext(NamedTuple):
@@ -24,15 +25,14 @@ class BatchContext(NamedTuple):
   sampled: Any    # ModelOutput with z sampled from q(z|x) (VAE) or the code (AE)
   det: Any        # ModelOutput from the posterior mean (the deterministic reconstruction)
   terms: dict     # per-example loss terms of `sampled`: loss, recon, kl [B]
-  loss: Any       # steps.LossSpec
+  loss: Any       # losses.LossSpec
 
 
 def loss_terms(ctx: BatchContext) -> dict:
   return {k: ctx.terms[k] for k in ('loss', 'recon', 'kl')}
 
 
-OBJECTIVE_TERMS = ('iwae_bound', 'mi', 'tc', 'dwkl', 'mmd', 'code_l2', 'decoder_reg',
-                   'commitment', 'codebook')
+OBJECTIVE_TERMS = objectives.logged_terms()  # every objective's own terms, as declared
 
 
 def objective_terms(ctx: BatchContext) -> dict:
@@ -49,12 +49,10 @@ def code_counts(ctx: BatchContext) -> dict:
 
 
 def perplexity(sums: dict, n, image_shape) -> Any:
-  from ae_jax.models import quantizer
   return quantizer.perplexity(sums['code_counts'])
 
 
 def code_usage(sums: dict, n, image_shape) -> Any:
-  from ae_jax.models import quantizer
   return quantizer.usage(sums['code_counts'])
 
 

@@ -13,7 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import progress
-from ae_jax.metrics import core
+from ae_jax.data import dsprites
+from ae_jax.errors import ConfigError
+from ae_jax.metrics import core, disentanglement, likelihood, lpips, pca
+from ae_jax.metrics import sample_quality as sq
 
 
 def _psnr_ssim(a, b) -> tuple[float, float]:
@@ -30,7 +33,6 @@ def _who(ctx, k: int) -> str:
 
 
 def _lpips(net: str, a, b, ctx, what: str = '') -> float:
-  from ae_jax.metrics import lpips
   ev = lpips.Evaluator(net, progress=ctx.config.progress)
   return float(np.mean(ev(a, b, desc=f'LPIPS-{net}{what}')))
 
@@ -47,7 +49,6 @@ def lpips_alex(ctx) -> dict:
 
 def pca_baseline(ctx) -> dict:
   """The best linear autoencoder at each member's latent size (units of its code)."""
-  from ae_jax.metrics import pca
   out = {'pca_psnr': [], 'pca_ssim': [], 'pca_lpips_vgg': []}
   fitted = {}
   for m in ctx.members:
@@ -68,11 +69,10 @@ def pca_baseline(ctx) -> dict:
 
 def iwae(ctx) -> dict:
   """-log p(x) by the importance-weighted bound, and in bits per dimension."""
-  from ae_jax.metrics import likelihood
   cfg = ctx.config
   nll = []
   for k, m in enumerate(ctx.members):
-    loss = m.setup.spec.loss
+    loss = m.config.loss
 
     def encode(x, m=m):
       return m.encode_fn(m.variables, x)
@@ -94,12 +94,11 @@ def iwae(ctx) -> dict:
             min(cfg.eval.iwae_chunk, cfg.eval.iwae_samples))))
         bar.update(len(x))
     nll.append(-float(np.mean(np.concatenate(values))))
-  dims = math.prod(ctx.setup.image_shape)
+  dims = math.prod(ctx.image_shape)
   return {'nll_iwae': nll, 'bits_per_dim_iwae': [v / (dims * math.log(2.0)) for v in nll]}
 
 
 def sample_quality(ctx) -> dict:
-  from ae_jax.metrics import sample_quality as sq
   name = ctx.info.name if ctx.info is not None else ctx.config.data.name
   out = {'fd_classifier': [], 'precision': [], 'recall': []}
   for k, m in enumerate(ctx.members):
@@ -112,7 +111,6 @@ def sample_quality(ctx) -> dict:
 
 
 def fd_lpips(ctx) -> dict:
-  from ae_jax.metrics import lpips, sample_quality as sq
   ev = lpips.Evaluator('vgg', progress=ctx.config.progress)
   real = ev.features(ctx.images, desc='LPIPS features, test images')
   out = []
@@ -128,7 +126,6 @@ def recon_fd(ctx) -> dict:
   """Fréchet distance between the test images' and each member's reconstructions' LPIPS
   feature vectors (lpips.features: each layer's unit-normalised, head-weighted features,
   averaged over space)."""
-  from ae_jax.metrics import lpips, sample_quality as sq
   ev = lpips.Evaluator('vgg')
   real = ev.features(ctx.images)
   return {'recon_fd': [sq.frechet_distance(real, ev.features(ctx.recon(k)))
@@ -136,9 +133,7 @@ def recon_fd(ctx) -> dict:
 
 
 def mig(ctx) -> dict:
-  from ae_jax.metrics import disentanglement
   if ctx.factors is None:
-    from ae_jax.errors import ConfigError
     raise ConfigError("metric 'mig' needs ground-truth factors: data.name='dsprites'")
   out = []
   for m in ctx.members:
@@ -150,10 +145,7 @@ def mig(ctx) -> dict:
 def factor_vae(ctx) -> dict:
   """The FactorVAE score of each member's encoder (posterior means) on fresh dSprites
   images drawn within the config's factor ranges, at the test images' size."""
-  from ae_jax.data import dsprites
-  from ae_jax.metrics import disentanglement
   if ctx.factors is None:
-    from ae_jax.errors import ConfigError
     raise ConfigError("metric 'factor_vae' needs ground-truth factors: data.name='dsprites'")
   d = ctx.config.data.dsprites
   ranges = {n: tuple(d[n]) for n in dsprites.FACTOR_NAMES if d[n] is not None}

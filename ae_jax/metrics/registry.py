@@ -22,11 +22,11 @@ marked `default` whose optional extra is installed.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.util
 from typing import Callable
 
 from ae_jax.errors import ConfigError
+from ae_jax.metrics import core, ms_ssim, passes, spectrum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +45,9 @@ class Metric:
   console: bool = False       # shown in the per-evaluation console line
   train: bool = False         # the training step reports it (train rows)
   panel: bool = False         # a panel of the sweep-axis figures
-  batch: str = ''             # 'module:function' -> per-example arrays (kind 'batch'/'step')
-  finalize: str = ''          # 'module:function'(sums, n) -> value; default sums[name] / n
-  run: str = ''               # 'module:function'(ctx) -> {name: [K]} (kind 'pass')
+  batch: Callable | None = None     # (BatchContext) -> per-example arrays (kind 'batch'/'step')
+  finalize: Callable | None = None  # (sums, n, image_shape) -> value; default sums[name] / n
+  run: Callable | None = None       # (PassContext) -> {name: [K]} (kind 'pass')
   extra: str = ''             # the pip extra it needs (e.g. 'lpips')
   needs: tuple = ()           # 'labels' | 'factors' | 'train_images' | 'labelled_dataset'
   min_size: int = 0           # smallest image side it is defined for
@@ -90,52 +90,50 @@ def missing_extras_note(names) -> str | None:
   labels = ', '.join(m.label for m in missing)
   install = ','.join(extras)
   return f"{what} columns ({labels}) need `pip install 'ae_jax[{install}]'`; skipped"
-_C = 'ae_jax.metrics.core'
-
 METRICS: tuple[Metric, ...] = (
     Metric('loss', 'loss', 'lower', '.4g', 'step', train=True, console=True,
-           batch=f'{_C}:loss_terms',
+           batch=core.loss_terms,
            doc='the training objective (loss.objective; the ELBO\'s: reconstruction + beta * '
                'KL) per image, averaged; without a discriminator\'s term'),
     Metric('recon', 'recon', 'lower', '.4g', 'step', train=True, console=True, panel=True,
-           batch=f'{_C}:loss_terms',
+           batch=core.loss_terms,
            doc='the reconstruction term of the loss (loss.reconstruction, loss.reduction)'),
     Metric('kl', 'KL', '', '.4g', 'step', train=True, console=True, vae_only=True,
-           panel=True, batch=f'{_C}:loss_terms',
+           panel=True, batch=core.loss_terms,
            doc='KL(q(z|x) || N(0, I)) in nats, summed over latent units'),
     Metric('neg_elbo', '-ELBO', 'lower', '.5g', 'step', train=True, console=True,
-           vae_only=True, batch=f'{_C}:neg_elbo',
+           vae_only=True, batch=core.neg_elbo,
            doc='-log p(x|z) (summed over pixels, with the likelihood the loss implies, '
                'constants included) + KL, nats per image; a one-sample estimate on the test '
                'split', reference='closed form on a linear-Gaussian VAE'),
     Metric('bits_per_dim', 'bits/dim', 'lower', '.4f', 'batch', vae_only=True,
-           batch=f'{_C}:neg_elbo', finalize=f'{_C}:bits_per_dim',
+           batch=core.neg_elbo, finalize=core.bits_per_dim,
            doc='-ELBO / (H*W*C * ln 2): a continuous density on [0,1]; add 8 for the usual '
                '8-bit convention'),
     Metric('psnr', 'PSNR', 'higher', '.2f', 'batch', console=True, panel=True,
-           batch=f'{_C}:psnr',
+           batch=core.psnr,
            doc='dm-pix PSNR (dB, range 1) of the deterministic reconstruction (posterior mean, '
                'clipped to [0, 1])', reference='10 log10(1/MSE) in NumPy'),
     Metric('ssim', 'SSIM', 'higher', '.3f', 'batch', console=True, panel=True,
-           batch=f'{_C}:ssim',
+           batch=core.ssim,
            doc='dm-pix SSIM (11-px Gaussian window, sigma 1.5; smaller under 11 px)',
            reference='scikit-image structural_similarity (gaussian_weights, sigma 1.5)'),
     Metric('ms_ssim', 'MS-SSIM', 'higher', '.3f', 'batch', default=False, min_size=32,
-           batch='ae_jax.metrics.ms_ssim:batch_metric',
+           batch=ms_ssim.batch_metric,
            doc='multi-scale SSIM, 5 scales, standard weights',
            reference='an independent NumPy implementation'),
     Metric('hf_retained', 'HF energy', '', '.3f', 'batch', default=False,
-           batch='ae_jax.metrics.spectrum:hf_powers',
-           finalize='ae_jax.metrics.spectrum:hf_retained',
+           batch=spectrum.hf_powers,
+           finalize=spectrum.hf_retained,
            doc='high-frequency energy retained: the reconstructions\' total power above half '
                'the Nyquist frequency (0.25 cycles/px) over the test images\' own; 1 keeps '
                'the detail, < 1 is blur, > 1 noise or over-sharpening',
            reference="NumPy's FFT"),
-    Metric('active_units', 'active units', 'higher', '.0f', 'batch', batch=f'{_C}:mean_stats',
-           finalize=f'{_C}:active_units',
+    Metric('active_units', 'active units', 'higher', '.0f', 'batch', batch=core.mean_stats,
+           finalize=core.active_units,
            doc='latent units with Var_x E[z|x] > 0.01 (Burda et al. 2016)'),
     Metric('kl_per_dim', 'KL per unit', '', '.3g', 'batch', vae_only=True, vector=True,
-           batch=f'{_C}:kl_per_dim', finalize=f'{_C}:vector_mean',
+           batch=core.kl_per_dim, finalize=core.vector_mean,
            doc='KL of each latent unit, averaged over the test split (posterior collapse shows '
                'as units near 0)'),
     Metric('lr', 'lr', '', '.3g', 'step', train=True, default=False,
@@ -147,99 +145,99 @@ METRICS: tuple[Metric, ...] = (
                'over resumes) when the row was logged'),
     Metric('lpips_vgg', 'LPIPS-VGG', 'lower', '.3f', 'pass', when='final', extra='lpips',
            min_size=16,
-           run='ae_jax.metrics.passes:lpips_vgg',
+           run=passes.lpips_vgg,
            doc='LPIPS v0.1 with the VGG16 trunk between test images and reconstructions',
            reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
     Metric('lpips_alex', 'LPIPS-Alex', 'lower', '.3f', 'pass', when='final', extra='lpips',
            min_size=31,
-           default=False, run='ae_jax.metrics.passes:lpips_alex',
+           default=False, run=passes.lpips_alex,
            doc='LPIPS v0.1 with the AlexNet trunk',
            reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
     Metric('pca_psnr', 'PCA PSNR', 'higher', '.2f', 'pass', when='final',
-           needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           needs=('train_images',), run=passes.pca_baseline,
            doc='PSNR of the best linear autoencoder (PCA fitted on the training split) at the '
                "member's latent size", reference="scikit-learn's PCA"),
     Metric('pca_ssim', 'PCA SSIM', 'higher', '.3f', 'pass', when='final',
-           needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           needs=('train_images',), run=passes.pca_baseline,
            doc='SSIM of the PCA baseline'),
     Metric('pca_lpips_vgg', 'PCA LPIPS-VGG', 'lower', '.3f', 'pass', when='final', min_size=16,
-           extra='lpips', needs=('train_images',), run='ae_jax.metrics.passes:pca_baseline',
+           extra='lpips', needs=('train_images',), run=passes.pca_baseline,
            doc='LPIPS-VGG of the PCA baseline'),
     Metric('nll_iwae', 'NLL (IWAE)', 'lower', '.5g', 'pass', when='final', default=False,
-           vae_only=True, run='ae_jax.metrics.passes:iwae',
+           vae_only=True, run=passes.iwae,
            doc='-log p(x) estimated with the importance-weighted bound, eval.iwae_samples '
                'samples per image (nats per image)',
            reference='exact log p(x) of a linear-Gaussian VAE'),
     Metric('bits_per_dim_iwae', 'bits/dim (IWAE)', 'lower', '.4f', 'pass', when='final',
-           default=False, vae_only=True, run='ae_jax.metrics.passes:iwae',
+           default=False, vae_only=True, run=passes.iwae,
            doc='nll_iwae / (H*W*C * ln 2)'),
     Metric('fd_classifier', 'FD (classifier)', 'lower', '.4g', 'pass', when='final',
            default=False, vae_only=True, needs=('labelled_dataset',),
-           run='ae_jax.metrics.passes:sample_quality',
+           run=passes.sample_quality,
            doc='Frechet distance between test images and prior samples in the feature space '
                'of a small classifier trained on the dataset (not FID: no Inception network)'),
     Metric('precision', 'precision', 'higher', '.3f', 'pass', when='final', default=False,
-           vae_only=True, needs=('labelled_dataset',), run='ae_jax.metrics.passes:sample_quality',
+           vae_only=True, needs=('labelled_dataset',), run=passes.sample_quality,
            doc='share of prior samples inside the k-NN manifold of test features (k=3)'),
     Metric('recall', 'recall', 'higher', '.3f', 'pass', when='final', default=False,
-           vae_only=True, needs=('labelled_dataset',), run='ae_jax.metrics.passes:sample_quality',
+           vae_only=True, needs=('labelled_dataset',), run=passes.sample_quality,
            doc='share of test features inside the k-NN manifold of prior samples (k=3)'),
     Metric('fd_lpips', 'FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final', default=False,
            min_size=16,
-           vae_only=True, extra='lpips', run='ae_jax.metrics.passes:fd_lpips',
+           vae_only=True, extra='lpips', run=passes.fd_lpips,
            doc='Frechet distance between test images and prior samples in LPIPS-VGG feature '
                'space: an offline stand-in, not FID'),
     Metric('recon_fd', 'recon FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final',
-           default=False, min_size=16, extra='lpips', run='ae_jax.metrics.passes:recon_fd',
+           default=False, min_size=16, extra='lpips', run=passes.recon_fd,
            doc='Frechet distance between the test images and their reconstructions in '
                'LPIPS-VGG feature space (a distribution-level blur score; not FID: no '
                'Inception network)', reference='0 for reconstructions equal to the images'),
     Metric('mig', 'MIG', 'higher', '.3f', 'pass', when='final', default=False,
-           needs=('factors',), run='ae_jax.metrics.passes:mig',
+           needs=('factors',), run=passes.mig,
            doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',
            reference='codes equal to the factors -> ~1, random codes -> ~0'),
     Metric('factor_vae', 'FactorVAE score', 'higher', '.3f', 'pass', when='final',
-           default=False, needs=('factors',), run='ae_jax.metrics.passes:factor_vae',
+           default=False, needs=('factors',), run=passes.factor_vae,
            doc='FactorVAE disentanglement score (Kim & Mnih 2018) on fresh dSprites images: '
                'the accuracy of a majority-vote classifier naming the fixed factor from the '
                'unit of least normalised variance (eval.factor_vae_votes votes of 64 images)',
            reference='one unit per factor -> 1, random codes -> 1/5 (chance)'),
     # ---- the objectives' own terms (objectives/), per image, train and test split ------
     Metric('iwae_bound', 'IWAE bound', 'higher', '.5g', 'step', train=True, console=True,
-           objectives=('iwae',), batch=f'{_C}:objective_terms',
+           objectives=('iwae',), batch=core.objective_terms,
            doc='the importance-weighted bound L_K the iwae objective maximises, in the '
                'reconstruction term\'s units (beta weighting the log-density ratio)'),
     Metric('mi', 'MI', '', '.4g', 'step', train=True, objectives=('tcvae',),
-           batch=f'{_C}:objective_terms',
+           batch=core.objective_terms,
            doc='beta-TCVAE: index-code mutual information, minibatch estimate (nats)'),
     Metric('tc', 'TC', 'lower', '.4g', 'step', train=True, console=True,
-           objectives=('tcvae', 'factorvae'), batch=f'{_C}:objective_terms',
+           objectives=('tcvae', 'factorvae'), batch=core.objective_terms,
            doc='total correlation of the codes (nats): beta-TCVAE\'s minibatch estimate, or '
                'FactorVAE\'s discriminator estimate E[log D(z)_0 - log D(z)_1]'),
     Metric('dwkl', 'dim-wise KL', '', '.4g', 'step', train=True, objectives=('tcvae',),
-           batch=f'{_C}:objective_terms',
+           batch=core.objective_terms,
            doc='beta-TCVAE: the dimension-wise KL, sum_j KL(q(z_j) || p(z_j)) (nats)'),
     Metric('mmd', 'MMD', 'lower', '.4g', 'step', train=True, console=True,
-           objectives=('wae_mmd',), batch=f'{_C}:objective_terms',
+           objectives=('wae_mmd',), batch=core.objective_terms,
            doc='WAE: unbiased MMD^2 between codes and N(0, I) draws, inverse multiquadric '
                'kernels at 7 scales', reference='a NumPy estimate'),
     Metric('code_l2', 'code L2', '', '.4g', 'step', train=True, objectives=('rae',),
-           batch=f'{_C}:objective_terms', doc='RAE: ||z||^2 / 2 per image'),
+           batch=core.objective_terms, doc='RAE: ||z||^2 / 2 per image'),
     Metric('decoder_reg', 'decoder reg.', '', '.4g', 'step', train=True, objectives=('rae',),
-           batch=f'{_C}:objective_terms',
+           batch=core.objective_terms,
            doc='RAE: the decoder regulariser (weights\' squared norm, or gradient penalty)'),
     Metric('commitment', 'commitment', '', '.4g', 'step', train=True, kinds=('vqvae',),
-           batch=f'{_C}:objective_terms',
+           batch=core.objective_terms,
            doc='VQ-VAE: mean ||z_e - sg(e)||^2 per image (gradient to the encoder)'),
     Metric('codebook', 'codebook', '', '.4g', 'step', train=True, kinds=('vqvae',),
-           batch=f'{_C}:objective_terms',
+           batch=core.objective_terms,
            doc='VQ-VAE: mean ||sg(z_e) - e||^2 per image (gradient to the codebook)'),
     Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',),
-           batch=f'{_C}:code_counts', finalize=f'{_C}:perplexity',
+           batch=core.code_counts, finalize=core.perplexity,
            doc='VQ-VAE: exp(entropy) of the codes\' use over the test split (1 = one code, '
                'K = all alike)', reference='exp(entropy) of hand-made counts'),
     Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',),
-           batch=f'{_C}:code_counts', finalize=f'{_C}:code_usage',
+           batch=core.code_counts, finalize=core.code_usage,
            doc='VQ-VAE: the share of the codebook used on the test split'),
     # ---- the adversarial terms (critic.py), training only -----------------------------
     Metric('gan_g', 'GAN G', '', '.4g', 'step', train=True,
@@ -267,11 +265,6 @@ def get(name: str) -> Metric:
     raise ConfigError(f'metric {name!r} is unknown; expected one of {sorted(REGISTRY)} or '
                       "'default'")
   return REGISTRY[name]
-
-
-def function(ref: str) -> Callable:
-  module, _, attr = ref.partition(':')
-  return getattr(importlib.import_module(module), attr)
 
 
 def resolve(names, kind: str, strict: bool = True, image_shape=None,

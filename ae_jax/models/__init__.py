@@ -6,14 +6,24 @@ stack cannot handle is a `ConfigError` naming both numbers.
 """
 from __future__ import annotations
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from ae_jax.errors import ConfigError
+from ae_jax.models import ldm
 from ae_jax.models.base import AutoEncoder, ModelOutput
+from ae_jax.models.canonical import use_canonical
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
 from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
 from ae_jax.models.ldm import LDM_PRESETS, LDMPreset
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
+from ae_jax.models.quantizer import VectorQuantizer
+from ae_jax.models.resnet import ResDecoder, ResEncoder
 
-__all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'build_model', 'latent_shape']
+__all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'abstract_variables', 'build_model',
+           'init_variables', 'latent_shape']
 
 # name -> (kind, published latent size, one-line description). Architectures are in
 # `_preset`. The AE conv presets have no latent head: their code is the last conv layer's
@@ -141,7 +151,6 @@ def _preset(name, cfg, image_shape):
 
 
 def _resnet(cfg, image_shape, latent):
-  from ae_jax.models.resnet import ResDecoder, ResEncoder
   h, w, c = image_shape
   r = cfg.resnet
   chans = tuple(int(x) for x in r.channels)
@@ -171,7 +180,6 @@ def _resnet(cfg, image_shape, latent):
 def _ldm(cfg, image_shape, preset=None):
   """The latent-diffusion encoder/decoder: a shipped preset, or model.ldm's settings with
   model.latent_dim latent channels."""
-  from ae_jax.models import ldm
   if preset is None:
     c = cfg.ldm
     preset = LDMPreset('custom', int(c.ch), tuple(int(m) for m in c.ch_mult), int(c.blocks),
@@ -217,7 +225,6 @@ def _custom(cfg, image_shape):
 
 def _with_conv_impl(module, cfg):
   """The module with model.conv.impl applied (conv modules have a `conv_impl` field)."""
-  from ae_jax.models.canonical import use_canonical
   if not hasattr(module, 'conv_impl'):
     return module
   return module.clone(conv_impl='canonical' if use_canonical(cfg.conv.impl) else 'xla')
@@ -230,7 +237,6 @@ def build_model(cfg, image_shape) -> AutoEncoder:
                       decoder=_with_conv_impl(model.decoder, cfg),
                       learned_logvar=bool(cfg.learned_logvar))
   if cfg.kind == 'vqvae':
-    from ae_jax.models.quantizer import VectorQuantizer
     vq = cfg.vq
     model = model.clone(quantizer=VectorQuantizer(
         int(vq.codes), vq.learning, float(vq.decay), dead_threshold=float(vq.restart_threshold)))
@@ -260,14 +266,22 @@ def _build_model(cfg, image_shape) -> AutoEncoder:
   return AutoEncoder(enc, dec, kind=cfg.kind, output_activation=cfg.output_activation)
 
 
+def init_variables(model: AutoEncoder, image_shape, key) -> dict:
+  """The model's initial variables (every collection) from one PRNG key."""
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  return model.init({'params': key, 'reparam': key}, x, train=False)
+
+
+def abstract_variables(model: AutoEncoder, image_shape) -> dict:
+  """The model's variables as shapes and dtypes (jax.eval_shape: nothing is computed or
+  compiled): what a checkpoint restores into, and what parameter counts are read from."""
+  return jax.eval_shape(lambda: init_variables(model, image_shape, jax.random.PRNGKey(0)))
+
+
 def latent_shape(model: AutoEncoder, image_shape) -> tuple[int, ...]:
   """Shape of one example's latent code, e.g. (16,) or (8, 8, 128)."""
-  import jax
-  import jax.numpy as jnp
   x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-  variables = jax.eval_shape(lambda: model.init(
-      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
-      jnp.zeros((1, *image_shape))))
+  variables = abstract_variables(model, image_shape)
   mean, _ = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.encode), variables, x)
   return tuple(mean.shape[1:])
 
@@ -341,9 +355,6 @@ def slice_latent(model: AutoEncoder, tree, latent_dim: int):
 def layers_in_order(model: AutoEncoder, image_shape) -> list[tuple[str, str, list, int]]:
   """(module path, layer type, parameter shapes, parameter count) of every layer with
   parameters, in the order a forward pass calls them (for architecture summaries)."""
-  import flax.linen as nn
-  import jax
-  import jax.numpy as jnp
   seen, out = set(), []
 
   def record(next_fun, args, kwargs, context):
@@ -360,7 +371,6 @@ def layers_in_order(model: AutoEncoder, image_shape) -> list[tuple[str, str, lis
                     int(sum(np.prod(x.shape) for x in leaves))))
     return result
 
-  import numpy as np
   x = jnp.zeros((1, *image_shape))
   variables = model.init({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)}, x)
   with nn.intercept_methods(record):

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax.models import canonical
+
 
 def mish(x):
   return x * jnp.tanh(jax.nn.softplus(x))
@@ -159,7 +161,6 @@ def conv_fn(impl: str):
   """The convolution for nn.Conv's `conv_general_dilated` field: None (lax's) for 'xla',
   the canonical-gradient one (models/canonical.py) for 'canonical'."""
   if impl == 'canonical':
-    from ae_jax.models import canonical
     return canonical.conv_general_dilated
   return None
 

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ae_jax.metrics import pca as pca_lib
 from ae_jax.models.layers import ACTIVATIONS, conv_fn, dense_code, make_norm, split_heads
 
 
@@ -170,7 +171,6 @@ def init_linear_from_pca(params, train_images, latent_dim: int):
   PCA of `train_images` [N, H, W, C]: encoder z = (x - m) U / s, decoder x = z (U s)^T + m,
   s the codes' standard deviations (so codes start near N(0, I), the VAE prior)."""
   import numpy as np
-  from ae_jax.metrics import pca as pca_lib
   fit = pca_lib.fit(train_images, latent_dim)
   u = fit.components.T.astype(np.float64)  # [P, L]
   n = u.shape[1]

@@ -1,8 +1,9 @@
 """Training objectives, each declared once: `loss.objective` picks one.
 
-An `Objective` names its per-example loss function (`terms`: 'module:function'), the model
-kinds it trains, the config keys of its hyperparameters (declared here, with their sweep
-role: every weight is a vmapped sweep axis), and the terms it logs. The train step, the
+An `Objective` (objectives/base.py) names its per-example loss function (`terms`), the model
+kinds it trains, its config keys (declared here, with their sweep role: every weight is a
+vmapped sweep axis; the unswept ones are its static settings, which its terms function
+receives as its own mapping, `LossInputs.settings`), and the terms it logs. The train step, the
 evaluation, the sweep tables, the schema (and so docs/configs.md) and the metric registry
 read these declarations; adding an objective is one module and one entry in OBJECTIVES.
 
@@ -17,59 +18,30 @@ models/quantizer.py, the discriminators in models/discriminators.py and adversar
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
-from typing import Any, Callable, NamedTuple
-
 from ae_jax.keys import Key
+from ae_jax.objectives import elbo, factorvae, iwae, mmd, rae, tcvae
+from ae_jax.objectives.base import LossInputs, Objective, ObjectiveSpec
 
+__all__ = ['LossInputs', 'Objective', 'ObjectiveSpec', 'OBJECTIVES', 'REGISTRY', 'NAMES', 'get',
+           'keys', 'logged_terms']
 
-class LossInputs(NamedTuple):
-  """What an objective's terms function sees (one member, one batch)."""
-  x: Any              # [B, H, W, C] images in [0, 1]
-  out: Any            # models.ModelOutput of the training forward pass (z sampled for a VAE)
-  hp: dict            # this member's hyperparameters (sweep axes): scalars
-  beta: Any           # the latent regulariser's weight, loss.beta after its warm-up
-  loss: Any           # steps.LossSpec (static settings)
-  num_train: int      # training examples (beta-TCVAE's N)
-  key: Any            # a PRNG key for the objective's own draws
-  decode: Callable    # z -> (recon in [0, 1], logits): the decoder at these parameters
-  latent_mask: Any    # [..., L] 0/1 of a latent-size sweep member, or None
-  pretrained: Any     # the pretrained networks the extra terms need (LPIPS)
-  critic: Callable | None = None  # FactorVAE: z -> the TC discriminator's logits [B, 2]
-  params: Any = None  # the model's parameters (RAE's decoder penalty)
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-  name: str
-  doc: str
-  kinds: tuple[str, ...]            # model kinds it trains
-  terms: str                        # 'module:function'(LossInputs) -> {term: [B]}
-  logged: tuple[str, ...] = ()      # its own terms in the metrics (registry names)
-  keys: tuple[Key, ...] = ()        # its hyperparameters, declared here
-  critic: str = ''                  # '' | 'tc': a discriminator trained beside the model
-
-  def function(self) -> Callable:
-    module, _, attr = self.terms.partition(':')
-    return getattr(importlib.import_module(module), attr)
-
-
-_O = 'ae_jax.objectives'
 
 OBJECTIVES: tuple[Objective, ...] = (
     Objective('elbo', 'reconstruction + beta * KL (a plain AE: reconstruction; a VQ-VAE: '
               'reconstruction + its codebook terms)', ('ae', 'vae', 'vqvae'),
-              f'{_O}.elbo:terms'),
+              elbo.terms, logged=('commitment', 'codebook'),
+              derived=lambda config, members: {'vq_learning': config.model.vq.learning}),
     Objective('iwae', 'the importance-weighted bound of loss.iwae_samples posterior samples '
               '(Burda et al. 2016); with 1 sample exactly the ELBO objective', ('vae',),
-              f'{_O}.iwae:terms', logged=('iwae_bound',),
+              iwae.terms, logged=('iwae_bound',),
+              derived=lambda config, members: {
+                  'iwae_max': max(int(m.get('iwae_samples', 1)) for m in members)},
               keys=(Key('loss.iwae_samples', 5, 'int', 'iwae: importance samples K per image '
                         '(a sweep trains each member with its own K, by masking)',
                         check='at_least_1', sweep='vmap'),)),
     Objective('tcvae', 'beta-TCVAE (Chen et al. 2018): the KL split into index-code MI, total '
               'correlation and dimension-wise KL, weighted alpha, beta, gamma',
-              ('vae',), f'{_O}.tcvae:terms', logged=('mi', 'tc', 'dwkl'),
+              ('vae',), tcvae.terms, logged=('mi', 'tc', 'dwkl'),
               keys=(Key('loss.tc_alpha', 1.0, 'float', 'tcvae: weight of the index-code '
                         'mutual information (beta weights the total correlation)',
                         check='non_negative', sweep='vmap'),
@@ -80,7 +52,7 @@ OBJECTIVES: tuple[Objective, ...] = (
                         choices=('mss', 'mws')))),
     Objective('factorvae', 'FactorVAE (Kim & Mnih 2018): the ELBO + gamma * the total '
               'correlation a discriminator estimates on dimension-permuted codes',
-              ('vae',), f'{_O}.factorvae:terms', logged=('tc', 'critic_loss', 'critic_acc'),
+              ('vae',), factorvae.terms, logged=('tc', 'critic_loss', 'critic_acc'),
               critic='tc',
               keys=(Key('loss.factor_gamma', 6.4, 'float', 'factorvae: weight of the total '
                         'correlation (6.4 in the common dSprites reimplementation; Kim & Mnih '
@@ -91,10 +63,10 @@ OBJECTIVES: tuple[Objective, ...] = (
     Objective('wae_mmd', 'WAE-MMD (Tolstikhin et al. 2018): a deterministic encoder, '
               'reconstruction + beta * MMD (inverse multiquadric kernels) between the codes '
               'and N(0, I) samples; beta is the paper\'s lambda', ('ae',),
-              f'{_O}.mmd:terms', logged=('mmd',)),
+              mmd.terms, logged=('mmd',)),
     Objective('rae', 'RAE (Ghosh et al. 2020): reconstruction + beta * ||z||^2 / 2 + a '
               'decoder regulariser (weight decay or gradient penalty); sample with an ex-post '
-              'density (latent fit --density gmm)', ('ae',), f'{_O}.rae:terms',
+              'density (latent fit --density gmm)', ('ae',), rae.terms,
               logged=('code_l2', 'decoder_reg'),
               keys=(Key('loss.rae_decoder', 'l2', 'str', 'rae: the decoder regulariser: l2 '
                         '(its weights\' squared norm), gp (||grad_z of the decoder\'s output '

@@ -12,13 +12,13 @@ def vq_terms(inp) -> dict:
   if 'commitment' not in aux:
     return {}
   extra = inp.hp['commitment'] * aux['commitment']
-  if inp.loss.vq_learning == 'codebook_loss':
+  if inp.settings['vq_learning'] == 'codebook_loss':
     extra = extra + aux['codebook']
   return {'commitment': aux['commitment'], 'codebook': aux['codebook'], 'vq_loss': extra}
 
 
 def terms(inp) -> dict:
-  t = losses.terms(inp.out, inp.x, inp.loss, inp.beta, inp.pretrained)
+  t = losses.terms(inp.out, inp.x, inp.loss, inp.beta, inp.networks)
   vq = vq_terms(inp)
   if vq:
     t['loss'] = t['loss'] + vq.pop('vq_loss')

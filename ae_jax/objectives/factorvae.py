@@ -16,7 +16,7 @@ from ae_jax import adversarial, losses
 
 
 def terms(inp) -> dict:
-  t = losses.terms(inp.out, inp.x, inp.loss, inp.beta, inp.pretrained)
+  t = losses.terms(inp.out, inp.x, inp.loss, inp.beta, inp.networks)
   z = inp.out.z if inp.latent_mask is None else inp.out.z * inp.latent_mask
   tc = adversarial.tc_per_example(inp.critic(z))  # [B]
   t['tc'] = tc

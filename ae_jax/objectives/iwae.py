@@ -101,10 +101,10 @@ def terms(inp) -> dict:
   its noisier estimate (the same in expectation). Perceptual extra terms are added to
   either outside the bound. Logged: iwae_bound (L_K) and the ELBO objective's recon, kl."""
   out, x = inp.out, inp.x
-  rec, total = losses.reconstruction_terms(out, x, inp.loss, inp.pretrained)
+  rec, total = losses.reconstruction_terms(out, x, inp.loss, inp.networks)
   kl = losses.kl_divergence(out.mean, out.logvar)
   elbo = total + inp.beta * kl
-  k_max = inp.loss.iwae_max
+  k_max = inp.settings['iwae_max']
   if k_max == 1:
     return {'loss': elbo, 'recon': rec, 'kl': kl, 'iwae_bound': -elbo}
   draws = sample_posterior(inp.key, out.mean, out.logvar, k_max)  # z [K, B, *latent]

@@ -87,5 +87,5 @@ def terms(inp) -> dict:
   prior = jax.random.normal(inp.key, z.shape, z.dtype)
   mask = None if inp.latent_mask is None else inp.latent_mask.reshape(-1)
   mmd = mmd2_per_example(z, prior, latent_mask=mask)
-  rec, total = losses.reconstruction_terms(inp.out, inp.x, inp.loss, inp.pretrained)
+  rec, total = losses.reconstruction_terms(inp.out, inp.x, inp.loss, inp.networks)
   return {'loss': total + inp.beta * mmd, 'recon': rec, 'kl': jnp.zeros_like(rec), 'mmd': mmd}

@@ -25,13 +25,13 @@ def _decoder_l2(params) -> jax.Array:
 
 
 def terms(inp) -> dict:
-  rec, total = losses.reconstruction_terms(inp.out, inp.x, inp.loss, inp.pretrained)
+  rec, total = losses.reconstruction_terms(inp.out, inp.x, inp.loss, inp.networks)
   z = inp.out.z
   code = 0.5 * jnp.sum(jnp.square(z.reshape(z.shape[0], -1)), -1)  # [B]
-  if inp.loss.rae_decoder == 'gp':
+  if inp.settings['rae_decoder'] == 'gp':
     grad = jax.grad(lambda zz: jnp.sum(inp.decode(zz)[0]))(z)  # d sum(D(z)) / dz
     reg = jnp.sum(jnp.square(grad.reshape(grad.shape[0], -1)), -1)
-  elif inp.loss.rae_decoder == 'l2':
+  elif inp.settings['rae_decoder'] == 'l2':
     reg = jnp.full_like(rec, _decoder_l2(inp.params))
   else:
     reg = jnp.zeros_like(rec)

@@ -123,12 +123,12 @@ def terms(inp) -> dict:
   gamma * dwKL (loss.tc_alpha, loss.beta, loss.tc_gamma); the analytic KL is logged beside
   the three estimates."""
   out = inp.out
-  t = losses.terms(out, inp.x, inp.loss, 0.0, inp.pretrained)  # recon, kl; loss = recon+extra
+  t = losses.terms(out, inp.x, inp.loss, 0.0, inp.networks)  # recon, kl; loss = recon+extra
   mask = None if inp.latent_mask is None else inp.latent_mask.reshape(-1)
   flat = lambda v: v.reshape(v.shape[0], -1)
   split = loss_terms(flat(out.z), flat(out.mean), flat(out.logvar), inp.num_train,
                      inp.hp['tc_alpha'], inp.beta, inp.hp['tc_gamma'],
-                     inp.loss.tc_estimator, mask)
+                     inp.settings['tc_estimator'], mask)
   t['loss'] = t['loss'] + split.pop('weighted_kl')
   t.update(split)
   return t

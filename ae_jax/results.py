@@ -1,0 +1,57 @@
+"""What a finished program leaves: summary.json's entries, the reconstructions of the
+test images the figures show, and the figures."""
+from __future__ import annotations
+
+import numpy as np
+
+from ae_jax import figures, mesh as mesh_lib
+from ae_jax.metrics import registry
+from ae_jax.training import Training
+from ae_jax.workdir import Workdir
+
+def recon_rows(training: Training, state):
+  cfg = training.config
+  n = min(cfg.figures.num_images, training.dataset.test['image'].shape[0])
+  originals = np.asarray(training.dataset.test['image'][:n])
+  recon = np.clip(mesh_lib.host(training.functions.reconstruct(
+      state, training.plan.put(originals), training.inputs.hp)), 0.0, 1.0)
+  labels = [('recon' if len(training.members) == 1 else m['name']) for m in training.members]
+  return {'originals': originals, 'recon': recon, 'labels': labels,
+          'ids': training.dataset.test['id'][:n].tolist(),
+          'color_key': training.dataset.info.color_key}
+
+
+def summary(training: Training, rows, last_eval, timing, frozen):
+  cfg = training.config
+  out = {'num_epochs': cfg.train.num_epochs, 'steps_per_epoch': training.steps_per_epoch,
+         'image_shape': list(training.spec.image_shape), 'members': []}
+  for mem, ev in zip(training.members, last_eval):
+    train = [r for r in rows if r['member'] == mem['name'] and r['split'] == 'train']
+    entry = {
+        'name': mem['name'],
+        'hparams': {k: v for k, v in mem.items() if k != 'name'},
+        'train_loss': train[-1]['loss'] if train else None,
+        'eval': {k: v for k, v in ev.items() if k in registry.REGISTRY},
+    }
+    if mem['name'] in frozen:
+      entry['frozen'] = frozen[mem['name']]
+    out['members'].append(entry)
+  if timing['timed_steps']:
+    per_step = timing['train_s'] / timing['timed_steps']
+    out['epoch_s'] = per_step * training.steps_per_epoch
+    out['images_per_sec'] = cfg.train.batch_size * len(training.members) / per_step
+  out['first_chunk_s'] = timing['compile_s']
+  return out
+
+
+def draw_figures(training: Training, wd: Workdir, rows, last_eval, recon):
+  cfg = training.config
+  wd.save_figure(figures.loss_curves(rows, 'loss', cfg.figures.log_scale,
+                                     'training loss (train: epoch mean; eval: test split)'),
+                 'loss.png')
+  if cfg.model.kind == 'vae':
+    wd.save_figure(figures.loss_curves(rows, 'neg_elbo', cfg.figures.log_scale,
+                                       'negative ELBO (nats per image)'), 'neg_elbo.png')
+    if last_eval and 'kl_per_dim' in last_eval[0]:
+      wd.save_figure(figures.kl_per_dim(last_eval), 'kl_per_dim.png')
+  wd.save_figure(figures.recon_grid([recon]), 'recon.png')

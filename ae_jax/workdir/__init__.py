@@ -1,0 +1,48 @@
+"""The workdir: the one module that knows its file names, and its only writer.
+
+  runs/x/
+    config.json     the config the weights were trained with
+    members.json    the models trained (one per sweep point; 'run' when not sweeping)
+    model.json      what loading a model needs without its data (image shape, classes, ...)
+    metrics.jsonl   one JSON object per epoch and split
+    summary.json    final metrics per member, training speed
+    eval.json       the last --mode=evaluate result
+    sweep.csv, sweep.md, report.md, report.html
+    checkpoints/, checkpoints_best/   Orbax
+    figures/*.png   latent/<tool>/    programs/<name>/ (a workdir per program of a sweep)
+    tensorboard/<member>/   TensorBoard event files (tracking.py), one run per member, at
+                    the top workdir for every program of a sweep
+    .lock           held (flock) by the process training here; names it
+
+Every write goes through a `Workdir` (or `Outputs`), and only a writer writes: in a
+multi-process job that is process 0 (`jax.process_index() == 0`), decided here and nowhere
+else. Every file is written by one function, `write_bytes`: into a temporary name in the
+same folder, synced, then renamed over the old version, so a full disk or a kill leaves
+the previous version intact and no temporary behind; a failure is one `WriteError` line
+naming the file and the OS reason. Readers turn damaged files into one-line
+`WorkdirError`s that name the file, and check the records against their declared shapes
+(`RECORDS`): the key at fault and the way to fix it. A training run holds its workdir
+(`Workdir.running()`), so a second run started in the same folder stops with an error
+instead of writing checkpoints and metrics beside the first; a latent tool holds its
+output folder the same way, and replaces it as a whole when it finishes (`Outputs`).
+
+Modules: `records` (file names, record shapes), `files` (the one write), `lock`, `outputs`
+(a tool's folder), `folder` (`Workdir`, `MetricsLog`).
+"""
+from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, npy_bytes,
+                                  npz_bytes, save_figure, write_bytes, write_json, write_lines,
+                                  write_text_file)
+from ae_jax.workdir.folder import MetricsLog, Workdir
+from ae_jax.workdir.lock import take_lock
+from ae_jax.workdir.outputs import OUTPUTS_MARK, Outputs
+from ae_jax.workdir.records import (BEST, CHECKPOINTS, CONFIG, EVAL, FIGURES, KINDS, LATENT,
+                                    LOCK, MEMBERS, METRICS, MODEL, PROGRAMS, RECORDS, SUMMARY,
+                                    TENSORBOARD, check_record)
+
+__all__ = [
+    'append_text', 'config_to_dict', 'figure_bytes', 'npy_bytes', 'npz_bytes', 'save_figure',
+    'write_bytes', 'write_json', 'write_lines', 'write_text_file', 'MetricsLog', 'Workdir',
+    'take_lock', 'OUTPUTS_MARK', 'Outputs', 'BEST', 'CHECKPOINTS', 'CONFIG', 'EVAL', 'FIGURES',
+    'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'PROGRAMS', 'RECORDS', 'SUMMARY',
+    'TENSORBOARD', 'check_record',
+]
