@@ -20,8 +20,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import sys
-import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -67,41 +65,6 @@ def _target(state_like, state_dir: str):
     return abstract, lambda restored: restored  # a real mismatch: let Orbax say what
   target = {n: getattr(abstract, n) for n in names if n not in absent}
   return target, lambda restored: state_like.replace(**restored)
-
-
-def _quiet_abandoned_reads() -> None:
-  """When a restore fails, the TensorStore reads Orbax still had in flight end on their
-  own: into the event loop Orbax has already closed ('RuntimeError: Event loop is closed'),
-  as coroutines finalized with their read error ('Exception ignored in: <coroutine ...>')
-  or never awaited (a RuntimeWarning), or as tasks whose error nobody retrieves (asyncio's
-  log). Each prints a traceback: dozens around our one line about the damaged checkpoint.
-  Installed before a restore, this drops exactly those; anything else still reaches the
-  previous `sys.unraisablehook`, log or warning filters."""
-  previous = sys.unraisablehook
-  if getattr(previous, 'ae_jax_abandoned_reads', False):
-    return
-
-  def hook(unraisable):
-    e, obj = unraisable.exc_value, unraisable.object
-    code = getattr(obj, 'cr_code', None)
-    if isinstance(e, RuntimeError) and str(e) == 'Event loop is closed':
-      return
-    if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
-      return
-    previous(unraisable)
-
-  hook.ae_jax_abandoned_reads = True
-  sys.unraisablehook = hook
-  logging.getLogger('asyncio').addFilter(_orbax_task_never_retrieved)
-  # attributed to whatever module the garbage collector happened to run in (inspect, ...);
-  # ae_jax itself has no coroutines
-  warnings.filterwarnings('ignore', r"coroutine '\w+' was never awaited", RuntimeWarning)
-
-
-def _orbax_task_never_retrieved(record) -> bool:
-  message = record.getMessage()
-  return not ('exception was never retrieved' in message
-              and any(w in message for w in ('orbax', 'OCDBT', 'TensorStore', 'zarr')))
 
 
 def _reason(e: BaseException, limit: int = 200) -> str:
@@ -223,7 +186,6 @@ class Checkpoints:
 
   def restore(self, state_like, step: int):
     """(state, progress) of checkpoint `step`, into the shapes and shardings of `state_like`."""
-    _quiet_abandoned_reads()  # before: they can land before the error reaches us
     path = os.path.join(self.directory, str(step))
     target, complete = _target(state_like, os.path.join(path, 'state'))
     args = {'state': ocp.args.StandardRestore(target)}
@@ -273,7 +235,6 @@ def restore_params(directory: str, params_like, step: int | None = None):
               for k, v in params_like.items() if v}  # {} batch_stats: nothing to read
   restore_args = jax.tree_util.tree_map(
       lambda s: ocp.ArrayRestoreArgs(sharding=s.sharding), abstract)
-  _quiet_abandoned_reads()
   try:
     out = ocp.PyTreeCheckpointer().restore(
         os.path.join(directory, str(step), 'state'),

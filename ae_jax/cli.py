@@ -21,6 +21,9 @@ import argparse
 import logging
 import os
 import sys
+import warnings
+
+import jax
 
 from ae_jax.errors import USER_ERRORS, ConfigError, Preempted, TrainingFailed
 
@@ -63,6 +66,51 @@ def quiet_logs():
     ours.addHandler(handler)
   ours.setLevel(logging.INFO)
   ours.propagate = False
+  quiet_abandoned_reads()
+
+
+def only_process_zero_reports() -> None:
+  """In a multi-process job every process but 0 prints nothing on stdout (each one still
+  warns and errs on stderr)."""
+
+  if jax.process_index() != 0:
+    sys.stdout = open(os.devnull, 'w')
+
+
+def quiet_abandoned_reads() -> None:
+  """When a restore fails, the TensorStore reads Orbax still had in flight end on their
+  own: into the event loop Orbax has already closed ('RuntimeError: Event loop is closed'),
+  as coroutines finalized with their read error ('Exception ignored in: <coroutine ...>')
+  or never awaited (a RuntimeWarning), or as tasks whose error nobody retrieves (asyncio's
+  log). Each prints a traceback: dozens around our one line about the damaged checkpoint.
+  Installed by the command lines (a library call leaves the process's hooks alone), this
+  drops exactly those; anything else still reaches the previous `sys.unraisablehook`, log
+  or warning filters."""
+  previous = sys.unraisablehook
+  if getattr(previous, 'ae_jax_abandoned_reads', False):
+    return
+
+  def hook(unraisable):
+    e, obj = unraisable.exc_value, unraisable.object
+    code = getattr(obj, 'cr_code', None)
+    if isinstance(e, RuntimeError) and str(e) == 'Event loop is closed':
+      return
+    if code is not None and f'{os.sep}orbax{os.sep}' in code.co_filename:
+      return
+    previous(unraisable)
+
+  hook.ae_jax_abandoned_reads = True
+  sys.unraisablehook = hook
+  logging.getLogger('asyncio').addFilter(_orbax_task_never_retrieved)
+  # attributed to whatever module the garbage collector happened to run in (inspect, ...);
+  # ae_jax itself has no coroutines
+  warnings.filterwarnings('ignore', r"coroutine '\w+' was never awaited", RuntimeWarning)
+
+
+def _orbax_task_never_retrieved(record) -> bool:
+  message = record.getMessage()
+  return not ('exception was never retrieved' in message
+              and any(w in message for w in ('orbax', 'OCDBT', 'TensorStore', 'zarr')))
 
 
 def exit_now(code: int):

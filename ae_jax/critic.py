@@ -46,18 +46,17 @@ class CriticSpec(NamedTuple):
   last_layer: str = ''         # patch: the decoder's last layer (module name)
 
 
-def from_config(config, model_params_like=None, image_shape=None, latent_shape=None,
+def from_config(config, gan_weights=(), model_params_like=None, image_shape=None,
                 conv_impl: str = 'xla') -> CriticSpec | None:
-  """The program's critic, or None: a PatchGAN when loss.gan_weight > 0 (or swept), the TC
-  discriminator for loss.objective='factorvae'."""
-  from ae_jax import sweep
+  """The program's critic, or None: a PatchGAN when a member's loss.gan_weight is > 0
+  (`gan_weights`: the members' values), the TC discriminator for
+  loss.objective='factorvae'."""
   optim_args = (float(config.optim.disc_learning_rate), float(config.optim.disc_b1),
                 float(config.optim.disc_b2))
   if config.loss.objective == 'factorvae':
     return CriticSpec('tc', discriminators.TCDiscriminator(tuple(config.loss.critic_hidden)),
                       *optim_args)
-  gan = sweep.axis_values(config, 'gan_weight') or (config.loss.gan_weight,)
-  if not any(float(w) > 0 for w in gan):
+  if not any(float(w) > 0 for w in gan_weights):
     return None
   d = config.model.disc
   if image_shape is not None:

@@ -5,25 +5,34 @@ from __future__ import annotations
 import math
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ae_jax.metrics.spectrum import HF_CUTOFF
+from ae_jax.workdir import save_figure
 
 SMALL_MULTIPLES_ABOVE = 6  # members: more than this get one panel each
 
 
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+  """(figure, axes) as pyplot.subplots makes them, without pyplot: a Figure of its own
+  (the Agg canvas draws it), so drawing leaves a caller's pyplot state and backend alone."""
+  figure_kw = {k: kwargs.pop(k) for k in ('figsize', 'dpi') if k in kwargs}
+  fig = Figure(**figure_kw)
+  return fig, fig.subplots(nrows, ncols, **kwargs)
+
 def save(fig, path: str) -> str:
   """Write `fig` to `path` (through the one writer: atomically) and close it."""
-  from ae_jax.workdir import save_figure
   return save_figure(fig, path)
 
 
 def colors(n: int):
   """n distinct colours: tab10 up to 10, then evenly spaced on a perceptual colormap."""
   if n <= 10:
-    return [plt.get_cmap('tab10')(i) for i in range(n)]
-  return [plt.get_cmap('viridis')(i / max(1, n - 1)) for i in range(n)]
+    return [matplotlib.colormaps['tab10'](i) for i in range(n)]
+  return [matplotlib.colormaps['viridis'](i / max(1, n - 1)) for i in range(n)]
 
 
 def _show(ax, img):
@@ -56,7 +65,7 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))]
   log = log_scale and values and all(v > 0 for v in values)
   if len(members) <= SMALL_MULTIPLES_ABOVE:
-    fig, ax = plt.subplots(figsize=(7.5 if len(members) > 1 else 6, 4), dpi=100)
+    fig, ax = subplots(figsize=(7.5 if len(members) > 1 else 6, 4), dpi=100)
     for member, color in zip(members, colors(len(members))):
       _curves(ax, records, member, metric, color,
               '' if len(members) == 1 else f'{member}: ')
@@ -73,7 +82,7 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
     return fig
   cols = math.ceil(math.sqrt(len(members)))
   rows = math.ceil(len(members) / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=100,
+  fig, axes = subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=100,
                            sharex=True, sharey=True, squeeze=False)
   for ax, member in zip(axes.ravel(), members):
     _curves(ax, records, member, metric, 'C0')
@@ -101,7 +110,7 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
   top = (0.2 * (title.count('\n') + 1) + 0.1) if title else 0.0
   bottom = 0.35 if color_key else 0.0
   height = scale * len(rows) + 0.6 + top + bottom
-  fig, axes = plt.subplots(len(rows), n, figsize=(scale * n + 1.2, height), dpi=100,
+  fig, axes = subplots(len(rows), n, figsize=(scale * n + 1.2, height), dpi=100,
                            squeeze=False)
   for i, (row, label) in enumerate(zip(rows, labels)):
     for j in range(n):
@@ -117,7 +126,6 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
   if title:
     fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / height, va='top')
   if color_key:
-    from matplotlib.patches import Patch
     handles = [Patch(facecolor=c, edgecolor='0.5', label=m) for c, m in color_key]
     fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=7,
                frameon=False, bbox_to_anchor=(0.5, 0.02 / height))
@@ -145,7 +153,7 @@ def recon_grid(parts: list[dict]):
 
 def kl_per_dim(eval_rows: list[dict]):
   """Posterior health: each latent unit's KL, sorted, one line per member."""
-  fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+  fig, ax = subplots(figsize=(6, 3.5), dpi=100)
   rows = [r for r in eval_rows if isinstance(r.get('kl_per_dim'), list)]
   for r, color in zip(rows, colors(len(rows))):
     kl = np.sort(np.asarray(r['kl_per_dim']))[::-1]
@@ -167,8 +175,7 @@ def error_spectrum(freqs, original, curves: dict):
   """Radially averaged power of each model's residual (`curves`: label -> power [bins])
   against spatial frequency, with the originals' own spectrum in black; log power. The
   dotted line is hf_retained's cutoff."""
-  from ae_jax.metrics.spectrum import HF_CUTOFF
-  fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+  fig, ax = subplots(figsize=(7.5, 4.2), dpi=100)
   ax.semilogy(freqs, original, color='black', linewidth=2, label='originals')
   for (label, power), color in zip(curves.items(), colors(len(curves))):
     ax.semilogy(freqs, power, color=color, label=label)

@@ -13,8 +13,13 @@ from __future__ import annotations
 import os
 import sys
 
-from ae_jax import cli
-from ae_jax.errors import ConfigError
+import jax
+
+from ae_jax import cli, config_lib
+from ae_jax.errors import ConfigError, WorkdirError, WriteError
+from ae_jax.evaluate import evaluate_workdir, format_result, write_result
+from ae_jax.metrics import registry
+from ae_jax.train import train_and_evaluate
 
 
 def _add_common(p, evaluate_only: bool = False):
@@ -55,7 +60,6 @@ def _module_parser():
 
 def _distributed(args):
   """jax.distributed from the flags or (--distributed) the cluster environment."""
-  import jax
   if args.coordinator_address:
     host = args.coordinator_address.rsplit(':', 1)[0]
     kwargs = {}
@@ -66,8 +70,7 @@ def _distributed(args):
                                args.process_id, **kwargs)
   elif args.distributed:
     jax.distributed.initialize()
-  if jax.process_index() != 0:  # one process reports; every process warns and errs
-    sys.stdout = open(os.devnull, 'w')
+  cli.only_process_zero_reports()
 
 
 def _default_workdir(args) -> str | None:
@@ -80,12 +83,10 @@ def _default_workdir(args) -> str | None:
 
 def train(args, overrides, argv) -> None:
   """Load, resolve and train a config; print its final metrics or sweep table."""
-  from ae_jax import config_lib
   if args.config is None:
     raise ConfigError('--config is required for training (e.g. --config vae_beta, or '
                       '--config configs/vae_beta.py)')
   _distributed(args)  # before anything touches a device
-  from ae_jax.metrics import registry
   notes = []
   config = config_lib.load(args.config, overrides, notes)
   config, note = config_lib.fit_eval_epochs(config,
@@ -94,7 +95,6 @@ def train(args, overrides, argv) -> None:
   notes += [registry.missing_extras_note(config.eval.metrics)]
   for line in [f'note: {n}' for n in notes if n] + ([note] if note else []):
     print(line, flush=True)
-  from ae_jax.train import train_and_evaluate
   summary = train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)
   if 'table' in summary:
     print(summary['table'], end='')
@@ -108,9 +108,6 @@ def evaluate(args, overrides) -> None:
   table; then write eval.json into the workdir (or --out). The result is printed first: a
   file that cannot be written is a `warning:` line saying so and where it can go, and the
   exit code stays 0 (the result is on screen)."""
-  from ae_jax import config_lib
-  from ae_jax.errors import WorkdirError, WriteError
-  from ae_jax.evaluate import evaluate_workdir, format_result, write_result
   workdir = _default_workdir(args)
   if workdir is None:
     raise ConfigError('--mode=evaluate needs --workdir (a trained workdir)')

@@ -119,13 +119,12 @@ def _x(values):
 
 
 def axis_figure(final, axes, axis):
-  import matplotlib.pyplot as plt
   others = [a for a in axes if a != axis]
   groups = {}
   for r in final:
     groups.setdefault(tuple(_cell(r[a]) for a in others), []).append(r)
   panels = registry.panels(final[0].keys())
-  fig, grid = plt.subplots(2, 2, figsize=(8, 6), dpi=100)
+  fig, grid = figures.subplots(2, 2, figsize=(8, 6), dpi=100)
   for ax in grid.ravel()[len(panels):]:
     ax.axis('off')
   palette = figures.colors(len(groups))
@@ -154,8 +153,7 @@ def axis_figure(final, axes, axis):
 
 def rate_distortion(final, axes):
   """KL (rate) against eval reconstruction loss (distortion), one point per member."""
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+  fig, ax = figures.subplots(figsize=(6, 4.5), dpi=100)
   xs, ys = [r['recon'] for r in final], [r['kl'] for r in final]
   ax.plot(xs, ys, 'o')
   for r in final:

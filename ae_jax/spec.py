@@ -76,7 +76,7 @@ class RunSpec:
         eval_batch_size=config.train.eval_batch_size, dtype=config.dtype,
         skip_nonfinite=bool(config.train.skip_nonfinite_members),
         num_train=record.num_train or spe * batch,
-        critic=_critic(config, model, record.image_shape, shape, spe))
+        critic=_critic(config, members, model, record.image_shape, spe))
     hparams = sweep.hparams(list(members))
     if sweep.swept_latent(config):
       hparams['latent_mask'] = sweep.latent_masks(list(members), shape)
@@ -129,11 +129,12 @@ class RunSpec:
     return jax.eval_shape(init, self.seeds)
 
 
-def _critic(config, model, image_shape, code_shape, steps_per_epoch: int):
+def _critic(config, members, model, image_shape, steps_per_epoch: int):
   """The discriminator trained beside the model (critic.py), checked against the run."""
   params = abstract_variables(model, image_shape)['params']
   impl = getattr(model.decoder, 'conv_impl', 'xla')
-  spec = critic.from_config(config, params, image_shape, code_shape, conv_impl=impl)
+  spec = critic.from_config(config, [m['gan_weight'] for m in members], params, image_shape,
+                            conv_impl=impl)
   total = config.train.num_epochs * steps_per_epoch
   if spec is not None and spec.kind == 'patch' and spec.start >= total:
     raise ConfigError(f'config.loss.gan_start_step={spec.start} is at or after the run\'s '

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from ae_jax import report
+
 # row fields that are coordinates or bookkeeping, not metrics
 _NOT_SCALARS = ('epoch', 'step', 'split', 'member', 'wall_s')
 RECON_TAG = 'eval/reconstructions'
@@ -131,7 +133,6 @@ def write_hparams(wd, config, members: list[dict], summary: dict) -> None:
     return
   from tensorboardX import SummaryWriter
   from tensorboardX.summary import hparams
-  from ae_jax import report
   axes = report.swept_axes(members)
   final = {m['name']: m for m in summary.get('members', [])}
   for m in members:

@@ -25,12 +25,18 @@ from __future__ import annotations
 import argparse
 import os
 
+from ae_jax import cli
+from ae_jax.errors import ConfigError
+from ae_jax.inference import load
+from ae_jax.latent import tools
+from ae_jax.latent.tools import Source
+from ae_jax.workdir import Workdir
+
 TOOLS = ('reconstruct', 'fit', 'sample', 'interpolate', 'edit', 'traverse', 'generate',
          'same-noise', 'encode')
 
 
 def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
-  from ae_jax import cli
   p = cli.parser(prog, __doc__, f'{prog} interpolate --workdir runs/vae_beta --member beta=4 '
                  '--ids 3,227')
   p.add_argument('tool', choices=TOOLS)
@@ -76,8 +82,6 @@ def _member(text: str):
 
 
 def _load(workdir: str, member, epoch, overrides=()):
-  from ae_jax.inference import load
-  from ae_jax.latent.tools import Source
   return Source(load(workdir, _member(str(member)), epoch, overrides), workdir)
 
 
@@ -85,8 +89,6 @@ def _check_flags(args) -> None:
   """The flags' own values, before any model loads (one ConfigError line each)."""
   import math
 
-  from ae_jax.errors import ConfigError
-  from ae_jax.latent import tools
   counts = {'--num': args.num, '--steps': args.steps, '--points': args.points,
             '--per-id': args.per_id, '--sets': args.sets}
   for flag, value in counts.items():
@@ -117,7 +119,6 @@ def run(args, overrides=()) -> dict:
   """The tool `args.tool`; `overrides`: --config.* of keys free on a trained workdir.
   Its output folder is held from before the models load until its files are in place
   (`workdir.Outputs`): a folder that cannot be written stops it at once."""
-  from ae_jax.workdir import Workdir
   _check_flags(args)
   wd = Workdir(args.workdir)
   wd.require_trained()
@@ -126,8 +127,6 @@ def run(args, overrides=()) -> dict:
 
 
 def _run(args, overrides, out) -> dict:
-  from ae_jax.latent import tools
-  from ae_jax.workdir import Workdir
   main = _load(args.workdir, args.member, args.epoch, overrides)
   others = []
   for spec in args.others:
@@ -174,7 +173,6 @@ def _run(args, overrides, out) -> dict:
 
 
 def main(argv=None, prog='python -m ae_jax.latent'):
-  from ae_jax import cli
   args, overrides = cli.parse(parser(prog), argv)
 
   def body():

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ae_jax.latent.ops import fit_gaussian
+
 KINDS = ('gaussian', 'gmm')
 COVARIANCE_TYPES = ('full', 'tied', 'diag', 'spherical')
 # GaussianMixture's constructor settings kept in the dict (the rest stay at their defaults)
@@ -45,7 +47,6 @@ def fit(codes, kind: str = 'gmm', num_components: int = 10, covariance_type: str
   codes = np.asarray(codes)
   latent_shape = codes.shape[1:]
   if kind == 'gaussian':
-    from ae_jax.latent.ops import fit_gaussian
     mean, scale_tril = fit_gaussian(codes)
     return {'kind': np.asarray('gaussian'), 'latent_shape': np.asarray(latent_shape, np.int64),
             'mean': np.asarray(mean), 'scale_tril': np.asarray(scale_tril)}

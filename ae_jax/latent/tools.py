@@ -15,9 +15,9 @@ import inspect
 import jax
 import numpy as np
 
-from ae_jax import figures
+from ae_jax import data, figures
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.latent import ops
+from ae_jax.latent import density as density_lib, ops
 
 DEFAULT_GENERATE_IDS = '1-5,226-230,841-845,1471-1475'  # report 000's chosen wafer maps
 GAUSSIAN = 'gaussian.npz'  # an AE's fitted code distribution, in latent/fit/
@@ -75,7 +75,6 @@ class Source:
 
   @functools.cached_property
   def dataset(self):
-    from ae_jax import data
     return data.load(self.model.config.data)
 
   def label_name(self, label: int) -> str:
@@ -92,11 +91,9 @@ class Source:
 
   def label_values(self, labels) -> np.ndarray:
     """Class indices -> the labels' own values, for arrays written for the user."""
-    from ae_jax import data
     return data.original_labels(labels, self.class_values)
 
   def images(self, ids) -> tuple[np.ndarray, np.ndarray]:
-    from ae_jax import data
     images, labels = data.by_ids(self.dataset, ids)
     if tuple(images.shape[1:]) != tuple(self.model.image_shape):
       raise ConfigError(f'the dataset of {self.workdir} now gives {images.shape[1:]} images; '
@@ -201,7 +198,6 @@ def fit(source: Source, out, density: str = 'gaussian', components: int = 10,
   (posterior means); for a VQ-VAE, a categorical distribution of the code indices at each
   position (`density='categorical'`, the only kind that applies: its codes are discrete).
   Writes density.npz (plain arrays) and, for a Gaussian, gaussian.npz as before."""
-  from ae_jax.latent import density as density_lib
   m = source.model
   images, _, _ = source.split('train')
   if m.kind == 'vqvae':
@@ -294,7 +290,6 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, density
   objective matches the codes to that prior); for another AE, codes from the density `fit`
   fitted to its training codes; for a VQ-VAE, code indices from the categorical `fit`
   fitted per position (`density`: that file's contents)."""
-  from ae_jax.latent import density as density_lib
   m = source.model
   key = jax.random.PRNGKey(seed)
   wae = m.kind == 'ae' and m.config.loss.objective == 'wae_mmd'
@@ -440,7 +435,6 @@ def generate(source: Source, ids: list[int], k: int, sigma, seed: int, out,
   the i-th sample gets i/10). Writes gen_data.npy (the dataset's own layout and range),
   gen_label.npy (each sample inherits its source's label, as the dataset's own value and
   dtype: 5, 0.5, 'cat'; -1 unlabelled) and gen_ids.npy. `classes` are class names."""
-  from ae_jax import data
   m = source.model
   if per_class:
     ids = _ids_per_class(source, per_class, classes, seed)
@@ -568,7 +562,6 @@ def _short(s: Source) -> str:
 def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   """A split's codes (means, log-variances, labels, ids) to codes.npz, and a 2-D PCA map of
   the means coloured by label."""
-  import matplotlib.pyplot as plt
   if split not in ('train', 'test'):
     raise ConfigError(f'--split {split!r}: expected train or test')
   m = source.model
@@ -582,7 +575,7 @@ def encode(source: Source, split: str, out, limit: int | None = None) -> dict:
   _, s, vt = np.linalg.svd(centred, full_matrices=False)
   xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(flat))]
   explained = (s[:2] ** 2 / max((s ** 2).sum(), 1e-12)) if len(s) else np.zeros(2)
-  fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=100)
+  fig, ax = figures.subplots(figsize=(5.5, 4.5), dpi=100)
   classes = sorted({int(label) for label in labels})
   for c, color in zip(classes, figures.colors(len(classes))):
     sel = labels == c

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from ae_jax.data import dsprites
+from ae_jax.data import dsprites, resize
 from ae_jax.errors import ConfigError
 
 NUM_POINTS = 10_000    # MIG points and FactorVAE variance-estimate points
@@ -126,7 +126,6 @@ def render(factors: np.ndarray, image_size: int = 0) -> np.ndarray:
   resized the way `data.load` resizes dSprites, so a model sees its training inputs)."""
   images = dsprites.render(*np.asarray(factors).T).astype(np.float32)[..., None]
   if image_size and image_size != dsprites.SIZE:
-    from ae_jax.data import resize
     images = np.clip(resize(images, image_size, 'linear'), 0.0, 1.0)
   return images
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.errors import ConfigError
+from ae_jax.progress import Progress
 
 NETS = {'vgg': 'vgg16', 'alex': 'alexnet'}
 MIN_SIZE = {'vgg': 16, 'alex': 31}  # smallest image side each trunk's pooling allows
@@ -171,7 +172,6 @@ class Evaluator:
       raise ConfigError(f'LPIPS takes 1 or 3 channels; these images have {x.shape[-1]}')
 
   def _batched(self, fn, *arrays, desc: str = ''):
-    from ae_jax.progress import Progress
     out = []
     with Progress(len(arrays[0]), desc or f'LPIPS-{self.net}', unit='images',
                   enabled=self.progress) as bar:

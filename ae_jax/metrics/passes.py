@@ -15,8 +15,7 @@ import numpy as np
 from ae_jax import progress
 from ae_jax.data import dsprites
 from ae_jax.errors import ConfigError
-from ae_jax.metrics import core, disentanglement, likelihood, lpips, pca
-from ae_jax.metrics import sample_quality as sq
+from ae_jax.metrics import core, disentanglement, likelihood, lpips, pca, sample_quality as sq
 
 
 def _psnr_ssim(a, b) -> tuple[float, float]:

@@ -23,9 +23,15 @@ import dataclasses
 import importlib
 import os
 
-from ae_jax import config_lib
+from ae_jax import config_lib, sweep
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.workdir import Workdir
+from ae_jax.inference import load
+from ae_jax.latent.tools import Source
+from ae_jax.metrics import registry
+from ae_jax.models import resolve_latent_dim, PRESETS
+from ae_jax.report import swept_axes
+from ae_jax.train import train_and_evaluate
+from ae_jax.workdir import config_to_dict, Workdir
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
@@ -63,8 +69,6 @@ class Experiment:
 
 def effective(config) -> Experiment:
   """The experiment a config runs (data.image_size / data.channels 0: the data's own)."""
-  from ae_jax import sweep
-  from ae_jax.models import resolve_latent_dim
   d, m = config.data, config.model
   size, channels = NATIVE.get(d.name, (0, 0))
   if d.name == 'wafer' and d.wafer.render == 'gray':
@@ -79,7 +83,6 @@ def _experiment_values(config, e: Experiment) -> dict:
   """The config keys that make `config` run experiment `e`, leaving a key alone where the
   config already has it (a dataset's own size stays 0, a preset's own code size 0), so
   workdirs trained before these declarations still resume."""
-  from ae_jax.models import PRESETS
   now = effective(config)
   out = {'data.name': e.data, 'model.kind': e.kind}
   if now.image_size != e.image_size or now.data != e.data:
@@ -193,7 +196,6 @@ class Study:
 
   def config(self, model: Model):
     """`model`'s config at this study's budget, with the user's overrides."""
-    from ae_jax.metrics import registry
     cfg, notes = build(model, self.budget, self.overrides)
     full, _ = build(model, 'full', self.overrides)
     self.built[model.key] = (model, config_lib.thaw(cfg), full)  # as declared, before a
@@ -206,14 +208,11 @@ class Study:
 
   def train(self, key: str, config) -> dict:
     """Train (or resume) model `key`; -> its summary."""
-    from ae_jax.train import train_and_evaluate
     print(f'== {self.name}: model {key}', flush=True)
     return train_and_evaluate(config, self.model_dir(key))
 
   def source(self, key: str, member=0, epoch=None):
     """Model `key` (a member, at a saved epoch) with its dataset, for the latent tools."""
-    from ae_jax.inference import load
-    from ae_jax.latent.tools import Source
     return Source(load(self.model_dir(key), member, epoch), self.model_dir(key))
 
   def out(self, name: str):
@@ -225,7 +224,6 @@ class Study:
     sweep values from members.json (e.g. 'beta'), and its results.json `key`,
     `description` (the declared Model's, or `description`) and `sweep` (the values of the
     axes its members differ in)."""
-    from ae_jax.report import swept_axes
     wd = Workdir(self.model_dir(key))
     grid = {m['name']: m for m in wd.read_members() or []}
     members = [{**grid.get(m['name'], {}), **m} for m in wd.read_json('summary.json')['members']]
@@ -250,7 +248,6 @@ class Study:
   def changes(self) -> dict:
     """{config key: {'ran': value, 'full': value}} where this budget's models differ from
     the full budget's (empty at the full budget)."""
-    from ae_jax.workdir import config_to_dict
     out = {}
     for _, cfg, full in self.built.values():  # resolved: a preset's latent_dim 0 as its size
       a, b = (config_lib.flat(config_to_dict(config_lib.resolve(c))) for c in (cfg, full))

@@ -20,6 +20,7 @@ table values: batch 15/20/25, lr 0.1/0.01/0.001/0.0001, VAE latent 2/64/256/512.
 """
 from __future__ import annotations
 
+from ae_jax import figures
 from ae_jax.metrics import registry
 from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
@@ -92,9 +93,8 @@ def _rows(study: Study, key: str, axis: str, label: str, about: str) -> list[dic
 
 def _figure(tables: dict):
   """PSNR against each setting, AE and VAE side by side (one panel per setting)."""
-  import matplotlib.pyplot as plt
   axes_names = ('epoch', 'batch', 'learning rate', 'latent size')
-  fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), dpi=100)
+  fig, axes = figures.subplots(1, 4, figsize=(13, 3.2), dpi=100)
   for ax, name in zip(axes, axes_names):
     for kind, style in (('AE', 'o-'), ('VAE', 's--')):
       rows = tables.get((kind, name), [])

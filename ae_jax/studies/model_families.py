@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from ae_jax import figures
 from ae_jax.latent import tools
-from ae_jax.metrics import registry
-from ae_jax.studies import Experiment, Model, Study, budget_doc
+from ae_jax.metrics import registry, sample_quality as sq
+from ae_jax.metrics.lpips import Evaluator
+from ae_jax.studies import budget_doc, Experiment, Model, Study
 from ae_jax.studies.report import Report
 
 NAME = 'model_families'
@@ -120,7 +121,6 @@ def _samples(study: Study, key: str, num: int, seed: int = 0):
 
 
 def _sample_fd(ev, real_features, samples) -> float:
-  from ae_jax.metrics import sample_quality as sq
   return sq.frechet_distance(real_features, ev.features(samples))
 
 
@@ -145,7 +145,6 @@ def run(study: Study) -> Report:
     test, _, _ = src.split('test', limit=num)
     fds = []
     if lpips:  # one compiled feature extractor, the test images' features once
-      from ae_jax.metrics.lpips import Evaluator
       ev = Evaluator('vgg')
       real = ev.features(test)
     for key, label, _, _ in chosen:

@@ -30,6 +30,8 @@ import re
 import jax
 import numpy as np
 
+from ae_jax import config_lib
+from ae_jax.interop import our_layers
 from ae_jax.metrics import registry
 
 
@@ -64,7 +66,6 @@ class Report:
   def settings(self, config, keys, heading: str = 'Settings'):
     """A table of config values as the run used them (resolved: model.latent_dim 0 shows as
     the preset's or the default size)."""
-    from ae_jax import config_lib
     config = config_lib.resolve(config)
     values = {k: config_lib.get(config, k) for k in keys}
     self.settings_values[heading] = {k: _plain(v) for k, v in values.items()}
@@ -195,7 +196,6 @@ def _plain(v):
 
 def layer_table(params) -> tuple[list[list], int]:
   """[[layer, kind, shape, parameters]] in forward order, and the total."""
-  from ae_jax.interop import our_layers
   rows, total = [], 0
   for layer in our_layers(jax.device_get(params)):
     node = params

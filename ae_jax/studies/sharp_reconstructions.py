@@ -36,8 +36,8 @@ from __future__ import annotations
 import numpy as np
 
 from ae_jax import figures
-from ae_jax.metrics import registry, spectrum
-from ae_jax.studies import Experiment, Model, Study, budget_doc
+from ae_jax.metrics import lpips, passes, pca, registry, sample_quality as sq, spectrum
+from ae_jax.studies import budget_doc, Experiment, Model, Study
 from ae_jax.studies.report import Report
 
 NAME = 'sharp_reconstructions'
@@ -87,8 +87,6 @@ def _config(study: Study, model: Model):
 def _pca_row(images, train, units: int, ctx_metrics) -> tuple[dict, np.ndarray]:
   """PCA with `units` components fitted on `train`: its row of the table and its
   reconstructions of `images`."""
-  from ae_jax.metrics import pca
-  from ae_jax.metrics import passes
   model = pca.fit(train, units)
   recon = np.clip(pca.reconstruct(model, images), 0.0, 1.0).astype(np.float32)
   psnr, ssim = passes._psnr_ssim(recon, images)
@@ -96,7 +94,6 @@ def _pca_row(images, train, units: int, ctx_metrics) -> tuple[dict, np.ndarray]:
         'hf_retained': float(np.sum(spectrum.hf_energy(recon))
                              / np.sum(spectrum.hf_energy(images)))}
   if 'lpips_vgg' in ctx_metrics:
-    from ae_jax.metrics import lpips, sample_quality as sq
     lp = lpips.Evaluator('vgg')
     ev['lpips_vgg'] = float(np.mean(lp(images, recon, desc='LPIPS-vgg [PCA]')))
     ev['recon_fd'] = sq.frechet_distance(lp.features(images), lp.features(recon))

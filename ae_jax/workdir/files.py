@@ -8,6 +8,7 @@ import io
 import json
 import os
 import secrets
+import sys
 
 import numpy as np
 
@@ -99,13 +100,15 @@ def write_lines(path: str, rows: list[dict]) -> None:
 
 
 def figure_bytes(fig, name: str) -> bytes:
-  """A matplotlib figure encoded as `name`'s extension says (png by default), and closed."""
-  import matplotlib.pyplot as plt  # pyplot's import costs a second: only where a figure is drawn
+  """A matplotlib figure encoded as `name`'s extension says (png by default), and closed
+  (in pyplot's registry, if the caller's pyplot made it)."""
   buf = io.BytesIO()
   try:
     fig.savefig(buf, format=os.path.splitext(name)[1][1:] or 'png')
   finally:
-    plt.close(fig)
+    pyplot = sys.modules.get('matplotlib.pyplot')  # never imported here: it picks a backend
+    if pyplot is not None:
+      pyplot.close(fig)
   return buf.getvalue()
 
 
