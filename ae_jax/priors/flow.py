@@ -41,6 +41,7 @@ class FlowSettings:
   hidden: int = 256          # the MLP's width, the DiT's token width
   depth: int = 3             # the MLP's hidden layers, the DiT's blocks
   time_dim: int = 64         # sinusoidal time features
+  time_scale: float = 100.0  # the fastest time feature's radians per unit t (velocity.py)
   time_mode: str = 'concat'  # MLP: time features concatenated to the input, or 'add'ed
   heads: int = 4             # DiT attention heads (must divide hidden)
   patch: int = 1             # DiT patch size (must divide H and W)
@@ -61,6 +62,8 @@ class FlowSettings:
         raise ConfigError(f'flow prior: {name}={getattr(self, name)}: must be >= 1')
     if self.hidden % self.heads:
       raise ConfigError(f'flow prior: heads={self.heads} must divide hidden={self.hidden}')
+    if self.time_scale <= 0:
+      raise ConfigError(f'flow prior: time_scale={self.time_scale}: must be > 0')
     if not 0 <= self.ema_decay < 1:
       raise ConfigError(f'flow prior: ema_decay={self.ema_decay}: must be in [0, 1)')
 
@@ -77,7 +80,8 @@ def network(settings: FlowSettings, code_shape: tuple[int, ...]):
   if name == 'mlp':
     return velocity_nets.VelocityMLP(tuple(code_shape), hidden=settings.hidden,
                                      depth=settings.depth, time_dim=settings.time_dim,
-                                     time_mode=settings.time_mode)
+                                     time_mode=settings.time_mode,
+                                     time_scale=settings.time_scale)
   if len(code_shape) != 3:
     raise ConfigError(f'flow prior: net=dit needs spatial codes [N, H, W, C]; got codes of '
                       f'shape [N, {", ".join(map(str, code_shape))}]')
@@ -86,7 +90,7 @@ def network(settings: FlowSettings, code_shape: tuple[int, ...]):
                       f'({code_shape[0]}x{code_shape[1]})')
   return velocity_nets.DiT(width=settings.hidden, depth=settings.depth, heads=settings.heads,
                            patch=settings.patch, mlp_ratio=settings.mlp_ratio,
-                           time_dim=settings.time_dim)
+                           time_dim=settings.time_dim, time_scale=settings.time_scale)
 
 
 def init(key, codes_shape, settings: FlowSettings):

@@ -21,18 +21,22 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# DiT embeds integer diffusion steps 0..999; flow-matching time is in [0, 1], so it is
-# scaled by this before the sinusoids, or most frequencies would barely move over [0, 1].
-TIME_SCALE = 1000.0
 MAX_PERIOD = 10000.0
 
 
-def time_features(t, dim: int):
-  """Sinusoidal features [B, dim] of times t [B] in [0, 1] (the transformer's position
-  encoding of TIME_SCALE * t, periods from 2 pi to MAX_PERIOD; cosines then sines)."""
+def time_features(t, dim: int, scale: float = 100.0):
+  """Sinusoidal features [B, dim] of times t [B] in [0, 1]: the transformer's position
+  encoding of scale * t (periods from 2 pi to MAX_PERIOD; cosines then sines).
+
+  DiT embeds integer diffusion steps 0..999 (scale 1000 in these terms); here the fastest
+  feature turns `scale` radians per unit of t. A sampler with h = 1 / steps resolves it
+  only while scale * h << 1: at 1000 an untrained network's field oscillates with a period
+  of 0.006 in t and Euler with 1000 steps had not converged; at 100 a 50-step sampler
+  still sees every feature move smoothly, and at 1 most features would barely move over
+  [0, 1]."""
   half = dim // 2
   freqs = jnp.exp(-math.log(MAX_PERIOD) * jnp.arange(half, dtype=jnp.float32) / half)
-  args = (TIME_SCALE * t.astype(jnp.float32))[:, None] * freqs[None]  # [B, half]
+  args = (scale * t.astype(jnp.float32))[:, None] * freqs[None]  # [B, half]
   emb = jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
   if dim % 2:
     emb = jnp.pad(emb, ((0, 0), (0, 1)))
@@ -45,10 +49,11 @@ class VelocityMLP(nn.Module):
   depth: int = 3
   time_dim: int = 64
   time_mode: str = 'concat'  # 'concat' | 'add'
+  time_scale: float = 100.0
 
   @nn.compact
   def __call__(self, x, t):
-    emb = time_features(t, self.time_dim)  # [B, T]
+    emb = time_features(t, self.time_dim, self.time_scale)  # [B, T]
     h = x.reshape(x.shape[0], -1)  # [B, D]
     if self.time_mode == 'concat':
       h = jnp.concatenate([h, emb], axis=-1)  # [B, D + T]
@@ -111,6 +116,7 @@ class DiT(nn.Module):
   patch: int = 1
   mlp_ratio: int = 4
   time_dim: int = 64
+  time_scale: float = 100.0
 
   @nn.compact
   def __call__(self, x, t):
@@ -119,7 +125,7 @@ class DiT(nn.Module):
     pos = self.param('pos_embed', nn.initializers.normal(0.02), tokens.shape[1:])  # [h, w, W]
     b, h, w, _ = tokens.shape
     z = (tokens + pos).reshape(b, h * w, self.width)  # [B, T, W], raster order
-    c = nn.Dense(self.width, name='time_in')(time_features(t, self.time_dim))
+    c = nn.Dense(self.width, name='time_in')(time_features(t, self.time_dim, self.time_scale))
     c = nn.Dense(self.width, name='time_out')(jax.nn.silu(c))  # [B, W]
     for i in range(self.depth):
       z = DiTBlock(self.width, self.heads, self.mlp_ratio, name=f'block_{i}')(z, c)
