@@ -48,8 +48,8 @@ def test_euler_and_heun_match_their_closed_forms_on_linear_fields(steps):
                              x0 + (steps - 1) / (2 * steps), rtol=1e-6)
 
 
-# Everything runs jitted: op by op, a DiT's init and apply dispatch hundreds of small
-# programs (seconds each time on this CPU).
+# A test that compiles a velocity network is slow. Everything runs jitted: op by op, a
+# DiT's init and apply dispatch hundreds of small programs (seconds each on this CPU).
 def _init(codes_shape, settings, seed=0):
   fn = jax.jit(functools.partial(flow.init, settings=settings), static_argnums=1)
   return fn(jax.random.key(seed), codes_shape)
@@ -71,27 +71,29 @@ def _integrate(params, x0, steps, sampler, settings):
   return jax.jit(fn)(params, x0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('codes_shape,settings', [
     ((8, 6), flow.FlowSettings(hidden=32, depth=2, time_mode='concat')),
     ((8, 6), flow.FlowSettings(hidden=32, depth=2, time_mode='add')),
     ((8, 4, 4, 2), flow.FlowSettings(hidden=16, depth=1, heads=2, patch=2)),
 ], ids=['mlp_concat', 'mlp_add', 'dit'])
 def test_heun_and_euler_with_many_steps_integrate_the_same_ode(codes_shape, settings):
-  """On one fixed (random) velocity network, Heun with 100 steps (global error O(h^2))
+  """On one fixed (random) velocity network, Heun with 200 steps (global error O(h^2))
   and Euler with 1000 (O(h)) reach the same x(1): within Euler's error, which halves when
   its steps double."""
   params = _perturbed(_init(codes_shape, settings), jax.random.key(1))
   x0 = jax.random.normal(jax.random.key(2), (4, *codes_shape[1:]))
-  heun = _integrate(params, x0, 100, 'heun', settings)
+  heun = _integrate(params, x0, 200, 'heun', settings)
   euler_500 = _integrate(params, x0, 500, 'euler', settings)
   euler_1000 = _integrate(params, x0, 1000, 'euler', settings)
   err_500 = float(jnp.abs(euler_500 - heun).max())
   err_1000 = float(jnp.abs(euler_1000 - heun).max())
-  assert err_1000 < 1e-2 * max(1.0, float(jnp.abs(heun - x0).max()))
-  assert 0.3 < err_1000 / err_500 < 0.7  # first order: Euler converges to Heun's answer
+  assert err_1000 < 3e-3 * max(1.0, float(jnp.abs(heun - x0).max()))  # measured 4e-4-6e-4
+  assert 0.35 < err_1000 / err_500 < 0.7  # first order: Euler converges to Heun's answer
   assert float(jnp.abs(heun - x0).max()) > 0.1  # and the flow did move the points
 
 
+@pytest.mark.slow
 def test_a_fixed_seed_gives_identical_samples():
   settings = flow.FlowSettings(hidden=32, depth=2, steps=8)
   params = _perturbed(_init((8, 6), settings), jax.random.key(1))
@@ -104,6 +106,7 @@ def test_a_fixed_seed_gives_identical_samples():
   assert float(jnp.abs(a - c).min()) > 0
 
 
+@pytest.mark.slow
 def test_an_untrained_dit_is_zero_and_its_samples_are_the_noise():
   """adaLN-zero: the modulation and output layers start at zero, so v = 0 at init."""
   settings = flow.FlowSettings(hidden=16, depth=2, heads=2, patch=2, steps=3)
@@ -118,6 +121,7 @@ def test_an_untrained_dit_is_zero_and_its_samples_are_the_noise():
   np.testing.assert_array_equal(draw(params, jax.random.key(3), 2), x0)
 
 
+@pytest.mark.slow
 def test_held_out_is_the_matching_loss_averaged_over_stratified_draws():
   """With one draw, held_out is exactly the loss at the draw's (t, x0); with many, its
   spread over keys shrinks."""
@@ -158,7 +162,9 @@ def test_bad_settings_and_codes_are_one_clear_error():
   with pytest.raises(ConfigError, match='net=dit needs spatial codes'):
     flow.init(jax.random.key(0), (2, 16), flow.FlowSettings(net='dit'))
   settings = flow.FlowSettings(hidden=8, depth=1)
-  params = _init((2, 16), settings)
+  # shapes only (no compile): the check comes before any computation
+  params = jax.eval_shape(functools.partial(flow.init, codes_shape=(2, 16), settings=settings),
+                          jax.random.key(0))
   with pytest.raises(DataError, match=r'built for \[N, 16\]'):
     flow.loss(params, jnp.zeros((2, 8)), jax.random.key(0), settings)
 

@@ -22,10 +22,12 @@ Sampling decodes z ~ N(0, I) to mu(z) and adds N(0, gamma I) (`decoder_noise`, o
 default), as the authors' `generate` does: that draws from the density the loss fitted.
 The mean mu(z) alone misses gamma I of the covariance; it matters where the codes fill
 all their dimensions: on a 4-D Gaussian whose covariance's smallest eigenvalue is 0.099,
-gamma settled at 0.10-0.13 (a linear-Gaussian VAE may model one direction by its noise
-alone: the same density), and mu(z) samples lacked that variance (max covariance error
-0.13 against 0.02-0.04 with the noise). Codes are normalized (stats.py) by the caller;
-any code shape is flattened by the encoder and restored by the decoder.
+gamma settled at 0.10-0.13 (as probabilistic PCA with one component fewer, whose noise
+variance is that eigenvalue, fits the same density), and mu(z) samples lacked that
+variance (largest covariance error 0.13, against 0.02-0.04 with the noise).
+
+Codes are normalized (stats.py) by the caller; any code shape is flattened by the encoder
+and restored by the decoder.
 """
 from __future__ import annotations
 

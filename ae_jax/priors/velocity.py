@@ -29,10 +29,10 @@ def time_features(t, dim: int, scale: float = 100.0):
   encoding of scale * t (periods from 2 pi to MAX_PERIOD; cosines then sines).
 
   DiT embeds integer diffusion steps 0..999 (scale 1000 in these terms); here the fastest
-  feature turns `scale` radians per unit of t. A sampler with h = 1 / steps resolves it
-  only while scale * h << 1: at 1000 an untrained network's field oscillates with a period
-  of 0.006 in t and Euler with 1000 steps had not converged; at 100 a 50-step sampler
-  still sees every feature move smoothly, and at 1 most features would barely move over
+  feature turns `scale` radians per unit of t, and a sampler with h = 1 / steps resolves it
+  only while scale * h is small. Measured on a random velocity MLP: at scale 1000 Heun
+  with 100 and with 400 steps differed by 0.004-0.008 (the field oscillates with a period
+  of 0.006 in t), at 100 by 0.0001-0.0002; at 1 most features would barely move over
   [0, 1]."""
   half = dim // 2
   freqs = jnp.exp(-math.log(MAX_PERIOD) * jnp.arange(half, dtype=jnp.float32) / half)
