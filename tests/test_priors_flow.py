@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from ae_jax.errors import ConfigError, DataError
-from ae_jax.priors import flow
+from ae_jax.priors import flow, velocity
 
 
 def test_target_is_the_paths_velocity_x1_minus_x0():
@@ -142,6 +142,14 @@ def test_held_out_is_the_matching_loss_averaged_over_stratified_draws():
   direct = jax.jit(functools.partial(flow.matching_loss, settings=settings))
   chex.assert_trees_all_close(one(params, codes, keys[0]), direct(params, x0, codes, t),
                               rtol=1e-6)
+
+
+def test_patchify_takes_each_patch_whole_and_unpatchify_inverts_it():
+  x = np.arange(2 * 4 * 6 * 3, dtype=np.float32).reshape(2, 4, 6, 3)
+  tokens = np.asarray(velocity.patchify(jnp.asarray(x), 2))
+  assert tokens.shape == (2, 2, 3, 12)
+  np.testing.assert_array_equal(tokens[1, 1, 2], x[1, 2:4, 4:6].reshape(-1))
+  np.testing.assert_array_equal(velocity.unpatchify(jnp.asarray(tokens), 2), x)
 
 
 def test_ema_update_is_the_weighted_mean():
