@@ -16,7 +16,7 @@ import os
 
 import ml_collections
 
-from ae_jax import objectives, schema, sweep
+from ae_jax import config_values, objectives, schema, sweep
 from ae_jax.data import pixels
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.metrics import registry
@@ -53,7 +53,7 @@ def config_file(spec: str) -> str:
   if base in shipped():
     hint = f'; the shipped config of that name runs from any folder as --config {base}'
   else:
-    hint = (schema.suggest(base, shipped()) + '; shipped configs (by name): '
+    hint = (config_values.suggest(base, shipped()) + '; shipped configs (by name): '
             + ', '.join(shipped()))
   raise ConfigError(f'--config {spec}: no such file{hint}')
 
@@ -114,14 +114,14 @@ def apply_overrides(config, overrides, only_free: bool = False):
   config = thaw(config)
   for item in overrides:
     name, raw = split_override(item)
-    key = schema.lookup(name)
+    key = config_values.lookup(name)
     if only_free and key.role != 'free':
       free = sorted({k.name.split('.')[0] for k in schema.keys() if k.role == 'free'})
       raise ConfigError(f'--config.{name}: a trained workdir keeps its own {name} (it '
                         'changes what the checkpoints mean); here only free keys can be '
                         f'set, e.g. under {", ".join(free)} (docs/configs.md)')
-    value = schema.parse_value(key, raw)
-    schema.check_value(key, value)
+    value = config_values.parse_value(key, raw)
+    config_values.check_value(key, value)
     try:
       with config.unlocked():
         set_value(config, name, value)
@@ -253,7 +253,7 @@ RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_latent, _rule_me
 
 def validate(config) -> None:
   """Raises ConfigError naming the key, its value and what is expected."""
-  schema.check_config(config)
+  config_values.check_config(config)
   for rule in RULES:
     rule(config)
 

@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ae_jax import config_lib, schema, sweep
+from ae_jax import config_lib, config_values, schema, sweep
 from ae_jax.errors import ConfigError
 from ae_jax.train import train_and_evaluate
 from conftest import tiny_config
@@ -43,7 +43,7 @@ FAST = settings(max_examples=12, deadline=None, derandomize=True,
 @given(key=st.sampled_from(CHOICE_KEYS),
        value=st.text(alphabet='abcdefghijklmnopqrstuvwxyz_', min_size=1, max_size=8))
 def test_a_value_outside_the_choices_is_refused(key, value):
-  if value in schema.lookup(key).allowed():
+  if value in config_values.lookup(key).allowed():
     return
   msg = refused([f'--config.{key}={value}'], key)
   assert 'expected one of' in msg

@@ -7,7 +7,7 @@ import sys
 import ml_collections
 import pytest
 
-from ae_jax import config_lib, schema, sweep
+from ae_jax import config_lib, config_values, docs, schema, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from conftest import ROOT, tiny_config
 
@@ -15,18 +15,18 @@ from conftest import ROOT, tiny_config
 def test_the_base_config_is_the_declarations():
   config = schema.base_config()
   declared = {k.name: k for k in schema.all_keys()}
-  assert set(schema.leaves(config)) == set(declared)
-  for name, value in schema.leaves(config).items():
+  assert set(config_values.leaves(config)) == set(declared)
+  for name, value in config_values.leaves(config).items():
     assert value == declared[name].default, name
-  schema.check_config(config)  # the defaults pass their own checks
+  config_values.check_config(config)  # the defaults pass their own checks
   from ae_jax.configs import base
-  assert schema.leaves(base.get_config()) == schema.leaves(config)
+  assert config_values.leaves(base.get_config()) == config_values.leaves(config)
 
 
 def test_no_key_is_shadowed_by_a_configdict_method():
   """config.model.vq.update would read ConfigDict.update, not the value."""
   config = schema.base_config()
-  for name in schema.leaves(config):
+  for name in config_values.leaves(config):
     leaf = name.rsplit('.', 1)[-1]
     assert not hasattr(ml_collections.ConfigDict, leaf), name
 
@@ -40,7 +40,7 @@ def test_the_sweep_axes_and_the_workdir_rule_come_from_the_declarations():
   assert list(sweep.AXES)[:5] == ['beta', 'learning_rate', 'seed', 'kl_warmup_epochs',
                                   'latent_dim']
   for axis in list(vmapped) + list(outer):
-    assert schema.lookup(f'sweep.{axis}').nullable
+    assert config_values.lookup(f'sweep.{axis}').nullable
   assert schema.is_free('eval.iwae_samples') and schema.is_free('train.num_epochs')
   assert not schema.is_free('model.latent_dim') and not schema.is_free('sweep.beta')
   assert not schema.is_free('no.such.key')
@@ -59,7 +59,7 @@ def test_a_new_declaration_reaches_the_base_config_validation_the_parser_and_the
   assert config_lib.apply_overrides(config, ['--config.train.warp=7']).train.warp == 7
   with pytest.raises(ConfigError, match=r'config.train.warp=0 must be > 0'):
     config_lib.apply_overrides(config, ['--config.train.warp=0'])
-  assert '| `train.warp` | `3` | > 0 | free |  | a test key |' in schema.markdown()
+  assert '| `train.warp` | `3` | > 0 | free |  | a test key |' in docs.configs_markdown()
 
 
 @pytest.mark.parametrize('name,raw,value', [
@@ -73,7 +73,7 @@ def test_a_new_declaration_reaches_the_base_config_validation_the_parser_and_the
     ('checkpoint.keep_epochs', '(10, 50)', (10, 50)), ('eval.metrics', "('psnr',)", ('psnr',)),
 ])
 def test_overrides_are_parsed_by_their_declared_kind(name, raw, value):
-  parsed = schema.parse_value(schema.lookup(name), raw)
+  parsed = config_values.parse_value(config_values.lookup(name), raw)
   assert parsed == value and type(parsed) is type(value)
 
 
@@ -135,7 +135,7 @@ def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
   assert 'vae_beta' in config_lib.shipped() and 'base' in config_lib.shipped()
   by_name = config_lib.load('vae_beta')
   by_path = config_lib.load(os.path.join(ROOT, 'configs', 'vae_beta.py'))
-  assert schema.leaves(by_name) == schema.leaves(by_path)
+  assert config_values.leaves(by_name) == config_values.leaves(by_path)
   assert by_name.sweep.beta == (0.0, 1.0, 4.0, 100.0)
   with pytest.raises(ConfigError, match=r'no such file \(did you mean vae_beta\?\)'):
     config_lib.load('vae_bta')

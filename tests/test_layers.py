@@ -19,6 +19,7 @@ LAYERS = (
     ('objectives',),
     ('metrics.core', 'metrics.likelihood', 'metrics.passes', 'metrics.registry', 'metrics'),
     ('schema',),
+    ('config_values',),
     ('configs', 'sweep'),
     ('config_lib',),
     ('record', 'steps'),
