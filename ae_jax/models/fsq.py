@@ -23,7 +23,7 @@ L = 4 the bins change at z = -1.15, -0.35, 0.46, and for L = 2 at z = -atanh(1 /
 
 The paper's reference code writes (1 - eps) and tan(offset / half_l); tan only
 approximates atanh (it maps z = 0 near 0, not onto it, and moves L = 2's boundary to
-z = -1.56). The codebook and the indices are the same; on normal z of std 2.5 about 0.5%
+z = -1.56). The codebook and the indices are the same; on normal z of std 2.5, 0.5-1.1%
 of code vectors of the recommended levels differ (those near a rounding boundary).
 
 The implicit codebook is the product of the grids: prod(levels) codes, no parameters.
@@ -52,7 +52,7 @@ from ae_jax.errors import ConfigError
 from ae_jax.models import quantizer
 
 EPS = 1e-3  # the reference code's eps
-# the paper's Table 3: target codebook size -> levels (products 240, 1000, 4375, 15360, 64000)
+# the paper's recommended levels per target codebook size (products 240, 1000, 4375, 15360, 64000)
 RECOMMENDED_LEVELS: dict[str, tuple[int, ...]] = {
     '2^8': (8, 6, 5),
     '2^10': (8, 5, 5, 5),
