@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ae_jax.errors import ConfigError, DataError, WorkdirError
+from ae_jax.models import ldm
 
 
 class Layer(NamedTuple):
@@ -260,7 +261,12 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
     state = state.replace(params=stack(params), batch_stats=stack(stats))
     wd.write_config(setup.config)
     wd.write_json(MEMBERS, setup.members)
-    wd.write_json(MODEL, setup.model_info(setup.dataset.info))
+    info = setup.model_info(setup.dataset.info)
+    if config.model.preset in ldm.LDM_PRESETS and ldm.latent_normalization(config.model.preset):
+      # the published factors a latent prior normalizes this model's codes by
+      info['latent_normalization'] = {**ldm.latent_normalization(config.model.preset),
+                                      'preset': config.model.preset}
+    wd.write_json(MODEL, info)
     ckpts = checkpoint.Checkpoints(wd.checkpoints, config.checkpoint.max_to_keep)
     ckpts.save(0, state, setup.members, {'epoch': 0, 'step': 0, 'imported': True})
     ckpts.close()
