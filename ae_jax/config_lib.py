@@ -17,6 +17,7 @@ import ml_collections
 
 from ae_jax import schema
 from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.models.ldm import LDM_PRESETS
 from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
@@ -232,7 +233,7 @@ def _rule_objective(config):
     raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
                       f'{" or ".join(objective.kinds)}, not model.kind={kind!r}')
   if sweep.swept_latent(config) and (kind == 'vqvae' or config.model.arch == 'ldm'
-                                     or config.model.preset.startswith('kl_')):
+                                     or config.model.preset in LDM_PRESETS):
     raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
                       'autoencoder\'s latent size cannot be swept by masking (its code '
                       'channels mix in the layers around them); sweep it as separate runs')
