@@ -82,6 +82,16 @@ def test_index_to_code_to_index_is_the_identity_over_the_whole_codebook(levels):
   assert len(np.unique(np.asarray(codes), axis=0)) == k  # K distinct codes
 
 
+def test_a_codes_preimage_quantizes_back_to_it_though_quantizing_a_code_may_move_it():
+  levels = (8, 5, 4, 3, 2)
+  codes = fsq.implicit_codebook(levels)  # [K, D]
+  np.testing.assert_array_equal(np.asarray(fsq.quantize(fsq.preimage(codes, levels), levels)),
+                                np.asarray(codes))
+  # L = 8's code -1 (bounded -4) quantizes again to -0.75: tanh(-1 + shift) * 3.5035 - 0.5
+  # = -2.93 rounds to -3
+  assert float(fsq.quantize(jnp.asarray([[-1.0]]), (8,))[0, 0]) == -0.75
+
+
 def test_codes_of_spatial_quantised_values_round_trip():
   z = 3.0 * jax.random.normal(jax.random.PRNGKey(3), (2, 4, 4, 4))
   codes = fsq.quantize(z, LEVELS)

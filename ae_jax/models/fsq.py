@@ -136,6 +136,14 @@ def indices_to_codes(indices, levels):
   return _indices_to_codes(jnp.asarray(indices, jnp.int32), resolve_levels(levels))
 
 
+def preimage(codes, levels, eps: float = EPS):
+  """A z [..., D] that quantizes to `codes` [..., D] (on the grids): the z whose bounded
+  value is the code's integer exactly. Quantizing is not idempotent (quantize(code) moves
+  an end code of an even L inward), so a code from the implicit codebook that must pass
+  through quantize again, as a decoder that quantizes its input does, goes in as this."""
+  return _preimage(jnp.asarray(codes, jnp.float32), resolve_levels(levels), float(eps))
+
+
 def implicit_codebook(levels):
   """Every code, in index order: [K, D] float32."""
   return indices_to_codes(jnp.arange(codebook_size(levels)), levels)
@@ -168,6 +176,13 @@ def _bound(z, levels, eps):
 def _quantize(z, levels, eps):
   half_width = _constants(levels, eps)[3].astype(z.dtype)
   return round_ste(_bound(z, levels, eps)) / half_width
+
+
+@functools.partial(jax.jit, static_argnames=('levels', 'eps'))
+def _preimage(codes, levels, eps):
+  half_l, offset, shift, half_width = (c.astype(np.float32) for c in _constants(levels, eps))
+  # integer + offset lies within +-(L - 1) / 2, inside +-half_l: atanh stays finite
+  return jnp.arctanh((codes * half_width + offset) / half_l) - shift
 
 
 @functools.partial(jax.jit, static_argnames='levels')
