@@ -52,7 +52,8 @@ AE; the decoder returns [B, H, W, C] in the same [-1, 1] space with no output ac
 Latent normalization. A diffusion model trained on a published autoencoder's latents sees
 (z - shift_factor) * scaling_factor and decodes z = latent / scaling_factor + shift_factor
 (diffusers' `AutoencoderKL.config.scaling_factor` / `shift_factor`, its SD3 and FLUX
-pipelines). A preset carries its published factors (None where none was published); the
+pipelines). A preset carries its published factors (None where none was published, or
+where one layout serves several: kl_f8 is SD 1.x/2.x's VAE, 0.18215, and SDXL's, 0.13025); the
 autoencoder itself never applies them, and the weight import records them beside the
 model (interop.py). 16-channel autoencoders (SD3, FLUX.1) also drop the 1x1 quant_conv and
 post_quant_conv (diffusers' use_quant_conv / use_post_quant_conv). No dropout: every published
@@ -239,8 +240,7 @@ class LDMPreset(NamedTuple):
 LDM_PRESETS: dict[str, LDMPreset] = {
     'kl_f8': LDMPreset(
         'Stable Diffusion 1.x/2.x VAE (CompVis kl-f8): widths 128-256-512-512, 2 blocks, '
-        '4 latent channels, f=8', 128, (1, 2, 4, 4), 2, 4,
-        scaling_factor=0.18215, shift_factor=0.0),
+        '4 latent channels, f=8', 128, (1, 2, 4, 4), 2, 4),
     'kl_f4': LDMPreset(
         'CompVis kl-f4 (configs/autoencoder/autoencoder_kl_64x64x3.yaml): widths '
         '128-256-512, 2 blocks, 3 latent channels, no level attention, f=4',
