@@ -22,6 +22,7 @@ from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.metrics import registry
 from ae_jax.metrics.lpips import MIN_SIZE
 from ae_jax.models import FIXED_CODE, PRESETS, resolve_latent_dim
+from ae_jax.models.ldm import LDM_PRESETS
 from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
 from ae_jax.workdir import CONFIG, Workdir
 from ae_jax.workdir.records import FIX
@@ -234,7 +235,7 @@ def _rule_objective(config):
     raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
                       f'{" or ".join(objective.kinds)}, not model.kind={kind!r}')
   if sweep.swept_latent(config) and (kind == 'vqvae' or config.model.arch == 'ldm'
-                                     or config.model.preset.startswith('kl_')):
+                                     or config.model.preset in LDM_PRESETS):
     raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
                       'autoencoder\'s latent size cannot be swept by masking (its code '
                       'channels mix in the layers around them); sweep it as separate runs')

@@ -27,7 +27,14 @@ weight -> scale. Everything becomes float32 (fp16 and bf16 files too).
 Every parameter is filled exactly once or `convert` raises a one-line ConfigError: the
 first tensor no parameter takes (a state dict of another model), the first parameter no
 tensor fills, two tensors for one parameter, or a shape mismatch, naming the tensor, its
-shape and the one expected (a kl_f4 checkpoint read into kl_f8).
+shape and the one expected (a kl_f4 checkpoint read into kl_f8). A model without quant
+convs (SD3's and FLUX.1's layout: diffusers' use_quant_conv=False) has no parameter for a
+quant_conv tensor, so a file that has them names it as taken by nothing, and the reverse.
+
+Parameters outside the encoder and decoder: a learned output log-variance
+(`model.learned_logvar`, AutoEncoder's `output_logvar`) has no AutoencoderKL counterpart
+and keeps its value in `params_like` (its initial value, 0). Any other (a VQ codebook) is a
+one-line ConfigError: an AutoencoderKL file cannot fill it.
 """
 from __future__ import annotations
 
@@ -41,6 +48,9 @@ from ae_jax.errors import ConfigError, DataError
 
 VAE_PREFIXES = ('first_stage_model.', 'vae.')
 IGNORED_PREFIXES = ('loss.',)
+PARTS = ('encoder', 'decoder')  # the subtrees filled from the state dict
+# ours -> why it is not read from the file (it keeps its value in params_like)
+KEPT = {('output_logvar',): 'a learned output log-variance has no AutoencoderKL counterpart'}
 NORMS = ('norm1', 'norm2', 'group_norm', 'norm_out')
 
 # Attention layers: ours -> (diffusers names, newest first; CompVis name).
@@ -192,8 +202,18 @@ def convert(state_dict, params_like) -> dict:
   """Our params (nested dicts of float32 numpy arrays, shaped as `params_like`) from a
   diffusers- or CompVis-named AutoencoderKL state dict. See the module docstring."""
   wrapped = 'params' in params_like
-  shapes = {p: tuple(v.shape) for p, v in
-            traverse_util.flatten_dict(params_like['params'] if wrapped else params_like).items()}
+  flat = traverse_util.flatten_dict(params_like['params'] if wrapped else params_like)
+  kept = {}
+  for path, value in flat.items():
+    if path[0] in PARTS:
+      continue
+    if path not in KEPT:
+      raise ConfigError(f'{"/".join(path)}: an AutoencoderKL state dict has nothing for this '
+                        "parameter; import into a VAE (model.kind='vae')")
+    # an abstract struct (jax.eval_shape) has no value: AutoEncoder initialises it to 0
+    kept[path] = np.asarray(value, np.float32) if hasattr(value, '__array__') else \
+        np.zeros(value.shape, np.float32)
+  shapes = {p: tuple(v.shape) for p, v in flat.items() if p[0] in PARTS}
   tensors = vae_tensors(state_dict)
   style = naming(tensors)
   n_up = _n_up(shapes)
@@ -216,5 +236,5 @@ def convert(state_dict, params_like) -> dict:
     if path not in filled:
       raise ConfigError(f'nothing in the state dict fills {"/".join(path)} (the {style} '
                         f'tensor {torch_names(path, n_up)[style][0]})')
-  params = traverse_util.unflatten_dict(out)
+  params = traverse_util.unflatten_dict({**out, **kept})
   return {'params': params} if wrapped else params

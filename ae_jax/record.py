@@ -52,6 +52,9 @@ class ModelRecord:
   kind: str = ''
   members: tuple = ()
   checkpoint_unit: str = 'step'
+  # the published factors a preset's latents are normalized by, (z - shift) * scale, with
+  # the preset's name ({'scaling_factor', 'shift_factor', 'preset'}); None without them
+  latent_normalization: dict | None = None
   extra: dict = dataclasses.field(default_factory=dict)
 
   # ---- JSON ---------------------------------------------------------------------------
@@ -83,6 +86,8 @@ class ModelRecord:
                 'steps_per_epoch': self.steps_per_epoch,
                 'latent_shape': list(self.latent_shape), 'kind': self.kind,
                 'members': list(self.members), 'checkpoint_unit': self.checkpoint_unit})
+    if self.latent_normalization is not None:
+      out['latent_normalization'] = dict(self.latent_normalization)
     return {**out, **self.extra}
 
   def replace(self, **changes) -> 'ModelRecord':

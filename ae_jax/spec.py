@@ -18,7 +18,7 @@ from ae_jax import config_lib, critic, objectives, optim, steps, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.losses import LossSpec
 from ae_jax.metrics import registry
-from ae_jax.models import AutoEncoder, abstract_variables, build_model, latent_shape
+from ae_jax.models import AutoEncoder, abstract_variables, build_model, latent_shape, ldm
 from ae_jax.record import ModelRecord, complete_members, read_members
 from ae_jax.workdir import Workdir
 
@@ -67,8 +67,11 @@ class RunSpec:
                         f'{config.data.name!r}')
     spe = record.steps_per_epoch
     shape = latent_shape(model, record.image_shape)
-    record = record.replace(latent_shape=tuple(shape), kind=model.kind,
-                            members=tuple(members))
+    factors = (ldm.latent_normalization(config.model.preset)
+               if config.model.preset in ldm.LDM_PRESETS else None)
+    record = record.replace(latent_shape=tuple(shape), kind=model.kind, members=tuple(members),
+                            latent_normalization=(None if factors is None else
+                                                  {**factors, 'preset': config.model.preset}))
     step = steps.StepSpec(
         model=model, loss=LossSpec.from_config(config.loss),
         objective=objectives.get(config.loss.objective).spec(config, members),

@@ -7,10 +7,10 @@ Layer for layer the `Encoder`/`Decoder` of CompVis/latent-diffusion
   encoder: conv_in 3x3 -> for each level i: num_res_blocks ResBlocks (each followed by
            attention if i is in attn_levels), then a stride-2 conv except at the last level
            -> middle (ResBlock, attention, ResBlock) -> GroupNorm, SiLU, conv_out 3x3
-           -> quant_conv 1x1
-  decoder: post_quant_conv 1x1 -> conv_in 3x3 -> middle -> for each level from the bottom
-           up: num_res_blocks + 1 ResBlocks (+ attention), then nearest x2 and a 3x3 conv
-           except at the top -> GroupNorm, SiLU, conv_out 3x3
+           -> quant_conv 1x1 (if the preset has it)
+  decoder: post_quant_conv 1x1 (if the preset has it) -> conv_in 3x3 -> middle -> for each
+           level from the bottom up: num_res_blocks + 1 ResBlocks (+ attention), then
+           nearest x2 and a 3x3 conv except at the top -> GroupNorm, SiLU, conv_out 3x3
 
 Levels. Level i is `ch * ch_mult[i]` channels wide and runs at 1/2**i of the image's size,
 so the downsampling factor is 2**(len(ch_mult) - 1). `attn_levels` lists the levels with
@@ -47,9 +47,16 @@ What decides parity with PyTorch:
 Conventions: the encoder takes images already in [-1, 1] (NHWC float32) and returns
 [B, h, w, z, 2] (mean, log-variance) for a VAE (`double_z`) or the code [B, h, w, z] for an
 AE; the decoder returns [B, H, W, C] in the same [-1, 1] space with no output activation
-(Stable Diffusion clamps it to [-1, 1] only when it writes images). Diffusion models use
-the latents times a scaling factor (0.18215 for Stable Diffusion 1.x); that factor belongs
-to whoever feeds a diffusion model, not to this autoencoder. No dropout: every published
+(Stable Diffusion clamps it to [-1, 1] only when it writes images).
+
+Latent normalization. A diffusion model trained on a published autoencoder's latents sees
+(z - shift_factor) * scaling_factor and decodes z = latent / scaling_factor + shift_factor
+(diffusers' `AutoencoderKL.config.scaling_factor` / `shift_factor`, its SD3 and FLUX
+pipelines). A preset carries its published factors (None where none was published, or
+where one layout serves several: kl_f8 is SD 1.x/2.x's VAE, 0.18215, and SDXL's, 0.13025); the
+autoencoder itself never applies them, and the weight import records them beside the
+model (interop.py). 16-channel autoencoders (SD3, FLUX.1) also drop the 1x1 quant_conv and
+post_quant_conv (diffusers' use_quant_conv / use_post_quant_conv). No dropout: every published
 config trains with dropout 0.0; `train` is accepted for the AutoEncoder interface and
 changes nothing. CompVis' `embed_dim` (quant_conv's width) equals `z_channels` in every
 published config and diffusers has only `latent_channels`, so one `z_channels` is both.
@@ -141,6 +148,7 @@ class LDMEncoder(nn.Module):
   double_z: bool = True
   norm_groups: int = 32
   mid_attention: bool = True
+  use_quant_conv: bool = True  # the 1x1 conv after conv_out (SD3 and FLUX.1 have none)
   conv_impl: str = 'xla'  # 'xla' | 'canonical' (models/canonical.py: fast CPU gradients)
 
   @nn.compact
@@ -160,7 +168,8 @@ class LDMEncoder(nn.Module):
     h = nn.silu(_norm(groups, 'norm_out')(h))
     width = 2 * self.z_channels if self.double_z else self.z_channels
     h = _conv(impl, width, 3, 'conv_out')(h)
-    h = _conv(impl, width, 1, 'quant_conv')(h)  # [B, h, w, 2z] or [B, h, w, z]
+    if self.use_quant_conv:
+      h = _conv(impl, width, 1, 'quant_conv')(h)  # [B, h, w, 2z] or [B, h, w, z]
     if not self.double_z:
       return h
     moments = split_heads(h, self.z_channels)  # [B, h, w, z, 2]
@@ -178,13 +187,16 @@ class LDMDecoder(nn.Module):
   z_channels: int = 4
   norm_groups: int = 32
   mid_attention: bool = True
+  use_post_quant_conv: bool = True  # the 1x1 conv before conv_in (SD3 and FLUX.1 have none)
   conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, z, train: bool = False):
     del train
     impl, groups = self.conv_impl, self.norm_groups
-    h = _conv(impl, self.z_channels, 1, 'post_quant_conv')(z)
+    h = z  # [B, h, w, z]
+    if self.use_post_quant_conv:
+      h = _conv(impl, self.z_channels, 1, 'post_quant_conv')(h)
     h = _conv(impl, self.ch * self.ch_mult[-1], 3, 'conv_in')(h)  # [B, h, w, C_bottom]
     h = _middle(h, groups, self.mid_attention, impl)
     n = len(self.ch_mult)
@@ -209,6 +221,11 @@ class LDMPreset(NamedTuple):
   attn_levels: tuple[int, ...] = ()
   mid_attention: bool = True
   norm_groups: int = 32
+  quant_conv: bool = True        # diffusers' use_quant_conv
+  post_quant_conv: bool = True   # diffusers' use_post_quant_conv
+  # the published latent normalization, (z - shift_factor) * scaling_factor; None: none
+  scaling_factor: float | None = None
+  shift_factor: float | None = None
 
   @property
   def factor(self) -> int:
@@ -234,6 +251,17 @@ LDM_PRESETS: dict[str, LDMPreset] = {
     'kl_f8_small': LDMPreset(
         'kl_f8 at 1/8 the width for CPU training: widths 16-32-64-64, 1 block, 4 latent '
         'channels, f=8', 16, (1, 2, 4, 4), 1, 4, norm_groups=8),
+    # stabilityai/stable-diffusion-3-medium-diffusers and black-forest-labs/FLUX.1-dev
+    # vae/config.json: the same AutoencoderKL layout, factors of their own
+    'sd3_vae': LDMPreset(
+        'Stable Diffusion 3 VAE: kl_f8\'s widths 128-256-512-512, 2 blocks, 16 latent '
+        'channels, no quant convs, f=8; latents (z - 0.0609) * 1.5305',
+        128, (1, 2, 4, 4), 2, 16, quant_conv=False, post_quant_conv=False,
+        scaling_factor=1.5305, shift_factor=0.0609),
+    'flux1_vae': LDMPreset(
+        'FLUX.1 VAE: the layout of sd3_vae (identical), f=8; latents (z - 0.1159) * 0.3611',
+        128, (1, 2, 4, 4), 2, 16, quant_conv=False, post_quant_conv=False,
+        scaling_factor=0.3611, shift_factor=0.1159),
 }
 
 
@@ -269,5 +297,14 @@ def build(preset: str | LDMPreset, image_shape, kind: str = 'vae',
   shared = dict(ch=p.ch, ch_mult=tuple(p.ch_mult), num_res_blocks=p.num_res_blocks,
                 attn_levels=tuple(p.attn_levels), z_channels=p.z_channels,
                 norm_groups=p.norm_groups, mid_attention=p.mid_attention, conv_impl=conv_impl)
-  return (LDMEncoder(double_z=kind == 'vae', **shared),
-          LDMDecoder(out_channels=c, **shared))
+  return (LDMEncoder(double_z=kind == 'vae', use_quant_conv=p.quant_conv, **shared),
+          LDMDecoder(out_channels=c, use_post_quant_conv=p.post_quant_conv, **shared))
+
+
+def latent_normalization(preset: str | LDMPreset) -> dict | None:
+  """{'scaling_factor', 'shift_factor'} a preset's latents are normalized by,
+  (z - shift_factor) * scaling_factor; None for a preset with no published factors."""
+  p = get_preset(preset)
+  if p.scaling_factor is None:
+    return None
+  return {'scaling_factor': float(p.scaling_factor), 'shift_factor': float(p.shift_factor or 0.0)}
