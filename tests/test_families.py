@@ -12,7 +12,7 @@ import pytest
 
 from ae_jax import checkpoint
 from ae_jax.inference import load
-from ae_jax.latent import tools
+from ae_jax.latent import fitted, tools
 from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
@@ -114,7 +114,7 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
   sample = ['sample', '--workdir', workdir, '--num', '4', '--out', str(tmp_path / 's')]
   if m.kind == 'vae' or name == 'wae_mmd':  # a WAE matched its codes to the N(0, I) prior
     latent_main(sample)
-    title = tools.sample(src, 4, 0, 1.0, out('s2'))['title']
+    title = fitted.sample(src, 4, 0, 1.0, out('s2'))['title']
     assert 'prior samples z ~ N(0, 1² I)' in title
     assert ('the prior a WAE matches its codes to' in title) == (name == 'wae_mmd')
     if m.kind == 'vae':
@@ -130,8 +130,8 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
   fit_dir = os.path.join(workdir, 'latent', 'fit')
   latent_main(['fit', '--workdir', workdir, *density])
   latent_main(sample)
-  params = tools.read_density(os.path.join(fit_dir, tools.DENSITY))
-  title = tools.sample(src, 4, 0, 1.0, out('s3'), params)['title']
+  params = fitted.read_density(os.path.join(fit_dir, fitted.DENSITY))
+  title = fitted.sample(src, 4, 0, 1.0, out('s3'), params)['title']
   if m.kind == 'vqvae':
     assert params['probs'].shape == (*m.latent_shape[:-1], m.num_codes)
     assert 'categorical distribution of code indices' in title and 'needs such a prior' in title

@@ -28,7 +28,7 @@ import os
 from ae_jax import cli
 from ae_jax.errors import ConfigError
 from ae_jax.inference import load
-from ae_jax.latent import tools
+from ae_jax.latent import fitted, tools
 from ae_jax.latent.tools import Source
 from ae_jax.workdir import Workdir
 
@@ -142,13 +142,13 @@ def _run(args, overrides, out) -> dict:
     ids = ids or main.random_ids(args.num or 10, args.seed)
     return tools.reconstruct(sources, ids, out)
   if args.tool == 'fit':
-    return tools.fit(main, out, args.density, args.components, args.seed)
+    return fitted.fit(main, out, args.density, args.components, args.seed)
   if args.tool == 'sample':
     density = None
     if main.model.kind != 'vae':
-      path = args.fitted or Workdir(args.workdir).outputs('fit').file(tools.DENSITY)
-      density = tools.read_density(path, given=args.fitted is not None)
-    return tools.sample(main, args.num or 16, args.seed, args.temperature, out, density)
+      path = args.fitted or Workdir(args.workdir).outputs('fit').file(fitted.DENSITY)
+      density = fitted.read_density(path, given=args.fitted is not None)
+    return fitted.sample(main, args.num or 16, args.seed, args.temperature, out, density)
   if args.tool == 'interpolate':
     if not ids:
       test_ids = main.dataset.test['id']

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ae_jax import figures
-from ae_jax.latent import tools
+from ae_jax.latent import fitted, tools
 from ae_jax.studies import Experiment, Model, Study, budget_doc
 from ae_jax.studies.report import Report
 
@@ -91,7 +91,7 @@ def run(study: Study) -> Report:
                f'{cfg.train.num_epochs}-epoch run.')
   for i, m in enumerate(members):
     src = study.source('vae', i)
-    s = tools.sample(src, NUM_SAMPLES, 0, 1.0, study.out(f'sample_{i}'))
+    s = fitted.sample(src, NUM_SAMPLES, 0, 1.0, study.out(f'sample_{i}'))
     rep.figure(s['figure'], f'Prior samples, KL ×{m["beta"]:g}',
                f'{NUM_SAMPLES} decoded z ~ N(0, I): only a KL term that shapes the code makes '
                'these look like data.')

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 
 from ae_jax import figures
-from ae_jax.latent import tools
+from ae_jax.latent import fitted, tools
 from ae_jax.metrics import registry, sample_quality as sq
 from ae_jax.metrics.lpips import Evaluator
 from ae_jax.studies import budget_doc, Experiment, Model, Study
@@ -113,10 +113,10 @@ def _samples(study: Study, key: str, num: int, seed: int = 0):
   cfg = src.model.config
   density = None
   if kind == 'vqvae':
-    density = tools.fit(src, study.out(f'fit_{name}'), 'categorical')
+    density = fitted.fit(src, study.out(f'fit_{name}'), 'categorical')
   elif kind == 'ae' and cfg.loss.objective != 'wae_mmd':  # a WAE samples its prior
-    density = tools.fit(src, study.out(f'fit_{name}'), 'gmm', 10, seed)
-  out = tools.sample(src, num, seed, 1.0, study.out(f'samples_{name}'), density)
+    density = fitted.fit(src, study.out(f'fit_{name}'), 'gmm', 10, seed)
+  out = fitted.sample(src, num, seed, 1.0, study.out(f'samples_{name}'), density)
   return out['images'], out['title'].split(':')[0]
 
 
