@@ -63,7 +63,8 @@ def load(cfg) -> Dataset:
   info = DatasetInfo(cfg.name, tuple(int(s) for s in shape), len(names), tuple(names),
                      tier=tier, factors=raw.factors, color_key=raw.color_key, where=raw.where,
                      preprocessing=steps, num_train=len(tr), num_test=len(te),
-                     storage=storage, class_values=values)
+                     storage=storage, class_values=values, published=raw.published,
+                     split_note=raw.split_note)
   return Dataset(part(tr, train_images), part(te, test_images), info)
 
 

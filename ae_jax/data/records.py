@@ -31,13 +31,18 @@ class DatasetInfo:
   # values for .npy/.npz labels (ints with gaps, floats, strings, ...), the folder names of
   # an image folder, and 0..K-1 for sources whose labels are class indices already.
   class_values: np.ndarray | None = None
+  # the published dataset the files were recognised as ('fashion_mnist', 'mnist': IDX
+  # files), which picks the sample-quality classifier; '' for any other data
+  published: str = ''
+  split_note: str = ''  # how the split was made, when the source fixed it (the data line)
 
   def describe(self) -> str:
     """One line a run prints at start: the source, the split and the preprocessing."""
     steps = '; '.join(self.preprocessing) or 'used as stored'
     h, w, c = self.image_shape
+    split = f' ({self.split_note})' if self.split_note else ''
     return (f'data: {self.where or self.name}: {self.num_train} train / {self.num_test} test '
-            f'images, {h}x{w}x{c} ({steps}; {self.tier} tier)')
+            f'images{split}, {h}x{w}x{c} ({steps}; {self.tier} tier)')
 
   def label_record(self) -> dict:
     """class_values for model.json (JSON holds no bytes: those go as latin-1 text)."""
@@ -74,6 +79,8 @@ class Raw:
   int_max: int = 0  # what the source's integer pixels are out of, when it knows (0: decide)
   class_values: np.ndarray | None = None  # label values of class_names (default 0..K-1)
   storage: dict | None = None  # how the source stores images (see to_storage)
+  published: str = ''  # see DatasetInfo.published
+  split_note: str = ''  # see DatasetInfo.split_note
 
 
 class StreamSource:

@@ -4,13 +4,20 @@ has one). Embedded datasets are generated or read from installed packages; file 
 read the user's files."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from ae_jax.data import dsprites, files, folder, skimage_sets, wafer, wm811k
+from ae_jax.data import dsprites, files, folder, idx, skimage_sets, wafer, wm811k
 from ae_jax.data.records import Raw
 from ae_jax.errors import ConfigError, DataError
 
+log = logging.getLogger('ae_jax')
+
 TFDS_NAMES = ('mnist', 'fashion_mnist', 'cifar10', 'celeb_a')
+# schema.py's default of data.test_fraction (schema imports data, so data cannot import it;
+# tests/test_data_idx.py checks that the two agree)
+DEFAULT_TEST_FRACTION = 0.2
 
 
 def _array_raw(images, where, labels=None, class_names=(), **kw) -> Raw:
@@ -94,6 +101,34 @@ def _wm811k(cfg):
                          'nearest neighbour')
 
 
+def _idx(cfg):
+  found = idx.open_folder(cfg.path)
+  train, test = found.train, found.test
+  n_train, n_test = len(train.images), len(test.images)
+  if cfg.test_fraction != DEFAULT_TEST_FRACTION:
+    log.warning('data.test_fraction=%g is ignored: IDX files keep their own train/test split '
+                '(%d / %d images)', cfg.test_fraction, n_train, n_test)
+
+  def read(positions):
+    """Positions 0..N-1 are the training file's images, N.. the test file's."""
+    positions = np.asarray(positions)
+    out = np.empty((len(positions), *train.images.shape[1:]), np.uint8)  # [B, rows, cols]
+    first = positions < n_train
+    out[first] = train.images[positions[first]]
+    out[~first] = test.images[positions[~first] - n_train]
+    return out
+
+  pub = found.published
+  pos = np.arange(n_train + n_test)
+  return Raw(n_train + n_test, read, f'{found.folder} ({pub.title})' if pub else found.folder,
+             labels=np.concatenate([train.labels, test.labels]).astype(np.int32),
+             class_names=found.class_names, split=(pos[:n_train], pos[n_train:]),
+             int_max=255, storage={'layout': 'NHW', 'dtype': 'uint8', 'int_max': 255},
+             published=pub.name if pub else '',
+             split_note='the published train/test split' if pub else
+             "the files' train/t10k split")
+
+
 def _tfds(cfg):
   # tfds takes seconds to import and only its datasets need it
   import tensorflow_datasets as tfds
@@ -132,6 +167,6 @@ def _tfds(cfg):
 
 
 SOURCES = {'digits': _digits, 'wafer': _wafer, 'dsprites': _dsprites, 'photos': _photos,
-           'faces': _faces, 'npy': _npy, 'folder': _folder, 'wm811k': _wm811k,
+           'faces': _faces, 'npy': _npy, 'folder': _folder, 'wm811k': _wm811k, 'idx': _idx,
            **{n: _tfds for n in TFDS_NAMES}}
 
