@@ -280,6 +280,7 @@ def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_
   monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
   monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
   monkeypatch.setattr(sq, '_MEMO', {})
+  monkeypatch.setattr(sq, 'FILES_MIN_STEPS', 150)  # ten bars are learnt well before 500
   ds = data.load(_cfg(tmp_path / 'fm'))
   name, source = sq.classifier_dataset(ds.info, _cfg(tmp_path / 'fm'))
   real = ds.test['image']
