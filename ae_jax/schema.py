@@ -135,7 +135,7 @@ CORE: tuple[Key, ...] = (
         choices=('batch', 'actnorm', 'none')),
     # ---- data -----------------------------------------------------------------------
     Key('data.name', 'digits', 'str', 'embedded: digits | wafer | dsprites | photos | faces; '
-        'files: npy | folder | wm811k; tfds: mnist | fashion_mnist | cifar10 | celeb_a',
+        'files: npy | folder | wm811k | idx; tfds: mnist | fashion_mnist | cifar10 | celeb_a',
         choices=_sources),
     Key('data.path', '', 'str', 'file or folder of file-based datasets (tfds: its data_dir)'),
     Key('data.labels_path', '', 'str', 'npy: optional labels [N] in a separate .npy'),

@@ -14,7 +14,7 @@ LAYERS = (
     ('data',),
     ('metrics.pca', 'metrics.spectrum', 'metrics.lpips', 'metrics.ms_ssim',
      'metrics.sample_quality', 'metrics.disentanglement'),
-    ('models', 'optim', 'adversarial', 'torch_models', 'interop_ldm'),
+    ('models', 'optim', 'adversarial', 'torch_models', 'interop_ldm', 'priors'),
     ('losses', 'cpu_policy', 'critic'),
     ('objectives',),
     ('metrics.core', 'metrics.likelihood', 'metrics.passes', 'metrics.registry', 'metrics'),

@@ -191,7 +191,7 @@ def test_cache_loads_without_training_and_a_new_version_retrains(digits_clf, dig
   monkeypatch.setattr(sq, '_train', lambda *a: trained.append(a) or digits_clf)
   monkeypatch.setattr(sq, 'VERSION', sq.VERSION + 1)
   sq.classifier('digits')
-  assert trained == [('digits', (8, 8, 1))]
+  assert trained == [('digits', (8, 8, 1), '')]  # no IDX folder: an embedded dataset
   assert (cache / 'classifiers' / f'digits_8x8x1_v{sq.VERSION}.json').exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import skimage.data
 
 # RGB photographs that scikit-image ships (no download needed).
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'hubble_deep_field',
@@ -11,7 +12,6 @@ PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'hubble_deep_field',
 
 
 def load_photos():
-  import skimage.data
   out = {}
   for name in PHOTOS:
     try:
@@ -73,7 +73,6 @@ def _fits(shape, patch: int, test_fraction: float) -> bool:
 
 def lfw_faces():
   """scikit-image's LFW subset: 100 faces then 100 non-faces, 25x25 gray in [0, 1]."""
-  import skimage.data
   x = np.asarray(skimage.data.lfw_subset(), np.float32)  # [200, 25, 25]
   labels = np.repeat(np.array([1, 0], np.int32), 100)
   return x[..., None], labels, ('non-face', 'face')

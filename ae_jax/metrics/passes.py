@@ -98,11 +98,11 @@ def iwae(ctx) -> dict:
 
 
 def sample_quality(ctx) -> dict:
-  name = ctx.info.name if ctx.info is not None else ctx.config.data.name
+  name, source = sq.classifier_dataset(ctx.info, ctx.config.data)
   out = {'fd_classifier': [], 'precision': [], 'recall': []}
   for k, m in enumerate(ctx.members):
     fake = m.sample_prior(ctx.config.eval.num_samples, seed=ctx.config.train.seed + k)
-    s = sq.score(name, ctx.images, fake)
+    s = sq.score(name, ctx.images, fake, source=source)
     out['fd_classifier'].append(s['fd'])
     out['precision'].append(s['precision'])
     out['recall'].append(s['recall'])

@@ -3,15 +3,18 @@ space of a small classifier trained on the dataset itself.
 
 FID needs an ImageNet Inception network (a download, and meaningless on 8x8 digits or
 wafer maps). Here the feature space is the penultimate layer (64 ReLU units) of a small
-CNN that ae_jax trains on the embedded labelled dataset (`digits`: scikit-learn's 8x8
-digits, 10 classes; `wafer`: the procedural WM-811K-style maps, 9 classes) in seconds on
-a CPU, and caches. The numbers are therefore "FD in a digits-classifier feature space"
-(`fd_digits`, `fd_wafer`): comparable between models scored with the same classifier
-(same dataset, shape and VERSION), never with published FIDs.
+CNN that ae_jax trains on the labelled dataset and caches: the embedded `digits`
+(scikit-learn's 8x8 digits, 10 classes) and `wafer` (the procedural WM-811K-style maps, 9
+classes) in seconds on a CPU; `fashion_mnist` and `mnist` from the published training
+split of the IDX files a run trained on (data.name='idx', recognised by data/idx.py), its
+accuracy measured on their test split. The numbers are therefore "FD in a
+digits-classifier feature space" (`fd_digits`, `fd_wafer`, ...): comparable between models
+scored with the same classifier (same dataset, shape and VERSION), never with published
+FIDs.
 
 Each dataset has one canonical classifier shape (digits 8x8x1, wafer 26x26x1 with the
-map's values off 0, good 0.5, fail 1), and `score` brings both image sets to it, so runs
-at any data.image_size share one feature space:
+map's values off 0, good 0.5, fail 1, Fashion-MNIST and MNIST 28x28x1), and `score` brings
+both image sets to it, so runs at any data.image_size share one feature space:
 - images: float NHWC in [0, 1] ([N, H, W] is read as one channel), square; values are
   clipped to [0, 1] as an image writer would, NaN/inf is refused;
 - channels: 1 or 3. digits RGB -> luminance; wafer 3 channels are the one-hot
@@ -39,13 +42,21 @@ import warnings
 import numpy as np
 import scipy.linalg
 
+from ae_jax import data
+from ae_jax.data import idx, wafer
 from ae_jax.errors import ConfigError
+from ae_jax.workdir import write_bytes
 
 log = logging.getLogger('ae_jax')
 VERSION = 1  # bump on any change to Net, _training_data or _train: invalidates caches
-SHAPES = {'digits': (8, 8, 1), 'wafer': (26, 26, 1)}  # canonical classifier inputs
+SHAPES = {'digits': (8, 8, 1), 'wafer': (26, 26, 1),  # canonical classifier inputs
+          'fashion_mnist': (28, 28, 1), 'mnist': (28, 28, 1)}
+FROM_FILES = ('fashion_mnist', 'mnist')  # trained from the IDX files a run read (no copy here)
 FEATURES = 64
 EPOCHS = 20
+# IDX datasets: 3 epochs (60,000 images: 2,800 steps, where the embedded sets take 20
+# epochs), and at least FILES_MIN_STEPS for a small set of files
+FILES_EPOCHS, FILES_MIN_STEPS = 3, 500
 SEED = 0
 WAFER_NUM, WAFER_SEED = 4000, 1_000_003  # a seed no default wafer dataset uses
 TEST_FRACTION = 0.2
@@ -90,23 +101,45 @@ def _check_shape(dataset_name: str, image_shape) -> tuple[int, int, int]:
   return shape
 
 
-def _training_data(dataset_name: str, shape):
-  """-> (images [N, S, S, C], labels [N], num_classes), built the way data.load builds
-  the dataset at that shape (digits resized bilinearly, wafer maps drawn at size S)."""
-  from ae_jax import data
+def _training_data(dataset_name: str, shape, source: str = ''):
+  """-> (train images [N, S, S, C], labels [N], held-out images, labels, num_classes),
+  built the way data.load builds the dataset at that shape (digits resized bilinearly and
+  split 80/20, wafer maps drawn at size S and split 80/20, IDX files' published split)."""
   size, _, channels = shape
+  if dataset_name in FROM_FILES:
+    return _idx_training_data(dataset_name, shape, source)
   if dataset_name == 'digits':
+    # bundled with scikit-learn; sklearn.datasets takes seconds to import, paid only here
     from sklearn.datasets import load_digits
     d = load_digits()
     images = (d.images.astype(np.float32) / 16.0)[..., None]  # [1797, 8, 8, 1]
     images = np.clip(data.resize(images, size, 'linear'), 0.0, 1.0)
+    images = data.convert_channels(images, channels, dataset_name)
     labels, num_classes = d.target.astype(np.int32), 10
   else:
-    from ae_jax.data import wafer
     maps, labels = wafer.generate(WAFER_NUM, size, 'uniform', WAFER_SEED)
     images = wafer.render(maps, 'onehot' if channels == 3 else 'gray')
-    return images, labels, len(wafer.CLASS_NAMES)
-  return data.convert_channels(images, channels, dataset_name), labels, num_classes
+    num_classes = len(wafer.CLASS_NAMES)
+  tr, te = data.split(len(images), TEST_FRACTION, SEED)
+  return images[tr], labels[tr], images[te], labels[te], num_classes
+
+
+def _idx_training_data(dataset_name: str, shape, source: str):
+  """The published training split of the IDX files in `source` (data.path), and its test
+  split for the accuracy, at the classifier's shape."""
+  if not source:
+    raise ConfigError(f'the {dataset_name} classifier is trained from the dataset\'s IDX '
+                      'files and none is cached: score a run with data.name=idx on them')
+  files = idx.open_folder(source)
+  if files.published is None or files.published.name != dataset_name:
+    raise ConfigError(f'{files.folder}: these IDX files are not {dataset_name}; its '
+                      'classifier trains only on the published files')
+
+  def at_shape(split):
+    x = np.asarray(split.images, np.float32)[..., None] / 255.0  # [N, 28, 28, 1]
+    return prepare(x, dataset_name, shape), split.labels.astype(np.int32)
+
+  return (*at_shape(files.train), *at_shape(files.test), len(files.published.class_names))
 
 
 def _init(net, shape, seed: int):
@@ -125,20 +158,21 @@ def _init(net, shape, seed: int):
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-def _train(dataset_name: str, shape) -> Classifier:
+def _train(dataset_name: str, shape, source: str = '') -> Classifier:
   """-> the trained classifier, its accuracy measured on its held-out split. Adam with a
-  cosine-decayed learning rate, EPOCHS epochs of batch 64."""
+  cosine-decayed learning rate, EPOCHS epochs of batch 64 (IDX datasets: see FILES_EPOCHS)."""
   import jax
   import optax
-  from ae_jax.data import split
 
   start = time.perf_counter()
-  images, labels, num_classes = _training_data(dataset_name, shape)
-  tr, te = split(len(images), TEST_FRACTION, SEED)
+  x_tr, y_tr, x_te, y_te, num_classes = _training_data(dataset_name, shape, source)
+  batch = 64
+  epochs = EPOCHS
+  if dataset_name in FROM_FILES:
+    epochs = max(FILES_EPOCHS, -(-FILES_MIN_STEPS // max(1, len(x_tr) // batch)))
   net = _net(num_classes)
   params = _init(net, shape, SEED)
-  batch = 64
-  opt = optax.adam(optax.cosine_decay_schedule(3e-3, EPOCHS * (len(tr) // batch)))
+  opt = optax.adam(optax.cosine_decay_schedule(3e-3, epochs * (len(x_tr) // batch)))
   state = opt.init(params)
 
   @jax.jit
@@ -150,15 +184,14 @@ def _train(dataset_name: str, shape) -> Classifier:
     return optax.apply_updates(params, updates), state
 
   rng = np.random.default_rng(SEED)
-  x_tr, y_tr = images[tr], labels[tr]
-  for _ in range(EPOCHS):
-    order = rng.permutation(len(tr))
+  for _ in range(epochs):
+    order = rng.permutation(len(x_tr))
     for i in range(0, len(order) - batch + 1, batch):
       idx = order[i:i + batch]  # gathered on the host: one transfer, no dispatched gather
       params, state = step(params, state, x_tr[idx], y_tr[idx])
   seconds = time.perf_counter() - start
   clf = Classifier(dataset_name, shape, num_classes, params, 0.0, seconds, loaded=False)
-  clf.accuracy = float(np.mean(clf.logits(images[te]).argmax(-1) == labels[te]))
+  clf.accuracy = float(np.mean(clf.logits(x_te).argmax(-1) == y_te))
   return clf
 
 
@@ -168,7 +201,7 @@ class Classifier:
   image_shape: tuple[int, int, int]
   num_classes: int
   params: dict
-  accuracy: float        # on its held-out split (20% of the data it was trained on)
+  accuracy: float        # on its held-out split (20% of the data; IDX: the test split)
   train_seconds: float
   loaded: bool           # True: read from the cache, False: trained in this call
 
@@ -209,7 +242,6 @@ def _paths(dataset_name: str, shape):
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
   # Sweeps may score in several processes at once: readers see a whole file or none
   # (workdir.write_bytes, the one write; its WriteError is an OSError).
-  from ae_jax.workdir import write_bytes
   write_bytes(str(path), data)
 
 
@@ -237,9 +269,10 @@ def _load(dataset_name: str, shape) -> Classifier | None:
                     meta['train_seconds'], loaded=True)
 
 
-def classifier(dataset_name: str, image_shape=None) -> Classifier:
+def classifier(dataset_name: str, image_shape=None, source: str = '') -> Classifier:
   """The dataset's feature classifier at `image_shape` (default: its canonical shape),
-  from the cache, or trained (seconds) and cached."""
+  from the cache, or trained (seconds; a minute for an IDX dataset, from the files in the
+  folder `source`) and cached."""
   shape = _check_shape(dataset_name, image_shape)
   key = (str(cache_dir()), dataset_name, shape, VERSION)
   if key in _MEMO:
@@ -247,7 +280,7 @@ def classifier(dataset_name: str, image_shape=None) -> Classifier:
   clf = _load(dataset_name, shape)
   if clf is None:
     from flax import serialization
-    clf = _train(dataset_name, shape)
+    clf = _train(dataset_name, shape, source)
     weights, meta_path = _paths(dataset_name, shape)
     meta = {'dataset': dataset_name, 'image_shape': list(shape), 'version': VERSION,
             'num_classes': clf.num_classes, 'test_accuracy': clf.accuracy,
@@ -267,7 +300,6 @@ def classifier(dataset_name: str, image_shape=None) -> Classifier:
 
 def prepare(images, dataset_name: str, shape, what: str = 'images') -> np.ndarray:
   """Bring float NHWC images in [0, 1] to the classifier's shape (module docstring)."""
-  from ae_jax import data
   x = np.asarray(images)
   if x.ndim == 3:
     x = x[..., None]
@@ -378,10 +410,26 @@ def precision_recall(real_feats, fake_feats, k: int = 3, chunk: int = 1024):
 # ---- the score -------------------------------------------------------------------------
 
 
-def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=None) -> dict:
+def classifier_dataset(info, data_config) -> tuple[str, str]:
+  """A run's dataset (its DatasetInfo, or None, and config.data) -> (the classifier's
+  dataset name, the folder its training images are read from: '' for embedded data). IDX
+  files score in the classifier of the published dataset they were recognised as."""
+  if info is not None and info.published:
+    return info.published, data_config.path
+  name = info.name if info is not None else data_config.name
+  if name == 'idx':
+    raise ConfigError(f'sample-quality metrics: the IDX files in {data_config.path} are not '
+                      f'recognised as one of {[p.title for p in idx.PUBLISHED]}, and only '
+                      'those have a classifier (docs/data.md)')
+  return name, ''
+
+
+def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=None,
+          source: str = '') -> dict:
   """FD and precision/recall of fake vs real images in the dataset classifier's feature
   space -> dict(fd, precision, recall, classifier_accuracy, feature_space, num_real,
-  num_fake). FD is biased upwards at small N: compare scores at equal sample sizes."""
+  num_fake). FD is biased upwards at small N: compare scores at equal sample sizes.
+  `source`: the IDX folder an IDX dataset's classifier trains from (classifier_dataset)."""
   shape = _check_shape(dataset_name, image_shape)
   real_shape, fake_shape = np.shape(real_images)[1:], np.shape(fake_images)[1:]
   if real_shape != fake_shape:
@@ -389,7 +437,7 @@ def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=N
                       'shape; score both at the data shape')
   real = prepare(real_images, dataset_name, shape, 'real images')  # checked before training
   fake = prepare(fake_images, dataset_name, shape, 'fake images')
-  clf = classifier(dataset_name, shape)
+  clf = classifier(dataset_name, shape, source)
   real, fake = clf.features(real), clf.features(fake)
   precision, recall = precision_recall(real, fake, k)
   return {'fd': frechet_distance(real, fake), 'precision': precision, 'recall': recall,
