@@ -39,7 +39,7 @@ def synthetic_dataset(config, num: int, seed: int = 0) -> data.Dataset:
   images = rng.random((num, *shape), dtype=np.float32)
   part = lambda x: {'image': x, 'label': np.zeros(len(x), np.int32),
                     'id': np.arange(len(x), dtype=np.int32)}
-  info = data.DatasetInfo('synthetic', shape, 0, ())
+  info = data.DatasetInfo(name='synthetic', image_shape=shape, num_classes=0, class_names=())
   return data.Dataset(part(images), part(images[: max(1, num // 8)]), info)
 
 

@@ -258,7 +258,8 @@ def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monke
   monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
   known = data.load(cfg)
   assert sq.classifier_dataset(known.info, cfg) == ('fashion_mnist', str(tmp_path / 'fm'))
-  digits = data.DatasetInfo('digits', (8, 8, 1), 10, tuple('0123456789'))
+  digits = data.DatasetInfo(name='digits', image_shape=(8, 8, 1), num_classes=10,
+                             class_names=tuple('0123456789'))
   assert sq.classifier_dataset(digits, cfg) == ('digits', '')
   monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
   monkeypatch.setattr(sq, '_MEMO', {})

@@ -60,8 +60,9 @@ def load(cfg) -> Dataset:
   storage = dict(raw.storage or {'layout': 'NHWC', 'dtype': 'float32'})
   if 'int_max' in storage and not storage['int_max']:
     storage['int_max'] = integer_scale(cfg, raw)
-  info = DatasetInfo(cfg.name, tuple(int(s) for s in shape), len(names), tuple(names),
-                     tier=tier, factors=raw.factors, color_key=raw.color_key, where=raw.where,
+  info = DatasetInfo(name=cfg.name, image_shape=tuple(int(s) for s in shape),
+                     num_classes=len(names), class_names=tuple(names), tier=tier,
+                     factors=raw.factors, color_key=raw.color_key, where=raw.where,
                      preprocessing=steps, num_train=len(tr), num_test=len(te),
                      storage=storage, class_values=values, published=raw.published,
                      split_note=raw.split_note)

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class DatasetInfo:
   name: str
   image_shape: tuple[int, int, int]
