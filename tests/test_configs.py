@@ -8,8 +8,9 @@ import pytest
 
 from ae_jax import config_lib
 from ae_jax.train import train_and_evaluate
-from conftest import ROOT
 
+# the checkout, here at import time: the shipped configs parametrize the tests below
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
                  if not p.endswith('__init__.py'))
 GENERATED = ('wafer', 'dsprites', 'photos')  # datasets whose size is data.num_examples

@@ -47,8 +47,6 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT
-
 # runpy runs `python -m ae_jax.main` as __main__ after the tests imported ae_jax.main itself
 pytestmark = pytest.mark.filterwarnings('ignore:.*found in sys.modules:RuntimeWarning')
 
@@ -57,6 +55,8 @@ NUMBER = r'[-+]?(?:\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?|nan|inf)'
 SHELL = ('echo', 'ls', 'rm', 'mkdir', 'cat')
 LINKED = ('configs', 'experiments', 'scripts')
 DEFAULT_RUN = 'runs/vae_beta'
+# the checkout, here at import time: its pages' blocks parametrize test_doc_block
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pages() -> list[str]:

@@ -13,7 +13,6 @@ from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.latent import ops, tools
 from ae_jax.latent.__main__ import main as latent_main
-from conftest import ROOT
 
 
 # ---- pure operations ---------------------------------------------------------------------
@@ -222,26 +221,25 @@ def test_bad_inputs_are_one_line_and_write_nothing(wafer_runs, tmp_path, capsys)
   assert not os.path.exists(out)
 
 
-def test_cli_end_to_end_in_a_subprocess(wafer_runs, tmp_path):
+def test_cli_end_to_end_in_a_subprocess(wafer_runs, tmp_path, root):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.latent', 'reconstruct', '--workdir',
-                      wafer_runs['vae'], '--num', '3', '--out', str(tmp_path)], cwd=ROOT,
+                      wafer_runs['vae'], '--num', '3', '--out', str(tmp_path)], cwd=root,
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
   assert r.stdout.splitlines()[0] == f'wrote {tmp_path}/reconstruct.png'
   assert os.path.getsize(tmp_path / 'reconstruct.png') > 1000
 
 
-def test_loading_needs_no_data_and_is_fast(tmp_path):
+def test_loading_needs_no_data_and_is_fast(tmp_path, tiny):
   """A model trained on the user's .npy loads (and reconstructs) after the file is gone."""
   import time
-  from conftest import tiny_config
   from ae_jax.train import train_and_evaluate
   images = np.random.default_rng(0).random((60, 8, 8, 1)).astype(np.float32)
   path = tmp_path / 'mine.npy'
   np.save(path, images)
   workdir = str(tmp_path / 'run')
-  train_and_evaluate(tiny_config(data__name='npy', data__path=str(path), train__num_epochs=1,
-                                 train__batch_size=16), workdir)
+  train_and_evaluate(tiny(data__name='npy', data__path=str(path), train__num_epochs=1,
+                          train__batch_size=16), workdir)
   expected = load(workdir).reconstruct(images[:3])
   os.remove(path)
   t0 = time.perf_counter()

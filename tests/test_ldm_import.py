@@ -14,7 +14,6 @@ from ae_jax.inference import load
 from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.models import LDM_PRESETS
 from ae_jax.train import train_and_evaluate
-from conftest import tiny_config
 
 PRESET = 'kl_f4_small'
 FLAGS = ['--config.model.preset=kl_f4_small', '--config.data.name=photos',
@@ -93,8 +92,8 @@ def test_a_state_dict_of_another_model_is_one_line_naming_the_tensor(imported, c
   assert not os.path.exists(root / 'x' / 'checkpoints')
 
 
-def test_the_ldm_presets_build_from_a_config():
+def test_the_ldm_presets_build_from_a_config(tiny):
   from ae_jax.train import Setup
-  setup = Setup(tiny_config(model__preset=PRESET, model__latent_dim=0, data__name='photos',
-                            data__num_examples=40, data__image_size=16, train__batch_size=8))
+  setup = Setup(tiny(model__preset=PRESET, model__latent_dim=0, data__name='photos',
+                     data__num_examples=40, data__image_size=16, train__batch_size=8))
   assert setup.model.model_range == 'pm1' and setup.latent_shape == (4, 4, 3)

@@ -6,7 +6,6 @@ import pytest
 from ae_jax.errors import ConfigError
 from ae_jax.models import FIXED_CODE, PRESETS, build_model, latent_shape
 from ae_jax.models import layers
-from conftest import tiny_config
 
 
 def dense(i, o):
@@ -30,9 +29,13 @@ def variables_of(model, shape):
       {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, jnp.zeros((1, *shape))))
 
 
-def preset_config(name, latent):
-  latent = 0 if name in FIXED_CODE else latent  # their code size is the architecture's
-  return tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+@pytest.fixture
+def preset_config(tiny):
+  """preset_config(name, latent): the tiny config with preset `name` at that code size."""
+  def make(name, latent):
+    latent = 0 if name in FIXED_CODE else latent  # their code size is the architecture's
+    return tiny(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+  return make
 
 
 ENC_BN = (conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4)
@@ -73,7 +76,7 @@ PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))
-def test_preset_parameter_counts(name, latent, shape):
+def test_preset_parameter_counts(name, latent, shape, preset_config):
   model = build_model(preset_config(name, latent).model, shape)
   v = variables_of(model, shape)
   assert count(v['params']) == EXPECTED[(name, latent, shape)]
@@ -98,24 +101,24 @@ def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   assert count(variables_of(model, shape)['params']) == EXPECTED[(name, PUBLISHED[name], shape)]
 
 
-def test_an_explicit_latent_size_overrides_the_preset_and_fixed_codes_refuse_one():
+def test_an_explicit_latent_size_overrides_the_preset_and_fixed_codes_refuse_one(tiny):
   from ae_jax import config_lib
-  cfg = config_lib.resolve(tiny_config(model__preset='fcn_ae_64', model__kind='ae',
-                                       model__latent_dim=32))
+  cfg = config_lib.resolve(tiny(model__preset='fcn_ae_64', model__kind='ae',
+                                model__latent_dim=32))
   assert cfg.model.latent_dim == 32
   with pytest.raises(ConfigError, match="preset 'conv_ae_small' has no latent head"):
-    config_lib.resolve(tiny_config(model__preset='conv_ae_small', model__kind='ae',
-                                   model__latent_dim=16))
+    config_lib.resolve(tiny(model__preset='conv_ae_small', model__kind='ae',
+                            model__latent_dim=16))
 
 
-def test_bn_mish_preset_batch_stats_and_latent_shape():
+def test_bn_mish_preset_batch_stats_and_latent_shape(preset_config):
   model = build_model(preset_config('conv_vae_bn_mish', 128).model, (64, 64, 3))
   v = variables_of(model, (64, 64, 3))
   assert count(v['batch_stats']) == 2 * (64 + 128 + 256 + 512 + 1024) * 2  # mean, var x enc+dec
   assert latent_shape(model, (64, 64, 3)) == (2, 2, 128)
 
 
-def test_kaiming_init_and_bn_init_of_bn_mish():
+def test_kaiming_init_and_bn_init_of_bn_mish(preset_config):
   model = build_model(preset_config('conv_ae_bn_mish', 1024).model, (32, 32, 3))
   # jitted: drawing the 8M-weight kernels op by op takes 3x as long
   v = jax.jit(model.init)({'params': jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)))
@@ -143,8 +146,8 @@ CUSTOM = [
 @pytest.mark.parametrize('kind', ['ae', 'vae'])
 @pytest.mark.parametrize('overrides', CUSTOM, ids=['mlp', 'conv_flat_bn', 'conv_spatial_gn',
                                                    'conv_k3_ln_tanh'])
-def test_custom_models_reconstruct_any_size(shape, kind, overrides):
-  cfg = tiny_config(model__kind=kind, model__conv__channels=(4, 8), **overrides)
+def test_custom_models_reconstruct_any_size(shape, kind, overrides, tiny):
+  cfg = tiny(model__kind=kind, model__conv__channels=(4, 8), **overrides)
   model = build_model(cfg.model, shape)
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape))
   v = jax.jit(model.init)({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, x)
@@ -160,21 +163,21 @@ def test_custom_models_reconstruct_any_size(shape, kind, overrides):
     ('conv_vae_bn_mish', (28, 28, 1), ('28', '32')),
     ('conv_ae_small', (28, 28, 3), ('26x26', '28x28')),
 ])
-def test_preset_size_it_cannot_divide_is_a_config_error(name, shape, numbers):
+def test_preset_size_it_cannot_divide_is_a_config_error(name, shape, numbers, preset_config):
   with pytest.raises(ConfigError) as e:
     build_model(preset_config(name, 16).model, shape)
   for n in numbers:
     assert n in str(e.value)
 
 
-def test_conv_stack_too_deep_for_image_names_sizes():
-  cfg = tiny_config(model__arch='conv', model__conv__channels=(4, 4, 4, 4, 4))
+def test_conv_stack_too_deep_for_image_names_sizes(tiny):
+  cfg = tiny(model__arch='conv', model__conv__channels=(4, 4, 4, 4, 4))
   with pytest.raises(ConfigError, match='image size 8 is too small for 5 conv layers'):
     build_model(cfg.model, (8, 8, 1))
 
 
-def test_preset_kind_mismatch_is_a_config_error():
-  cfg = tiny_config(model__preset='mlp_ae_50', model__kind='vae')
+def test_preset_kind_mismatch_is_a_config_error(tiny):
+  cfg = tiny(model__preset='mlp_ae_50', model__kind='vae')
   with pytest.raises(ConfigError, match="model.kind='ae'"):
     build_model(cfg.model, (50, 50, 3))
 
@@ -212,12 +215,12 @@ def test_conv_transpose_matches_lax_conv_transpose():
 
 
 @pytest.mark.parametrize('kind,patch', [('ae', 1), ('vae', 2)])
-def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
+def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch, tiny):
   """model.resnet.linear='pca': before any step the model reconstructs test images exactly
   as the PCA baseline does, and its codes are whitened (unit spread on the training split)."""
   from ae_jax.metrics import pca
   from ae_jax.train import Setup
-  cfg = tiny_config()
+  cfg = tiny()
   with cfg.unlocked():
     cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 16, 300
     cfg.model.kind, cfg.model.arch, cfg.model.latent_dim = kind, 'resnet', 8
