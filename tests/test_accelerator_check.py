@@ -27,6 +27,7 @@ def tiny_record(tmp_path_factory, root):
   return str(out), json.load(open(out)), time.perf_counter() - t0
 
 
+@pytest.mark.slow
 def test_tiny_runs_in_seconds_and_writes_a_record(tiny_record):
   path, rec, seconds = tiny_record
   assert all(k in rec for k in RECORD_KEYS), sorted(rec)
@@ -44,6 +45,7 @@ def test_tiny_runs_in_seconds_and_writes_a_record(tiny_record):
   assert sweep['members'] == 2 and sweep['speedup'] > 0
 
 
+@pytest.mark.slow
 def test_the_performance_page_is_generated_from_the_record(tiny_record, tmp_path, root):
   path, rec, _ = tiny_record
   (tmp_path / 'benchmarks').mkdir()
@@ -59,6 +61,7 @@ def test_the_performance_page_is_generated_from_the_record(tiny_record, tmp_path
   assert '| measurement | image | batch | members | dtype | images/s |' in page
 
 
+@pytest.mark.slow
 def test_a_malformed_benchmark_file_is_named(tmp_path, root):
   (tmp_path / 'benchmarks').mkdir()
   bad = tmp_path / 'benchmarks' / 'bad.json'

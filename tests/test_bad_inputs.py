@@ -135,6 +135,7 @@ def trained(tmp_path_factory, tiny):
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(train__learning_rate=float('nan')), dict(loss__beta=-1.0), dict(optim__b1=1.5),
     dict(model__conv__kernel=0), dict(figures__num_images=0), dict(data__split_seed=-1),

@@ -9,6 +9,8 @@ import pytest
 from ae_jax import bench
 from ae_jax.train import Setup
 
+pytestmark = pytest.mark.slow
+
 KEYS = ('model', 'image_shape', 'batch_size', 'step_ms', 'images_per_sec', 'compile_s',
         'peak_rss_mb', 'device')
 

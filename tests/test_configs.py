@@ -22,6 +22,7 @@ def test_every_config_is_listed():
 
 # the default config (vae_beta) trains through the CLI in
 # test_new_user::test_the_default_config_runs_short, with the same checks
+@pytest.mark.slow
 @pytest.mark.parametrize('path', [c for c in CONFIGS if c != 'configs/vae_beta.py'])
 def test_shipped_config_trains_one_short_epoch(path, tmp_path):
   config = config_lib.load(path, [])

@@ -375,6 +375,7 @@ def trained(tmp_path_factory, tiny):
   return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind,name', [('gapped', '5'), ('negative', '-1'), ('float', '0.5'),
                                        ('string', 'dog')])
 def test_generate_per_class_picks_the_named_class_and_writes_its_value(
@@ -396,6 +397,7 @@ def test_generate_per_class_picks_the_named_class_and_writes_its_value(
   np.testing.assert_array_equal(gen_label, np.repeat(values[k], 6))
 
 
+@pytest.mark.slow
 def test_titles_show_names_and_old_model_json_still_loads(trained, tmp_path, capsys):
   from ae_jax.inference import load
   from ae_jax.latent import tools
@@ -430,6 +432,7 @@ def test_titles_show_names_and_old_model_json_still_loads(trained, tmp_path, cap
 # ---- what Trained.encode / reconstruct / decode accept -----------------------------------
 
 
+@pytest.mark.slow
 def test_inference_takes_what_the_loader_takes(trained):
   from ae_jax.inference import load
   workdir, _, _, images = trained('gapped')

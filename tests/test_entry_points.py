@@ -18,6 +18,8 @@ from ae_jax.latent.__main__ import TOOLS, main as latent_main
 from ae_jax.main import main as ae_main
 from ae_jax.train import train_and_evaluate
 
+pytestmark = pytest.mark.slow
+
 READ_ONLY = 'read-only'  # a damage the `read_only` fixture makes
 
 

@@ -43,6 +43,7 @@ def _member(tree, k):
   return jax.tree_util.tree_map(lambda x: np.asarray(x)[k], tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_a_two_member_sweep_trains_each_member_as_on_its_own(name, family_config):
   rates = (1e-3, 3e-3)
@@ -84,6 +85,7 @@ def trained(tmp_path_factory, family_config):
   return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_each_family_resumes_bit_for_bit(trained, name, family_config):
   full, part = trained[name]
@@ -95,6 +97,7 @@ def test_each_family_resumes_bit_for_bit(trained, name, family_config):
   chex.assert_trees_all_equal(a, b)  # parameters, optimizer, codebook and critic states
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, tmp_path,
                                                                 capsys):
@@ -140,6 +143,7 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
   assert np.load(os.path.join(tmp_path, 's', 'samples.npy')).shape == (4, *m.image_shape)
 
 
+@pytest.mark.slow
 def test_a_vq_vaes_decoder_sees_codebook_vectors_and_its_metrics_are_logged(trained):
   m = load(trained['vqvae'][0])
   mean, logvar = m.encode(np.zeros((3, *m.image_shape), np.float32))
@@ -154,6 +158,7 @@ def test_a_vq_vaes_decoder_sees_codebook_vectors_and_its_metrics_are_logged(trai
   assert {'commitment', 'codebook'} <= set(ev)
 
 
+@pytest.mark.slow
 def test_iwae_with_one_sample_is_the_elbo_objective_bit_for_bit(tiny):
   runs = {}
   for name, overrides in (('elbo', {}), ('iwae', dict(loss__objective='iwae',
@@ -164,6 +169,7 @@ def test_iwae_with_one_sample_is_the_elbo_objective_bit_for_bit(tiny):
   chex.assert_trees_all_equal(runs['elbo'].params, runs['iwae'].params)
 
 
+@pytest.mark.slow
 def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained, family_config):
   """On the trained VAE's test images: L_64 >= the ELBO objective's bound (-loss), in
   the reconstruction term's units, as Burda et al.'s L_K >= L_1 says."""

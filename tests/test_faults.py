@@ -96,6 +96,7 @@ def untimed(rows):
   return [{k: v for k, v in r.items() if k != 'wall_s'} for r in rows]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference, start):
   workdir = str(tmp_path / 'w')
   proc = start(workdir)
@@ -117,6 +118,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
   assert_same_as_reference(workdir, reference)
 
 
+@pytest.mark.slow
 def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monkeypatch):
   # The final evaluation (pass metrics over the test split) can take minutes; a SIGTERM
   # or Ctrl-C arriving then used to be ignored: the run went on and exited 0.
@@ -146,6 +148,7 @@ def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monke
   assert os.path.exists(os.path.join(workdir, 'summary.json'))
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start):
   workdir = str(tmp_path / 'w')
   proc = start(workdir, epochs=2000)
@@ -212,6 +215,7 @@ def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, c
   assert (saved if stop == 'SIGTERM' else str(tmp_path)) in err
 
 
+@pytest.mark.slow
 def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_first(
     tmp_path, monkeypatch, start):
   from ae_jax import data
@@ -268,6 +272,7 @@ def test_a_study_holds_its_folder_and_fresh_moves_only_what_holds_a_run(tmp_path
   assert not Workdir(str(tmp_path / 'new_run')).is_empty()  # a figure is something
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference, start):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')
@@ -295,6 +300,7 @@ def _trained(tiny, tmp_path, epochs=3):
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('damage', ['truncate_array', 'manifest', 'metadata', 'empty', 'tmp'])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog, tiny):
   workdir = _trained(tiny, tmp_path)
@@ -325,6 +331,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
   assert inference.load(workdir).epoch == 4
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, start):
   # A failed Orbax restore leaves TensorStore reads in flight that end on their own, each
   # with a traceback (closed event loop, finalized coroutines, futures never retrieved):
@@ -359,6 +366,7 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, st
   assert f'checkpoint {newest} does not restore' in err and inference.load(workdir).epoch == 5
 
 
+@pytest.mark.slow
 def test_no_restorable_checkpoint_is_one_clear_error(tmp_path, tiny):
   workdir = _trained(tiny, tmp_path, epochs=1)
   ckpts = os.path.join(workdir, 'checkpoints')
@@ -368,6 +376,7 @@ def test_no_restorable_checkpoint_is_one_clear_error(tmp_path, tiny):
     train_and_evaluate(tiny(train__num_epochs=2), workdir)
 
 
+@pytest.mark.slow
 def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, caplog, tiny):
   workdir = _trained(tiny, tmp_path, epochs=2)
   path = os.path.join(workdir, 'metrics.jsonl')
@@ -385,6 +394,7 @@ def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, cap
     inference.load(workdir)
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch, tiny):
   import orbax.checkpoint as ocp
   workdir = _trained(tiny, tmp_path, epochs=1)
@@ -405,6 +415,7 @@ def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch, tiny):
   assert inference.load(workdir).epoch == 1
 
 
+@pytest.mark.slow
 def test_a_diverging_member_is_frozen_while_the_others_train(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   cfg = tiny(train__num_epochs=2, sweep__learning_rate=(1e-3, 1e30),

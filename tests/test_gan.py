@@ -36,6 +36,7 @@ def _epoch(setup, epoch=0, state=None):
   return setup.fns.stack(state), jax.tree_util.tree_map(np.asarray, metrics)
 
 
+@pytest.mark.slow
 def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit(tiny, gan_config):
   spe = 1437 // 128
   with_gan = Setup(gan_config(loss__gan_start_step=spe + 3))
@@ -51,6 +52,7 @@ def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit(tiny, g
   assert np.all(np.isfinite(metrics['gan_d'])) and np.all(np.isfinite(metrics['gan_lambda']))
 
 
+@pytest.mark.slow
 def test_after_the_start_the_discriminator_trains(tiny, gan_config):
   setup = Setup(gan_config(loss__gan_start_step=0))
   start = setup.fns.stack(setup.init_state())
@@ -70,6 +72,7 @@ def test_after_the_start_the_discriminator_trains(tiny, gan_config):
                          jax.tree_util.tree_leaves(plain.params)[0])
 
 
+@pytest.mark.slow
 def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_layer(gan_config):
   setup = Setup(gan_config(loss__gan_start_step=0))
   spec, state = setup.spec, setup.init_state()
@@ -96,6 +99,7 @@ def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_lay
   np.testing.assert_allclose(metrics['gan_lambda'][0], min(want, 1e4), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact_with_the_discriminator(tmp_path, gan_config):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
   cfg = lambda epochs: gan_config(loss__gan_start_step=5, train__num_epochs=epochs,
@@ -111,6 +115,7 @@ def test_resume_is_bit_exact_with_the_discriminator(tmp_path, gan_config):
   chex.assert_trees_all_equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own(gan_config):
   weights = (0.1, 0.5)
   sweep = Setup(gan_config(loss__gan_start_step=0, sweep__gan_weight=weights))

@@ -48,6 +48,7 @@ def _torch_forward(tm, name, x):
   return out if isinstance(out, tuple) else (out,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,latent,shape', CASES, ids=[c[0] for c in CASES])
 def test_imported_weights_reproduce_torch_eval_output(name, latent, shape, paired):
   tm, model, v = paired(name, latent, shape)
@@ -70,6 +71,7 @@ def test_imported_weights_reproduce_torch_eval_output(name, latent, shape, paire
     np.testing.assert_allclose(o.logvar, scale * head_t, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_layers_match_by_order_and_shape_not_names(paired):
   name, latent, shape = 'conv_ae_small', 64, (26, 26, 3)
   tm, model, v = paired(name, latent, shape)
@@ -81,6 +83,7 @@ def test_layers_match_by_order_and_shape_not_names(paired):
   chex.assert_trees_all_equal(a, b)
 
 
+@pytest.mark.slow
 def test_mlp_flatten_order_hwc(paired):
   name, latent, shape = 'mlp_ae_50', 16, (5, 4, 3)
   tm, model, v = paired(name, latent, shape)
@@ -91,6 +94,7 @@ def test_mlp_flatten_order_hwc(paired):
   np.testing.assert_allclose(model.apply({'params': params}, x).recon, rec_t, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mismatch_lists_expected_and_found_layers(paired):
   tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
   _, model, v = paired('conv_ae_bn_mish', 1024, (64, 64, 3))
@@ -102,6 +106,7 @@ def test_mismatch_lists_expected_and_found_layers(paired):
   assert 'found conv1 conv/tconv (16, 3, 3, 3)' in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (3, 2, 2, 1), (5, 1, 2, 0),
                                       (4, 2, 1, 1)])
 @pytest.mark.parametrize('size', [7, 8])
@@ -118,6 +123,7 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys, root, paired):
   from ae_jax import inference, workdir as wd
   from ae_jax.train import train_and_evaluate
@@ -182,6 +188,7 @@ class CodeReLU(ConvAESmall):  # a ReLU on the code: weights identical, outputs n
 """
 
 
+@pytest.mark.slow
 def test_check_against_runs_the_users_module_and_catches_a_different_activation(
     tmp_path, capsys, monkeypatch, root, paired):
   tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
@@ -206,6 +213,7 @@ def test_check_against_runs_the_users_module_and_catches_a_different_activation(
   assert 'DIFFER: check the activations above' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_mismatch_arrow_points_at_the_first_differing_layer(paired):
   tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
   _, _, v = paired('conv_ae_bn_mish', 1024, (64, 64, 3))
@@ -215,6 +223,7 @@ def test_mismatch_arrow_points_at_the_first_differing_layer(paired):
   assert len(arrow) == 1 and arrow[0].split()[1] == '0', str(e.value)
 
 
+@pytest.mark.slow
 def test_interop_without_a_file_or_torch_is_one_line(tmp_path, root):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint',
                       str(tmp_path / 'missing.pt'), '--config', 'configs/conv_ae_small.py',

@@ -34,6 +34,7 @@ def _rows(workdir):
   return [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
 
 
+@pytest.mark.slow
 def test_lpips_weights_read_inside_a_trace_are_cached_as_numpy():
   lpips.load.cache_clear()
   jax.eval_shape(lambda x: lpips.distance(lpips.load('vgg'), x, x), jax.numpy.zeros((1, 16, 16, 3)))
@@ -53,6 +54,7 @@ def test_the_lpips_term_needs_its_weights_passed_in(tiny, lpips_config):
   assert losses.pretrained_networks(tiny().loss) == {}
 
 
+@pytest.mark.slow
 def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_config):
   """The whole-epoch scan (the default loop) for two epochs, each evaluated and saved, then
   a resume that trains a third on the Python loop (train.loop is free on resume)."""
@@ -74,6 +76,7 @@ def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_c
   assert last['epoch'] == 3 and last['loss'] > last['recon'] + 1e-4
 
 
+@pytest.mark.slow
 def test_a_two_member_sweep_trains_with_lpips(tmp_path, lpips_config):
   workdir = str(tmp_path / 'sweep')
   # the AlexNet trunk at 32 px (VGG16 at 16 px is the slow case, trained in the test above)
@@ -87,6 +90,7 @@ def test_a_two_member_sweep_trains_with_lpips(tmp_path, lpips_config):
   assert members[0]['eval']['loss'] != members[1]['eval']['loss']
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, monkeypatch, tiny):
   workdir = str(tmp_path / 'crash')
   real = evaluate.Evaluator.__call__
@@ -115,6 +119,7 @@ def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, mon
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe, 2 * spe]
 
 
+@pytest.mark.slow
 def test_a_user_error_after_training_started_keeps_its_kind_and_the_state(tmp_path,
                                                                            monkeypatch, tiny):
   def fail(self, state, epoch, final=False):

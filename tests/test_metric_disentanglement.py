@@ -156,6 +156,7 @@ def test_factor_vae_prunes_collapsed_units_and_skips_constant_factors():
     dis.factor_values({'scale': (3, 9)})
 
 
+@pytest.mark.slow
 def test_dsprites_factor_vae_through_rendered_images(monkeypatch, centroid_encoder):
   """Centroid encoder on rendered squares (shape pinned, so it is never fixed; a square's
   centre of mass is its centre whatever its scale and orientation): a vote that fixed

@@ -86,6 +86,7 @@ def test_every_preset_has_a_count_test():
   assert {k[0] for k in EXPECTED} == set(PRESETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(PUBLISHED))
 def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   """`--config.model.preset=NAME` on the base config (whose latent_dim is 0 = the preset's
@@ -118,6 +119,7 @@ def test_bn_mish_preset_batch_stats_and_latent_shape(preset_config):
   assert latent_shape(model, (64, 64, 3)) == (2, 2, 128)
 
 
+@pytest.mark.slow
 def test_kaiming_init_and_bn_init_of_bn_mish(preset_config):
   model = build_model(preset_config('conv_ae_bn_mish', 1024).model, (32, 32, 3))
   # jitted: drawing the 8M-weight kernels op by op takes 3x as long
@@ -142,6 +144,7 @@ CUSTOM = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shape', [(28, 28, 1), (50, 50, 3), (64, 64, 3)])
 @pytest.mark.parametrize('kind', ['ae', 'vae'])
 @pytest.mark.parametrize('overrides', CUSTOM, ids=['mlp', 'conv_flat_bn', 'conv_spatial_gn',
@@ -182,6 +185,7 @@ def test_preset_kind_mismatch_is_a_config_error(tiny):
     build_model(cfg.model, (50, 50, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1), (3, 2, 2, 1),
                                       (5, 1, 2, 0), (2, 2, 0, 0), (5, 3, 1, 2)])
 @pytest.mark.parametrize('size', [5, 8])
@@ -202,6 +206,7 @@ def test_fast_conv_transpose_equals_dilated_reference(k, s, p, op, size, impl):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_conv_transpose_matches_lax_conv_transpose():
   # With padding 0, torch's ConvTranspose2d is lax.conv_transpose(transpose_kernel=True)
   # of a kernel read as the forward conv's [H, W, O=Cin, I=Cout].
@@ -214,6 +219,7 @@ def test_conv_transpose_matches_lax_conv_transpose():
   np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind,patch', [('ae', 1), ('vae', 2)])
 def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch, tiny):
   """model.resnet.linear='pca': before any step the model reconstructs test images exactly
@@ -239,6 +245,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch, tiny)
                              pca.reconstruct(pca.fit(train, 8), test), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_resnet_patch_blocks_round_trip_and_sizes_are_checked():
   from ae_jax.models import build_model, resnet
   from ae_jax.configs import base

@@ -34,6 +34,7 @@ def _tree(path):
   return out
 
 
+@pytest.mark.slow
 def test_a_workdir_holding_another_experiment_is_refused_and_fresh_moves_it_aside(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny(train__num_epochs=1), workdir)
@@ -61,6 +62,7 @@ def test_a_workdir_holding_another_experiment_is_refused_and_fresh_moves_it_asid
   assert inference.load(workdir).epoch == 1
 
 
+@pytest.mark.slow
 def test_cli_refusal_and_fresh_flag(tmp_path, cli):
   workdir = str(tmp_path / 'w')
   common = ['--workdir', workdir, '--config.data.image_size=8', '--config.train.num_epochs=1',
@@ -95,6 +97,7 @@ def test_an_unwritable_workdir_fails_before_data_loads(tmp_path, make, message, 
   assert not loaded
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path, root, cli):
   r = cli('--config', 'configs/vae_bta.py')
   assert r.returncode == 2 and 'Traceback' not in r.stderr
@@ -135,6 +138,7 @@ def test_resizing_the_users_data_is_announced(tmp_path, capsys, caplog, tiny):
   assert 'resized 32x32 -> 26x26 (data.image_size)' in line
 
 
+@pytest.mark.slow
 def test_the_default_config_runs_short(tmp_path, cli):
   """vae_beta's own extra evaluation epoch (5) is dropped with a note when a user shortens
   the run; an explicit value beyond the run stays an error."""
@@ -153,6 +157,7 @@ def test_the_default_config_runs_short(tmp_path, cli):
   assert 'config.sweep.eval_epochs=(5,): 5 is not an epoch in 1..train.num_epochs=2' in r.stderr
 
 
+@pytest.mark.slow
 def test_evaluation_epochs_outlive_max_to_keep(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny(train__num_epochs=4, checkpoint__max_to_keep=1,
@@ -163,6 +168,7 @@ def test_evaluation_epochs_outlive_max_to_keep(tmp_path, tiny):
     inference.load(workdir, epoch=3)
 
 
+@pytest.mark.slow
 def test_neg_elbo_is_reported_only_where_it_is_one(tmp_path, tiny):
   ae = train_and_evaluate(tiny(model__kind='ae', train__num_epochs=1), str(tmp_path / 'a'))
   assert 'kl' not in ae['members'][0]['eval'] and 'neg_elbo' not in ae['members'][0]['eval']

@@ -121,6 +121,7 @@ def _run(args, cwd):
   return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_path):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
   r = _run([script, '--help'], cwd=str(tmp_path))
@@ -141,6 +142,7 @@ def trained(tmp_path_factory, tiny):
   return workdir
 
 
+@pytest.mark.slow
 def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path, root):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
   r = _run([script, 'evaluate', '--workdir', trained, '--metrics', 'nll_iwae',

@@ -3,6 +3,7 @@ short phases; and a long phase (a pass metric, encoding a split) reporting throu
 import io
 
 import numpy as np
+import pytest
 
 from ae_jax import progress
 
@@ -63,6 +64,7 @@ def test_a_terminal_gets_a_tqdm_bar():
   assert 'so far' not in out  # not the log-file lines
 
 
+@pytest.mark.slow
 def test_a_long_pass_and_encoding_report_through_it(tmp_path, monkeypatch, capsys, tiny):
   from ae_jax.evaluate import evaluate_workdir
   from ae_jax.train import train_and_evaluate

@@ -17,6 +17,8 @@ import pytest
 
 from ae_jax import inference
 
+pytestmark = pytest.mark.slow
+
 RTOL, ATOL = 1e-4, 1e-5
 EIGHT_DEVICES = {'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} "
                               '--xla_force_host_platform_device_count=8'}

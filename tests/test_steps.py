@@ -9,6 +9,7 @@ from ae_jax import optim, steps
 from ae_jax.train import Setup
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop', ['scan', 'python'])
 def test_train_step_is_traced_once_across_epochs(loop, monkeypatch, tiny):
   # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
@@ -25,6 +26,7 @@ def test_train_step_is_traced_once_across_epochs(loop, monkeypatch, tiny):
   assert int(setup.fns.stack(state).step[0]) == 3 * setup.steps_per_epoch
 
 
+@pytest.mark.slow
 def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu(tiny):
   assert Setup(tiny()).fns.loop == 'scan'
   conv = tiny(model__arch='conv', model__conv__channels=(4,))
@@ -33,6 +35,7 @@ def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu(tiny):
   assert Setup(xla).fns.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
 
 
+@pytest.mark.slow
 def test_scan_and_python_loops_agree(tiny):
   out = []
   for loop in ('scan', 'python'):
@@ -43,6 +46,7 @@ def test_scan_and_python_loops_agree(tiny):
   chex.assert_trees_all_close(out[0], out[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_epoch_order_depends_on_epoch_and_seed_only(tiny):
   setup = Setup(tiny())
   st = jax.tree_util.tree_map(lambda x: x[0], setup.fns.stack(setup.init_state()))
@@ -63,6 +67,7 @@ def _spec(**kw):
   return optim.OptimSpec(**base)
 
 
+@pytest.mark.slow
 def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
   p = {'w': jnp.array([2.0, -1.0])}
   g = {'w': jnp.array([0.5, 0.5])}
@@ -77,6 +82,7 @@ def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
     np.testing.assert_allclose(d['w'], want, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_reduce_on_plateau_halves_after_patience_epochs():
   tx = optim.make_optimizer(_spec(plateau_factor=0.5, plateau_patience=2, steps_per_epoch=3))
   p = {'w': jnp.ones(2)}
@@ -102,6 +108,7 @@ def test_schedules():
   assert abs(float(optim.schedule_multiplier(warm, 9)) - 0.5) < 1e-6
 
 
+@pytest.mark.slow
 def test_gradient_clipping_bounds_adam_input():
   tx = optim.make_optimizer(_spec(grad_clip_norm=1.0))
   p = {'w': jnp.zeros(4)}
@@ -111,6 +118,7 @@ def test_gradient_clipping_bounds_adam_input():
   np.testing.assert_allclose(jnp.linalg.norm(adam_state.mu['w']) / 0.1, 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_padding_is_masked(tiny):
   images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
   batched, valid = steps.batch_for_eval(images, 2)
@@ -129,6 +137,7 @@ def test_eval_padding_is_masked(tiny):
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu(tiny):
   from ae_jax.models import build_model
   from ae_jax.configs import base
@@ -149,6 +158,7 @@ def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu(tiny):
   assert choose('on', True, 64) == 'on' and choose('off', True, 1024) == 'off'
 
 
+@pytest.mark.slow
 def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same(tiny):
   """The option reaches XLA (a YNNPACK fusion in the default step, none with 'off') and
   changes only the speed: one step's parameters agree to float32 rounding."""

@@ -22,6 +22,7 @@ def _results(workdir) -> dict:
   return json.load(open(os.path.join(workdir, 'results.json')))
 
 
+@pytest.mark.slow
 def test_latent_noise_generation(tmp_path, capsys, smoke_study):
   md = smoke_study('latent_noise_generation', tmp_path)
   out = tmp_path / 'latent' / 'generate'
@@ -38,6 +39,7 @@ def test_latent_noise_generation(tmp_path, capsys, smoke_study):
   assert f'note: {said}' in capsys.readouterr().out and said in md
 
 
+@pytest.mark.slow
 def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys, smoke_study, report_table):
   md = smoke_study('ae_vs_vae_noise', tmp_path)
   rows = report_table(md, 'How far decoded noise falls from the data')
@@ -63,6 +65,7 @@ def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys, smoke_study, report
       capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_kl_weight_study(tmp_path, smoke_study, report_table):
   md = smoke_study('kl_weight_study', tmp_path)
   rows = report_table(md, 'Final test metrics per KL weight')
@@ -84,6 +87,7 @@ def test_kl_weight_study(tmp_path, smoke_study, report_table):
   assert psnr == [r[col] for r in rows]  # the table and results.json: the same rows
 
 
+@pytest.mark.slow
 def test_latent_edits(tmp_path, smoke_study):
   md = smoke_study('latent_edits', tmp_path)
   e = np.load(tmp_path / 'latent' / 'edit' / 'edit.npz')
@@ -94,6 +98,7 @@ def test_latent_edits(tmp_path, smoke_study):
   assert '## Edits: dim 0 ×2, dim 2 +5' in md
 
 
+@pytest.mark.slow
 def test_reconstruction_quality(tmp_path, smoke_study, report_table):
   md = smoke_study('reconstruction_quality', tmp_path)
   rows = report_table(md, 'Test metrics')
@@ -110,6 +115,7 @@ def test_reconstruction_quality(tmp_path, smoke_study, report_table):
       'mlp_ae_50', 'mlp_vae_50', 'conv_ae_bn_mish', 'conv_vae_bn_mish']
 
 
+@pytest.mark.slow
 def test_hyperparameter_tables(tmp_path, smoke_study, report_table):
   md = smoke_study('hyperparameter_tables', tmp_path)
   for kind in ('AE', 'VAE'):
@@ -121,6 +127,7 @@ def test_hyperparameter_tables(tmp_path, smoke_study, report_table):
   assert rows['ae_epochs/epoch=2']['extra']['training loss'] > 0
 
 
+@pytest.mark.slow
 def test_beta_disentanglement(tmp_path, smoke_study, report_table):
   md = smoke_study('beta_disentanglement', tmp_path)
   rows = report_table(md, 'MIG and reconstruction per β')
@@ -217,6 +224,7 @@ def test_a_study_applies_the_preset_rule_to_its_own_latent_size(tmp_path, capsys
           in capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_every_study_builds_its_full_budget_models(tmp_path):
   """--smoke swaps the models for tiny ones and --quick keeps the full ones (above); this
   checks the full ones are valid configs that build, without training them."""

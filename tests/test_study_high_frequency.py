@@ -1,5 +1,8 @@
 """The high_frequency study at its --smoke budget (a file of its own, so the test workers
 share the studies' time)."""
+import pytest
+
+pytestmark = pytest.mark.slow
 
 
 def test_high_frequency(tmp_path, smoke_study, report_table):

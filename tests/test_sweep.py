@@ -73,6 +73,7 @@ def _member(tree, i):
   return jax.tree_util.tree_map(lambda x: np.asarray(x[i]), tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),
     dict(model__arch='conv', model__conv__channels=(4,), model__conv__latent='spatial'),
@@ -102,6 +103,7 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides, tiny):
   assert all(moved(full(c), full(d)))
 
 
+@pytest.mark.slow
 def test_masked_member_loss_equals_standalone_smaller_model(tiny):
   setup = Setup(tiny(sweep__latent_dim=(3, 8)))
   state = setup.init_state()
@@ -117,6 +119,7 @@ def test_masked_member_loss_equals_standalone_smaller_model(tiny):
   assert big.mean.shape == (16, 8) and float(jnp.abs(big.mean[:, 3:]).max()) == 0.0
 
 
+@pytest.mark.slow
 def test_latent_member_trains_like_a_standalone_model_from_the_same_start(tiny):
   # An AE (no sampling noise) so both runs see identical randomness.
   cfg = dict(model__kind='ae', sweep__latent_dim=(2, 6))
@@ -132,6 +135,7 @@ def test_latent_member_trains_like_a_standalone_model_from_the_same_start(tiny):
   chex.assert_trees_all_close(cut(trained_member), trained_small, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path, tiny):
   progs = sweep.programs(tiny(sweep__beta=(0.0, 1.0, 4.0, 8.0), sweep__batch_size=(16, 32),
                               sweep__max_members_per_program=2))
@@ -160,6 +164,7 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
   assert [m['name'] for m in top['members']] == ['beta=0', 'beta=1', 'beta=4']
 
 
+@pytest.mark.slow
 def test_unrolled_members_match_vmapped_members(tiny):
   a = Setup(tiny(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
   b = Setup(tiny(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
@@ -168,6 +173,7 @@ def test_unrolled_members_match_vmapped_members(tiny):
   chex.assert_trees_all_close(pa, pb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sweep_tables_figures_and_eval_epochs(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   cfg = tiny(train__num_epochs=3, train__eval_every=3, sweep__beta=(0.0, 4.0),
@@ -192,6 +198,7 @@ def test_sweep_tables_figures_and_eval_epochs(tmp_path, tiny):
   assert inference.load(workdir, member='beta=4,latent_dim=2', epoch=1).epoch == 1
 
 
+@pytest.mark.slow
 def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
   workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
   train_and_evaluate(tiny(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 8)), workdir)
@@ -222,6 +229,7 @@ def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
   assert (tmp_path / 'a_file').read_text() == 'x'
 
 
+@pytest.mark.slow
 def test_latent_sweep_cli_prints_the_table(tmp_path, root):
   r = subprocess.run(
       [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/sweep_latent.py',
@@ -236,6 +244,7 @@ def test_latent_sweep_cli_prints_the_table(tmp_path, root):
   assert r.stdout.count('\n| 16 |') == 2 and r.stdout.count('\n| 2 |') == 2
 
 
+@pytest.mark.slow
 def test_a_latent_size_sweep_resumes_on_a_rerun(tmp_path, tiny):
   """Its workdir records the program's config (built at the largest size): a rerun with
   more epochs must resume, not be refused as another experiment."""

@@ -48,6 +48,7 @@ def assert_events_equal_rows(workdir, rows):
     assert got == expected, member
 
 
+@pytest.mark.slow
 def test_a_sweep_writes_one_run_per_member_with_scalars_images_and_hparams(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny(sweep__beta=(1.0, 4.0)), workdir)
@@ -76,6 +77,7 @@ def test_a_sweep_writes_one_run_per_member_with_scalars_images_and_hparams(tmp_p
   assert strips['beta=1'] != strips['beta=4']  # each run shows its own member's images
 
 
+@pytest.mark.slow
 def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch, tiny):
   workdir = str(tmp_path / 'w')
   cfg = tiny(train__num_epochs=3, train__chunk_steps=5, checkpoint__max_to_keep=5)
@@ -112,6 +114,7 @@ def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch, tiny):
   assert on_disk.count(newest) == 2  # both are still in the files: purging is what hides one
 
 
+@pytest.mark.slow
 def test_tensorboard_off_writes_no_events_and_only_the_writer_writes(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny(train__num_epochs=1, log__tensorboard=False), workdir)

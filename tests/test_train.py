@@ -30,6 +30,7 @@ def run_cli(root):
   return run
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_the_workdir_contract(tmp_path, run_cli):
   workdir = str(tmp_path / 'run')
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', workdir, *TINY_FLAGS)
@@ -76,6 +77,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path, run_cli):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag,message', [
     ('--config.train.nope=1', 'config.train.nope is not a config key; train has: batch_size, '
                               'chunk_steps, eval_batch_size'),
@@ -115,6 +117,7 @@ def _params(tiny, workdir):
   return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),  # MLP VAE, scan epochs
     dict(model__arch='conv', model__conv__channels=(4, 8), model__norm='batch',
@@ -142,6 +145,7 @@ PCA_RESNET = dict(data__name='photos', data__image_size=8, data__num_examples=16
                   eval__metrics=('loss', 'psnr'))
 
 
+@pytest.mark.slow
 def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, monkeypatch,
                                                                     capsys, tiny):
   """model.resnet.linear='pca': the PCA is computed once, on the fresh start; a resumed run
@@ -170,6 +174,7 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
   chex.assert_trees_all_equal(a, b)
 
 
+@pytest.mark.slow
 def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path, tiny):
   """optim.freeze=('linear',): the PCA-started linear pair ends bit-identical to its start,
   through weight decay and clipping, in every member of a vmapped learning-rate sweep,
@@ -198,6 +203,7 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path, tiny):
                        str(tmp_path / 'bad'))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
                                                                            monkeypatch, tiny):
   from ae_jax import losses, steps
@@ -222,6 +228,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_
   assert {r['epoch'] for r in rows} == {1}
 
 
+@pytest.mark.slow
 def test_inference_api_round_trip(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   train_and_evaluate(tiny(), workdir)
@@ -246,6 +253,7 @@ def test_inference_api_round_trip(tmp_path, tiny):
     inference.load(str(tmp_path / 'nothing'))
 
 
+@pytest.mark.slow
 def test_single_member_equals_member_of_vmapped_sweep(tmp_path, tiny):
   one = str(tmp_path / 'one')
   many = str(tmp_path / 'many')
@@ -259,6 +267,7 @@ def test_single_member_equals_member_of_vmapped_sweep(tmp_path, tiny):
   assert [m['name'] for m in summary['members']] == ['beta=1', 'beta=4', 'beta=0']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),  # MLP: streamed chunks scanned on the device
     dict(model__arch='conv', model__conv__channels=(4,)),  # CPU conv: one step at a time
@@ -272,6 +281,7 @@ def test_streamed_training_matches_device_resident_training(tmp_path, overrides,
   chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_streamed_run_resumes_bit_for_bit(tmp_path, tiny):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
   cfg = lambda n: tiny(train__num_epochs=n, data__tier='stream', data__stream_chunk_steps=7)
@@ -282,6 +292,7 @@ def test_streamed_run_resumes_bit_for_bit(tmp_path, tiny):
   chex.assert_trees_all_equal(a.params, b.params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,overrides', [
     ('wafer', dict(data__num_examples=90)),
     ('dsprites', dict(data__num_examples=120, data__image_size=32)),

@@ -136,6 +136,7 @@ def vae(tmp_path_factory, wafer_runs):
   return str(path)
 
 
+@pytest.mark.slow
 def test_a_rerun_with_fewer_ids_leaves_no_stale_figure(vae, tmp_path, capsys, tree_digest):
   out = tmp_path / 'gen'
   _latent(capsys, 'generate', '--workdir', vae, '--ids', '0-24', '--per-id', '1', '--out', out)
@@ -150,6 +151,7 @@ def test_a_rerun_with_fewer_ids_leaves_no_stale_figure(vae, tmp_path, capsys, tr
   _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('stop', ['error', 'kill'])
 def test_a_tool_stopped_after_its_arrays_leaves_the_previous_run_whole(
     vae, tmp_path, capsys, monkeypatch, stop, tree_digest):
@@ -181,6 +183,7 @@ def test_a_tool_stopped_after_its_arrays_leaves_the_previous_run_whole(
   _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
     vae, tmp_path, capsys, monkeypatch, tree_digest):
   out = tmp_path / 'enc'
@@ -197,6 +200,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
   assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path, capsys,
                                                                    tree_digest):
   out = tmp_path / 'shared'
@@ -211,6 +215,7 @@ def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path
   _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
     vae, tmp_path, capsys):
   mine = tmp_path / 'mine'
@@ -235,6 +240,7 @@ def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
 # ---- 3. read-only workdirs after training ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_read_only_workdir_prints_then_warns(vae, tmp_path, capsys, read_only,
                                                           tree_digest):
   ro = tmp_path / 'ro'
@@ -254,6 +260,7 @@ def test_evaluate_on_a_read_only_workdir_prints_then_warns(vae, tmp_path, capsys
   assert tree_digest(ro) == before
 
 
+@pytest.mark.slow
 def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys, read_only,
                                                           tree_digest):
   ro = tmp_path / 'ro'
@@ -269,6 +276,7 @@ def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys
   assert tree_digest(ro) == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('unshare') is None, reason='needs unshare (util-linux)')
 def test_a_real_read_only_mount(vae, tmp_path):
   """The same on a read-only bind mount (a user namespace: no privileges needed), where
@@ -308,6 +316,7 @@ def _model_with(**values):
   return lambda config: {**config, 'model': {**config['model'], **values}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,damage,message', [
     ('model.json', lambda r: [], 'model.json holds [] (a list); expected a JSON object'),
     ('model.json', lambda r: {}, "model.json has no 'image_shape' (a list of 3 positive "
@@ -350,6 +359,7 @@ def test_records_of_the_wrong_shape_name_the_file_and_key(vae, tmp_path, name, d
   assert tree_digest(w) == before
 
 
+@pytest.mark.slow
 def test_rerunning_training_rewrites_damaged_model_and_members_records(vae, tmp_path, wafer_config):
   import chex
   w = str(tmp_path / 'w')
@@ -364,6 +374,7 @@ def test_rerunning_training_rewrites_damaged_model_and_members_records(vae, tmp_
   chex.assert_trees_all_equal(inference.load(w).params, params)
 
 
+@pytest.mark.slow
 def test_records_that_do_not_describe_the_checkpoint_are_named_not_the_checkpoint(
     vae, tmp_path):
   w = tmp_path / 'w'
@@ -379,6 +390,7 @@ def test_records_that_do_not_describe_the_checkpoint_are_named_not_the_checkpoin
 # ---- 5. a run's records without its checkpoints ----------------------------------------
 
 
+@pytest.mark.slow
 def test_deleted_checkpoints_move_the_old_records_aside_before_starting_again(
     tmp_path, capsys, tiny, tree_digest):
   w = str(tmp_path / 'w')
