@@ -5,8 +5,10 @@ ae_jax/metrics/<name>.py); a behaviour across modules (faults, bad inputs, entry
 docs commands, new-user paths, packaging, a study) goes in tests/test_<behaviour>.py.
 
 Tiers: a test that trains end to end, compiles a model, spawns a process or runs a study is
-marked `slow` (the marker is registered in pyproject.toml); the rest runs in about a minute
-on two cores, in one process: `python -m pytest -q -m "not slow" tests`.
+marked `slow` (the marker is registered in pyproject.toml), and so is one whose JAX math
+compiles for seconds (measured: over about 1.5 s on a busy 2-core machine); the rest runs in
+about a minute on two cores, in one process: `python -m pytest -q -m "not slow" tests`. A
+session fixture that trains (wafer_runs) is for slow tests only.
 
 No test file imports another or this one: what several files use is a fixture here (a
 helper is a fixture that returns the function), what one file uses lives in that file.
