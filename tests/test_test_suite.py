@@ -2,6 +2,7 @@
 another or conftest, a test that trains or spawns a process (itself or through a fixture)
 is marked slow, and pytest runs in one process unless the command asks for workers."""
 import ast
+import functools
 import glob
 import os
 import shlex
@@ -14,7 +15,6 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 # a helper or another fixture) is a training fixture; a test spawning a process itself is
 # slow too
 TRAINS = ('train_and_evaluate', 'study_main', 'interop.main')
-SPAWNS = ('subprocess.', 'multiprocessing.', 'Popen')
 
 
 def _trains(call: str) -> bool:
@@ -22,13 +22,14 @@ def _trains(call: str) -> bool:
 
 
 def _spawns(call: str) -> bool:
-  return call.startswith(SPAWNS[:2]) or call.endswith(SPAWNS[2])
+  return call.startswith(('subprocess.', 'multiprocessing.')) or call.endswith('Popen')
 
 
 def _files():
   return sorted(glob.glob(os.path.join(TESTS, '*.py')))
 
 
+@functools.lru_cache(maxsize=None)
 def _tree(path):
   return ast.parse(open(path).read(), path)
 
@@ -123,7 +124,7 @@ def test_no_test_file_imports_another_or_conftest():
 def test_what_trains_or_spawns_a_process_is_marked_slow():
   conftest = os.path.join(TESTS, 'conftest.py')
   shared = _training_fixtures(_tree(conftest))
-  assert {'wafer_runs', 'smoke_study'} <= shared and 'tiny' not in shared  # the check sees
+  assert {'wafer_runs', 'smoke_study'} <= shared and 'tiny' not in shared  # it sees them
   found = unmarked(conftest, [p for p in _files() if p != conftest])
   assert not found, f'mark these @pytest.mark.slow: {found}'
 
