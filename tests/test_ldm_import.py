@@ -15,6 +15,8 @@ from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.models import LDM_PRESETS
 from ae_jax.train import train_and_evaluate
 
+pytestmark = pytest.mark.slow
+
 PRESET = 'kl_f4_small'
 FLAGS = ['--config.model.preset=kl_f4_small', '--config.data.name=photos',
          '--config.data.num_examples=40', '--config.data.image_size=16',
@@ -41,7 +43,6 @@ def imported(tmp_path_factory, diffusers):
   return ref, path, workdir, root
 
 
-@pytest.mark.slow
 def test_the_imported_model_computes_what_diffusers_does(imported):
   ref, _, workdir, _ = imported
   m = load(workdir)
@@ -58,7 +59,6 @@ def test_the_imported_model_computes_what_diffusers_does(imported):
   assert rel(2 * m.decode(want_mean) - 1, decoded) < 1e-4  # ours in [0, 1], theirs in [-1, 1]
 
 
-@pytest.mark.slow
 def test_every_command_uses_the_imported_workdir(imported, tmp_path):
   _, _, workdir, _ = imported
   result = evaluate_workdir(workdir, ['psnr'])
@@ -79,7 +79,6 @@ def test_every_command_uses_the_imported_workdir(imported, tmp_path):
   assert load(tuned).epoch == 1
 
 
-@pytest.mark.slow
 def test_a_state_dict_of_another_model_is_one_line_naming_the_tensor(imported, capsys):
   from safetensors.numpy import save_file
   _, _, _, root = imported
@@ -95,7 +94,6 @@ def test_a_state_dict_of_another_model_is_one_line_naming_the_tensor(imported, c
   assert not os.path.exists(root / 'x' / 'checkpoints')
 
 
-@pytest.mark.slow
 def test_the_ldm_presets_build_from_a_config(tiny):
   from ae_jax.train import Setup
   setup = Setup(tiny(model__preset=PRESET, model__latent_dim=0, data__name='photos',

@@ -11,8 +11,9 @@ from ae_jax import config_lib
 from ae_jax.errors import ConfigError
 from ae_jax.metrics import passes
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_sharp_reconstructions(tmp_path, smoke_study, report_table):
   from ae_jax.studies import sharp_reconstructions as sr
   md = smoke_study('sharp_reconstructions', tmp_path)
@@ -37,7 +38,6 @@ def test_sharp_reconstructions(tmp_path, smoke_study, report_table):
     assert f'figures/{name}' in md
 
 
-@pytest.mark.slow
 def test_model_families(tmp_path, smoke_study, report_table):
   from ae_jax.studies import model_families as mf
   md = smoke_study('model_families', tmp_path)
@@ -65,7 +65,6 @@ def test_model_families(tmp_path, smoke_study, report_table):
   assert 'traversal of the highest-MIG family' in md
 
 
-@pytest.mark.slow
 def test_factor_vae_metric_scores_an_encoder_that_reads_positions(centroid_encoder):
   """The registered pass on a hand-made encoder of the sprite's centre of mass: it names x
   and y perfectly and nothing else, so its score is ~2/5 of the votes (x, y of five
@@ -88,7 +87,6 @@ def test_factor_vae_metric_scores_an_encoder_that_reads_positions(centroid_encod
     passes.factor_vae(types.SimpleNamespace(factors=None))
 
 
-@pytest.mark.slow
 def test_the_lpips_term_trains_with_the_trunk_it_names():
   """loss.lpips_net picks the trunk the training term uses (AlexNet is the cheap one); the
   weights enter under its own name, and a trunk larger than the images is one line."""
@@ -112,7 +110,6 @@ def test_the_lpips_term_trains_with_the_trunk_it_names():
     config_lib.resolve(cfg)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('latent,shape', [('flat', (16,)), ('spatial', (4, 4, 16))])
 def test_a_residual_vq_vae_quantises_a_plain_code(latent, shape):
   """model.arch='resnet' with model.kind='vqvae' (its encoder built a VAE's mean and
