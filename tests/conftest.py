@@ -1,4 +1,18 @@
-"""Fast compiles for tests, and tiny configs built by overriding the base config."""
+"""What the tests share: fast compiles, tiny configs, trained workdirs, helpers as fixtures.
+
+Where a test goes: tests/test_<module>.py tests ae_jax/<module>.py (test_metric_<name>.py
+ae_jax/metrics/<name>.py); a behaviour across modules (faults, bad inputs, entry points,
+docs commands, new-user paths, packaging, a study) goes in tests/test_<behaviour>.py.
+
+Tiers: a test that trains end to end, compiles a model, spawns a process or runs a study is
+marked `slow` (the marker is registered in pyproject.toml), and so is one whose JAX math
+compiles for seconds (measured: over about 1.5 s on a busy 2-core machine); the rest runs in
+about a minute on two cores, in one process: `python -m pytest -q -m "not slow" tests`. A
+session fixture that trains (wafer_runs) is for slow tests only.
+
+No test file imports another or this one: what several files use is a fixture here (a
+helper is a fixture that returns the function), what one file uses lives in that file.
+tests/test_test_suite.py checks these rules."""
 import os
 import tempfile
 
@@ -58,12 +72,19 @@ def _ae_jax_logs_reach_caplog():
   log.propagate = True
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def tiny():
+  """tiny_config(**overrides): the base config shrunk to seconds (`a__b=v` sets a.b)."""
   return tiny_config
 
 
-def wafer_config(kind: str, latent: int = 6, **overrides):
+@pytest.fixture(scope='session')
+def root():
+  """The checkout's folder (configs/, docs/, experiments/ are under it)."""
+  return ROOT
+
+
+def _wafer_config(kind: str, latent: int = 6, **overrides):
   """A tiny MLP model on 240 generated wafer maps (26x26, nine classes, ids 0..239)."""
   return tiny_config(data__name='wafer', data__num_examples=240, model__kind=kind,
                      model__latent_dim=latent, train__batch_size=48,
@@ -79,8 +100,14 @@ def wafer_runs(tmp_path_factory):
   runs = {}
   for name, kind, latent in (('ae', 'ae', 6), ('vae', 'vae', 6), ('vae4', 'vae', 4)):
     runs[name] = str(root / name)
-    train_and_evaluate(wafer_config(kind, latent), runs[name])
+    train_and_evaluate(_wafer_config(kind, latent), runs[name])
   return runs
+
+
+@pytest.fixture(scope='session')
+def wafer_config():
+  """wafer_config(kind, latent=6, **overrides): the config wafer_runs trained with."""
+  return _wafer_config
 
 
 @pytest.fixture(scope='session')
@@ -112,7 +139,7 @@ def diffusers():
         sys.modules[k] = v
 
 
-def tree_digest(path) -> dict:
+def _tree_digest(path) -> dict:
   """{relative name: sha256 of its bytes, or 'folder'} of everything under `path`: equal
   digests mean no file or folder was added, removed or changed."""
   import hashlib
@@ -127,38 +154,10 @@ def tree_digest(path) -> dict:
   return out
 
 
-def write_idx(path, array) -> str:
-  """An IDX file of a uint8 array, gzipped when `path` ends in .gz: two zero bytes, the
-  type byte 0x08, the rank, each size as a big-endian 4-byte int, then the bytes."""
-  import gzip
-  import struct
-  import numpy as np
-  a = np.ascontiguousarray(array, np.uint8)
-  content = bytes([0, 0, 8, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes()
-  with (gzip.open if str(path).endswith('.gz') else open)(path, 'wb') as f:
-    f.write(content)
-  return str(path)
-
-
-def idx_folder(folder, num_train: int = 40, num_test: int = 20, size: int = 28,
-               gz: bool = True, seed: int = 0) -> dict:
-  """The four IDX files of a tiny MNIST-like dataset in `folder` (created): class k (of
-  10) is a bright bar at column 2k+2 over dim noise, labels in random order.
-  -> {'train': (images uint8 [N, size, size], labels uint8 [N]), 'test': (...)}"""
-  import numpy as np
-  rng = np.random.default_rng(seed)
-  os.makedirs(folder, exist_ok=True)
-  out = {}
-  for split, n, prefix in (('train', num_train, 'train'), ('test', num_test, 't10k')):
-    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
-    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
-    for i, k in enumerate(labels):
-      images[i, 3:size - 3, 2 * k + 2:2 * k + 4] = 250
-    ext = '.gz' if gz else ''
-    write_idx(os.path.join(folder, f'{prefix}-images-idx3-ubyte{ext}'), images)
-    write_idx(os.path.join(folder, f'{prefix}-labels-idx1-ubyte{ext}'), labels)
-    out[split] = (images, labels)
-  return out
+@pytest.fixture(scope='session')
+def tree_digest():
+  """tree_digest(path) -> {relative name: sha256 or 'folder'} of everything under path."""
+  return _tree_digest
 
 
 @pytest.fixture
@@ -199,6 +198,79 @@ def read_only(monkeypatch):
     roots.append(os.path.abspath(str(folder)))
     return str(folder)
   return make
+
+
+def _smoke_study(name, workdir, *extra) -> str:
+  """Runs study `name` at its --smoke budget in `workdir` and checks what every study
+  promises (figures linked and embedded, the smoke banner first, results.json); -> its
+  report.md."""
+  import json
+  import math
+  import re
+
+  from ae_jax.metrics import registry
+  from ae_jax.studies.__main__ import main as study_main
+  study_main([name, '--workdir', str(workdir), '--smoke', *extra])
+  md = open(os.path.join(workdir, 'report.md')).read()
+  html = open(os.path.join(workdir, 'report.html')).read()
+  # every figure the Markdown links exists and is embedded in the HTML
+  links = re.findall(r'!\[[^\]]*\]\(([^)]+)\)', md)
+  for rel in links:
+    assert os.path.getsize(os.path.join(workdir, rel)) > 1000, rel
+  assert html.count('data:image/png;base64,') == len(links)
+  # the first thing it says is that this is not the report's experiment
+  assert md.split('\n')[2].startswith("> **Smoke budget (`--smoke`): not this report's "
+                                      'experiment.**')
+  assert "<b>Smoke budget (`--smoke`): not this report&#x27;s experiment.</b>" in html
+  # results.json: the study, its budget and what it changed, the settings, and a row per
+  # model with a key, a description and registry-named metrics
+  results = json.load(open(os.path.join(workdir, 'results.json')))
+  assert results['study'] == name and results['budget'] == 'smoke'
+  assert results['settings'] and all(results['settings'].values())
+  assert results['budget_changes'] and 'train.num_epochs' in results['budget_changes']
+  keys = [m['key'] for m in results['models']]
+  assert keys and len(set(keys)) == len(keys)
+  for m in results['models']:
+    assert m['description'] and m['table'] and m['metrics']
+    assert set(m['metrics']) <= set(registry.REGISTRY)
+    values = [x for v in m['metrics'].values() for x in (v if isinstance(v, list) else [v])]
+    assert all(v is None or math.isfinite(v) for v in values)  # vectors: kl_per_dim
+  return md
+
+
+@pytest.fixture(scope='session')
+def smoke_study():
+  """smoke_study(name, workdir, *extra) -> report.md: the study run at --smoke and checked
+  (the studies' tests are slow)."""
+  return _smoke_study
+
+
+def _report_table(md: str, heading: str) -> list[list[str]]:
+  part = md.split(f'## {heading}\n', 1)[1].split('\n## ', 1)[0]
+  rows = [line for line in part.splitlines() if line.startswith('|')]
+  return [[c.strip() for c in r.strip('|').split('|')] for r in rows[2:]]
+
+
+@pytest.fixture(scope='session')
+def report_table():
+  """report_table(md, heading) -> the rows (cells stripped) of the table under `## heading`."""
+  return _report_table
+
+
+def _centroid_encoder(images):
+  """A hand-made 'encoder' of dSprites images: the sprite's centre of mass (x, y)."""
+  import numpy as np
+  x = images[..., 0].astype(np.float64)  # [B, H, W]
+  yy, xx = np.mgrid[0:x.shape[1], 0:x.shape[2]]
+  mass = x.sum((1, 2))
+  return np.stack([(x * xx).sum((1, 2)) / mass, (x * yy).sum((1, 2)) / mass], 1)
+
+
+@pytest.fixture(scope='session')
+def centroid_encoder():
+  """centroid_encoder(images [B, H, W, 1]) -> [B, 2]: the sprite's centre of mass (x, y),
+  an encoder that reads dSprites positions and nothing else."""
+  return _centroid_encoder
 
 
 # The slowest files first: xdist hands files (--dist loadfile) to the two workers in

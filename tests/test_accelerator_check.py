@@ -11,23 +11,23 @@ import time
 import pytest
 
 from ae_jax import docs
-from conftest import ROOT
 
 RECORD_KEYS = ('title', 'date', 'machine', 'commit', 'command', 'jax', 'results',
                'matmul_peak_gflops', 'seconds')
 
 
 @pytest.fixture(scope='module')
-def tiny_record(tmp_path_factory):
+def tiny_record(tmp_path_factory, root):
   out = tmp_path_factory.mktemp('accelerator_check') / 'check.json'
   t0 = time.perf_counter()
   r = subprocess.run([sys.executable, os.path.join('experiments', 'accelerator_check.py'),
-                      '--tiny', '--out', str(out)], cwd=ROOT, capture_output=True, text=True,
+                      '--tiny', '--out', str(out)], cwd=root, capture_output=True, text=True,
                      timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]
   return str(out), json.load(open(out)), time.perf_counter() - t0
 
 
+@pytest.mark.slow
 def test_tiny_runs_in_seconds_and_writes_a_record(tiny_record):
   path, rec, seconds = tiny_record
   assert all(k in rec for k in RECORD_KEYS), sorted(rec)
@@ -45,12 +45,13 @@ def test_tiny_runs_in_seconds_and_writes_a_record(tiny_record):
   assert sweep['members'] == 2 and sweep['speedup'] > 0
 
 
-def test_the_performance_page_is_generated_from_the_record(tiny_record, tmp_path):
+@pytest.mark.slow
+def test_the_performance_page_is_generated_from_the_record(tiny_record, tmp_path, root):
   path, rec, _ = tiny_record
   (tmp_path / 'benchmarks').mkdir()
   shutil.copy(path, tmp_path / 'benchmarks' / 'check.json')
-  for name in os.listdir(os.path.join(ROOT, 'docs', 'benchmarks')):  # beside the committed
-    shutil.copy(os.path.join(ROOT, 'docs', 'benchmarks', name), tmp_path / 'benchmarks')
+  for name in os.listdir(os.path.join(root, 'docs', 'benchmarks')):  # beside the committed
+    shutil.copy(os.path.join(root, 'docs', 'benchmarks', name), tmp_path / 'benchmarks')
   page = docs.fill_blocks('# P\n<!-- generated:benchmarks -->\n<!-- /generated:benchmarks -->\n',
                           str(tmp_path))
   assert f'### {rec["title"]}' in page and '(benchmarks/check.json)' in page
@@ -60,7 +61,8 @@ def test_the_performance_page_is_generated_from_the_record(tiny_record, tmp_path
   assert '| measurement | image | batch | members | dtype | images/s |' in page
 
 
-def test_a_malformed_benchmark_file_is_named(tmp_path):
+@pytest.mark.slow
+def test_a_malformed_benchmark_file_is_named(tmp_path, root):
   (tmp_path / 'benchmarks').mkdir()
   bad = tmp_path / 'benchmarks' / 'bad.json'
   bad.write_text(json.dumps({'title': 't', 'results': []}))
@@ -71,13 +73,13 @@ def test_a_malformed_benchmark_file_is_named(tmp_path):
     docs.read_benchmarks(str(tmp_path))
   page = tmp_path / 'performance.md'
   page.write_text('<!-- generated:benchmarks -->\n<!-- /generated:benchmarks -->\n')
-  r = subprocess.run([sys.executable, '-m', 'ae_jax.docs', '--out', str(tmp_path)], cwd=ROOT,
+  r = subprocess.run([sys.executable, '-m', 'ae_jax.docs', '--out', str(tmp_path)], cwd=root,
                      capture_output=True, text=True, timeout=300)
   assert r.returncode == 2 and r.stderr.startswith('error: ') and 'bad.json' in r.stderr
 
 
-def test_every_committed_benchmark_file_reads():
-  recs = docs.read_benchmarks(os.path.join(ROOT, 'docs'))
+def test_every_committed_benchmark_file_reads(root):
+  recs = docs.read_benchmarks(os.path.join(root, 'docs'))
   assert len(recs) >= 14
   for name, rec in recs:
     assert rec['results'], name

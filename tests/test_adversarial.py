@@ -65,6 +65,7 @@ def _conv(h, w, padding='SAME', strides=(1, 1)):
   return jax.lax.conv_general_dilated(h, w, strides, padding, dimension_numbers=DN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('b,h,w,cin,cout,k,s,pad', [
     (2, 5, 7, 3, 4, 3, 1, 'SAME'),     # a decoder's conv_out
     (3, 6, 5, 4, 2, 3, 1, 'VALID'),
@@ -107,6 +108,7 @@ def _tiny_ae_and_disc():
   return params, features, rec_of_y, g_of_y
 
 
+@pytest.mark.slow
 def test_adaptive_weight_equals_gradient_norm_ratio_at_the_last_layer():
   params, features, rec_of_y, g_of_y = _tiny_ae_and_disc()
   # the reference: two full backward passes, as taming's torch.autograd.grad does
@@ -144,6 +146,7 @@ def test_adaptive_weight_clips_at_both_ends():
       math.sqrt(2), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_no_gradient_flows_through_the_adaptive_weight():
   k1, k2 = jax.random.split(jax.random.PRNGKey(1))
   a, b = jax.random.normal(k1, (3, 3, 2, 2)), jax.random.normal(k2, (3, 3, 2, 2))
@@ -257,6 +260,7 @@ def _count(tree):
   return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(tree))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('norm', ['batch', 'none'])
 def test_patch_discriminator_matches_taming_with_its_weights(norm):
   torch.manual_seed(0)
@@ -288,6 +292,7 @@ def test_patch_discriminator_matches_taming_with_its_weights(norm):
     np.testing.assert_allclose(upd['batch_stats']['norm_3']['var'], var_torch, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_patch_discriminator_actnorm_initialises_from_data_like_taming():
   d = disc.PatchDiscriminator(norm='actnorm', base=16)
   x = _images(1, (4, 32, 32, 3))
@@ -312,6 +317,7 @@ def test_patch_discriminator_actnorm_initialises_from_data_like_taming():
   np.testing.assert_allclose(d.apply({'params': params}, x2), _torch_out(net, x2), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_patch_discriminator_init_statistics_follow_weights_init():
   d = disc.PatchDiscriminator()
   params = d.init(jax.random.PRNGKey(3), _images(0, (2, 32, 32, 3)))['params']
@@ -325,6 +331,7 @@ def test_patch_discriminator_init_statistics_follow_weights_init():
   assert float(jnp.abs(b).max()) <= bound and float(jnp.abs(b).max()) > bound / 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('n_layers,want', [(1, 16), (2, 34), (3, 70)])
 def test_receptive_field_is_the_support_of_one_logits_input_gradient(n_layers, want):
   assert disc.receptive_field(n_layers) == want  # pix2pix's 16, 34, 70 PatchGANs
@@ -339,6 +346,7 @@ def test_receptive_field_is_the_support_of_one_logits_input_gradient(n_layers, w
   assert rows.min() > 0 and rows.max() < size - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('n_layers', [1, 3])
 def test_min_image_size_and_its_check(n_layers):
   m = disc.min_image_size(n_layers)
@@ -354,6 +362,7 @@ def test_min_image_size_and_its_check(n_layers):
   disc.check_image_size(m, m, n_layers)  # no error at the minimum
 
 
+@pytest.mark.slow
 def test_patch_discriminator_canonical_conv_matches_xla():
   x = _images(5, (2, 24, 32, 3))
   mk = lambda impl: disc.PatchDiscriminator(base=8, norm='none', conv_impl=impl)
@@ -378,6 +387,7 @@ def test_tc_discriminator_default_is_factorvae_s():
   assert len(shapes) == 6
 
 
+@pytest.mark.slow
 def test_permute_dims_keeps_marginals_and_breaks_dependence():
   base = jax.random.normal(jax.random.PRNGKey(0), (10_000,))
   z = jnp.stack([base, base, jnp.arange(10_000.0)], axis=1)  # [B, 3], columns 0 = 1
@@ -390,6 +400,7 @@ def test_permute_dims_keeps_marginals_and_breaks_dependence():
   assert not np.array_equal(p[:, 2], z[:, 2])
 
 
+@pytest.mark.slow
 def test_tc_losses_by_hand():
   logits = jnp.array([[LN3, 0.0], [0.0, 0.0]])
   np.testing.assert_allclose(adv.tc_per_example(logits), [LN3, 0.0], rtol=1e-6)
@@ -399,6 +410,7 @@ def test_tc_losses_by_hand():
                              [0.5 * (math.log(4 / 3) + LN2)], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_tc_discriminator_estimates_the_total_correlation_of_a_gaussian():
   rho = 0.9
   corr = jnp.array([[1.0, rho], [rho, 1.0]])

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ae_jax import config_lib, config_values, schema, sweep
 from ae_jax.errors import ConfigError
 from ae_jax.train import train_and_evaluate
-from conftest import tiny_config
 
 # key classes, from the schema's declarations
 _KEYS = schema.keys()
@@ -130,32 +129,33 @@ def _digest(path):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny):
   workdir = str(tmp_path_factory.mktemp('trained') / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
+  train_and_evaluate(tiny(train__num_epochs=1), workdir)
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(train__learning_rate=float('nan')), dict(loss__beta=-1.0), dict(optim__b1=1.5),
     dict(model__conv__kernel=0), dict(figures__num_images=0), dict(data__split_seed=-1),
     dict(checkpoint__best_metric='psnrr'), dict(eval__metrics=('nope',)),
     dict(data__name='npy', data__path='/no/such.npy'), dict(data__name='nope'),
 ])
-def test_bad_input_on_a_trained_workdir_changes_nothing(trained, overrides):
+def test_bad_input_on_a_trained_workdir_changes_nothing(trained, overrides, tiny):
   from ae_jax.errors import DataError, WorkdirError
   before = _digest(trained)
   with pytest.raises((ConfigError, DataError, WorkdirError)) as e:
-    train_and_evaluate(tiny_config(train__num_epochs=2, **overrides), trained)
+    train_and_evaluate(tiny(train__num_epochs=2, **overrides), trained)
   assert '\n' not in str(e.value)
   assert _digest(trained) == before
 
 
-def test_a_refused_start_leaves_no_half_made_folder(tmp_path):
+def test_a_refused_start_leaves_no_half_made_folder(tmp_path, tiny):
   from ae_jax.errors import DataError
   new, kept = tmp_path / 'runs' / 'new', tmp_path / 'kept'
   kept.mkdir()  # a folder the user made: it stays, as empty as it was
   for folder in (new, kept):
     with pytest.raises(DataError, match='/no/such.npy'):
-      train_and_evaluate(tiny_config(data__name='npy', data__path='/no/such.npy'), str(folder))
+      train_and_evaluate(tiny(data__name='npy', data__path='/no/such.npy'), str(folder))
   assert sorted(os.listdir(tmp_path)) == ['kept'] and os.listdir(kept) == []

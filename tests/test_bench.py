@@ -8,17 +8,18 @@ import pytest
 
 from ae_jax import bench
 from ae_jax.training import prepare
-from conftest import ROOT, tiny_config
+
+pytestmark = pytest.mark.slow
 
 KEYS = ('model', 'image_shape', 'batch_size', 'step_ms', 'images_per_sec', 'compile_s',
         'peak_rss_mb', 'device')
 
 
-def test_bench_cli_prints_one_json_line_per_program():
+def test_bench_cli_prints_one_json_line_per_program(root):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.bench', '--config', 'configs/vae_mlp.py',
                       '--steps', '3', '--synthetic', '--config.data.image_size=12',
                       '--config.sweep.batch_size=(8,16)', '--config.model.hidden=(16,)'],
-                     cwd=ROOT, capture_output=True, text=True, timeout=300)
+                     cwd=root, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{')]
   assert [line['batch_size'] for line in lines] == [8, 16]
@@ -30,16 +31,16 @@ def test_bench_cli_prints_one_json_line_per_program():
     assert line['step_ms'] > 0 and line['compile_s'] > 0 and line['peak_rss_mb'] > 0
 
 
-def test_bench_compares_scan_and_python_loops():
-  out = bench.measure(tiny_config(), steps_timed=2, warmup=1, compare_loops=True)
+def test_bench_compares_scan_and_python_loops(tiny):
+  out = bench.measure(tiny(), steps_timed=2, warmup=1, compare_loops=True)
   assert out['epoch_scan_ms'] > 0 and out['epoch_python_ms'] > 0
   assert out['scan_speedup_over_python_loop'] == pytest.approx(
       out['epoch_python_ms'] / out['epoch_scan_ms'], rel=0.01)
 
 
-def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
-  f32 = prepare(tiny_config())
-  bf16 = prepare(tiny_config(dtype='bfloat16'))
+def test_bfloat16_computes_in_bf16_and_keeps_float32_state(tiny):
+  f32 = prepare(tiny())
+  bf16 = prepare(tiny(dtype='bfloat16'))
   x = jax.numpy.asarray(f32.dataset.train['image'][:32])
   s32, s16 = f32.init_state(), bf16.init_state()
   jaxpr = str(jax.make_jaxpr(bf16.functions.step_batch)(s16, x, bf16.inputs))
@@ -54,7 +55,7 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
   np.testing.assert_allclose(m16['loss'], m32['loss'], rtol=2e-2)
 
 
-def test_bench_variants_declares_configs_that_resolve_and_measures_ratios(tmp_path):
+def test_bench_variants_declares_configs_that_resolve_and_measures_ratios(tmp_path, root):
   """experiments/bench_variants.py: every declared family / LPIPS variant is a valid config
   (a typo'd key would only show on the machine that runs it), and a run writes ratios to
   its first variant in a benchmark file."""
@@ -62,7 +63,7 @@ def test_bench_variants_declares_configs_that_resolve_and_measures_ratios(tmp_pa
   import os
   from ae_jax import config_lib
   spec = importlib.util.spec_from_file_location(
-      'bench_variants', os.path.join(ROOT, 'experiments', 'bench_variants.py'))
+      'bench_variants', os.path.join(root, 'experiments', 'bench_variants.py'))
   bv = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bv)
   assert bv._split('a=1,b=(2,3),c=x') == ['a=1', 'b=(2,3)', 'c=x']

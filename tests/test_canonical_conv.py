@@ -28,6 +28,7 @@ def _ours(x, w, s, p):
   return canonical.conv(x, w, (s, s), (p, p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p', CASES)
 @pytest.mark.parametrize('size,batch', [(9, 2), (8, 1)])
 def test_values_and_gradients_equal_lax(k, s, p, size, batch):
@@ -44,6 +45,7 @@ def test_values_and_gradients_equal_lax(k, s, p, size, batch):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (5, 1, 2, 0), (3, 2, 2, 1)])
 @pytest.mark.parametrize('form', [conv_transpose_phases, layers.conv_transpose_subpixel],
                          ids=['phases', 'subpixel'])
@@ -62,6 +64,7 @@ def test_transposed_conv_forms_with_canonical_convs(k, s, p, op, form):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('impl,features,convs', [('phases', 3, 1), ('phases', 4, 1),
                                                  ('phases', 5, 4), ('phases', 8, 4),
                                                  ('subpixel', 8, 1), ('dilated', 3, 1)])
@@ -101,6 +104,7 @@ MODELS = [('conv_ae_small', 26, {}),
                         model__activation='mish', model__latent_dim=4))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('preset,size,extra', MODELS)
 def test_models_agree_either_way_and_the_scan_is_canonical(tiny, preset, size, extra):
   from ae_jax.models import build_model

@@ -9,7 +9,6 @@ import pytest
 
 from ae_jax import config_lib, config_values, docs, schema, sweep
 from ae_jax.errors import ConfigError, WorkdirError
-from conftest import ROOT, tiny_config
 
 
 def test_the_base_config_is_the_declarations():
@@ -130,29 +129,29 @@ def test_a_broken_config_file_is_one_line_naming_it(tmp_path, monkeypatch, body,
   assert '\n' not in str(e.value)
 
 
-def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch):
+def test_shipped_configs_load_by_name_from_any_folder(tmp_path, monkeypatch, root):
   monkeypatch.chdir(tmp_path)
   assert 'vae_beta' in config_lib.shipped() and 'base' in config_lib.shipped()
   by_name = config_lib.load('vae_beta')
-  by_path = config_lib.load(os.path.join(ROOT, 'configs', 'vae_beta.py'))
+  by_path = config_lib.load(os.path.join(root, 'configs', 'vae_beta.py'))
   assert config_values.leaves(by_name) == config_values.leaves(by_path)
   assert by_name.sweep.beta == (0.0, 1.0, 4.0, 100.0)
   with pytest.raises(ConfigError, match=r'no such file \(did you mean vae_beta\?\)'):
     config_lib.load('vae_bta')
 
 
-def test_resolving_once_freezes_and_a_second_resolve_is_the_same_object():
-  config = config_lib.resolve(tiny_config(sweep__latent_dim=(2, 6)))
+def test_resolving_once_freezes_and_a_second_resolve_is_the_same_object(tiny):
+  config = config_lib.resolve(tiny(sweep__latent_dim=(2, 6)))
   assert isinstance(config, ml_collections.FrozenConfigDict)
   assert config_lib.resolve(config) is config
   assert config.model.latent_dim == 6  # a latent sweep's model is built at its largest size
   with pytest.raises(AttributeError):
     config.train.batch_size = 3
-  assert config_lib.resolve(tiny_config(model__latent_dim=0)).model.latent_dim == 16
+  assert config_lib.resolve(tiny(model__latent_dim=0)).model.latent_dim == 16
 
 
-def test_free_overrides_on_a_trained_workdir_refuse_model_keys():
-  config = tiny_config()
+def test_free_overrides_on_a_trained_workdir_refuse_model_keys(tiny):
+  config = tiny()
   out = config_lib.apply_overrides(config, ['--config.eval.iwae_samples=64'], only_free=True)
   assert out.eval.iwae_samples == 64
   with pytest.raises(ConfigError, match=r'--config.model.latent_dim: a trained workdir keeps '

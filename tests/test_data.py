@@ -4,11 +4,10 @@ import pytest
 from ae_jax import data
 from ae_jax.data import wafer
 from ae_jax.errors import ConfigError, DataError
-from conftest import tiny_config
 
 
-def test_digits_are_real_images_in_unit_range_with_ids_preserved():
-  ds = data.load(tiny_config().data)
+def test_digits_are_real_images_in_unit_range_with_ids_preserved(tiny):
+  ds = data.load(tiny().data)
   assert ds.info.image_shape == (8, 8, 1) and ds.info.num_classes == 10
   train, test = ds.train, ds.test
   assert train['image'].dtype == np.float32
@@ -32,8 +31,8 @@ def test_split_is_deterministic_and_seeded():
   assert len(a[1]) == 25 and np.all(np.diff(a[0]) > 0)
 
 
-def test_resize_and_channels():
-  cfg = tiny_config(data__image_size=16, data__channels=3).data
+def test_resize_and_channels(tiny):
+  cfg = tiny(data__image_size=16, data__channels=3).data
   ds = data.load(cfg)
   assert ds.info.image_shape == (16, 16, 3)
   np.testing.assert_array_equal(ds.train['image'][..., 0], ds.train['image'][..., 2])
@@ -61,20 +60,20 @@ def test_wafer_wm811k_balance_is_dominated_by_none():
   assert np.bincount(labels, minlength=9)[8] / 2000 > 0.7
 
 
-def test_wafer_rendering():
-  ds = data.load(tiny_config(data__name='wafer', data__num_examples=60, data__image_size=20).data)
+def test_wafer_rendering(tiny):
+  ds = data.load(tiny(data__name='wafer', data__num_examples=60, data__image_size=20).data)
   x = ds.train['image']
   assert ds.info.image_shape == (20, 20, 3) and ds.info.class_names[0] == 'Center'
   np.testing.assert_array_equal(x.sum(-1), 1.0)  # one-hot
-  gray = data.load(tiny_config(data__name='wafer', data__num_examples=60,
-                               data__wafer__render='gray').data)
+  gray = data.load(tiny(data__name='wafer', data__num_examples=60,
+                        data__wafer__render='gray').data)
   assert gray.info.image_shape == (26, 26, 1)
   assert set(np.unique(gray.train['image'])) == {0.0, 0.5, 1.0}
 
 
-def test_unknown_dataset_and_bad_arrays_are_named():
+def test_unknown_dataset_and_bad_arrays_are_named(tiny):
   with pytest.raises(ConfigError, match="data.name='nope'"):
-    data.load(tiny_config(data__name='nope').data)
+    data.load(tiny(data__name='nope').data)
   bad = np.zeros((3, 4, 4, 1), np.float32)
   bad[1, 0, 0, 0] = np.nan
   with pytest.raises(DataError, match='image 1 contains NaN'):
@@ -115,19 +114,19 @@ def test_dsprites_follow_the_factor_definition():
   assert len({x.tobytes() for x in s3}) == 3
 
 
-def test_dsprites_through_load_with_factor_ranges():
-  ds = data.load(tiny_config(data__name='dsprites', data__num_examples=200,
-                             data__dsprites__shape=(1, 2), data__dsprites__scale=(5, 5)).data)
+def test_dsprites_through_load_with_factor_ranges(tiny):
+  ds = data.load(tiny(data__name='dsprites', data__num_examples=200,
+                      data__dsprites__shape=(1, 2), data__dsprites__scale=(5, 5)).data)
   assert ds.info.image_shape == (64, 64, 1) and ds.info.class_names == dsprites.SHAPES
   assert set(np.unique(ds.train['image'])) == {0.0, 1.0}  # binary sprites stay binary
   f = ds.info.factors
   assert f.shape == (200, 5) and set(f[:, 0]) <= {1, 2} and set(f[:, 1]) == {5}
   np.testing.assert_array_equal(ds.train['label'], f[ds.train['id'], 0])
   with pytest.raises(ConfigError, match='scale range'):
-    data.load(tiny_config(data__name='dsprites', data__dsprites__scale=(0, 9)).data)
+    data.load(tiny(data__name='dsprites', data__dsprites__scale=(0, 9)).data)
 
 
-def test_photo_patches_never_overlap_between_train_and_test():
+def test_photo_patches_never_overlap_between_train_and_test(tiny):
   images, labels, is_test, names, boxes = skimage_sets.photo_patches(32, 200, 0.2, 0)
   assert images.shape == (200, 32, 32, 3) and is_test.sum() == 40
   assert 'astronaut' in names and len(names) >= 4
@@ -136,12 +135,12 @@ def test_photo_patches_never_overlap_between_train_and_test():
     te = boxes[(labels == k) & is_test]
     if len(tr) and len(te):
       assert tr[:, 1].max() + 32 <= te[:, 1].min()  # train patches end before test ones start
-  ds = data.load(tiny_config(data__name='photos', data__image_size=24, data__num_examples=50).data)
+  ds = data.load(tiny(data__name='photos', data__image_size=24, data__num_examples=50).data)
   assert ds.info.image_shape == (24, 24, 3) and len(ds.test['id']) == 10
 
 
-def test_faces_are_lfw_subset():
-  ds = data.load(tiny_config(data__name='faces').data)
+def test_faces_are_lfw_subset(tiny):
+  ds = data.load(tiny(data__name='faces').data)
   assert ds.info.image_shape == (25, 25, 1) and ds.info.class_names == ('non-face', 'face')
   assert len(ds.train['id']) + len(ds.test['id']) == 200
   assert 0.1 < ds.train['image'].mean() < 0.9
@@ -157,36 +156,36 @@ def _npy(tmp_path, array, name='x.npy'):
 
 
 @pytest.mark.parametrize('layout', ['nhwc_uint8', 'nchw_float', 'gray_3d'])
-def test_npy_layouts_and_dtypes(tmp_path, layout):
+def test_npy_layouts_and_dtypes(tmp_path, layout, tiny):
   rng = np.random.default_rng(0)
   base = rng.integers(0, 256, (40, 12, 12, 3)).astype(np.uint8)
   array = {'nhwc_uint8': base, 'nchw_float': base.transpose(0, 3, 1, 2).astype(np.float32) / 255,
            'gray_3d': base[..., 0]}[layout]
-  ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, array)).data)
+  ds = data.load(tiny(data__name='npy', data__path=_npy(tmp_path, array)).data)
   want = base[..., :1] if layout == 'gray_3d' else base
   assert ds.info.image_shape == want.shape[1:]
   i = int(ds.train['id'][5])
   np.testing.assert_allclose(ds.train['image'][5], want[i] / 255.0, atol=1e-6)
 
 
-def test_binary_uint8_files_are_detected_and_int_max_overrides(tmp_path):
+def test_binary_uint8_files_are_detected_and_int_max_overrides(tmp_path, tiny):
   x = (np.random.default_rng(0).random((20, 6, 6, 1)) > 0.5).astype(np.uint8)  # dSprites-style
-  ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, x)).data)
+  ds = data.load(tiny(data__name='npy', data__path=_npy(tmp_path, x)).data)
   assert set(np.unique(ds.train['image'])) == {0.0, 1.0}
-  ds = data.load(tiny_config(data__name='npy', data__path=_npy(tmp_path, x),
-                             data__int_max=255).data)
+  ds = data.load(tiny(data__name='npy', data__path=_npy(tmp_path, x),
+                      data__int_max=255).data)
   assert ds.train['image'].max() == pytest.approx(1 / 255)
 
 
-def test_npz_with_labels_and_ids_and_separate_label_file(tmp_path):
+def test_npz_with_labels_and_ids_and_separate_label_file(tmp_path, tiny):
   x = np.random.default_rng(0).random((30, 8, 8, 1)).astype(np.float32)
   path = str(tmp_path / 'd.npz')
   np.savez(path, images=x, labels=np.arange(30) % 3, ids=np.arange(100, 130))
-  ds = data.load(tiny_config(data__name='npy', data__path=path).data)
+  ds = data.load(tiny(data__name='npy', data__path=path).data)
   assert set(ds.train['id']) | set(ds.test['id']) == set(range(100, 130))
   np.testing.assert_array_equal(ds.train['label'], (ds.train['id'] - 100) % 3)
   lab = _npy(tmp_path, np.arange(30) % 2, 'labels.npy')
-  ds2 = data.load(tiny_config(data__name='npy', data__path=path, data__labels_path=lab).data)
+  ds2 = data.load(tiny(data__name='npy', data__path=path, data__labels_path=lab).data)
   np.testing.assert_array_equal(ds2.train['label'], (ds2.train['id'] - 100) % 2)
 
 
@@ -195,22 +194,22 @@ def _png(path, array):
   Image.fromarray(array).save(path)
 
 
-def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path, caplog):
+def test_image_folder_with_classes_resize_and_corrupt_files(tmp_path, caplog, tiny):
   rng = np.random.default_rng(0)
   for cls in ('cats', 'dogs'):
     (tmp_path / cls).mkdir()
     for i in range(6):
       _png(tmp_path / cls / f'{i}.png', rng.integers(0, 256, (20, 30, 3)).astype(np.uint8))
-  ds = data.load(tiny_config(data__name='folder', data__path=str(tmp_path),
-                             data__image_size=16).data)
+  ds = data.load(tiny(data__name='folder', data__path=str(tmp_path),
+                      data__image_size=16).data)
   assert ds.info.image_shape == (16, 16, 3) and ds.info.class_names == ('cats', 'dogs')
   assert sorted(np.concatenate([ds.train['label'], ds.test['label']]).tolist()) == [0] * 6 + [1] * 6
   (tmp_path / 'dogs' / 'broken.png').write_bytes(b'not an image')
   with pytest.raises(DataError, match=r'broken\.png: cannot read this image.*skip_corrupt'):
-    data.load(tiny_config(data__name='folder', data__path=str(tmp_path), data__image_size=16).data)
+    data.load(tiny(data__name='folder', data__path=str(tmp_path), data__image_size=16).data)
   with caplog.at_level('WARNING', logger='ae_jax'):
-    ds = data.load(tiny_config(data__name='folder', data__path=str(tmp_path), data__image_size=16,
-                               data__skip_corrupt=True).data)
+    ds = data.load(tiny(data__name='folder', data__path=str(tmp_path), data__image_size=16,
+                        data__skip_corrupt=True).data)
   assert [r.getMessage().split(':')[0] for r in caplog.records] == [
       f'skipping {tmp_path}/dogs/broken.png']
   assert '1 unreadable image(s) skipped (data.skip_corrupt)' in ds.info.describe()
@@ -232,12 +231,12 @@ def _lswmd(tmp_path):
   return path, maps
 
 
-def test_wm811k_pickle_needs_opt_in_then_loads(tmp_path):
+def test_wm811k_pickle_needs_opt_in_then_loads(tmp_path, tiny):
   path, maps = _lswmd(tmp_path)
   with pytest.raises(ConfigError, match='runs code.*allow_pickle=True'):
-    data.load(tiny_config(data__name='wm811k', data__path=path).data)
-  ds = data.load(tiny_config(data__name='wm811k', data__path=path, data__allow_pickle=True,
-                             data__image_size=16, data__wafer__render='gray').data)
+    data.load(tiny(data__name='wm811k', data__path=path).data)
+  ds = data.load(tiny(data__name='wm811k', data__path=path, data__allow_pickle=True,
+                      data__image_size=16, data__wafer__render='gray').data)
   assert ds.info.image_shape == (16, 16, 1) and ds.info.class_names[0] == 'Center'
   labels = np.concatenate([ds.train['label'], ds.test['label']])
   assert sorted(labels.tolist()) == sorted([0, 8, -1, 7] * 3)
@@ -247,8 +246,8 @@ def test_wm811k_pickle_needs_opt_in_then_loads(tmp_path):
   ys = (np.arange(16) * m.shape[0] / 16).astype(int)
   xs = (np.arange(16) * m.shape[1] / 16).astype(int)
   np.testing.assert_array_equal(ds.train['image'][0, ..., 0] * 2, m[np.ix_(ys, xs)])
-  dropped = data.load(tiny_config(data__name='wm811k', data__path=path, data__allow_pickle=True,
-                                  data__wm811k_unlabeled='drop').data)
+  dropped = data.load(tiny(data__name='wm811k', data__path=path, data__allow_pickle=True,
+                           data__wm811k_unlabeled='drop').data)
   assert len(dropped.train['id']) + len(dropped.test['id']) == 9
 
 
@@ -256,10 +255,10 @@ def test_wm811k_pickle_needs_opt_in_then_loads(tmp_path):
     ('mnist', {}, (28, 28, 1)), ('fashion_mnist', {}, (28, 28, 1)), ('cifar10', {}, (32, 32, 3)),
     ('celeb_a', {'data__crop': 148, 'data__image_size': 64}, (64, 64, 3)),
 ])
-def test_tfds_through_data_source_with_mock_data(name, kw, shape):
+def test_tfds_through_data_source_with_mock_data(name, kw, shape, tiny):
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=10):
-    ds = data.load(tiny_config(data__name=name, **kw).data)
+    ds = data.load(tiny(data__name=name, **kw).data)
   assert ds.info.image_shape == shape
   assert len(ds.train['id']) == 10 and len(ds.test['id']) == 10
   assert not set(ds.train['id']) & set(ds.test['id'])
@@ -280,44 +279,44 @@ def test_tfds_through_data_source_with_mock_data(name, kw, shape):
     (lambda t: _npy(t, np.full((4, 6, 6, 1), 200.0, np.float32)),
      r'range over \[200, 200\]; expected \[0, 1\]'),
 ])
-def test_bad_arrays_name_the_file_and_the_problem(tmp_path, make, message):
+def test_bad_arrays_name_the_file_and_the_problem(tmp_path, make, message, tiny):
   path = make(tmp_path)
   with pytest.raises(DataError, match=message):
-    data.load(tiny_config(data__name='npy', data__path=path).data)
+    data.load(tiny(data__name='npy', data__path=path).data)
 
 
-def test_labels_of_another_length_are_named(tmp_path):
+def test_labels_of_another_length_are_named(tmp_path, tiny):
   x = _npy(tmp_path, np.zeros((10, 4, 4, 1), np.uint8))
   lab = _npy(tmp_path, np.zeros(7), 'lab.npy')
   with pytest.raises(DataError, match=r'lab.npy: labels have shape \(7,\) but there are 10 images'):
-    data.load(tiny_config(data__name='npy', data__path=x, data__labels_path=lab).data)
+    data.load(tiny(data__name='npy', data__path=x, data__labels_path=lab).data)
 
 
-def test_images_smaller_than_the_crop_or_model_need(tmp_path):
+def test_images_smaller_than_the_crop_or_model_need(tmp_path, tiny):
   x = _npy(tmp_path, np.zeros((10, 8, 8, 1), np.uint8))
   with pytest.raises(DataError, match='smaller than data.crop=16'):
-    data.load(tiny_config(data__name='npy', data__path=x, data__crop=16).data)
+    data.load(tiny(data__name='npy', data__path=x, data__crop=16).data)
   from ae_jax.training import prepare
   with pytest.raises(ConfigError, match='image size 8 is too small for 4 conv layers'):
-    prepare(tiny_config(data__name='npy', data__path=x, model__arch='conv',
-                      model__conv__channels=(4, 4, 4, 4), train__batch_size=4))
+    prepare(tiny(data__name='npy', data__path=x, model__arch='conv',
+               model__conv__channels=(4, 4, 4, 4), train__batch_size=4))
 
 
-def test_missing_path_for_file_datasets_is_a_config_error():
+def test_missing_path_for_file_datasets_is_a_config_error(tiny):
   with pytest.raises(ConfigError, match='data.path is empty'):
-    data.load(tiny_config(data__name='npy').data)
+    data.load(tiny(data__name='npy').data)
 
 
 # ---- tiers -----------------------------------------------------------------------------
 
 
-def test_large_memmapped_data_streams_and_bad_rows_are_found_in_stream(tmp_path):
+def test_large_memmapped_data_streams_and_bad_rows_are_found_in_stream(tmp_path, tiny):
   x = np.random.default_rng(0).random((50, 6, 6, 1)).astype(np.float32)
   assert 36 in data.split(50, 0.1, 1)[0]  # a training example ...
   x[36, 0, 0, 0] = np.nan  # ... so only reading its batch can find it
   path = _npy(tmp_path, x)
-  ds = data.load(tiny_config(data__name='npy', data__path=path, data__tier='stream',
-                             data__test_fraction=0.1, data__split_seed=1).data)
+  ds = data.load(tiny(data__name='npy', data__path=path, data__tier='stream',
+                      data__test_fraction=0.1, data__split_seed=1).data)
   assert ds.info.tier == 'stream' and isinstance(ds.train['image'], data.StreamSource)
   good = np.flatnonzero(ds.train["id"] != 36)[:4]
   np.testing.assert_allclose(ds.train['image'].read(good), x[ds.train['id'][good]], atol=1e-6)
@@ -327,9 +326,9 @@ def test_large_memmapped_data_streams_and_bad_rows_are_found_in_stream(tmp_path)
     ds.train['image'].read(bad)
 
 
-def test_auto_tier_streams_above_the_limit():
-  small = data.load(tiny_config().data)
-  big = data.load(tiny_config(data__device_max_mb=0.1).data)
+def test_auto_tier_streams_above_the_limit(tiny):
+  small = data.load(tiny().data)
+  big = data.load(tiny(data__device_max_mb=0.1).data)
   assert small.info.tier == 'device' and big.info.tier == 'stream'
   idx = np.array([3, 0, 7])
   np.testing.assert_array_equal(big.train['image'].read(idx), small.train['image'][idx])

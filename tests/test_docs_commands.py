@@ -47,8 +47,6 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT
-
 # runpy runs `python -m ae_jax.main` as __main__ after the tests imported ae_jax.main itself
 pytestmark = pytest.mark.filterwarnings('ignore:.*found in sys.modules:RuntimeWarning')
 
@@ -57,6 +55,8 @@ NUMBER = r'[-+]?(?:\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?|nan|inf)'
 SHELL = ('echo', 'ls', 'rm', 'mkdir', 'cat')
 LINKED = ('configs', 'experiments', 'scripts')
 DEFAULT_RUN = 'runs/vae_beta'
+# the checkout, here at import time: its pages' blocks parametrize test_doc_block
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pages() -> list[str]:
@@ -412,10 +412,23 @@ def test_every_relative_link_and_image_exists():
   assert not broken, broken
 
 
+def runs_something(block: Block) -> bool:
+  """Whether checking `block` runs a command for real or spawns a process (the slow tier):
+  a run block, a check after a run block on its page or naming the default run
+  (Sandbox.run runs those first), or a check of a shell script (`bash -n`)."""
+  page_blocks = [b for b in ALL if b.page == block.page]
+  before = page_blocks[:page_blocks.index(block)]
+  return (block.mode == 'run' or any(b.mode == 'run' for b in before)
+          or DEFAULT_RUN in block.text
+          or any(argv[0] in ('bash', 'sbatch') for argv in commands(block.text)))
+
+
 RUN = [b for b in ALL if b.mode in ('run', 'check')]
 
 
-@pytest.mark.parametrize('block', RUN, ids=[b.id for b in RUN])
+@pytest.mark.parametrize('block', [
+    pytest.param(b, id=b.id, marks=[pytest.mark.slow] if runs_something(b) else [])
+    for b in RUN])
 def test_doc_block(block, sandbox):
   printed = sandbox.run(block)
   if block.output is not None:

@@ -17,7 +17,8 @@ from ae_jax.errors import CheckpointError, ConfigError, DataError, WorkdirError
 from ae_jax.latent.__main__ import TOOLS, main as latent_main
 from ae_jax.main import main as ae_main
 from ae_jax.train import train_and_evaluate
-from conftest import tree_digest, wafer_config
+
+pytestmark = pytest.mark.slow
 
 READ_ONLY = 'read-only'  # a damage the `read_only` fixture makes
 
@@ -170,7 +171,7 @@ LATENT = ([pytest.param(tool, 'vae', *c, id=f'{tool}-{i}')
 
 
 @pytest.mark.parametrize('tool,main,damage,flags,expected', LATENT)
-def test_latent_tools(case, capsys, tool, main, damage, flags, expected):
+def test_latent_tools(case, capsys, tool, main, damage, flags, expected, tree_digest):
   root, paths = case(damage, main)
   before = tree_digest(root)
   one_line_error(capsys, latent_main, _argv([tool, '--workdir', '{w}', *flags], paths),
@@ -200,7 +201,7 @@ EVALUATE = [  # (damage, flags, what the line says)
 
 
 @pytest.mark.parametrize('damage,flags,expected', EVALUATE)
-def test_evaluate(case, capsys, damage, flags, expected):
+def test_evaluate(case, capsys, damage, flags, expected, tree_digest):
   root, paths = case(damage)
   before = tree_digest(root)
   one_line_error(capsys, ae_main, _argv(['--mode=evaluate', '--workdir', '{w}', *flags],
@@ -228,8 +229,9 @@ TRAIN = [  # (damage, config overrides, error type, what the message says)
 ]
 
 
-def _config(**overrides):
-  """The trained wafer VAE's config with `overrides` (`a__b=v` sets a.b)."""
+def _config(wafer_config, **overrides):
+  """The trained wafer VAE's config (wafer_config: the fixture) with `overrides` (`a__b=v`
+  sets a.b)."""
   from ae_jax import config_lib
   config = wafer_config('vae', 6)
   for key, value in overrides.items():
@@ -238,11 +240,11 @@ def _config(**overrides):
 
 
 @pytest.mark.parametrize('damage,overrides,error,expected', TRAIN)
-def test_training(case, damage, overrides, error, expected):
+def test_training(case, wafer_config, damage, overrides, error, expected, tree_digest):
   root, paths = case(damage)
   before = tree_digest(root)
   with pytest.raises(error) as e:
-    train_and_evaluate(_config(**overrides), paths['w'])
+    train_and_evaluate(_config(wafer_config, **overrides), paths['w'])
   assert expected in str(e.value) and '\n' not in str(e.value)
   assert tree_digest(root) == before
 
@@ -276,7 +278,7 @@ SMALL = ['--config', 'vae_mlp', '--config.data.image_size=8', '--config.train.nu
      'WriteError: {root}/new/metrics.jsonl could not be appended to (No space left on '
      'device); its earlier lines are intact; the state at step 22 is saved'),
 ])
-def test_training_command_line(case, capsys, monkeypatch, flags, expected):
+def test_training_command_line(case, capsys, monkeypatch, flags, expected, tree_digest):
   root, paths = case()
   before = tree_digest(root)
   if '{root}/new' in flags:  # a disk that fills during the run: what was there stays
@@ -309,7 +311,7 @@ LOAD = [  # (damage, load's keyword arguments, error type, what the message says
 
 
 @pytest.mark.parametrize('damage,kwargs,error,expected', LOAD)
-def test_load(case, damage, kwargs, error, expected):
+def test_load(case, damage, kwargs, error, expected, tree_digest):
   root, paths = case(damage)
   before = tree_digest(root)
   with pytest.raises(error) as e:
@@ -346,7 +348,7 @@ def model(wafer_runs):
 
 
 @pytest.mark.parametrize('method,args,expected', METHODS)
-def test_trained_methods(model, wafer_runs, method, args, expected):
+def test_trained_methods(model, wafer_runs, method, args, expected, tree_digest):
   before = tree_digest(wafer_runs['vae'])
   with pytest.raises(ConfigError) as e:
     getattr(model, method)(*args)

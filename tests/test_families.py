@@ -17,7 +17,6 @@ from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
 from ae_jax.workdir import Outputs
-from conftest import tiny_config
 
 FAMILIES = {
     'vae': dict(),
@@ -35,16 +34,19 @@ FAMILIES = {
 BASE = dict(data__image_size=8, train__batch_size=128, model__latent_dim=4)
 
 
-def family_config(name, **overrides):
-  return tiny_config(**BASE, **FAMILIES[name], **overrides)
+@pytest.fixture(scope='module')
+def family_config(tiny):
+  """family_config(name, **overrides): FAMILIES[name] on 8x8 digits."""
+  return lambda name, **overrides: tiny(**BASE, **FAMILIES[name], **overrides)
 
 
 def _member(tree, k):
   return jax.tree_util.tree_map(lambda x: np.asarray(x)[k], tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
-def test_a_two_member_sweep_trains_each_member_as_on_its_own(name):
+def test_a_two_member_sweep_trains_each_member_as_on_its_own(name, family_config):
   rates = (1e-3, 3e-3)
   sweep = prepare(family_config(name, sweep__learning_rate=rates))
   images = jnp.asarray(sweep.dataset.train['image'])
@@ -71,7 +73,7 @@ def test_a_two_member_sweep_trains_each_member_as_on_its_own(name):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, family_config):
   """Each family trained two epochs in one go, and one epoch then resumed to two."""
   root = tmp_path_factory.mktemp('families')
   runs = {}
@@ -84,8 +86,9 @@ def trained(tmp_path_factory):
   return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
-def test_each_family_resumes_bit_for_bit(trained, name):
+def test_each_family_resumes_bit_for_bit(trained, name, family_config):
   full, part = trained[name]
   setup = prepare(family_config(name))
   template = setup.functions.stack(setup.init_state(from_data=False))
@@ -95,6 +98,7 @@ def test_each_family_resumes_bit_for_bit(trained, name):
   chex.assert_trees_all_equal(a, b)  # parameters, optimizer, codebook and critic states
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, tmp_path,
                                                                 capsys):
@@ -140,6 +144,7 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
   assert np.load(os.path.join(tmp_path, 's', 'samples.npy')).shape == (4, *m.image_shape)
 
 
+@pytest.mark.slow
 def test_a_vq_vaes_decoder_sees_codebook_vectors_and_its_metrics_are_logged(trained):
   m = load(trained['vqvae'][0])
   mean, logvar = m.encode(np.zeros((3, *m.image_shape), np.float32))
@@ -154,17 +159,19 @@ def test_a_vq_vaes_decoder_sees_codebook_vectors_and_its_metrics_are_logged(trai
   assert {'commitment', 'codebook'} <= set(ev)
 
 
-def test_iwae_with_one_sample_is_the_elbo_objective_bit_for_bit():
+@pytest.mark.slow
+def test_iwae_with_one_sample_is_the_elbo_objective_bit_for_bit(tiny):
   runs = {}
   for name, overrides in (('elbo', {}), ('iwae', dict(loss__objective='iwae',
                                                       loss__iwae_samples=1))):
-    s = prepare(tiny_config(**BASE, **overrides))
+    s = prepare(tiny(**BASE, **overrides))
     images = jnp.asarray(s.dataset.train['image'])
     runs[name] = s.functions.stack(s.functions.epoch(s.init_state(), images, s.inputs, 0)[0])
   chex.assert_trees_all_equal(runs['elbo'].params, runs['iwae'].params)
 
 
-def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained):
+@pytest.mark.slow
+def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained, family_config):
   """On the trained VAE's test images: L_64 >= the ELBO objective's bound (-loss), in
   the reconstruction term's units, as Burda et al.'s L_K >= L_1 says."""
   m = load(trained['vae'][0])
@@ -179,12 +186,12 @@ def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained):
   assert values[64] > values[1] + 0.05, values  # nats of margin on 8x8 digits
 
 
-def test_an_objective_needs_its_model_kind():
+def test_an_objective_needs_its_model_kind(tiny):
   from ae_jax import config_lib
   from ae_jax.errors import ConfigError
   with pytest.raises(ConfigError, match=r"loss.objective='wae_mmd' trains models of kind ae, "
                                         r"not model.kind='vae'"):
-    config_lib.resolve(tiny_config(loss__objective='wae_mmd'))
+    config_lib.resolve(tiny(loss__objective='wae_mmd'))
   with pytest.raises(ConfigError, match='cannot be swept by masking'):
-    config_lib.resolve(tiny_config(model__kind='vqvae', sweep__latent_dim=(2, 4)))
-  assert tiny_config().loss.objective == 'elbo'  # the default objective
+    config_lib.resolve(tiny(model__kind='vqvae', sweep__latent_dim=(2, 4)))
+  assert tiny().loss.objective == 'elbo'  # the default objective

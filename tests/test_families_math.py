@@ -32,6 +32,7 @@ def _vq_grads(term):
   return np.asarray(g_params['codebook']), np.asarray(g_z), np.asarray(z_e), e, out
 
 
+@pytest.mark.slow
 def test_vq_commitment_gradient_reaches_only_the_encoder_output():
   g_codebook, g_z, z_e, e, _ = _vq_grads('commitment')
   np.testing.assert_array_equal(g_codebook, 0.0)
@@ -40,6 +41,7 @@ def test_vq_commitment_gradient_reaches_only_the_encoder_output():
   assert np.abs(g_z).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_vq_codebook_gradient_reaches_only_the_codebook():
   g_codebook, g_z, z_e, e, out = _vq_grads('codebook')
   np.testing.assert_array_equal(g_z, 0.0)
@@ -50,6 +52,7 @@ def test_vq_codebook_gradient_reaches_only_the_codebook():
   assert np.abs(g_codebook).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_vq_straight_through_passes_the_gradient_to_z_e_unchanged():
   vq = VectorQuantizer(num_codes=5, mode='codebook_loss')
   z_e = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
@@ -91,6 +94,7 @@ def _ema_apply(dead_threshold):
   return out, {k: np.asarray(v) for k, v in new[STATS].items()}
 
 
+@pytest.mark.slow
 def test_vq_one_ema_step_equals_the_formula_by_hand():
   assign, counts, size, total, codebook = _ema_by_hand()
   out, new = _ema_apply(dead_threshold=0.0)
@@ -105,6 +109,7 @@ def test_vq_one_ema_step_equals_the_formula_by_hand():
   vq.apply({STATS: {'codebook': _CODEBOOK, 'cluster_size': _SIZE, 'code_sum': _SUM}}, _Z)
 
 
+@pytest.mark.slow
 def test_vq_dead_code_restarts_at_an_encoder_output():
   # code 2's count stays below 1: it moves to one of this batch's vectors
   _, _, size, total, codebook = _ema_by_hand()
@@ -138,6 +143,7 @@ def _vq_train_on_mixture(key, dead_threshold, steps=500, batch=128):
   return stats['codebook'], counts[-1]
 
 
+@pytest.mark.slow
 def test_vq_ema_with_restarts_finds_the_mixture_means():
   keys = jax.random.split(jax.random.PRNGKey(0), 8)
   for threshold in (1.0, 0.0):
@@ -154,6 +160,7 @@ def test_vq_ema_with_restarts_finds_the_mixture_means():
       assert not all(found) and np.any(np.asarray(counts) == 0)
 
 
+@pytest.mark.slow
 def test_perplexity_and_usage_on_hand_made_counts():
   uniform_half = jnp.array([5., 5., 5., 5., 0., 0., 0., 0.])
   np.testing.assert_allclose(quantizer.perplexity(uniform_half), 4.0, rtol=1e-6)
@@ -181,6 +188,7 @@ _tc_mean = jax.jit(lambda z, m, lv, n, est: tcvae.decomposition(z, m, lv, n, est
                    static_argnums=4)
 
 
+@pytest.mark.slow
 def test_tc_is_near_zero_for_a_factorised_aggregate_posterior():
   z, mean, logvar = _aggregate_draw(jax.random.PRNGKey(0), 2048, np.eye(2), 0.3)
   assert abs(float(_tc_mean(z, mean, logvar, 1e6, 'mss'))) < 0.03  # measured -0.008
@@ -189,6 +197,7 @@ def test_tc_is_near_zero_for_a_factorised_aggregate_posterior():
   assert abs(mws - math.log(1e6)) < 0.03, mws
 
 
+@pytest.mark.slow
 def test_tc_approaches_the_gaussian_total_correlation_as_the_batch_grows():
   cov = np.array([[1.0, 0.8], [0.8, 1.0]])
   truth = -0.5 * math.log(np.linalg.det(cov))  # unit variances: cov is the correlation
@@ -201,6 +210,7 @@ def test_tc_approaches_the_gaussian_total_correlation_as_the_batch_grows():
   assert errors[2048] < 0.04 and errors[2048] < errors[128] / 3, errors
 
 
+@pytest.mark.slow
 def test_mi_tc_dwkl_sum_to_the_kl_in_expectation():
   key_m, key_v, key_z = jax.random.split(jax.random.PRNGKey(5), 3)
   b, units = 4096, 3
@@ -220,6 +230,7 @@ def test_mi_tc_dwkl_sum_to_the_kl_in_expectation():
   assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(b), (diff.mean(), diff.std())
 
 
+@pytest.mark.slow
 def test_mws_is_mss_minus_log_b_when_the_batch_is_the_data_set():
   z, mean, logvar = _aggregate_draw(jax.random.PRNGKey(2), 64, np.eye(3), 0.5)
   a = tcvae.log_densities(z, mean, logvar, 64, 'mss')
@@ -228,6 +239,7 @@ def test_mws_is_mss_minus_log_b_when_the_batch_is_the_data_set():
   np.testing.assert_allclose(b.log_qz_prod, a.log_qz_prod - 3 * math.log(64), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_tc_latent_mask_matches_the_model_without_the_masked_units():
   z, mean, logvar = _aggregate_draw(jax.random.PRNGKey(3), 64, np.eye(4), 0.5)
   keep = np.array([1., 0., 1., 0.], np.float32)
@@ -255,6 +267,7 @@ def _mmd_reference(x, y, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)):
   return xx + yy - 2 * xy
 
 
+@pytest.mark.slow
 def test_mmd_equals_a_plain_reference():
   kx, ky = jax.random.split(jax.random.PRNGKey(0))
   x = 0.7 * jax.random.normal(kx, (16, 3)) + 0.3
@@ -264,6 +277,7 @@ def test_mmd_equals_a_plain_reference():
                              _mmd_reference(x, y), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mmd_is_zero_on_average_for_prior_codes_and_positive_for_shifted_ones():
   f = jax.jit(jax.vmap(lambda k, shift: mmd.mmd2(
       jax.random.normal(jax.random.fold_in(k, 0), (256, 8)) + shift,
@@ -277,6 +291,7 @@ def test_mmd_is_zero_on_average_for_prior_codes_and_positive_for_shifted_ones():
   assert shifted.min() > 10 * null.std() and shifted.min() > np.abs(null).max()
 
 
+@pytest.mark.slow
 def test_mmd_latent_mask_matches_the_smaller_latent():
   kx, ky = jax.random.split(jax.random.PRNGKey(2))
   x, y = jax.random.normal(kx, (32, 4)) + 0.5, jax.random.normal(ky, (32, 4))
@@ -324,6 +339,7 @@ def _mean_bound(key, num_samples, repeats=400):
           jax.random.split(key, repeats)).mean(0)  # [B]
 
 
+@pytest.mark.slow
 def test_iwae_with_one_sample_is_the_elbo():
   x, mean, logvar, _ = _toy()
   draws = iwae.sample_posterior(jax.random.PRNGKey(0), mean, logvar, 1)
@@ -345,6 +361,7 @@ def test_iwae_with_one_sample_is_the_elbo():
   np.testing.assert_allclose(_mean_bound(jax.random.PRNGKey(1), 1, 4000), elbo, atol=0.05)
 
 
+@pytest.mark.slow
 def test_iwae_bound_rises_with_k_towards_log_px():
   *_, log_px = _toy()
   # the same 400 keys for every K (and draw k from fold_in(key, k)): common random numbers
@@ -355,6 +372,7 @@ def test_iwae_bound_rises_with_k_towards_log_px():
   assert np.all(np.abs(gaps[-1]) < 0.02) and np.all(gaps[-1] < gaps[0] / 20), gaps
 
 
+@pytest.mark.slow
 def test_iwae_masked_k_max_equals_unmasked_k_exactly():
   x, mean, logvar, _ = _toy()
   key = jax.random.PRNGKey(3)
@@ -395,6 +413,7 @@ def test_gmm_recovers_the_weights_and_means_of_a_known_mixture():
   np.testing.assert_allclose(params['means_'][order], _M3, atol=0.1)
 
 
+@pytest.mark.slow
 def test_density_sampling_is_reproducible_and_follows_the_fit():
   codes = _mixture_codes()
   for kind in density.KINDS:

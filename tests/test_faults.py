@@ -16,7 +16,6 @@ import pytest
 from ae_jax import checkpoint, config_lib, inference
 from ae_jax.errors import CheckpointError, WorkdirError
 from ae_jax.train import train_and_evaluate
-from conftest import ROOT, tiny_config
 
 # A run long enough to be interrupted (tens of ms per epoch), in chunks of 5 steps so a
 # signal lands mid-epoch; the same config in-process and on the command line.
@@ -32,12 +31,16 @@ def config(epochs=EPOCHS):
   return config_lib.load('configs/vae_mlp.py', FLAGS + [f'--config.train.num_epochs={epochs}'])
 
 
-def start(workdir, epochs=EPOCHS):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
-  return subprocess.Popen(
-      [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/vae_mlp.py', '--workdir', workdir,
-       *FLAGS, f'--config.train.num_epochs={epochs}'],
-      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.fixture
+def start(root):
+  """start(workdir, epochs=EPOCHS) -> the training command's process, on config()."""
+  def popen(workdir, epochs=EPOCHS):
+    env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+    return subprocess.Popen(
+        [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/vae_mlp.py', '--workdir',
+         workdir, *FLAGS, f'--config.train.num_epochs={epochs}'],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return popen
 
 
 def wait_for(pred, proc, timeout=120):
@@ -93,7 +96,8 @@ def untimed(rows):
   return [{k: v for k, v in r.items() if k != 'wall_s'} for r in rows]
 
 
-def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference):
+@pytest.mark.slow
+def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference, start):
   workdir = str(tmp_path / 'w')
   proc = start(workdir)
   wait_for(lambda: train_epochs(workdir) >= 2, proc)
@@ -114,6 +118,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
   assert_same_as_reference(workdir, reference)
 
 
+@pytest.mark.slow
 def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monkeypatch):
   # The final evaluation (pass metrics over the test split) can take minutes; a SIGTERM
   # or Ctrl-C arriving then used to be ignored: the run went on and exited 0.
@@ -143,7 +148,8 @@ def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monke
   assert os.path.exists(os.path.join(workdir, 'summary.json'))
 
 
-def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start):
   workdir = str(tmp_path / 'w')
   proc = start(workdir, epochs=2000)
   wait_for(lambda: saved_steps(workdir), proc)
@@ -209,8 +215,9 @@ def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, c
   assert (saved if stop == 'SIGTERM' else str(tmp_path)) in err
 
 
+@pytest.mark.slow
 def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_first(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, start):
   from ae_jax import data
   from ae_jax.workdir import Workdir
   workdir = str(tmp_path / 'w')
@@ -265,7 +272,8 @@ def test_a_study_holds_its_folder_and_fresh_moves_only_what_holds_a_run(tmp_path
   assert not Workdir(str(tmp_path / 'new_run')).is_empty()  # a figure is something
 
 
-def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference):
+@pytest.mark.slow
+def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference, start):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')
   mid_save = 0
@@ -286,15 +294,16 @@ def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference):
   print(f'killed mid-save {mid_save} of 2 times')
 
 
-def _trained(tmp_path, epochs=3):
+def _trained(tiny, tmp_path, epochs=3):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=epochs, checkpoint__max_to_keep=5), workdir)
+  train_and_evaluate(tiny(train__num_epochs=epochs, checkpoint__max_to_keep=5), workdir)
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('damage', ['truncate_array', 'manifest', 'metadata', 'empty', 'tmp'])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog):
-  workdir = _trained(tmp_path)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, damage, caplog, tiny):
+  workdir = _trained(tiny, tmp_path)
   ckpts = os.path.join(workdir, 'checkpoints')
   steps = checkpoint.saved_steps(ckpts)
   last = os.path.join(ckpts, str(steps[-1]))
@@ -313,7 +322,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
   else:  # an interrupted save: Orbax's tmp folder beside the finished checkpoints
     os.makedirs(os.path.join(ckpts, f'{steps[-1] + 5}.orbax-checkpoint-tmp-123'))
   with caplog.at_level('WARNING', logger='ae_jax'):
-    train_and_evaluate(tiny_config(train__num_epochs=4, checkpoint__max_to_keep=5), workdir)
+    train_and_evaluate(tiny(train__num_epochs=4, checkpoint__max_to_keep=5), workdir)
   if damage == 'tmp':
     assert 'an unfinished checkpoint write' in caplog.text
   else:
@@ -322,7 +331,8 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
   assert inference.load(workdir).epoch == 4
 
 
-def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path):
+@pytest.mark.slow
+def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, start):
   # A failed Orbax restore leaves TensorStore reads in flight that end on their own, each
   # with a traceback (closed event loop, finalized coroutines, futures never retrieved):
   # 30 to 260 lines around our one line before checkpoint.py's hook.
@@ -345,7 +355,7 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path):
     os.truncate(f, 10)
   env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
   r = subprocess.run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir',
-                      workdir, '--metrics=psnr'], cwd=ROOT, env=env, capture_output=True,
+                      workdir, '--metrics=psnr'], cwd=root, env=env, capture_output=True,
                      text=True, timeout=300)
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-3000:]
   assert r.stderr.startswith(f'error: {workdir}/checkpoints/{newest} does not restore (')
@@ -356,35 +366,38 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path):
   assert f'checkpoint {newest} does not restore' in err and inference.load(workdir).epoch == 5
 
 
-def test_no_restorable_checkpoint_is_one_clear_error(tmp_path):
-  workdir = _trained(tmp_path, epochs=1)
+@pytest.mark.slow
+def test_no_restorable_checkpoint_is_one_clear_error(tmp_path, tiny):
+  workdir = _trained(tiny, tmp_path, epochs=1)
   ckpts = os.path.join(workdir, 'checkpoints')
   for s in checkpoint.saved_steps(ckpts):
     os.remove(os.path.join(ckpts, str(s), 'state', '_METADATA'))
   with pytest.raises(CheckpointError, match='no checkpoint could be restored'):
-    train_and_evaluate(tiny_config(train__num_epochs=2), workdir)
+    train_and_evaluate(tiny(train__num_epochs=2), workdir)
 
 
-def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, caplog):
-  workdir = _trained(tmp_path, epochs=2)
+@pytest.mark.slow
+def test_torn_metrics_line_is_repaired_and_garbage_config_is_named(tmp_path, caplog, tiny):
+  workdir = _trained(tiny, tmp_path, epochs=2)
   path = os.path.join(workdir, 'metrics.jsonl')
   with open(path, 'a') as f:
     f.write('{"epoch": 3, "step": 13')  # a kill mid-write
   with caplog.at_level('WARNING', logger='ae_jax'):
-    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+    train_and_evaluate(tiny(train__num_epochs=3), workdir)
   assert 'dropped a torn last line' in caplog.text
   rows = [json.loads(line) for line in open(path)]
   assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
   open(os.path.join(workdir, 'config.json'), 'w').write('{"model": ')
   with pytest.raises(WorkdirError, match=r'config.json is damaged .*--fresh'):
-    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+    train_and_evaluate(tiny(train__num_epochs=3), workdir)
   with pytest.raises(WorkdirError, match='config.json is damaged'):
     inference.load(workdir)
 
 
-def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch, tiny):
   import orbax.checkpoint as ocp
-  workdir = _trained(tmp_path, epochs=1)
+  workdir = _trained(tiny, tmp_path, epochs=1)
   before = saved_steps(workdir)
   real = ocp.CheckpointManager.save
 
@@ -397,15 +410,16 @@ def test_a_full_disk_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
   with pytest.raises(CheckpointError, match=r'writing the checkpoint of step \d+ failed '
                                             r'\(OSError: .*No space left.*the earlier '
                                             r'checkpoints are intact'):
-    train_and_evaluate(tiny_config(train__num_epochs=2), workdir)
+    train_and_evaluate(tiny(train__num_epochs=2), workdir)
   assert saved_steps(workdir) == before
   assert inference.load(workdir).epoch == 1
 
 
-def test_a_diverging_member_is_frozen_while_the_others_train(tmp_path):
+@pytest.mark.slow
+def test_a_diverging_member_is_frozen_while_the_others_train(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  cfg = tiny_config(train__num_epochs=2, sweep__learning_rate=(1e-3, 1e30),
-                    train__skip_nonfinite_members=True)
+  cfg = tiny(train__num_epochs=2, sweep__learning_rate=(1e-3, 1e30),
+             train__skip_nonfinite_members=True)
   summary = train_and_evaluate(cfg, workdir)
   by_name = {m['name']: m for m in summary['members']}
   bad, good = by_name['learning_rate=1e+30'], by_name['learning_rate=0.001']
@@ -419,5 +433,5 @@ def test_a_diverging_member_is_frozen_while_the_others_train(tmp_path):
   from ae_jax.errors import NonFiniteLossError
   with pytest.raises(NonFiniteLossError, match=r"member 'learning_rate=1e\+30'.*; no "
                      'checkpoint had been saved yet'):  # it stops in its first epoch
-    train_and_evaluate(tiny_config(train__num_epochs=1, sweep__learning_rate=(1e-3, 1e30)),
+    train_and_evaluate(tiny(train__num_epochs=1, sweep__learning_rate=(1e-3, 1e30)),
                        str(tmp_path / 'x'))

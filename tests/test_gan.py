@@ -16,7 +16,6 @@ from ae_jax import adversarial, checkpoint, critic, steps
 from ae_jax.errors import ConfigError
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
-from conftest import tiny_config
 
 # a small conv AE on 16x16 digits; the PatchGAN with 2 layers (receptive field 34 px,
 # smallest image 12 px) and 8 channels; 11 steps an epoch
@@ -25,8 +24,10 @@ BASE = dict(data__image_size=16, train__batch_size=128, model__kind='ae', model_
             model__disc__channels=8, eval__metrics=('loss', 'recon', 'psnr'))
 
 
-def gan_config(**overrides):
-  return tiny_config(**{**BASE, 'loss__gan_weight': 0.5, **overrides})
+@pytest.fixture
+def gan_config(tiny):
+  """gan_config(**overrides): BASE with the PatchGAN at loss.gan_weight 0.5."""
+  return lambda **overrides: tiny(**{**BASE, 'loss__gan_weight': 0.5, **overrides})
 
 
 def _epoch(setup, epoch=0, state=None):
@@ -36,10 +37,11 @@ def _epoch(setup, epoch=0, state=None):
   return setup.functions.stack(state), jax.tree_util.tree_map(np.asarray, metrics)
 
 
-def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit():
+@pytest.mark.slow
+def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit(tiny, gan_config):
   spe = 1437 // 128
   with_gan = prepare(gan_config(loss__gan_start_step=spe + 3))
-  plain = prepare(tiny_config(**BASE))
+  plain = prepare(tiny(**BASE))
   a, metrics = _epoch(with_gan)
   b, _ = _epoch(plain)
   chex.assert_trees_all_equal(a.params, b.params)
@@ -51,7 +53,8 @@ def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit():
   assert np.all(np.isfinite(metrics['gan_d'])) and np.all(np.isfinite(metrics['gan_lambda']))
 
 
-def test_after_the_start_the_discriminator_trains():
+@pytest.mark.slow
+def test_after_the_start_the_discriminator_trains(tiny, gan_config):
   setup = prepare(gan_config(loss__gan_start_step=0))
   start = setup.functions.stack(setup.init_state())
   state, metrics = _epoch(setup)
@@ -65,12 +68,13 @@ def test_after_the_start_the_discriminator_trains():
   # it learns to tell them apart: its logits on real images rise above those on recons
   assert metrics['logits_real'][0, -1] > metrics['logits_fake'][0, -1]
   # and the generator's term reached the model: not the run without it
-  plain, _ = _epoch(prepare(tiny_config(**BASE)))
+  plain, _ = _epoch(prepare(tiny(**BASE)))
   assert not np.allclose(jax.tree_util.tree_leaves(state.params)[0],
                          jax.tree_util.tree_leaves(plain.params)[0])
 
 
-def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_layer():
+@pytest.mark.slow
+def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_layer(gan_config):
   setup = prepare(gan_config(loss__gan_start_step=0))
   spec, state = setup.spec.step, setup.init_state()
   inputs = jax.tree_util.tree_map(lambda v: v[0], setup.inputs._replace(networks={}))
@@ -95,7 +99,8 @@ def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_lay
   np.testing.assert_allclose(metrics['gan_lambda'][0], min(want, 1e4), rtol=1e-4)
 
 
-def test_resume_is_bit_exact_with_the_discriminator(tmp_path):
+@pytest.mark.slow
+def test_resume_is_bit_exact_with_the_discriminator(tmp_path, gan_config):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
   cfg = lambda epochs: gan_config(loss__gan_start_step=5, train__num_epochs=epochs,
                                   eval__metrics=('loss',))
@@ -110,7 +115,8 @@ def test_resume_is_bit_exact_with_the_discriminator(tmp_path):
   chex.assert_trees_all_equal(a, b)
 
 
-def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own():
+@pytest.mark.slow
+def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own(gan_config):
   weights = (0.1, 0.5)
   sweep = prepare(gan_config(loss__gan_start_step=0, sweep__gan_weight=weights))
   state, _ = _epoch(sweep)
@@ -130,7 +136,7 @@ def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own():
                                     r'epoch\): the discriminator would never train'),
     (dict(data__image_size=8, model__disc__layers=3), r'24'),
 ])
-def test_gan_mistakes_are_one_line(overrides, message):
+def test_gan_mistakes_are_one_line(overrides, message, gan_config):
   with pytest.raises(ConfigError) as e:
     prepare(gan_config(**overrides))
   assert '\n' not in str(e.value)
@@ -138,7 +144,7 @@ def test_gan_mistakes_are_one_line(overrides, message):
   assert re.search(message, str(e.value)), str(e.value)
 
 
-def test_the_discriminator_optimizer_and_losses_are_tagged_as_configured():
+def test_the_discriminator_optimizer_and_losses_are_tagged_as_configured(gan_config):
   setup = prepare(gan_config(loss__gan_loss='vanilla', loss__gan_generator='nonsaturating',
                            optim__disc_learning_rate=3e-4))
   spec = setup.spec.step.critic

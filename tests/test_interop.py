@@ -13,7 +13,6 @@ import torch
 from ae_jax import interop, torch_models
 from ae_jax.errors import ConfigError, DataError
 from ae_jax.models import PRESETS, build_model, layers
-from conftest import ROOT, tiny_config
 
 CASES = [('mlp_ae_50', 128, (50, 50, 3)), ('mlp_vae_50', 256, (50, 50, 3)),
          ('fcn_ae_64', 10, (64, 64, 3)), ('mlp_ae_50_refine', 8, (10, 10, 3)),
@@ -21,18 +20,23 @@ CASES = [('mlp_ae_50', 128, (50, 50, 3)), ('mlp_vae_50', 256, (50, 50, 3)),
          ('conv_ae_bn_mish', 1024, (64, 64, 3)), ('conv_vae_bn_mish', 128, (64, 64, 3))]
 
 
-def _setup(name, latent, shape, seed=0):
-  torch.manual_seed(seed)
-  tm = torch_models.build(name, shape, latent)
-  torch_models.randomize_batchnorm(tm, seed)
-  tm.eval()
-  cfg = tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
-  model = build_model(cfg.model, shape)
-  # jitted: the BN+Mish presets' large kernels drawn op by op take 3x as long
-  v = jax.device_get(jax.jit(model.init)(
-      {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
-      np.zeros((1, *shape), np.float32)))
-  return tm, model, v
+@pytest.fixture
+def paired(tiny):
+  """paired(name, latent, shape, seed=0) -> (torch module in eval mode, flax model, its
+  variables): preset `name` built both ways."""
+  def make(name, latent, shape, seed=0):
+    torch.manual_seed(seed)
+    tm = torch_models.build(name, shape, latent)
+    torch_models.randomize_batchnorm(tm, seed)
+    tm.eval()
+    cfg = tiny(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+    model = build_model(cfg.model, shape)
+    # jitted: the BN+Mish presets' large kernels drawn op by op take 3x as long
+    v = jax.device_get(jax.jit(model.init)(
+        {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(0)},
+        np.zeros((1, *shape), np.float32)))
+    return tm, model, v
+  return make
 
 
 def _torch_forward(tm, name, x):
@@ -44,9 +48,10 @@ def _torch_forward(tm, name, x):
   return out if isinstance(out, tuple) else (out,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,latent,shape', CASES, ids=[c[0] for c in CASES])
-def test_imported_weights_reproduce_torch_eval_output(name, latent, shape):
-  tm, model, v = _setup(name, latent, shape)
+def test_imported_weights_reproduce_torch_eval_output(name, latent, shape, paired):
+  tm, model, v = paired(name, latent, shape)
   scale = 2.0 if name == 'mlp_vae_50' else 1.0  # that VAE's head is log(sigma)
   params, stats = interop.convert(tm.state_dict(), v['params'], v.get('batch_stats', {}), shape,
                                   'chw', scale)
@@ -66,9 +71,10 @@ def test_imported_weights_reproduce_torch_eval_output(name, latent, shape):
     np.testing.assert_allclose(o.logvar, scale * head_t, rtol=1e-4, atol=1e-5)
 
 
-def test_layers_match_by_order_and_shape_not_names():
+@pytest.mark.slow
+def test_layers_match_by_order_and_shape_not_names(paired):
   name, latent, shape = 'conv_ae_small', 64, (26, 26, 3)
-  tm, model, v = _setup(name, latent, shape)
+  tm, model, v = paired(name, latent, shape)
   renamed = collections.OrderedDict(
       (f'{i // 2}.{k.rsplit(".", 1)[1]}', t) for i, (k, t) in enumerate(tm.state_dict().items()))
   assert list(renamed)[:2] == ['0.weight', '0.bias']  # a bare nn.Sequential's names
@@ -77,9 +83,10 @@ def test_layers_match_by_order_and_shape_not_names():
   chex.assert_trees_all_equal(a, b)
 
 
-def test_mlp_flatten_order_hwc():
+@pytest.mark.slow
+def test_mlp_flatten_order_hwc(paired):
   name, latent, shape = 'mlp_ae_50', 16, (5, 4, 3)
-  tm, model, v = _setup(name, latent, shape)
+  tm, model, v = paired(name, latent, shape)
   params, _ = interop.convert(tm.state_dict(), v['params'], {}, shape, 'hwc')
   x = np.random.default_rng(0).random((2, *shape)).astype(np.float32)
   with torch.no_grad():  # torch code that flattens NHWC images directly
@@ -87,9 +94,10 @@ def test_mlp_flatten_order_hwc():
   np.testing.assert_allclose(model.apply({'params': params}, x).recon, rec_t, rtol=1e-5, atol=1e-6)
 
 
-def test_mismatch_lists_expected_and_found_layers():
-  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
-  _, model, v = _setup('conv_ae_bn_mish', 1024, (64, 64, 3))
+@pytest.mark.slow
+def test_mismatch_lists_expected_and_found_layers(paired):
+  tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
+  _, model, v = paired('conv_ae_bn_mish', 1024, (64, 64, 3))
   with pytest.raises(ConfigError) as e:
     interop.convert(tm.state_dict(), v['params'], v['batch_stats'], (64, 64, 3))
   msg = str(e.value)
@@ -98,6 +106,7 @@ def test_mismatch_lists_expected_and_found_layers():
   assert 'found conv1 conv/tconv (16, 3, 3, 3)' in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (3, 2, 1, 1), (3, 2, 2, 1), (5, 1, 2, 0),
                                       (4, 2, 1, 1)])
 @pytest.mark.parametrize('size', [7, 8])
@@ -114,16 +123,17 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
 
 
-def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
+@pytest.mark.slow
+def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys, root, paired):
   from ae_jax import config_lib, inference, workdir as wd
   from ae_jax.train import train_and_evaluate
-  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+  tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
   ckpt = str(tmp_path / 'model.pt')
   torch.save({'state_dict': tm.state_dict()}, ckpt)
   workdir = str(tmp_path / 'imported')
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt,
                       '--config', 'configs/conv_ae_small.py', '--workdir', workdir,
-                      '--config.data.num_examples=100'], cwd=ROOT, capture_output=True,
+                      '--config.data.num_examples=100'], cwd=root, capture_output=True,
                      text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'checkpoint at step 0' in r.stdout
@@ -137,7 +147,7 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
   with wd.Workdir(workdir).running():  # while a run holds the folder, no import replaces it
     with pytest.raises(SystemExit) as busy:
       interop.main(['--torch-checkpoint', ckpt, '--config',
-                    os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', workdir,
+                    os.path.join(root, 'configs/conv_ae_small.py'), '--workdir', workdir,
                     '--fresh'])
   assert busy.value.code == 2
   assert f'is in use by another run (process {os.getpid()} on ' in capsys.readouterr().err
@@ -148,12 +158,12 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys):
   summary = train_and_evaluate(config, workdir)  # fine-tunes from the imported weights
   assert summary['members'][0]['eval']['psnr'] > 0
   with pytest.raises(SystemExit) as bad:  # the same entry point, in-process
-    interop.main(['--torch-checkpoint', ckpt, '--config', os.path.join(ROOT, 'configs/vae_beta.py'),
+    interop.main(['--torch-checkpoint', ckpt, '--config', os.path.join(root, 'configs/vae_beta.py'),
                   '--workdir', str(tmp_path / 'x'), '--config.sweep.beta=None'])
   assert bad.value.code == 2 and 'do not fit this model' in capsys.readouterr().err
   # --fresh on the trained workdir moves it aside (it was a TypeError) and imports anew
   interop.main(['--torch-checkpoint', ckpt, '--config',
-                os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', workdir,
+                os.path.join(root, 'configs/conv_ae_small.py'), '--workdir', workdir,
                 '--config.data.num_examples=100', '--fresh'])
   assert 'moved the previous run to' in capsys.readouterr().out
   assert len([n for n in os.listdir(tmp_path) if n.startswith('imported.old-')]) == 1
@@ -178,9 +188,10 @@ class CodeReLU(ConvAESmall):  # a ReLU on the code: weights identical, outputs n
 """
 
 
+@pytest.mark.slow
 def test_check_against_runs_the_users_module_and_catches_a_different_activation(
-    tmp_path, capsys, monkeypatch):
-  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
+    tmp_path, capsys, monkeypatch, root, paired):
+  tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
   ckpt = str(tmp_path / 'model.pt')
   torch.save(tm.state_dict(), ckpt)
   (tmp_path / 'user_models.py').write_text('import torch\n' + USER_MODELS)
@@ -189,7 +200,7 @@ def test_check_against_runs_the_users_module_and_catches_a_different_activation(
 
   def run(cls, out):
     interop.main(['--torch-checkpoint', ckpt, '--config',
-                  os.path.join(ROOT, 'configs/conv_ae_small.py'), '--workdir', str(tmp_path / out),
+                  os.path.join(root, 'configs/conv_ae_small.py'), '--workdir', str(tmp_path / out),
                   '--config.data.num_examples=100', '--check-against', f'user_models:{cls}'])
     return capsys.readouterr().out
 
@@ -202,19 +213,21 @@ def test_check_against_runs_the_users_module_and_catches_a_different_activation(
   assert 'DIFFER: check the activations above' in capsys.readouterr().out
 
 
-def test_mismatch_arrow_points_at_the_first_differing_layer():
-  tm, _, _ = _setup('conv_ae_small', 64, (26, 26, 3))
-  _, _, v = _setup('conv_ae_bn_mish', 1024, (64, 64, 3))
+@pytest.mark.slow
+def test_mismatch_arrow_points_at_the_first_differing_layer(paired):
+  tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
+  _, _, v = paired('conv_ae_bn_mish', 1024, (64, 64, 3))
   with pytest.raises(ConfigError) as e:
     interop.convert(tm.state_dict(), v['params'], v['batch_stats'], (64, 64, 3))
   arrow = [line for line in str(e.value).splitlines() if line.strip().startswith('->')]
   assert len(arrow) == 1 and arrow[0].split()[1] == '0', str(e.value)
 
 
-def test_interop_without_a_file_or_torch_is_one_line(tmp_path):
+@pytest.mark.slow
+def test_interop_without_a_file_or_torch_is_one_line(tmp_path, root):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint',
                       str(tmp_path / 'missing.pt'), '--config', 'configs/conv_ae_small.py',
-                      '--workdir', str(tmp_path / 'w')], cwd=ROOT, capture_output=True,
+                      '--workdir', str(tmp_path / 'w')], cwd=root, capture_output=True,
                      text=True, timeout=300)
   assert r.returncode == 2 and 'missing.pt: no such file' in r.stderr
   assert 'Traceback' not in r.stderr
@@ -225,7 +238,7 @@ def test_interop_without_a_file_or_torch_is_one_line(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(tmp_path))
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', str(ckpt),
                       '--config', 'configs/conv_ae_small.py', '--workdir', str(tmp_path / 'w')],
-                     cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+                     cwd=root, capture_output=True, text=True, timeout=300, env=env)
   assert r.returncode == 2 and "pip install -e '.[torch]'" in r.stderr, r.stderr[-1500:]
   assert 'Traceback' not in r.stderr
 

@@ -13,12 +13,12 @@ from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.latent import ops, tools
 from ae_jax.latent.__main__ import main as latent_main
-from conftest import ROOT
 
 
 # ---- pure operations ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_interpolation_hits_both_ends_and_slerp_keeps_the_radius():
   z0, z1 = jnp.array([3.0, 0.0, 0.0]), jnp.array([0.0, 3.0, 0.0])
   for mode in ('linear', 'spherical'):
@@ -34,6 +34,7 @@ def test_interpolation_hits_both_ends_and_slerp_keeps_the_radius():
   np.testing.assert_allclose(ops.slerp(z0, 2 * z0, jnp.array([0.5]))[0], [4.5, 0, 0], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_edit_and_traverse_touch_only_their_dimension():
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 6))
   np.testing.assert_array_equal(ops.edit(z, 2, 1.0, 0.0), z)
@@ -47,6 +48,7 @@ def test_edit_and_traverse_touch_only_their_dimension():
   np.testing.assert_array_equal(t[:, :4], np.repeat(np.asarray(z[:1, :4]), 3, 0))
 
 
+@pytest.mark.slow
 def test_add_noise_layout_schedule_and_fitted_gaussian():
   codes = jnp.arange(6.0).reshape(2, 3)
   same = ops.add_noise(jax.random.PRNGKey(0), codes, 4, 0.0)
@@ -63,6 +65,7 @@ def test_add_noise_layout_schedule_and_fitted_gaussian():
   np.testing.assert_allclose(np.cov(np.asarray(draws).T), cov, atol=0.06)
 
 
+@pytest.mark.slow
 def test_dimension_order_and_nearest_distance():
   mean = jnp.stack([jnp.zeros(500), 3 * jax.random.normal(jax.random.PRNGKey(0), (500,)),
                     0.5 * jnp.ones(500)], axis=1)
@@ -105,6 +108,7 @@ def _error(capsys, *argv) -> str:
   return err
 
 
+@pytest.mark.slow
 def test_interpolate_ends_at_the_endpoints_reconstructions(wafer_runs, tmp_path, capsys):
   out = tmp_path / 'interp'
   printed = _run(capsys, 'interpolate', '--workdir', wafer_runs['vae'], '--ids', '3,227',
@@ -120,6 +124,7 @@ def test_interpolate_ends_at_the_endpoints_reconstructions(wafer_runs, tmp_path,
   assert not np.allclose(arrays['linear'][3], arrays['linear'][0])
 
 
+@pytest.mark.slow
 def test_edit_identity_is_the_reconstruction_and_edits_change_it(wafer_runs, tmp_path, capsys):
   _run(capsys, 'edit', '--workdir', wafer_runs['ae'], '--ids', '0-3', '--edits', '0*1,1+0,0*2,2+5',
        '--out', str(tmp_path))
@@ -131,6 +136,7 @@ def test_edit_identity_is_the_reconstruction_and_edits_change_it(wafer_runs, tmp
   assert os.path.getsize(tmp_path / 'edit.png') > 1000
 
 
+@pytest.mark.slow
 def test_generate_writes_labelled_samples_in_the_datasets_layout(wafer_runs, tmp_path, capsys):
   args = ('generate', '--workdir', wafer_runs['vae'], '--ids', '1-3,200', '--per-id', '4',
           '--sigma', 'schedule', '--seed', '3')
@@ -156,6 +162,7 @@ def test_generate_writes_labelled_samples_in_the_datasets_layout(wafer_runs, tmp
   assert got == ['Center'] * 6 + ['Edge-Loc'] * 6 + ['none'] * 6
 
 
+@pytest.mark.slow
 def test_sample_reconstruct_encode_and_same_noise(wafer_runs, tmp_path, capsys):
   err = _error(capsys, 'sample', '--workdir', wafer_runs['ae'], '--out', str(tmp_path / 's'))
   assert 'is an AE' in err and 'python -m ae_jax.latent fit' in err
@@ -195,6 +202,7 @@ def test_sample_reconstruct_encode_and_same_noise(wafer_runs, tmp_path, capsys):
                              atol=1e-6)
 
 
+@pytest.mark.slow
 def test_traverse_orders_dimensions_by_kl(wafer_runs, tmp_path, capsys):
   _run(capsys, 'traverse', '--workdir', wafer_runs['vae'], '--ids', '7', '--points', '5',
        '--out', str(tmp_path))
@@ -204,6 +212,7 @@ def test_traverse_orders_dimensions_by_kl(wafer_runs, tmp_path, capsys):
   assert np.all(np.diff(t['score'][t['order']]) <= 1e-7)  # most informative first
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_and_write_nothing(wafer_runs, tmp_path, capsys):
   out = str(tmp_path / 'nothing')
   err = _error(capsys, 'interpolate', '--workdir', wafer_runs['vae'], '--ids', '3,99999',
@@ -222,26 +231,27 @@ def test_bad_inputs_are_one_line_and_write_nothing(wafer_runs, tmp_path, capsys)
   assert not os.path.exists(out)
 
 
-def test_cli_end_to_end_in_a_subprocess(wafer_runs, tmp_path):
+@pytest.mark.slow
+def test_cli_end_to_end_in_a_subprocess(wafer_runs, tmp_path, root):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.latent', 'reconstruct', '--workdir',
-                      wafer_runs['vae'], '--num', '3', '--out', str(tmp_path)], cwd=ROOT,
+                      wafer_runs['vae'], '--num', '3', '--out', str(tmp_path)], cwd=root,
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
   assert r.stdout.splitlines()[0] == f'wrote {tmp_path}/reconstruct.png'
   assert os.path.getsize(tmp_path / 'reconstruct.png') > 1000
 
 
-def test_loading_needs_no_data_and_is_fast(tmp_path):
+@pytest.mark.slow
+def test_loading_needs_no_data_and_is_fast(tmp_path, tiny):
   """A model trained on the user's .npy loads (and reconstructs) after the file is gone."""
   import time
-  from conftest import tiny_config
   from ae_jax.train import train_and_evaluate
   images = np.random.default_rng(0).random((60, 8, 8, 1)).astype(np.float32)
   path = tmp_path / 'mine.npy'
   np.save(path, images)
   workdir = str(tmp_path / 'run')
-  train_and_evaluate(tiny_config(data__name='npy', data__path=str(path), train__num_epochs=1,
-                                 train__batch_size=16), workdir)
+  train_and_evaluate(tiny(data__name='npy', data__path=str(path), train__num_epochs=1,
+                          train__batch_size=16), workdir)
   expected = load(workdir).reconstruct(images[:3])
   os.remove(path)
   t0 = time.perf_counter()

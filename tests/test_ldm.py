@@ -79,6 +79,7 @@ def nhwc(t):
   return t.detach().numpy().transpose(0, 2, 3, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['kl_f8', 'kl_f4', 'kl_f4_small', 'kl_f8_small'])
 def test_parameter_counts_match_diffusers(diffusers, name):
   with torch.device('meta'):  # shapes only: no memory, no initialisation
@@ -93,6 +94,7 @@ def test_parameter_counts_match_diffusers(diffusers, name):
     assert (total, decoding) == (83_653_863, 49_490_199)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('preset,image', [(SMALL_ATTN, (16, 24, 3)), ('kl_f8', (32, 32, 3))],
                          ids=['small_attention', 'kl_f8'])
 def test_outputs_match_diffusers(reference, preset, image):
@@ -113,6 +115,7 @@ def test_outputs_match_diffusers(reference, preset, image):
   assert rel(recon, nhwc(out)) < TOL
 
 
+@pytest.mark.slow
 def test_safetensors_round_trip_reads_without_torch(reference, tmp_path, monkeypatch):
   from safetensors.torch import save_file
   ref = reference(SMALL_ATTN)
@@ -126,6 +129,7 @@ def test_safetensors_round_trip_reads_without_torch(reference, tmp_path, monkeyp
                               interop_ldm.convert(numpy_state(ref), shapes))
 
 
+@pytest.mark.slow
 def test_log_variance_is_clamped_like_diffusers(diffusers):
   torch.manual_seed(0)
   ref = diffusers.AutoencoderKL(**diffusers_config(SMALL)).eval()
@@ -166,6 +170,7 @@ def to_compvis(state: dict, levels: int) -> dict:
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('preset', [SMALL, 'kl_f8'], ids=['small', 'kl_f8'])
 def test_compvis_naming_is_what_diffusers_converts_from(diffusers, reference, preset):
   ref = reference(preset)
@@ -191,6 +196,7 @@ def test_compvis_naming_is_what_diffusers_converts_from(diffusers, reference, pr
   chex.assert_trees_all_equal(interop_ldm.convert(whole, shapes), expected)
 
 
+@pytest.mark.slow
 def test_level_attention_in_both_namings_and_the_old_diffusers_names(reference):
   ref = reference(SMALL_ATTN)
   _, _, shapes = flax_shapes(SMALL_ATTN, (16, 24, 3))
@@ -220,6 +226,7 @@ def test_another_models_state_dict_names_the_first_tensor_it_cannot_place():
     interop_ldm.convert(numpy_state(net), shapes)
 
 
+@pytest.mark.slow
 def test_missing_and_doubled_tensors_are_named(reference):
   ref = reference(SMALL_ATTN)
   _, _, shapes = flax_shapes(SMALL_ATTN, (16, 24, 3))
@@ -235,6 +242,7 @@ def test_missing_and_doubled_tensors_are_named(reference):
     interop_ldm.convert(doubled, shapes)
 
 
+@pytest.mark.slow
 def test_a_kl_f4_checkpoint_into_kl_f8_names_the_tensor_and_both_shapes(reference):
   _, _, shapes = flax_shapes('kl_f8', (32, 32, 3))
   with pytest.raises(ConfigError) as info:
@@ -280,6 +288,7 @@ def test_read_state_dict_files(tmp_path, monkeypatch):
     interop_ldm.read_state_dict(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['kl_f4_small', 'kl_f8_small'])
 def test_small_presets_in_the_autoencoder(name):
   image = (32, 32, 3)

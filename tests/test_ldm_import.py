@@ -14,7 +14,8 @@ from ae_jax.inference import load
 from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.models import LDM_PRESETS
 from ae_jax.train import train_and_evaluate
-from conftest import tiny_config
+
+pytestmark = pytest.mark.slow
 
 PRESET = 'kl_f4_small'
 FLAGS = ['--config.model.preset=kl_f4_small', '--config.data.name=photos',
@@ -24,43 +25,28 @@ FLAGS = ['--config.model.preset=kl_f4_small', '--config.data.name=photos',
          '--config.loss.reconstruction=l1', '--config.loss.beta=1e-6']
 
 
-# docs/models.md's latent-diffusion recipe (kl_f8_small, LPIPS, the discriminator, a learned
-# output log-variance) at 32 px for one epoch, the discriminator on from step 1
-RECIPE = ['--config.model.preset=kl_f8_small', '--config.data.name=photos',
-          '--config.data.num_examples=40', '--config.data.image_size=32',
-          '--config.train.batch_size=8', '--config.train.num_epochs=1', '--config.progress=False',
-          '--config.figures.enabled=False', "--config.eval.metrics=('loss','recon','psnr')",
-          '--config.loss.reconstruction=l1', '--config.loss.reduction=mean',
-          '--config.loss.lpips_weight=1.0', '--config.loss.beta=1e-6',
-          '--config.loss.gan_weight=0.5', '--config.loss.gan_start_step=1',
-          '--config.model.learned_logvar=True']
-
-
-def _import(diffusers, root, preset, flags):
-  """A seeded diffusers AutoencoderKL of `preset`, imported by the command -> (it, path,
-  workdir)."""
+@pytest.fixture(scope='module')
+def imported(tmp_path_factory, diffusers):
   from safetensors.torch import save_file
-  p = LDM_PRESETS[preset]
+  p = LDM_PRESETS[PRESET]
   torch.manual_seed(0)
   ref = diffusers.AutoencoderKL(
       block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
       latent_channels=p.z_channels, norm_num_groups=p.norm_groups,
       down_block_types=('DownEncoderBlock2D',) * len(p.ch_mult),
       up_block_types=('UpDecoderBlock2D',) * len(p.ch_mult)).eval()
+  root = tmp_path_factory.mktemp('ldm_import')
   path = str(root / 'vae.safetensors')
   save_file(ref.state_dict(), path)
   workdir = str(root / 'w')
-  interop.main(['--torch-checkpoint', path, '--config', 'base', '--workdir', workdir, *flags])
-  return ref, path, workdir
+  interop.main(['--torch-checkpoint', path, '--config', 'base', '--workdir', workdir, *FLAGS])
+  return ref, path, workdir, root
 
 
-@pytest.fixture(scope='module')
-def imported(tmp_path_factory, diffusers):
-  root = tmp_path_factory.mktemp('ldm_import')
-  return (*_import(diffusers, root, PRESET, FLAGS), root)
-
-
-def _assert_computes_what_diffusers_does(ref, m):
+def test_the_imported_model_computes_what_diffusers_does(imported):
+  ref, _, workdir, _ = imported
+  m = load(workdir)
+  assert m.epoch == 0 and m.latent_shape == (4, 4, 3)
   x = np.random.default_rng(0).random((2, *m.image_shape)).astype(np.float32)
   with torch.no_grad():
     post = ref.encode(torch.from_numpy(2 * x.transpose(0, 3, 1, 2) - 1)).latent_dist
@@ -71,25 +57,6 @@ def _assert_computes_what_diffusers_does(ref, m):
   assert rel(mean, want_mean) < 1e-4
   assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < 1e-4
   assert rel(2 * m.decode(want_mean) - 1, decoded) < 1e-4  # ours in [0, 1], theirs in [-1, 1]
-
-
-def test_the_imported_model_computes_what_diffusers_does(imported):
-  ref, _, workdir, _ = imported
-  m = load(workdir)
-  assert m.epoch == 0 and m.latent_shape == (4, 4, 3)
-  _assert_computes_what_diffusers_does(ref, m)
-
-
-@pytest.mark.slow
-def test_the_recipe_config_imports_and_keeps_its_learned_log_variance(diffusers, tmp_path):
-  ref, _, workdir = _import(diffusers, tmp_path, 'kl_f8_small', RECIPE)
-  m = load(workdir)
-  assert m.epoch == 0 and m.latent_shape == (4, 4, 4)
-  _assert_computes_what_diffusers_does(ref, m)
-  # no AutoencoderKL tensor is a learned output log-variance: it keeps its initial value
-  assert float(m.params['output_logvar']) == 0.0
-  # Stable Diffusion 1.x's factor travels with kl_f8 only; kl_f8_small has none
-  assert 'latent_normalization' not in json.load(open(os.path.join(workdir, 'model.json')))
 
 
 def test_every_command_uses_the_imported_workdir(imported, tmp_path):
@@ -127,8 +94,8 @@ def test_a_state_dict_of_another_model_is_one_line_naming_the_tensor(imported, c
   assert not os.path.exists(root / 'x' / 'checkpoints')
 
 
-def test_the_ldm_presets_build_from_a_config():
+def test_the_ldm_presets_build_from_a_config(tiny):
   from ae_jax.training import prepare
-  setup = prepare(tiny_config(model__preset=PRESET, model__latent_dim=0, data__name='photos',
-                            data__num_examples=40, data__image_size=16, train__batch_size=8))
+  setup = prepare(tiny(model__preset=PRESET, model__latent_dim=0, data__name='photos',
+                     data__num_examples=40, data__image_size=16, train__batch_size=8))
   assert setup.model.model_range == 'pm1' and setup.latent_shape == (4, 4, 3)

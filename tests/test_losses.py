@@ -9,6 +9,7 @@ from ae_jax import losses
 from ae_jax.models import ModelOutput
 
 
+@pytest.mark.slow
 def test_mse_and_l1_by_hand():
   x = jnp.array([[[[0.0], [1.0]]]])          # [1, 1, 2, 1]
   r = jnp.array([[[[0.5], [0.25]]]])
@@ -18,6 +19,7 @@ def test_mse_and_l1_by_hand():
   assert np.isclose(losses.l1(r, x, 'mean')[0], 0.625)
 
 
+@pytest.mark.slow
 def test_bce_with_logits_by_hand():
   x = jnp.array([[[[1.0], [0.0], [0.5]]]])
   logits = jnp.array([[[[0.0], [2.0], [-1.0]]]])
@@ -43,6 +45,7 @@ def test_kl_closed_form_by_hand():
   assert np.isclose(losses.kl_divergence(mean, logvar)[0], 0.5 * (4 - math.log(4.0)))
 
 
+@pytest.mark.slow
 def test_kl_matches_monte_carlo():
   mean = jnp.array([[0.7, -1.2, 0.1]])
   logvar = jnp.array([[-0.5, 0.8, -2.0]])
@@ -54,6 +57,7 @@ def test_kl_matches_monte_carlo():
   assert abs(mc - float(losses.kl_divergence(mean, logvar)[0])) < 0.02
 
 
+@pytest.mark.slow
 def test_kl_of_spatial_latent_sums_every_unit():
   mean = jnp.ones((2, 3, 3, 4))
   logvar = jnp.zeros((2, 3, 3, 4))
@@ -66,6 +70,7 @@ def test_kl_warmup_is_linear_then_flat():
   assert float(losses.kl_weight(4.0, 0.0, 0.0)) == 4.0
 
 
+@pytest.mark.slow
 def test_terms_beta_weighs_kl_and_ae_has_no_kl():
   x = jnp.full((2, 2, 2, 1), 0.5)
   out = ModelOutput(recon=x * 0, logits=x * 0, mean=jnp.ones((2, 3)), logvar=jnp.zeros((2, 3)),
@@ -144,6 +149,7 @@ def test_log_mse_is_half_the_pixel_count_times_log_mse_and_tracks_psnr(reduction
                              rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_extra_terms_are_weighted_per_pixel_averages_added_to_the_loss_only():
   import dm_pix as pix
   from ae_jax.metrics.ms_ssim import ms_ssim
@@ -164,6 +170,7 @@ def test_extra_terms_are_weighted_per_pixel_averages_added_to_the_loss_only():
   assert np.all(np.asarray(base['loss']) == np.asarray(base['recon']))
 
 
+@pytest.mark.slow
 def test_focal_frequency_loss_against_numpy_and_zero_at_the_target():
   r, x = _pair((2, 8, 8, 3), seed=1)
   fr = np.fft.fft2(np.asarray(r, np.float64), axes=(1, 2), norm='ortho')
@@ -175,6 +182,7 @@ def test_focal_frequency_loss_against_numpy_and_zero_at_the_target():
   np.testing.assert_allclose(losses.focal_frequency_loss(x, x), 0.0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_every_extra_term_has_finite_gradients_that_lower_it():
   r, x = _pair()
   far = jnp.asarray(np.random.default_rng(2).normal(size=r.shape).astype(np.float32))

@@ -93,6 +93,7 @@ def _pairs(shape, seed):
   return a, b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('net', ['vgg', 'alex'])
 @pytest.mark.parametrize('shape', [(32, 32), (64, 64), (67, 45)])
 def test_matches_the_reference_package(reference, net, shape):
@@ -112,6 +113,7 @@ def test_heads_are_the_reference_packages_v0_1_heads(reference):
                                     .reshape(-1))
 
 
+@pytest.mark.slow
 def test_identical_images_are_zero_and_gray_images_work():
   ev = ours.Evaluator('vgg')
   x = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
@@ -136,6 +138,7 @@ def test_the_unpickler_only_rebuilds_arrays():
     ours.read_arrays(pickle.dumps(Evil()))
 
 
+@pytest.mark.slow
 def test_reconstruction_fd_is_zero_for_perfect_reconstructions_and_grows_with_blur():
   from ae_jax.metrics import passes
   rng = np.random.default_rng(0)

@@ -16,24 +16,25 @@ from ae_jax import checkpoint, evaluate, losses
 from ae_jax.errors import ConfigError, TrainingFailed
 from ae_jax.metrics import lpips
 from ae_jax.train import train_and_evaluate
-from conftest import tiny_config
 
 
-
-def lpips_config(**overrides):
-  """An 8-unit MLP AE on 30 photo patches of 16x16 (LPIPS-VGG's smallest size) with the
-  LPIPS term: VGG16's gradient is most of each step's cost, so the set is small."""
+@pytest.fixture
+def lpips_config(tiny):
+  """lpips_config(**overrides): an 8-unit MLP AE on 30 photo patches of 16x16 (LPIPS-VGG's
+  smallest size) with the LPIPS term: VGG16's gradient is most of each step's cost, so the
+  set is small."""
   settings = dict(data__name='photos', data__num_examples=30, data__image_size=16,
                   model__kind='ae', model__latent_dim=8, train__batch_size=8,
                   loss__reconstruction='l1', loss__reduction='mean', loss__lpips_weight=1.0,
                   eval__metrics=('loss', 'recon', 'psnr'))
-  return tiny_config(**{**settings, **overrides})
+  return lambda **overrides: tiny(**{**settings, **overrides})
 
 
 def _rows(workdir):
   return [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
 
 
+@pytest.mark.slow
 def test_lpips_weights_read_inside_a_trace_are_cached_as_numpy():
   lpips.load.cache_clear()
   jax.eval_shape(lambda x: lpips.distance(lpips.load('vgg'), x, x), jax.numpy.zeros((1, 16, 16, 3)))
@@ -44,16 +45,17 @@ def test_lpips_weights_read_inside_a_trace_are_cached_as_numpy():
   assert float(lpips.distance(cached, x, x * 0.5).mean()) > 0  # usable after the trace
 
 
-def test_the_lpips_term_needs_its_weights_passed_in():
+def test_the_lpips_term_needs_its_weights_passed_in(tiny, lpips_config):
   cfg = losses.LossSpec.from_config(lpips_config().loss)
   x = np.zeros((1, 16, 16, 3), np.float32)
   with pytest.raises(ValueError, match='needs the LPIPS weights'):
     losses.extra_terms(x, x, cfg)
   assert set(losses.pretrained_networks(cfg)) == {'lpips_vgg'}
-  assert losses.pretrained_networks(losses.LossSpec.from_config(tiny_config().loss)) == {}
+  assert losses.pretrained_networks(losses.LossSpec.from_config(tiny().loss)) == {}
 
 
-def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path):
+@pytest.mark.slow
+def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_config):
   """The whole-epoch scan (the default loop) for two epochs, each evaluated and saved, then
   a resume that trains a third on the Python loop (train.loop is free on resume)."""
   workdir = str(tmp_path / 'run')
@@ -74,7 +76,8 @@ def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path):
   assert last['epoch'] == 3 and last['loss'] > last['recon'] + 1e-4
 
 
-def test_a_two_member_sweep_trains_with_lpips(tmp_path):
+@pytest.mark.slow
+def test_a_two_member_sweep_trains_with_lpips(tmp_path, lpips_config):
   workdir = str(tmp_path / 'sweep')
   # the AlexNet trunk at 32 px (VGG16 at 16 px is the slow case, trained in the test above)
   summary = train_and_evaluate(lpips_config(sweep__learning_rate=(1e-3, 3e-3),
@@ -87,7 +90,8 @@ def test_a_two_member_sweep_trains_with_lpips(tmp_path):
   assert members[0]['eval']['loss'] != members[1]['eval']['loss']
 
 
-def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, monkeypatch, tiny):
   workdir = str(tmp_path / 'crash')
   real = evaluate.Evaluator.__call__
 
@@ -95,7 +99,7 @@ def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, mon
     raise RuntimeError('the evaluation broke\nsecond line of detail')
 
   monkeypatch.setattr(evaluate.Evaluator, '__call__', fail)
-  config = tiny_config(data__image_size=8, train__num_epochs=2, checkpoint__every_epochs=2)
+  config = tiny(data__image_size=8, train__num_epochs=2, checkpoint__every_epochs=2)
   spe = 1437 // 32
   with pytest.raises(TrainingFailed) as info:
     train_and_evaluate(config, workdir)
@@ -115,8 +119,9 @@ def test_an_unexpected_error_in_training_saves_the_last_good_state(tmp_path, mon
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe, 2 * spe]
 
 
+@pytest.mark.slow
 def test_a_user_error_after_training_started_keeps_its_kind_and_the_state(tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, tiny):
   def fail(self, state, epoch, final=False):
     raise ConfigError('a metric cannot run here')
 
@@ -124,5 +129,5 @@ def test_a_user_error_after_training_started_keeps_its_kind_and_the_state(tmp_pa
   workdir = str(tmp_path / 'user')
   with pytest.raises(ConfigError, match=r'by ConfigError: a metric cannot run here; the state '
                                         r'at step \d+ is saved'):
-    train_and_evaluate(tiny_config(data__image_size=8, train__num_epochs=1), workdir)
+    train_and_evaluate(tiny(data__image_size=8, train__num_epochs=1), workdir)
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))

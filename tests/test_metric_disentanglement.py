@@ -115,18 +115,10 @@ def test_constant_factors_are_left_out():
     dis.mig(np.full((10, 2), np.nan), f[:10])
 
 
-def _centroid_encoder(images):
-  """A hand-made 'encoder' of dSprites images: the sprite's centre of mass (x, y)."""
-  x = images[..., 0].astype(np.float64)  # [B, H, W]
-  yy, xx = np.mgrid[0:x.shape[1], 0:x.shape[2]]
-  mass = x.sum((1, 2))
-  return np.stack([(x * xx).sum((1, 2)) / mass, (x * yy).sum((1, 2)) / mass], 1)
-
-
-def test_dsprites_mig_renders_images_whose_positions_an_encoder_can_read():
+def test_dsprites_mig_renders_images_whose_positions_an_encoder_can_read(centroid_encoder):
   """Through real rendered images: a centroid encoder captures pos_x and pos_y (gap
   close to their discretization ceilings, ~0.83) and nothing about orientation."""
-  score, per = dis.dsprites_mig(_centroid_encoder, num_points=1500, seed=0)
+  score, per = dis.dsprites_mig(centroid_encoder, num_points=1500, seed=0)
   assert per['pos_x'] > 0.6 and per['pos_y'] > 0.6
   assert per['orientation'] < 0.05
   assert 0 < score < 0.7
@@ -164,7 +156,8 @@ def test_factor_vae_prunes_collapsed_units_and_skips_constant_factors():
     dis.factor_values({'scale': (3, 9)})
 
 
-def test_dsprites_factor_vae_through_rendered_images(monkeypatch):
+@pytest.mark.slow
+def test_dsprites_factor_vae_through_rendered_images(monkeypatch, centroid_encoder):
   """Centroid encoder on rendered squares (shape pinned, so it is never fixed; a square's
   centre of mass is its centre whatever its scale and orientation): a vote that fixed
   pos_x (pos_y) finds the x (y) unit still, and the majority classifier names pos_x,
@@ -183,7 +176,7 @@ def test_dsprites_factor_vae_through_rendered_images(monkeypatch):
     return fn
 
   monkeypatch.setattr(dis, 'dsprites_sampler', recording_sampler)
-  out = dis.dsprites_factor_vae(_centroid_encoder, {'shape': (0, 0)}, seed=0, batch_size=16,
+  out = dis.dsprites_factor_vae(centroid_encoder, {'shape': (0, 0)}, seed=0, batch_size=16,
                                 num_train=100, num_eval=100, num_variance_estimate=400)
   assert fixed[0] is None and len(fixed) == 1 + 100 + 100
   expected = np.isin(fixed[101:], (3, 4)).mean()

@@ -35,6 +35,7 @@ def _log_px(m):
   return lambda x, z: likelihood.log_normal(x, z @ W.T + b, jnp.broadcast_to(logvar, x.shape))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k', [1, 10, 1000])
 def test_the_exact_posterior_gives_log_p_x_for_every_k(model, k):
   est = likelihood.iwae(jax.random.PRNGKey(0), model['x'], lambda x: (model['mean'],
@@ -43,6 +44,7 @@ def test_the_exact_posterior_gives_log_p_x_for_every_k(model, k):
   np.testing.assert_allclose(est, model['exact'], rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_perturbed_posterior_is_bounded_and_tightens_with_k(model):
   mean = model['mean'] + 0.3
   logvar = model['logvar'] + 0.7
@@ -58,6 +60,7 @@ def test_a_perturbed_posterior_is_bounded_and_tightens_with_k(model):
   assert exact - values[-1] < 0.05 * (exact - values[0])  # far closer than the ELBO
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_the_estimate(model):
   enc = lambda x: (model['mean'] + 0.2, model['logvar'])
   a = likelihood.iwae(jax.random.PRNGKey(3), model['x'], enc, _log_px(model), 300, chunk=300)

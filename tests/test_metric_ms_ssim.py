@@ -44,6 +44,7 @@ def np_msssim(a, b):
   return np.array(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shape', [(176, 176, 1), (200, 180, 3), (64, 64, 3), (33, 40, 1)])
 def test_matches_an_independent_implementation(shape):
   rng = np.random.default_rng(shape[0])
@@ -53,6 +54,7 @@ def test_matches_an_independent_implementation(shape):
   np.testing.assert_allclose(msssim.ms_ssim(a, b), np_msssim(a, b), rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_identical_images_score_one_and_noise_lowers_it():
   rng = np.random.default_rng(0)
   a = rng.random((1, 64, 64, 3)).astype(np.float32)

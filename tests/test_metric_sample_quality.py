@@ -161,6 +161,7 @@ def digits():
   return (load_digits().images / 16.0).astype(np.float32)[..., None]  # [1797, 8, 8, 1]
 
 
+@pytest.mark.slow
 def test_digits_classifier_is_accurate_and_its_accuracy_is_honest(digits_clf, digits):
   assert not digits_clf.loaded and digits_clf.image_shape == (8, 8, 1)
   _, te = data.split(len(digits), sq.TEST_FRACTION, sq.SEED)
@@ -171,6 +172,7 @@ def test_digits_classifier_is_accurate_and_its_accuracy_is_honest(digits_clf, di
   assert digits_clf.features(digits[:5]).shape == (5, sq.FEATURES)
 
 
+@pytest.mark.slow
 def test_cache_loads_without_training_and_a_new_version_retrains(digits_clf, digits, cache,
                                                                   monkeypatch):
   files = sorted(p.name for p in (cache / 'classifiers').iterdir())
@@ -195,6 +197,7 @@ def test_cache_loads_without_training_and_a_new_version_retrains(digits_clf, dig
   assert (cache / 'classifiers' / f'digits_8x8x1_v{sq.VERSION}.json').exists()
 
 
+@pytest.mark.slow
 def test_score_on_digits(digits_clf, digits):
   real = digits[:600]
   same = sq.score('digits', real, real)
@@ -210,6 +213,7 @@ def test_score_on_digits(digits_clf, digits):
   assert 0 < other['fd'] < fds[2] and other['precision'] > 0.5
 
 
+@pytest.mark.slow
 def test_score_converts_size_and_channels_to_the_classifier_shape(digits_clf, digits):
   """RGB 16x16 digits (what data.image_size=16, channels=3 produces) are brought back to
   8x8 gray (blurred by the round trip): the classifier still reads them as their labels,

@@ -6,7 +6,6 @@ import pytest
 from ae_jax.errors import ConfigError
 from ae_jax.models import FIXED_CODE, PRESETS, build_model, latent_shape
 from ae_jax.models import layers
-from conftest import tiny_config
 
 
 def dense(i, o):
@@ -30,9 +29,13 @@ def variables_of(model, shape):
       {'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, jnp.zeros((1, *shape))))
 
 
-def preset_config(name, latent):
-  latent = 0 if name in FIXED_CODE else latent  # their code size is the architecture's
-  return tiny_config(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+@pytest.fixture
+def preset_config(tiny):
+  """preset_config(name, latent): the tiny config with preset `name` at that code size."""
+  def make(name, latent):
+    latent = 0 if name in FIXED_CODE else latent  # their code size is the architecture's
+    return tiny(model__preset=name, model__kind=PRESETS[name][0], model__latent_dim=latent)
+  return make
 
 
 ENC_BN = (conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4)
@@ -73,7 +76,7 @@ PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))
-def test_preset_parameter_counts(name, latent, shape):
+def test_preset_parameter_counts(name, latent, shape, preset_config):
   model = build_model(preset_config(name, latent).model, shape)
   v = variables_of(model, shape)
   assert count(v['params']) == EXPECTED[(name, latent, shape)]
@@ -83,6 +86,7 @@ def test_every_preset_has_a_count_test():
   assert {k[0] for k in EXPECTED} == set(PRESETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(PUBLISHED))
 def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   """`--config.model.preset=NAME` on the base config (whose latent_dim is 0 = the preset's
@@ -98,24 +102,25 @@ def test_a_preset_from_the_command_line_brings_its_published_code_size(name):
   assert count(variables_of(model, shape)['params']) == EXPECTED[(name, PUBLISHED[name], shape)]
 
 
-def test_an_explicit_latent_size_overrides_the_preset_and_fixed_codes_refuse_one():
+def test_an_explicit_latent_size_overrides_the_preset_and_fixed_codes_refuse_one(tiny):
   from ae_jax import config_lib
-  cfg = config_lib.resolve(tiny_config(model__preset='fcn_ae_64', model__kind='ae',
-                                       model__latent_dim=32))
+  cfg = config_lib.resolve(tiny(model__preset='fcn_ae_64', model__kind='ae',
+                                model__latent_dim=32))
   assert cfg.model.latent_dim == 32
   with pytest.raises(ConfigError, match="preset 'conv_ae_small' has no latent head"):
-    config_lib.resolve(tiny_config(model__preset='conv_ae_small', model__kind='ae',
-                                   model__latent_dim=16))
+    config_lib.resolve(tiny(model__preset='conv_ae_small', model__kind='ae',
+                            model__latent_dim=16))
 
 
-def test_bn_mish_preset_batch_stats_and_latent_shape():
+def test_bn_mish_preset_batch_stats_and_latent_shape(preset_config):
   model = build_model(preset_config('conv_vae_bn_mish', 128).model, (64, 64, 3))
   v = variables_of(model, (64, 64, 3))
   assert count(v['batch_stats']) == 2 * (64 + 128 + 256 + 512 + 1024) * 2  # mean, var x enc+dec
   assert latent_shape(model, (64, 64, 3)) == (2, 2, 128)
 
 
-def test_kaiming_init_and_bn_init_of_bn_mish():
+@pytest.mark.slow
+def test_kaiming_init_and_bn_init_of_bn_mish(preset_config):
   model = build_model(preset_config('conv_ae_bn_mish', 1024).model, (32, 32, 3))
   # jitted: drawing the 8M-weight kernels op by op takes 3x as long
   v = jax.jit(model.init)({'params': jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)))
@@ -139,12 +144,13 @@ CUSTOM = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shape', [(28, 28, 1), (50, 50, 3), (64, 64, 3)])
 @pytest.mark.parametrize('kind', ['ae', 'vae'])
 @pytest.mark.parametrize('overrides', CUSTOM, ids=['mlp', 'conv_flat_bn', 'conv_spatial_gn',
                                                    'conv_k3_ln_tanh'])
-def test_custom_models_reconstruct_any_size(shape, kind, overrides):
-  cfg = tiny_config(model__kind=kind, model__conv__channels=(4, 8), **overrides)
+def test_custom_models_reconstruct_any_size(shape, kind, overrides, tiny):
+  cfg = tiny(model__kind=kind, model__conv__channels=(4, 8), **overrides)
   model = build_model(cfg.model, shape)
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape))
   v = jax.jit(model.init)({'params': jax.random.PRNGKey(0), 'reparam': jax.random.PRNGKey(1)}, x)
@@ -160,25 +166,26 @@ def test_custom_models_reconstruct_any_size(shape, kind, overrides):
     ('conv_vae_bn_mish', (28, 28, 1), ('28', '32')),
     ('conv_ae_small', (28, 28, 3), ('26x26', '28x28')),
 ])
-def test_preset_size_it_cannot_divide_is_a_config_error(name, shape, numbers):
+def test_preset_size_it_cannot_divide_is_a_config_error(name, shape, numbers, preset_config):
   with pytest.raises(ConfigError) as e:
     build_model(preset_config(name, 16).model, shape)
   for n in numbers:
     assert n in str(e.value)
 
 
-def test_conv_stack_too_deep_for_image_names_sizes():
-  cfg = tiny_config(model__arch='conv', model__conv__channels=(4, 4, 4, 4, 4))
+def test_conv_stack_too_deep_for_image_names_sizes(tiny):
+  cfg = tiny(model__arch='conv', model__conv__channels=(4, 4, 4, 4, 4))
   with pytest.raises(ConfigError, match='image size 8 is too small for 5 conv layers'):
     build_model(cfg.model, (8, 8, 1))
 
 
-def test_preset_kind_mismatch_is_a_config_error():
-  cfg = tiny_config(model__preset='mlp_ae_50', model__kind='vae')
+def test_preset_kind_mismatch_is_a_config_error(tiny):
+  cfg = tiny(model__preset='mlp_ae_50', model__kind='vae')
   with pytest.raises(ConfigError, match="model.kind='ae'"):
     build_model(cfg.model, (50, 50, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('k,s,p,op', [(4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1), (3, 2, 2, 1),
                                       (5, 1, 2, 0), (2, 2, 0, 0), (5, 3, 1, 2)])
 @pytest.mark.parametrize('size', [5, 8])
@@ -199,6 +206,7 @@ def test_fast_conv_transpose_equals_dilated_reference(k, s, p, op, size, impl):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_conv_transpose_matches_lax_conv_transpose():
   # With padding 0, torch's ConvTranspose2d is lax.conv_transpose(transpose_kernel=True)
   # of a kernel read as the forward conv's [H, W, O=Cin, I=Cout].
@@ -211,13 +219,14 @@ def test_conv_transpose_matches_lax_conv_transpose():
   np.testing.assert_allclose(layers.conv_transpose_subpixel(x, w, 2, 0, 0), ref, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind,patch', [('ae', 1), ('vae', 2)])
-def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
+def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch, tiny):
   """model.resnet.linear='pca': before any step the model reconstructs test images exactly
   as the PCA baseline does, and its codes are whitened (unit spread on the training split)."""
   from ae_jax.metrics import pca
   from ae_jax.training import prepare
-  cfg = tiny_config()
+  cfg = tiny()
   with cfg.unlocked():
     cfg.data.name, cfg.data.image_size, cfg.data.num_examples = 'photos', 16, 300
     cfg.model.kind, cfg.model.arch, cfg.model.latent_dim = kind, 'resnet', 8
@@ -236,6 +245,7 @@ def test_resnet_linear_path_starts_as_the_training_splits_pca(kind, patch):
                              pca.reconstruct(pca.fit(train, 8), test), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_resnet_patch_blocks_round_trip_and_sizes_are_checked():
   from ae_jax.models import build_model, resnet
   from ae_jax.configs import base

@@ -11,13 +11,17 @@ import pytest
 from ae_jax import inference
 from ae_jax.errors import ConfigError, DataError, WorkdirError
 from ae_jax.train import train_and_evaluate
-from conftest import ROOT, tiny_config
 
 
-def cli(*args, cwd=ROOT, timeout=300, module='ae_jax.main'):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def cli(root):
+  """cli(*args, cwd=the checkout, timeout=300, module='ae_jax.main') -> the finished
+  command's CompletedProcess."""
+  def run(*args, cwd=root, timeout=300, module='ae_jax.main'):
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+  return run
 
 
 def _tree(path):
@@ -30,25 +34,26 @@ def _tree(path):
   return out
 
 
-def test_a_workdir_holding_another_experiment_is_refused_and_fresh_moves_it_aside(tmp_path):
+@pytest.mark.slow
+def test_a_workdir_holding_another_experiment_is_refused_and_fresh_moves_it_aside(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
+  train_and_evaluate(tiny(train__num_epochs=1), workdir)
   before = _tree(workdir)
   # Other data of the same shape: once silently "resumed"; now refused before any work.
   with pytest.raises(WorkdirError) as e:
-    train_and_evaluate(tiny_config(train__num_epochs=1, data__name='faces', data__image_size=8),
+    train_and_evaluate(tiny(train__num_epochs=1, data__name='faces', data__image_size=8),
                        workdir)
   msg = str(e.value)
   assert "data.name: 'digits' -> 'faces'" in msg and '--fresh' in msg and '--workdir' in msg
   # Another model (other shapes): the same one line, not an Orbax traceback.
   with pytest.raises(WorkdirError, match=r'model.hidden: \[32\] -> \[16\]'):
-    train_and_evaluate(tiny_config(train__num_epochs=1, model__hidden=(16,)), workdir)
+    train_and_evaluate(tiny(train__num_epochs=1, model__hidden=(16,)), workdir)
   assert _tree(workdir) == before  # config.json (and everything else) untouched
   # Training longer and changing evaluation or figures stay allowed.
-  train_and_evaluate(tiny_config(train__num_epochs=2, train__eval_every=2), workdir)
+  train_and_evaluate(tiny(train__num_epochs=2, train__eval_every=2), workdir)
   assert json.load(open(os.path.join(workdir, 'config.json')))['train']['num_epochs'] == 2
   # --fresh moves the old run aside (nothing deleted) and starts again.
-  train_and_evaluate(tiny_config(train__num_epochs=1, data__name='faces', data__image_size=8),
+  train_and_evaluate(tiny(train__num_epochs=1, data__name='faces', data__image_size=8),
                      workdir, fresh=True)
   moved = [n for n in os.listdir(tmp_path) if n.startswith('w.old-')]
   assert len(moved) == 1
@@ -57,7 +62,8 @@ def test_a_workdir_holding_another_experiment_is_refused_and_fresh_moves_it_asid
   assert inference.load(workdir).epoch == 1
 
 
-def test_cli_refusal_and_fresh_flag(tmp_path):
+@pytest.mark.slow
+def test_cli_refusal_and_fresh_flag(tmp_path, cli):
   workdir = str(tmp_path / 'w')
   common = ['--workdir', workdir, '--config.data.image_size=8', '--config.train.num_epochs=1',
             "--config.model.hidden=(16,)", "--config.eval.metrics=('loss','psnr')"]
@@ -75,7 +81,7 @@ def test_cli_refusal_and_fresh_flag(tmp_path):
     (lambda p: (os.makedirs(p / 'ro'), os.chmod(p / 'ro', 0o500), str(p / 'ro' / 'run'))[-1],
      'cannot be written'),
 ])
-def test_an_unwritable_workdir_fails_before_data_loads(tmp_path, make, message, monkeypatch):
+def test_an_unwritable_workdir_fails_before_data_loads(tmp_path, make, message, monkeypatch, tiny):
   if message == 'cannot be written' and os.geteuid() == 0:
     # root writes anywhere: simulate the failing write the check makes
     import builtins
@@ -87,11 +93,12 @@ def test_an_unwritable_workdir_fails_before_data_loads(tmp_path, make, message, 
   loaded = []
   monkeypatch.setattr(data, 'load', lambda cfg: loaded.append(1))
   with pytest.raises(WorkdirError, match=message):
-    train_and_evaluate(tiny_config(), make(tmp_path))
+    train_and_evaluate(tiny(), make(tmp_path))
   assert not loaded
 
 
-def test_cli_errors_are_one_line(tmp_path):
+@pytest.mark.slow
+def test_cli_errors_are_one_line(tmp_path, root, cli):
   r = cli('--config', 'configs/vae_bta.py')
   assert r.returncode == 2 and 'Traceback' not in r.stderr
   assert ('error: --config configs/vae_bta.py: no such file (did you mean vae_beta?); shipped '
@@ -106,7 +113,7 @@ def test_cli_errors_are_one_line(tmp_path):
   r = cli('--config', 'vae_mlp', '--workdir', str(tmp_path / 'named'), *tiny, cwd=str(tmp_path))
   assert r.returncode == 0, r.stderr[-2000:]
   # A config file that imports the base from the package works from any working directory.
-  r = cli('--config', os.path.join(ROOT, 'configs', 'vae_mlp.py'), '--workdir',
+  r = cli('--config', os.path.join(root, 'configs', 'vae_mlp.py'), '--workdir',
           str(tmp_path / 'w'), *tiny, cwd=str(tmp_path))
   assert r.returncode == 0, r.stderr[-2000:]
   r = cli('--workdir', str(tmp_path / 'w'), '--config.train.num_epochs=1')
@@ -116,12 +123,12 @@ def test_cli_errors_are_one_line(tmp_path):
   assert r.returncode == 2 and 'error: --config is required for training' in r.stderr
 
 
-def test_resizing_the_users_data_is_announced(tmp_path, capsys, caplog):
+def test_resizing_the_users_data_is_announced(tmp_path, capsys, caplog, tiny):
   x = (np.random.default_rng(0).random((40, 32, 32, 3)) * 255).astype(np.uint8)
   np.save(tmp_path / 'faces32.npy', x)
   from ae_jax import data
-  cfg = tiny_config(data__name='npy', data__path=str(tmp_path / 'faces32.npy'),
-                    data__image_size=26).data
+  cfg = tiny(data__name='npy', data__path=str(tmp_path / 'faces32.npy'),
+             data__image_size=26).data
   with caplog.at_level('WARNING', logger='ae_jax'):
     ds = data.load(cfg)
   assert 'data.image_size=26 resizes the 32x32 images of' in caplog.text
@@ -131,7 +138,8 @@ def test_resizing_the_users_data_is_announced(tmp_path, capsys, caplog):
   assert 'resized 32x32 -> 26x26 (data.image_size)' in line
 
 
-def test_the_default_config_runs_short(tmp_path):
+@pytest.mark.slow
+def test_the_default_config_runs_short(tmp_path, cli):
   """vae_beta's own extra evaluation epoch (5) is dropped with a note when a user shortens
   the run; an explicit value beyond the run stays an error."""
   common = ['--config', 'configs/vae_beta.py', '--config.data.num_examples=100',
@@ -149,22 +157,24 @@ def test_the_default_config_runs_short(tmp_path):
   assert 'config.sweep.eval_epochs=(5,): 5 is not an epoch in 1..train.num_epochs=2' in r.stderr
 
 
-def test_evaluation_epochs_outlive_max_to_keep(tmp_path):
+@pytest.mark.slow
+def test_evaluation_epochs_outlive_max_to_keep(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=4, checkpoint__max_to_keep=1,
-                                 sweep__eval_epochs=(2,), checkpoint__keep_epochs=(1,)), workdir)
+  train_and_evaluate(tiny(train__num_epochs=4, checkpoint__max_to_keep=1,
+                          sweep__eval_epochs=(2,), checkpoint__keep_epochs=(1,)), workdir)
   for epoch in (1, 2, 4):
     assert inference.load(workdir, epoch=epoch).epoch == epoch
   with pytest.raises(WorkdirError, match=r'no checkpoint at epoch 3; saved epochs: \[1, 2, 4\]'):
     inference.load(workdir, epoch=3)
 
 
-def test_neg_elbo_is_reported_only_where_it_is_one(tmp_path):
-  ae = train_and_evaluate(tiny_config(model__kind='ae', train__num_epochs=1), str(tmp_path / 'a'))
+@pytest.mark.slow
+def test_neg_elbo_is_reported_only_where_it_is_one(tmp_path, tiny):
+  ae = train_and_evaluate(tiny(model__kind='ae', train__num_epochs=1), str(tmp_path / 'a'))
   assert 'kl' not in ae['members'][0]['eval'] and 'neg_elbo' not in ae['members'][0]['eval']
   # 'mean' reduction: the loss averages pixels, the -ELBO still sums the likelihood's terms.
-  s = train_and_evaluate(tiny_config(loss__reduction='mean', loss__reconstruction='mse',
-                                     train__num_epochs=1), str(tmp_path / 'm'))['members'][0]
+  s = train_and_evaluate(tiny(loss__reduction='mean', loss__reconstruction='mse',
+                              train__num_epochs=1), str(tmp_path / 'm'))['members'][0]
   ev = s['eval']
   pixels = 8 * 8
   assert ev['recon'] < 1.0  # a per-pixel mean
@@ -172,23 +182,23 @@ def test_neg_elbo_is_reported_only_where_it_is_one(tmp_path):
   assert ev['neg_elbo'] == pytest.approx(expected, rel=0.05)  # one-sample estimates each
 
 
-def test_tfds_not_prepared_is_one_line_and_never_downloads(tmp_path):
+def test_tfds_not_prepared_is_one_line_and_never_downloads(tmp_path, tiny):
   from ae_jax import data
   with pytest.raises(DataError) as e:
-    data.load(tiny_config(data__name='mnist', data__path=str(tmp_path)).data)
+    data.load(tiny(data__name='mnist', data__path=str(tmp_path)).data)
   msg = str(e.value)
   assert f"tfds dataset 'mnist' is not prepared in {tmp_path}" in msg
   assert 'pip install tensorflow && tfds build mnist --file_format=array_record' in msg
   assert not any('downloads' in n for n in os.listdir(tmp_path))
 
 
-def test_photos_at_the_bn_mish_size_and_a_size_too_large_names_the_key():
+def test_photos_at_the_bn_mish_size_and_a_size_too_large_names_the_key(tiny):
   from ae_jax import data
-  ds = data.load(tiny_config(data__name='photos', data__image_size=64, data__num_examples=30).data)
+  ds = data.load(tiny(data__name='photos', data__image_size=64, data__num_examples=30).data)
   assert ds.train['image'].shape[1:] == (64, 64, 3)
   with pytest.raises(ConfigError, match=r'data.image_size=300 is too large .* the largest that '
                                         r'fits is \d+'):
-    data.load(tiny_config(data__name='photos', data__image_size=300).data)
+    data.load(tiny(data__name='photos', data__image_size=300).data)
 
 
 def _message_strings(path):
@@ -205,7 +215,7 @@ def _message_strings(path):
           if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
 
 
-def test_error_messages_name_only_keys_that_exist():
+def test_error_messages_name_only_keys_that_exist(root):
   """Every `data.x`, `model.x`, ... that a message in the package names is a config key."""
   import re
   from ae_jax.schema import base_config
@@ -215,11 +225,11 @@ def test_error_messages_name_only_keys_that_exist():
   pattern = re.compile(rf'(?<![\w.])(?:config\.)?((?:{sections})(?:\.{word})+)(?![\w(])')
   files = ('json', 'jsonl', 'py', 'md', 'csv', 'html', 'png', 'npy', 'npz')
   missing, checked = set(), 0
-  for root, _, names in os.walk(os.path.join(ROOT, 'ae_jax')):
+  for folder, _, names in os.walk(os.path.join(root, 'ae_jax')):
     for f in names:
       if not f.endswith('.py'):
         continue
-      for text in _message_strings(os.path.join(root, f)):
+      for text in _message_strings(os.path.join(folder, f)):
         for key in pattern.findall(text):
           if key.rsplit('.', 1)[-1] in files:
             continue

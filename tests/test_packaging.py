@@ -11,16 +11,15 @@ import sys
 import pytest
 
 from ae_jax import docs
-from conftest import ROOT, tiny_config
 
 
-def _import_graph():
+def _import_graph(root):
   """{module: modules of ae_jax it imports (at module level or inside functions)}."""
   mods = {}
-  for folder, _, files in os.walk(os.path.join(ROOT, 'ae_jax')):
+  for folder, _, files in os.walk(os.path.join(root, 'ae_jax')):
     for f in files:
       if f.endswith('.py'):
-        name = os.path.relpath(os.path.join(folder, f), ROOT)[:-3].replace(os.sep, '.')
+        name = os.path.relpath(os.path.join(folder, f), root)[:-3].replace(os.sep, '.')
         mods[name.removesuffix('.__init__')] = os.path.join(folder, f)
   graph = {}
   for name, path in mods.items():
@@ -36,8 +35,8 @@ def _import_graph():
   return graph
 
 
-def test_no_import_cycles_in_the_package():
-  graph = _import_graph()
+def test_no_import_cycles_in_the_package(root):
+  graph = _import_graph(root)
   assert 'ae_jax.config_lib' in graph and 'ae_jax.sweep' in graph['ae_jax.config_lib']
   cycles = []
 
@@ -55,10 +54,10 @@ def test_no_import_cycles_in_the_package():
   assert not any(m.startswith('ae_jax.models') for m in graph['ae_jax.data'])
 
 
-def test_no_import_path_edits_in_the_package_tests_or_experiments():
+def test_no_import_path_edits_in_the_package_tests_or_experiments(root):
   hits = []
   for top in ('ae_jax', 'tests', 'experiments'):
-    for folder, _, files in os.walk(os.path.join(ROOT, top)):
+    for folder, _, files in os.walk(os.path.join(root, top)):
       for f in files:
         if f.endswith('.py'):
           text = open(os.path.join(folder, f)).read()
@@ -67,8 +66,8 @@ def test_no_import_path_edits_in_the_package_tests_or_experiments():
   assert not hits, hits
 
 
-def test_the_generated_reference_pages_are_current():
-  bad = docs.stale(os.path.join(ROOT, 'docs'))
+def test_the_generated_reference_pages_are_current(root):
+  bad = docs.stale(os.path.join(root, 'docs'))
   assert not bad, f'{bad} are stale: regenerate with python -m ae_jax.docs'
 
 
@@ -117,11 +116,12 @@ def test_a_new_study_gets_its_page_and_its_command_block(tmp_path, monkeypatch):
       docs.fill_blocks('<!-- generated:studies -->\n<!-- /generated:studies -->', str(tmp_path)))
 
 
-def _run(args, cwd=ROOT):
+def _run(args, cwd):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_path):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
   r = _run([script, '--help'], cwd=str(tmp_path))
@@ -135,14 +135,15 @@ def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_pat
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny):
   from ae_jax.train import train_and_evaluate
   workdir = str(tmp_path_factory.mktemp('trained') / 'w')
-  train_and_evaluate(tiny_config(data__image_size=8, train__num_epochs=1), workdir)
+  train_and_evaluate(tiny(data__image_size=8, train__num_epochs=1), workdir)
   return workdir
 
 
-def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path):
+@pytest.mark.slow
+def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path, root):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
   r = _run([script, 'evaluate', '--workdir', trained, '--metrics', 'nll_iwae',
             '--config.eval.iwae_samples=3', '--config.eval.iwae_chunk=3',
@@ -153,7 +154,7 @@ def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_p
   assert set(out['members'][0]['eval']) == {'nll_iwae'}
   # the same through python -m ae_jax.main, and a model key is refused in one line
   r = _run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir', trained,
-            '--config.model.latent_dim=3'])
+            '--config.model.latent_dim=3'], root)
   assert r.returncode == 2 and r.stderr.count('\n') == 1
   assert r.stderr.startswith('error: --config.model.latent_dim: a trained workdir keeps its '
                              'own model.latent_dim')

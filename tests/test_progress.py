@@ -3,9 +3,9 @@ short phases; and a long phase (a pass metric, encoding a split) reporting throu
 import io
 
 import numpy as np
+import pytest
 
 from ae_jax import progress
-from conftest import tiny_config
 
 
 class Terminal(io.StringIO):
@@ -64,11 +64,12 @@ def test_a_terminal_gets_a_tqdm_bar():
   assert 'so far' not in out  # not the log-file lines
 
 
-def test_a_long_pass_and_encoding_report_through_it(tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_a_long_pass_and_encoding_report_through_it(tmp_path, monkeypatch, capsys, tiny):
   from ae_jax.evaluate import evaluate_workdir
   from ae_jax.train import train_and_evaluate
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
+  train_and_evaluate(tiny(train__num_epochs=1), workdir)
   capsys.readouterr()
   monkeypatch.setattr(progress, 'FIRST_S', 0.0)  # as if each phase took long
   monkeypatch.setattr(progress, 'EVERY_S', 1e9)

@@ -6,6 +6,7 @@ batch in another order than one device does, so parameters agree to float tolera
 (rtol 1e-4, atol 1e-5 after two epochs), not bit for bit.
 """
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import chex
 import pytest
 
 from ae_jax import inference
-from conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 RTOL, ATOL = 1e-4, 1e-5
 EIGHT_DEVICES = {'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} "
@@ -28,28 +30,36 @@ CASES = {  # name -> tiny_config overrides (besides the mesh)
 
 SCRIPT = textwrap.dedent('''
     import os
+    import pickle
     import jax
     {init}
-    import conftest
     from ae_jax.train import train_and_evaluate
-    cases = {cases!r}
-    for name, overrides in cases.items():
-      for mesh in {meshes!r}:
-        if mesh.get('mesh__members', 1) > 1 and 'sweep__beta' not in overrides:
-          continue  # members split over devices: sweeps only
-        cfg = conftest.tiny_config(train__num_epochs=2, **overrides, **mesh)
-        tag = '-'.join(f'{{k.split("__")[1]}}{{v}}' for k, v in mesh.items())
-        train_and_evaluate(cfg, os.path.join({out!r}, f'{{name}}-{{tag}}'))
+    with open({configs!r}, 'rb') as f:
+      configs = pickle.load(f)
+    for name, cfg in configs.items():
+      train_and_evaluate(cfg, os.path.join({out!r}, name))
     print('devices', jax.device_count(), 'processes', jax.process_count(), flush=True)
 ''')
 
 
-def _run(script, env_extra=None, timeout=600):
-  # the scripts import the tests' conftest (tiny_config): its folder goes on PYTHONPATH
-  path = os.pathsep.join(p for p in (os.path.join(ROOT, 'tests'),
-                                     os.environ.get('PYTHONPATH')) if p)
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=path, **(env_extra or {}))
-  return subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, env=env,
+def _configs(tiny, meshes, path) -> str:
+  """Pickles {'<case>-<mesh tag>': config} for SCRIPT (the tests' tiny configs, built
+  here) to `path`."""
+  configs = {}
+  for name, overrides in CASES.items():
+    for mesh in meshes:
+      if mesh.get('mesh__members', 1) > 1 and 'sweep__beta' not in overrides:
+        continue  # members split over devices: sweeps only
+      tag = '-'.join(f'{k.split("__")[1]}{v}' for k, v in mesh.items())
+      configs[f'{name}-{tag}'] = tiny(train__num_epochs=2, **overrides, **mesh)
+  with open(path, 'wb') as f:
+    pickle.dump(configs, f)
+  return str(path)
+
+
+def _run(root, script, env_extra=None):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env_extra or {}))
+  return subprocess.Popen([sys.executable, '-c', script], cwd=root, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -63,16 +73,17 @@ def _close(a_dir, b_dir, members=1):
 
 
 @pytest.fixture(scope='module')
-def eight_devices(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp('eight'))
+def eight_devices(tmp_path_factory, tiny, root):
+  out = tmp_path_factory.mktemp('eight')
   meshes = [dict(mesh__data=1, mesh__members=1), dict(mesh__data=-1, mesh__members=1),
             dict(mesh__data=4, mesh__members=2)]
-  script = SCRIPT.format(init='', cases=CASES, meshes=meshes, out=out)
-  proc = _run(script, EIGHT_DEVICES)
+  configs = _configs(tiny, meshes, out / 'configs.pkl')
+  script = SCRIPT.format(init='', configs=configs, out=str(out))
+  proc = _run(root, script, EIGHT_DEVICES)
   stdout, stderr = proc.communicate(timeout=900)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'devices 8 processes 1' in stdout
-  return out
+  return str(out)
 
 
 def _free_port():
@@ -82,20 +93,21 @@ def _free_port():
 
 
 @pytest.fixture(scope='module')
-def two_processes(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp('two'))
+def two_processes(tmp_path_factory, tiny, root):
+  out = tmp_path_factory.mktemp('two')
+  configs = _configs(tiny, [dict(mesh__data=-1)], out / 'configs.pkl')
   port = _free_port()
   procs = []
   for pid in range(2):
     init = (f"jax.distributed.initialize('127.0.0.1:{port}', 2, {pid}, "
             f"coordinator_bind_address='127.0.0.1:{port}')")
-    script = SCRIPT.format(init=init, cases=CASES, meshes=[dict(mesh__data=-1)], out=out)
-    procs.append(_run(script))
+    script = SCRIPT.format(init=init, configs=configs, out=str(out))
+    procs.append(_run(root, script))
   results = [p.communicate(timeout=900) for p in procs]
   for p, (_, stderr) in zip(procs, results):
     assert p.returncode == 0, stderr[-3000:]
   assert 'devices 2 processes 2' in results[0][0]
-  return out
+  return str(out)
 
 
 @pytest.mark.parametrize('case', list(CASES))
@@ -117,20 +129,23 @@ def test_two_processes_match_one_device(eight_devices, two_processes, case):
   assert len(rows) == 2 * 2 * members
 
 
-def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(two_processes,
-                                                                           tmp_path):
+def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(
+    two_processes, tmp_path, tiny, root):
   import shutil
   src = os.path.join(two_processes, 'single-data-1')
   one = inference.load(src)  # this process: one device
   assert one.epoch == 2
   work = str(tmp_path / 'w')
   shutil.copytree(src, work)
+  with open(tmp_path / 'config.pkl', 'wb') as f:
+    pickle.dump(tiny(train__num_epochs=3), f)
   script = textwrap.dedent(f'''
-      import conftest
+      import pickle
       from ae_jax.train import train_and_evaluate
-      train_and_evaluate(conftest.tiny_config(train__num_epochs=3), {work!r})
+      with open({str(tmp_path / 'config.pkl')!r}, 'rb') as f:
+        train_and_evaluate(pickle.load(f), {work!r})
   ''')
-  proc = _run(script, EIGHT_DEVICES)
+  proc = _run(root, script, EIGHT_DEVICES)
   stdout, stderr = proc.communicate(timeout=600)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'resumed' in stdout and 'from epoch 2' in stdout

@@ -7,15 +7,15 @@ import pytest
 
 from ae_jax import compile as compile_lib, cpu_policy, optim, steps
 from ae_jax.training import prepare
-from conftest import tiny_config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loop', ['scan', 'python'])
-def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
+def test_train_step_is_traced_once_across_epochs(loop, monkeypatch, tiny):
   # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
   chex.clear_trace_counter()
   monkeypatch.setattr(steps, 'train_step', chex.assert_max_traces(steps.train_step, n=1))
-  setup = prepare(tiny_config(train__loop=loop))
+  setup = prepare(tiny(train__loop=loop))
   assert setup.functions.loop == loop
   state = setup.init_state()
   images = jnp.asarray(setup.dataset.train['image'])
@@ -25,26 +25,29 @@ def test_train_step_is_traced_once_across_epochs(loop, monkeypatch):
   assert int(setup.functions.stack(state).step[0]) == 3 * setup.steps_per_epoch
 
 
-def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu():
-  assert prepare(tiny_config()).functions.loop == 'scan'
-  conv = tiny_config(model__arch='conv', model__conv__channels=(4,))
+@pytest.mark.slow
+def test_auto_loop_is_the_scan_unless_xla_convs_run_in_it_on_cpu(tiny):
+  assert prepare(tiny()).functions.loop == 'scan'
+  conv = tiny(model__arch='conv', model__conv__channels=(4,))
   assert prepare(conv).functions.loop == 'scan'  # canonical convolutions (model.conv.impl='auto')
-  xla = tiny_config(model__arch='conv', model__conv__channels=(4,), model__conv__impl='xla')
+  xla = tiny(model__arch='conv', model__conv__channels=(4,), model__conv__impl='xla')
   assert prepare(xla).functions.loop == ('python' if jax.default_backend() == 'cpu' else 'scan')
 
 
-def test_scan_and_python_loops_agree():
+@pytest.mark.slow
+def test_scan_and_python_loops_agree(tiny):
   out = []
   for loop in ('scan', 'python'):
-    setup = prepare(tiny_config(train__loop=loop))
+    setup = prepare(tiny(train__loop=loop))
     state, m = setup.functions.epoch(setup.init_state(), jnp.asarray(setup.dataset.train['image']),
                                setup.inputs, 0)
     out.append((state.params, m['loss']))
   chex.assert_trees_all_close(out[0], out[1], rtol=1e-5, atol=1e-6)
 
 
-def test_epoch_order_depends_on_epoch_and_seed_only():
-  setup = prepare(tiny_config())
+@pytest.mark.slow
+def test_epoch_order_depends_on_epoch_and_seed_only(tiny):
+  setup = prepare(tiny())
   st = jax.tree_util.tree_map(lambda x: x[0], setup.functions.stack(setup.init_state()))
   n = setup.dataset.train['image'].shape[0]
   a = steps.epoch_batches(setup.spec.step, st.data_key, n, 0)
@@ -63,6 +66,7 @@ def _spec(**kw):
   return optim.OptimSpec(**base)
 
 
+@pytest.mark.slow
 def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
   p = {'w': jnp.array([2.0, -1.0])}
   g = {'w': jnp.array([0.5, 0.5])}
@@ -77,6 +81,7 @@ def test_adam_weight_decay_is_l2_and_adamw_is_decoupled():
     np.testing.assert_allclose(d['w'], want, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_reduce_on_plateau_halves_after_patience_epochs():
   tx = optim.make_optimizer(_spec(plateau_factor=0.5, plateau_patience=2, steps_per_epoch=3))
   p = {'w': jnp.ones(2)}
@@ -102,6 +107,7 @@ def test_schedules():
   assert abs(float(optim.schedule_multiplier(warm, 9)) - 0.5) < 1e-6
 
 
+@pytest.mark.slow
 def test_gradient_clipping_bounds_adam_input():
   tx = optim.make_optimizer(_spec(grad_clip_norm=1.0))
   p = {'w': jnp.zeros(4)}
@@ -111,11 +117,12 @@ def test_gradient_clipping_bounds_adam_input():
   np.testing.assert_allclose(jnp.linalg.norm(adam_state.mu['w']) / 0.1, 1.0, rtol=1e-5)
 
 
-def test_eval_padding_is_masked():
+@pytest.mark.slow
+def test_eval_padding_is_masked(tiny):
   images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
   batched, valid = steps.batch_for_eval(images, 2)
   assert batched.shape == (3, 2, 4, 4, 1) and valid.sum() == 5
-  setup = prepare(tiny_config())
+  setup = prepare(tiny())
   state = setup.init_state()
   x = jnp.asarray(setup.dataset.test['image'][:5])
   key = jax.random.PRNGKey(0)
@@ -130,7 +137,8 @@ def test_eval_padding_is_masked():
     np.testing.assert_allclose(full[k], small[k], rtol=1e-5)
 
 
-def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
+@pytest.mark.slow
+def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu(tiny):
   from ae_jax.models import build_model
   from ae_jax.configs import base
   widths = {}
@@ -145,18 +153,19 @@ def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu():
   assert [choose('auto', True, w) for w in widths.values()] == ['off', 'on', 'on']
   assert choose('auto', False, 64) == 'on'  # GPU/TPU: XLA's defaults
   assert choose('auto', True, 64, num_members=4) == 'on'  # a sweep (vae_beta): measured slower
-  assert prepare(tiny_config(model__arch='conv', model__conv__channels=(4,),
-                           sweep__beta=(1.0, 4.0))).functions.policy.ynnpack == 'on'
+  assert prepare(tiny(model__arch='conv', model__conv__channels=(4,),
+                    sweep__beta=(1.0, 4.0))).functions.policy.ynnpack == 'on'
   assert choose('on', True, 64) == 'on' and choose('off', True, 1024) == 'off'
 
 
-def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same():
+@pytest.mark.slow
+def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same(tiny):
   """The option reaches XLA (a YNNPACK fusion in the default step, none with 'off') and
   changes only the speed: one step's parameters agree to float32 rounding."""
   out = {}
   for ynn in ('on', 'off'):
-    setup = prepare(tiny_config(model__arch='conv', model__conv__channels=(8, 16),
-                              data__image_size=16, model__conv__ynnpack=ynn))
+    setup = prepare(tiny(model__arch='conv', model__conv__channels=(8, 16),
+                       data__image_size=16, model__conv__ynnpack=ynn))
     assert setup.functions.policy.ynnpack == ynn
     state = setup.init_state()
     batch = jnp.asarray(setup.dataset.train['image'][:setup.config.train.batch_size])

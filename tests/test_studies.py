@@ -5,7 +5,6 @@ retraining. That --quick is each report's experiment, smaller, is checked on the
 without training (docs/studies/ gives each study's measured full-budget time)."""
 import importlib
 import json
-import math
 import os
 import re
 
@@ -19,50 +18,13 @@ from ae_jax.studies import (BUDGET_KEYS, NATIVE, STUDIES, Experiment, Model, Stu
 from ae_jax.studies.__main__ import main as study_main
 
 
-def _run(name, workdir, *extra):
-  study_main([name, '--workdir', str(workdir), '--smoke', *extra])
-  md = open(os.path.join(workdir, 'report.md')).read()
-  html = open(os.path.join(workdir, 'report.html')).read()
-  # every figure the Markdown links exists and is embedded in the HTML
-  links = re.findall(r'!\[[^\]]*\]\(([^)]+)\)', md)
-  for rel in links:
-    assert os.path.getsize(os.path.join(workdir, rel)) > 1000, rel
-  assert html.count('data:image/png;base64,') == len(links)
-  # the first thing it says is that this is not the report's experiment
-  assert md.split('\n')[2].startswith("> **Smoke budget (`--smoke`): not this report's "
-                                      'experiment.**')
-  assert "<b>Smoke budget (`--smoke`): not this report&#x27;s experiment.</b>" in html
-  _check_results(json.load(open(os.path.join(workdir, 'results.json'))), name, 'smoke')
-  return md
-
-
-def _check_results(results, name, budget):
-  """results.json: the study, its budget and what it changed, the settings, and a row per
-  model with a key, a description and registry-named metrics."""
-  assert results['study'] == name and results['budget'] == budget
-  assert results['settings'] and all(results['settings'].values())
-  assert results['budget_changes'] and 'train.num_epochs' in results['budget_changes']
-  keys = [m['key'] for m in results['models']]
-  assert keys and len(set(keys)) == len(keys)
-  for m in results['models']:
-    assert m['description'] and m['table'] and m['metrics']
-    assert set(m['metrics']) <= set(registry.REGISTRY)
-    values = [x for v in m['metrics'].values() for x in (v if isinstance(v, list) else [v])]
-    assert all(v is None or math.isfinite(v) for v in values)  # vectors: kl_per_dim
-
-
-def _table(md: str, heading: str) -> list[list[str]]:
-  part = md.split(f'## {heading}\n', 1)[1].split('\n## ', 1)[0]
-  rows = [line for line in part.splitlines() if line.startswith('|')]
-  return [[c.strip() for c in r.strip('|').split('|')] for r in rows[2:]]
-
-
 def _results(workdir) -> dict:
   return json.load(open(os.path.join(workdir, 'results.json')))
 
 
-def test_latent_noise_generation(tmp_path, capsys):
-  md = _run('latent_noise_generation', tmp_path)
+@pytest.mark.slow
+def test_latent_noise_generation(tmp_path, capsys, smoke_study):
+  md = smoke_study('latent_noise_generation', tmp_path)
   out = tmp_path / 'latent' / 'generate'
   data, labels = np.load(out / 'gen_data.npy'), np.load(out / 'gen_label.npy')
   ids = np.load(out / 'gen_ids.npy')
@@ -77,9 +39,10 @@ def test_latent_noise_generation(tmp_path, capsys):
   assert f'note: {said}' in capsys.readouterr().out and said in md
 
 
-def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
-  md = _run('ae_vs_vae_noise', tmp_path)
-  rows = _table(md, 'How far decoded noise falls from the data')
+@pytest.mark.slow
+def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys, smoke_study, report_table):
+  md = smoke_study('ae_vs_vae_noise', tmp_path)
+  rows = report_table(md, 'How far decoded noise falls from the data')
   assert [r[0] for r in rows] == ['AE', 'VAE']
   assert all(float(r[1]) > 0 and np.isfinite(float(r[4])) for r in rows)
   results = _results(tmp_path)
@@ -89,7 +52,7 @@ def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
   assert z['noise'].shape[:2] == (2, 8)
   np.testing.assert_array_equal(z['decoded_0'].shape, z['decoded_1'].shape)
   capsys.readouterr()
-  _run('ae_vs_vae_noise', tmp_path)  # resumes both models, trains nothing, redraws
+  smoke_study('ae_vs_vae_noise', tmp_path)  # resumes both models, trains nothing, redraws
   assert 'resumed' in capsys.readouterr().out
   with pytest.raises(SystemExit) as e:
     study_main(['latent_edits', '--workdir', str(tmp_path), '--smoke'])
@@ -102,9 +65,10 @@ def test_ae_vs_vae_noise_and_rerun_resumes(tmp_path, capsys):
       capsys.readouterr().err)
 
 
-def test_kl_weight_study(tmp_path):
-  md = _run('kl_weight_study', tmp_path)
-  rows = _table(md, 'Final test metrics per KL weight')
+@pytest.mark.slow
+def test_kl_weight_study(tmp_path, smoke_study, report_table):
+  md = smoke_study('kl_weight_study', tmp_path)
+  rows = report_table(md, 'Final test metrics per KL weight')
   assert [r[1] for r in rows] == ['×0', '×1', '×100']
   assert md.count('## Reconstructions at epochs 1, 2') == 3
   # its captions say what it ran, not the full budget's three epochs
@@ -123,8 +87,9 @@ def test_kl_weight_study(tmp_path):
   assert psnr == [r[col] for r in rows]  # the table and results.json: the same rows
 
 
-def test_latent_edits(tmp_path):
-  md = _run('latent_edits', tmp_path)
+@pytest.mark.slow
+def test_latent_edits(tmp_path, smoke_study):
+  md = smoke_study('latent_edits', tmp_path)
   e = np.load(tmp_path / 'latent' / 'edit' / 'edit.npz')
   assert set(e.files) >= {'original', 'reconstruction', 'dim0_scale2_shift0', 'dim2_scale1_shift5'}
   t = np.load(tmp_path / 'latent' / 'traverse' / 'traverse.npz')
@@ -133,36 +98,39 @@ def test_latent_edits(tmp_path):
   assert '## Edits: dim 0 ×2, dim 2 +5' in md
 
 
-def test_reconstruction_quality(tmp_path):
-  md = _run('reconstruction_quality', tmp_path)
-  rows = _table(md, 'Test metrics')
+@pytest.mark.slow
+def test_reconstruction_quality(tmp_path, smoke_study, report_table):
+  md = smoke_study('reconstruction_quality', tmp_path)
+  rows = report_table(md, 'Test metrics')
   assert [r[0] for r in rows] == ['mlp_ae', 'mlp_vae', 'conv_ae', 'conv_vae']
   head = md.split('## Test metrics\n', 1)[1].splitlines()[1]
   assert 'PSNR' in head and 'PCA PSNR' in head
   psnr = head.strip('|').split('|').index(' PSNR (↑) ')
   assert all(5 < float(r[psnr]) < 60 for r in rows)
   # the models table names what ran (smoke: custom models), not a preset it did not build
-  assert [r[1] for r in _table(md, 'Models')] == ['mlp', 'mlp', 'conv', 'conv']
+  assert [r[1] for r in report_table(md, 'Models')] == ['mlp', 'mlp', 'conv', 'conv']
   r = np.load(tmp_path / 'latent' / 'reconstruct' / 'reconstruct.npz')
   assert r['originals'].shape[0] == 10 and len(r['models']) == 4
   assert [m['description'].split(',')[0] for m in _results(tmp_path)['models']] == [
       'mlp_ae_50', 'mlp_vae_50', 'conv_ae_bn_mish', 'conv_vae_bn_mish']
 
 
-def test_hyperparameter_tables(tmp_path):
-  md = _run('hyperparameter_tables', tmp_path)
+@pytest.mark.slow
+def test_hyperparameter_tables(tmp_path, smoke_study, report_table):
+  md = smoke_study('hyperparameter_tables', tmp_path)
   for kind in ('AE', 'VAE'):
-    assert len(_table(md, f'{kind}: batch')) == 3
-    assert len(_table(md, f'{kind}: learning rate')) == 4
-    assert len(_table(md, f'{kind}: latent size')) == 4
+    assert len(report_table(md, f'{kind}: batch')) == 3
+    assert len(report_table(md, f'{kind}: learning rate')) == 4
+    assert len(report_table(md, f'{kind}: latent size')) == 4
   rows = {m['key']: m for m in _results(tmp_path)['models']}
   assert rows['vae_lr/learning_rate=0.1']['table'] == 'VAE: learning rate'
   assert rows['ae_epochs/epoch=2']['extra']['training loss'] > 0
 
 
-def test_beta_disentanglement(tmp_path):
-  md = _run('beta_disentanglement', tmp_path)
-  rows = _table(md, 'MIG and reconstruction per β')
+@pytest.mark.slow
+def test_beta_disentanglement(tmp_path, smoke_study, report_table):
+  md = smoke_study('beta_disentanglement', tmp_path)
+  rows = report_table(md, 'MIG and reconstruction per β')
   assert len(rows) == 3
   head = md.split('## MIG and reconstruction per β\n', 1)[1].splitlines()[1]
   mig = head.strip('|').split('|').index(' MIG (↑) ')
@@ -198,12 +166,11 @@ def test_quick_is_the_full_experiment_smaller():
   assert 'data.num_examples' in BUDGET_KEYS and 'model.hidden' not in BUDGET_KEYS
 
 
-def test_native_sizes_are_the_datasets_own():
+def test_native_sizes_are_the_datasets_own(tiny):
   """effective() reads data.image_size/channels 0 as the dataset's own: NATIVE is right."""
   from ae_jax import data
-  from conftest import tiny_config
   for name, (size, channels) in NATIVE.items():
-    cfg = tiny_config(data__name=name, data__num_examples=20, data__image_size=0)
+    cfg = tiny(data__name=name, data__num_examples=20, data__image_size=0)
     assert data.load(cfg.data).info.image_shape == (size, size, channels), name
 
 
@@ -257,6 +224,7 @@ def test_a_study_applies_the_preset_rule_to_its_own_latent_size(tmp_path, capsys
           in capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_every_study_builds_its_full_budget_models(tmp_path):
   """--smoke swaps the models for tiny ones and --quick keeps the full ones (above); this
   checks the full ones are valid configs that build, without training them."""

@@ -10,14 +10,14 @@ import pytest
 from ae_jax import config_lib
 from ae_jax.errors import ConfigError
 from ae_jax.metrics import passes
-from tests.test_metric_disentanglement import _centroid_encoder
-from tests.test_studies import _run, _table
+
+pytestmark = pytest.mark.slow
 
 
-def test_sharp_reconstructions(tmp_path):
+def test_sharp_reconstructions(tmp_path, smoke_study, report_table):
   from ae_jax.studies import sharp_reconstructions as sr
-  md = _run('sharp_reconstructions', tmp_path)
-  rows = _table(md, 'Test metrics')
+  md = smoke_study('sharp_reconstructions', tmp_path)
+  rows = report_table(md, 'Test metrics')
   assert [r[0] for r in rows[:3]] == [label for _, label, _ in sr.RECIPES]
   # PCA with as many components as the autoencoder's code (smoke: an 8-unit conv VAE)
   assert rows[3][0] == 'PCA, 8 units'
@@ -38,12 +38,12 @@ def test_sharp_reconstructions(tmp_path):
     assert f'figures/{name}' in md
 
 
-def test_model_families(tmp_path):
+def test_model_families(tmp_path, smoke_study, report_table):
   from ae_jax.studies import model_families as mf
-  md = _run('model_families', tmp_path)
+  md = smoke_study('model_families', tmp_path)
   labels = {k: label for k, label, _, _ in mf.FAMILIES}
   for title, ds in (('dSprites', 'dsprites'), ('Photographs', 'photos')):
-    rows = _table(md, f'{title}: test metrics')
+    rows = report_table(md, f'{title}: test metrics')
     assert [r[0] for r in rows] == [labels[k] for k in mf.SMOKE_FAMILIES]
     assert f'figures/samples_{ds}.png' in md
   head = md.split('## dSprites: test metrics\n', 1)[1].splitlines()[1]
@@ -65,7 +65,7 @@ def test_model_families(tmp_path):
   assert 'traversal of the highest-MIG family' in md
 
 
-def test_factor_vae_metric_scores_an_encoder_that_reads_positions():
+def test_factor_vae_metric_scores_an_encoder_that_reads_positions(centroid_encoder):
   """The registered pass on a hand-made encoder of the sprite's centre of mass: it names x
   and y perfectly and nothing else, so its score is ~2/5 of the votes (x, y of five
   factors), and an encoder of noise scores near chance (1/5)."""
@@ -79,7 +79,7 @@ def test_factor_vae_metric_scores_an_encoder_that_reads_positions():
     return types.SimpleNamespace(config=cfg, factors=np.zeros((4, 5)), images=images,
                                  members=[member])
 
-  good = passes.factor_vae(ctx(_centroid_encoder))['factor_vae'][0]
+  good = passes.factor_vae(ctx(centroid_encoder))['factor_vae'][0]
   noise = np.random.default_rng(0)
   bad = passes.factor_vae(ctx(lambda x: noise.normal(size=(len(x), 4))))['factor_vae'][0]
   assert 0.3 < good < 0.5 and bad < 0.3

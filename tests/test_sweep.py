@@ -17,19 +17,18 @@ from ae_jax.models import slice_latent
 from ae_jax.train import train_and_evaluate
 from ae_jax.compile import Compiler
 from ae_jax.training import Training, prepare
-from conftest import ROOT, tiny_config
 
 
-def test_members_are_a_named_product_or_zip():
-  names = [m['name'] for m in sweep.expand(tiny_config(sweep__beta=(0.0, 4.0),
-                                                       sweep__seed=(1, 2)))]
+def test_members_are_a_named_product_or_zip(tiny):
+  names = [m['name'] for m in sweep.expand(tiny(sweep__beta=(0.0, 4.0),
+                                                sweep__seed=(1, 2)))]
   assert names == ['beta=0,seed=1', 'beta=0,seed=2', 'beta=4,seed=1', 'beta=4,seed=2']
-  zipped = sweep.expand(tiny_config(sweep__beta=(0.0, 4.0), sweep__learning_rate=(1e-3, 1e-2),
-                                    sweep__mode='zip'))
+  zipped = sweep.expand(tiny(sweep__beta=(0.0, 4.0), sweep__learning_rate=(1e-3, 1e-2),
+                             sweep__mode='zip'))
   assert [(m['beta'], m['learning_rate']) for m in zipped] == [(0.0, 1e-3), (4.0, 1e-2)]
-  assert [m['name'] for m in sweep.expand(tiny_config())] == ['run']
+  assert [m['name'] for m in sweep.expand(tiny())] == ['run']
   # `--config.sweep.beta=None` arrives as (None,): unset, not a value.
-  assert [m['name'] for m in sweep.expand(tiny_config(sweep__beta=(None,)))] == ['run']
+  assert [m['name'] for m in sweep.expand(tiny(sweep__beta=(None,)))] == ['run']
 
 
 @pytest.mark.parametrize('overrides,message', [
@@ -43,24 +42,24 @@ def test_members_are_a_named_product_or_zip():
     (dict(sweep__batch_size=(16, -2)), 'values must be > 0'),
     (dict(sweep__eval_epochs=(1, 9)), 'eval_epochs=(1, 9): 9 is not an epoch in 1..'),
 ])
-def test_bad_sweeps_fail_before_compiling(overrides, message):
+def test_bad_sweeps_fail_before_compiling(overrides, message, tiny):
   with pytest.raises(ConfigError) as e:
-    for p in sweep.programs(tiny_config(**overrides)):
+    for p in sweep.programs(tiny(**overrides)):
       prepare(p.config, p.members)
   assert message in str(e.value)
 
 
-def test_unknown_axis_is_named():
-  cfg = tiny_config()
+def test_unknown_axis_is_named(tiny):
+  cfg = tiny()
   with cfg.unlocked():
     cfg.sweep.dropout = (0.1,)
   with pytest.raises(ConfigError, match='config.sweep.dropout is not a sweep axis'):
     sweep.programs(cfg)
 
 
-def test_latent_sweep_on_a_preset_without_latent_head_is_an_error():
-  cfg = tiny_config(model__preset='conv_ae_small', model__kind='ae', data__name='wafer',
-                    data__num_examples=40, model__latent_dim=0, sweep__latent_dim=(8, 16))
+def test_latent_sweep_on_a_preset_without_latent_head_is_an_error(tiny):
+  cfg = tiny(model__preset='conv_ae_small', model__kind='ae', data__name='wafer',
+             data__num_examples=40, model__latent_dim=0, sweep__latent_dim=(8, 16))
   with pytest.raises(ConfigError, match='cannot be swept'):
     prepare(cfg)
 
@@ -76,20 +75,21 @@ def _member(tree, i):
   return jax.tree_util.tree_map(lambda x: np.asarray(x[i]), tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),
     dict(model__arch='conv', model__conv__channels=(4,), model__conv__latent='spatial'),
 ], ids=['mlp', 'conv_spatial'])
-def test_masked_weights_never_change_even_with_weight_decay(overrides):
-  setup = prepare(tiny_config(sweep__latent_dim=(2, 6), optim__name='adamw',
-                            optim__weight_decay=0.1, **overrides))
+def test_masked_weights_never_change_even_with_weight_decay(overrides, tiny):
+  setup = prepare(tiny(sweep__latent_dim=(2, 6), optim__name='adamw',
+                     optim__weight_decay=0.1, **overrides))
   init = setup.init_state()
   final = _epochs(setup, jax.tree_util.tree_map(jnp.array, init), 2)
   a, b = _member(init.params, 0), _member(final.params, 0)
   full = lambda t: slice_latent(setup.model, t, 6)
   small = lambda t: slice_latent(setup.model, t, 2)
   # member 0 sliced to its 2 units is, shape for shape, the standalone 2-unit model
-  alone = prepare(tiny_config(model__latent_dim=2, optim__name='adamw', **overrides))
+  alone = prepare(tiny(model__latent_dim=2, optim__name='adamw', **overrides))
   chex.assert_trees_all_equal_shapes(small(a),
                                      _member(alone.functions.stack(alone.init_state()).params, 0))
   # Entries of the latent-indexed parameters beyond unit 2 are untouched for member 0 ...
@@ -105,14 +105,15 @@ def test_masked_weights_never_change_even_with_weight_decay(overrides):
   assert all(moved(full(c), full(d)))
 
 
-def test_masked_member_loss_equals_standalone_smaller_model():
-  setup = prepare(tiny_config(sweep__latent_dim=(3, 8)))
+@pytest.mark.slow
+def test_masked_member_loss_equals_standalone_smaller_model(tiny):
+  setup = prepare(tiny(sweep__latent_dim=(3, 8)))
   state = setup.init_state()
   x = jnp.asarray(setup.dataset.test['image'][:16])
   p8 = _member(state.params, 0)
   mask = setup.spec.hparams['latent_mask'][0]
   big = setup.model.apply({'params': p8}, x, sample=False, latent_mask=mask)
-  small_setup = prepare(tiny_config(model__latent_dim=3))
+  small_setup = prepare(tiny(model__latent_dim=3))
   small = small_setup.model.apply({'params': slice_latent(setup.model, p8, 3)}, x, sample=False)
   np.testing.assert_allclose(big.recon, small.recon, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(losses.kl_divergence(big.mean, big.logvar),
@@ -120,12 +121,13 @@ def test_masked_member_loss_equals_standalone_smaller_model():
   assert big.mean.shape == (16, 8) and float(jnp.abs(big.mean[:, 3:]).max()) == 0.0
 
 
-def test_latent_member_trains_like_a_standalone_model_from_the_same_start():
+@pytest.mark.slow
+def test_latent_member_trains_like_a_standalone_model_from_the_same_start(tiny):
   # An AE (no sampling noise) so both runs see identical randomness.
   cfg = dict(model__kind='ae', sweep__latent_dim=(2, 6))
-  setup = prepare(tiny_config(**cfg))
+  setup = prepare(tiny(**cfg))
   init = setup.init_state()
-  small = prepare(tiny_config(model__kind='ae', model__latent_dim=2))
+  small = prepare(tiny(model__kind='ae', model__latent_dim=2))
   start = small.init_state()
   cut = lambda t: slice_latent(setup.model, t, 2)
   m0 = _member(init, 0)
@@ -135,9 +137,10 @@ def test_latent_member_trains_like_a_standalone_model_from_the_same_start():
   chex.assert_trees_all_close(cut(trained_member), trained_small, rtol=1e-4, atol=1e-5)
 
 
-def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path):
-  progs = sweep.programs(tiny_config(sweep__beta=(0.0, 1.0, 4.0, 8.0), sweep__batch_size=(16, 32),
-                                     sweep__max_members_per_program=2))
+@pytest.mark.slow
+def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path, tiny):
+  progs = sweep.programs(tiny(sweep__beta=(0.0, 1.0, 4.0, 8.0), sweep__batch_size=(16, 32),
+                              sweep__max_members_per_program=2))
   assert [p.name for p in progs] == ['batch_size=16,part=1', 'batch_size=16,part=2',
                                      'batch_size=32,part=1', 'batch_size=32,part=2']
   assert progs[0].members[0]['name'] == 'batch_size=16,beta=0'
@@ -148,11 +151,11 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
 
   chunked = str(tmp_path / 'chunked')
   whole = str(tmp_path / 'whole')
-  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0), sweep__max_members_per_program=2,
-                                 figures__enabled=True), chunked)
+  train_and_evaluate(tiny(sweep__beta=(0.0, 1.0, 4.0), sweep__max_members_per_program=2,
+                          figures__enabled=True), chunked)
   # the top level of a multi-program sweep draws every program's members in one recon.png
   assert os.path.getsize(os.path.join(chunked, 'figures', 'recon.png')) > 1000
-  train_and_evaluate(tiny_config(sweep__beta=(0.0, 1.0, 4.0)), whole)
+  train_and_evaluate(tiny(sweep__beta=(0.0, 1.0, 4.0)), whole)
   assert sorted(os.listdir(os.path.join(chunked, 'programs'))) == ['part=1', 'part=2']
   for name in ('beta=0', 'beta=4'):
     part = 'part=1' if name == 'beta=0' else 'part=2'
@@ -164,18 +167,20 @@ def test_outer_axes_and_chunks_share_compilations_and_match_one_program(tmp_path
   assert [m['name'] for m in top['members']] == ['beta=0', 'beta=1', 'beta=4']
 
 
-def test_unrolled_members_match_vmapped_members():
-  a = prepare(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
-  b = prepare(tiny_config(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
+@pytest.mark.slow
+def test_unrolled_members_match_vmapped_members(tiny):
+  a = prepare(tiny(sweep__beta=(0.0, 4.0), sweep__vectorize='vmap'))
+  b = prepare(tiny(sweep__beta=(0.0, 4.0), sweep__vectorize='unroll'))
   assert (a.functions.policy.vectorize, b.functions.policy.vectorize) == ('vmap', 'unroll')
   pa, pb = (_epochs(s, s.init_state(), 1).params for s in (a, b))
   chex.assert_trees_all_close(pa, pb, rtol=1e-4, atol=1e-5)
 
 
-def test_sweep_tables_figures_and_eval_epochs(tmp_path):
+@pytest.mark.slow
+def test_sweep_tables_figures_and_eval_epochs(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  cfg = tiny_config(train__num_epochs=3, train__eval_every=3, sweep__beta=(0.0, 4.0),
-                    sweep__latent_dim=(2, 8), sweep__eval_epochs=(1,), figures__enabled=True)
+  cfg = tiny(train__num_epochs=3, train__eval_every=3, sweep__beta=(0.0, 4.0),
+             sweep__latent_dim=(2, 8), sweep__eval_epochs=(1,), figures__enabled=True)
   summary = train_and_evaluate(cfg, workdir)
   rows = list(csv.DictReader(open(os.path.join(workdir, 'sweep.csv'))))
   assert len(rows) == 4 * 2  # members x evaluated epochs (1 and 3)
@@ -196,9 +201,10 @@ def test_sweep_tables_figures_and_eval_epochs(tmp_path):
   assert inference.load(workdir, member='beta=4,latent_dim=2', epoch=1).epoch == 1
 
 
-def test_export_member_makes_a_standalone_workdir(tmp_path):
+@pytest.mark.slow
+def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
   workdir, out = str(tmp_path / 'w'), str(tmp_path / 'member')
-  train_and_evaluate(tiny_config(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 8)), workdir)
+  train_and_evaluate(tiny(sweep__beta=(0.0, 4.0), sweep__latent_dim=(2, 8)), workdir)
   export_member(workdir, 'beta=4,latent_dim=2', out)
   config = config_lib.read_config(wd.Workdir(out))
   assert config.model.latent_dim == 2 and config.loss.beta == 4.0
@@ -206,7 +212,7 @@ def test_export_member_makes_a_standalone_workdir(tmp_path):
   m = inference.load(out)
   assert m.params['decoder']['dense_0']['kernel'].shape[0] == 2  # sliced to its own size
   src = inference.load(workdir, member='beta=4,latent_dim=2')
-  x = prepare(tiny_config()).dataset.test['image'][:8]
+  x = prepare(tiny()).dataset.test['image'][:8]
   np.testing.assert_allclose(m.reconstruct(x), src.reconstruct(x), rtol=1e-5, atol=1e-6)
   # It is an ordinary workdir: training resumes there.
   config.train.num_epochs = 3
@@ -226,26 +232,28 @@ def test_export_member_makes_a_standalone_workdir(tmp_path):
   assert (tmp_path / 'a_file').read_text() == 'x'
 
 
-def test_latent_sweep_cli_prints_the_table(tmp_path):
+@pytest.mark.slow
+def test_latent_sweep_cli_prints_the_table(tmp_path, root):
   r = subprocess.run(
       [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/sweep_latent.py',
        '--workdir', str(tmp_path / 'lat'), "--config.sweep.latent_dim=(2,16)",
        '--config.data.image_size=8', '--config.train.num_epochs=2',
        "--config.sweep.eval_epochs=(1,)", "--config.model.hidden=(32,)",
        "--config.eval.metrics=('loss','recon','kl','neg_elbo','psnr','ssim','active_units')"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+      cwd=root, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   assert ('| latent_dim | epoch | training loss | loss | eval recon | KL | -ELBO | PSNR | SSIM | '
           'active units |') in r.stdout
   assert r.stdout.count('\n| 16 |') == 2 and r.stdout.count('\n| 2 |') == 2
 
 
-def test_a_latent_size_sweep_resumes_on_a_rerun(tmp_path):
+@pytest.mark.slow
+def test_a_latent_size_sweep_resumes_on_a_rerun(tmp_path, tiny):
   """Its workdir records the program's config (built at the largest size): a rerun with
   more epochs must resume, not be refused as another experiment."""
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(sweep__latent_dim=(2, 8), train__num_epochs=1), workdir)
-  summary = train_and_evaluate(tiny_config(sweep__latent_dim=(2, 8), train__num_epochs=2),
+  train_and_evaluate(tiny(sweep__latent_dim=(2, 8), train__num_epochs=1), workdir)
+  summary = train_and_evaluate(tiny(sweep__latent_dim=(2, 8), train__num_epochs=2),
                                workdir)
   assert [m['name'] for m in summary['members']] == ['latent_dim=2', 'latent_dim=8']
   assert inference.load(workdir, member='latent_dim=8').epoch == 2

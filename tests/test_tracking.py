@@ -15,7 +15,6 @@ from ae_jax import checkpoint, config_lib, tracking, train
 from ae_jax.errors import ConfigError, Preempted
 from ae_jax.train import train_and_evaluate
 from ae_jax.workdir import Workdir
-from conftest import tiny_config
 
 BOOKKEEPING = ('epoch', 'step', 'wall_s')
 
@@ -49,9 +48,10 @@ def assert_events_equal_rows(workdir, rows):
     assert got == expected, member
 
 
-def test_a_sweep_writes_one_run_per_member_with_scalars_images_and_hparams(tmp_path):
+@pytest.mark.slow
+def test_a_sweep_writes_one_run_per_member_with_scalars_images_and_hparams(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(sweep__beta=(1.0, 4.0)), workdir)
+  train_and_evaluate(tiny(sweep__beta=(1.0, 4.0)), workdir)
   rows = read_rows(workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'tensorboard'))) == ['beta=1', 'beta=4']
   assert_events_equal_rows(workdir, rows)
@@ -77,9 +77,10 @@ def test_a_sweep_writes_one_run_per_member_with_scalars_images_and_hparams(tmp_p
   assert strips['beta=1'] != strips['beta=4']  # each run shows its own member's images
 
 
-def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch, tiny):
   workdir = str(tmp_path / 'w')
-  cfg = tiny_config(train__num_epochs=3, train__chunk_steps=5, checkpoint__max_to_keep=5)
+  cfg = tiny(train__num_epochs=3, train__chunk_steps=5, checkpoint__max_to_keep=5)
   real, sent = train._Run.train_chunk, []
 
   def sigterm_mid_epoch_2(self):
@@ -113,13 +114,14 @@ def test_a_resumed_run_shows_each_step_once(tmp_path, monkeypatch):
   assert on_disk.count(newest) == 2  # both are still in the files: purging is what hides one
 
 
-def test_tensorboard_off_writes_no_events_and_only_the_writer_writes(tmp_path):
+@pytest.mark.slow
+def test_tensorboard_off_writes_no_events_and_only_the_writer_writes(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1, log__tensorboard=False), workdir)
+  train_and_evaluate(tiny(train__num_epochs=1, log__tensorboard=False), workdir)
   assert os.path.exists(os.path.join(workdir, 'metrics.jsonl'))
   assert not os.path.exists(os.path.join(workdir, 'tensorboard'))
   # a process other than the writer (process 0 of a multi-process job) writes nothing
-  cfg = config_lib.resolve(tiny_config())
+  cfg = config_lib.resolve(tiny())
   tracker = tracking.Tracker(Workdir(str(tmp_path / 'x'), writer=False), cfg, [{'name': 'run'}],
                              0)
   tracker.rows([{'epoch': 1, 'step': 5, 'split': 'train', 'member': 'run', 'loss': 1.0}])
@@ -128,10 +130,10 @@ def test_tensorboard_off_writes_no_events_and_only_the_writer_writes(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec('wandb') is not None, reason='wandb is installed')
-def test_wandb_without_the_package_is_one_config_error_before_anything_runs(tmp_path):
+def test_wandb_without_the_package_is_one_config_error_before_anything_runs(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
   with pytest.raises(ConfigError) as e:
-    train_and_evaluate(tiny_config(log__wandb=True), workdir)
+    train_and_evaluate(tiny(log__wandb=True), workdir)
   assert str(e.value) == ("config.log.wandb=True needs Weights & Biases: pip install "
                           "'ae_jax[wandb]'")
   assert not os.path.exists(workdir)

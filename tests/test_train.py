@@ -13,7 +13,6 @@ from ae_jax import checkpoint, inference
 from ae_jax.errors import ConfigError, NonFiniteLossError, WorkdirError
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
-from conftest import ROOT, tiny_config
 
 TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
               '--config.model.latent_dim=4', '--config.train.num_epochs=2',
@@ -22,13 +21,18 @@ TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
               "--config.eval.metrics=('loss','recon','kl','neg_elbo','psnr','ssim')"]
 
 
-def run_cli(*args, timeout=300):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+@pytest.fixture
+def run_cli(root):
+  """run_cli(*args, timeout=300) -> `python -m ae_jax.main *args`, finished, in the checkout."""
+  def run(*args, timeout=300):
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+  return run
 
 
-def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
+@pytest.mark.slow
+def test_cli_end_to_end_writes_the_workdir_contract(tmp_path, run_cli):
   workdir = str(tmp_path / 'run')
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', workdir, *TINY_FLAGS)
   assert r.returncode == 0, r.stderr[-3000:]
@@ -74,6 +78,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag,message', [
     ('--config.train.nope=1', 'config.train.nope is not a config key; train has: batch_size, '
                               'chunk_steps, eval_batch_size'),
@@ -83,7 +88,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path):
     ('--config.model.kind=gan',
      "config.model.kind='gan' is not valid; expected one of ['ae', 'vae', 'vqvae']"),
 ])
-def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
+def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message, run_cli):
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'x'), flag)
   assert r.returncode != 0
   assert message in r.stderr
@@ -100,30 +105,31 @@ def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message):
     (dict(sweep__beta=(1.0, -2.0)), 'beta=-2.0'),
     (dict(data__test_fraction=1.0), 'test_fraction'),
 ])
-def test_bad_config_values_are_named(overrides, message):
+def test_bad_config_values_are_named(overrides, message, tiny):
   with pytest.raises(ConfigError) as e:
-    prepare(tiny_config(**overrides))
+    prepare(tiny(**overrides))
   assert message in str(e.value)
 
 
-def _params(workdir):
-  setup = prepare(tiny_config())
+def _params(tiny, workdir):
+  setup = prepare(tiny())
   state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
                                       setup.functions.stack(setup.init_state()))
   return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),  # MLP VAE, scan epochs
     dict(model__arch='conv', model__conv__channels=(4, 8), model__norm='batch',
          optim__plateau_factor=0.5, optim__plateau_patience=0),  # BN stats, plateau state
 ], ids=['mlp_scan', 'conv_bn_python_loop'])
-def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides):
+def test_resumed_run_matches_uninterrupted_bit_for_bit(tmp_path, overrides, tiny):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
-  train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), full)
-  train_and_evaluate(tiny_config(train__num_epochs=1, **overrides), part)
-  train_and_evaluate(tiny_config(train__num_epochs=3, **overrides), part)  # resumes at 1
-  setup = prepare(tiny_config(**overrides))
+  train_and_evaluate(tiny(train__num_epochs=3, **overrides), full)
+  train_and_evaluate(tiny(train__num_epochs=1, **overrides), part)
+  train_and_evaluate(tiny(train__num_epochs=3, **overrides), part)  # resumes at 1
+  setup = prepare(tiny(**overrides))
   template = setup.functions.stack(setup.init_state())
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
@@ -140,8 +146,9 @@ PCA_RESNET = dict(data__name='photos', data__image_size=8, data__num_examples=16
                   eval__metrics=('loss', 'psnr'))
 
 
+@pytest.mark.slow
 def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, tiny):
   """model.resnet.linear='pca': the PCA is computed once, on the fresh start; a resumed run
   takes the linear path from its checkpoint and ends where an uninterrupted one does. The
   resume names the settings it changed, and not the keys a newer version added."""
@@ -150,25 +157,26 @@ def test_resume_restores_the_pca_linear_path_instead_of_refitting_it(tmp_path, m
   monkeypatch.setattr(resnet, 'init_linear_from_pca', lambda *a: fits.append(1) or fit(*a))
   over = PCA_RESNET
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
-  train_and_evaluate(tiny_config(**over), full)
-  train_and_evaluate(tiny_config(train__num_epochs=1, **over), part)
+  train_and_evaluate(tiny(**over), full)
+  train_and_evaluate(tiny(train__num_epochs=1, **over), part)
   assert len(fits) == 2
   saved = json.load(open(os.path.join(part, 'config.json')))
   del saved['model']['resnet']['patch']  # as an older version wrote it
   json.dump(saved, open(os.path.join(part, 'config.json'), 'w'))
   capsys.readouterr()
-  train_and_evaluate(tiny_config(**over), part)  # resumes at epoch 1
+  train_and_evaluate(tiny(**over), part)  # resumes at epoch 1
   assert len(fits) == 2, 'the resume fitted the PCA again'
   out = capsys.readouterr().out
   assert 'with changed settings: train.num_epochs: 1 -> 2\n' in out, out
-  setup = prepare(tiny_config(**over))
+  setup = prepare(tiny(**over))
   template = setup.functions.stack(setup.init_state(from_data=False))
   a, _ = checkpoint.restore_state(os.path.join(full, 'checkpoints'), template)
   b, _ = checkpoint.restore_state(os.path.join(part, 'checkpoints'), template)
   chex.assert_trees_all_equal(a, b)
 
 
-def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
+@pytest.mark.slow
+def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path, tiny):
   """optim.freeze=('linear',): the PCA-started linear pair ends bit-identical to its start,
   through weight decay and clipping, in every member of a vmapped learning-rate sweep,
   while every other parameter moves; a path that names nothing is one error."""
@@ -176,8 +184,8 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
               optim__grad_clip_norm=1.0, sweep__learning_rate=(1e-3, 3e-3),
               optim__freeze=('linear',))
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(**over), workdir)
-  setup = prepare(tiny_config(**over))
+  train_and_evaluate(tiny(**over), workdir)
+  setup = prepare(tiny(**over))
   start = setup.functions.stack(setup.init_state()).params
   end, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
                                     setup.functions.stack(setup.init_state(from_data=False)))
@@ -192,44 +200,46 @@ def test_frozen_parameters_keep_their_start_and_the_rest_trains(tmp_path):
     else:  # each member's slice moved
       assert all(not np.array_equal(a[k][m], b[k][m]) for m in range(2)), k
   with pytest.raises(ConfigError, match="optim.freeze: 'lienar' names no parameter"):
-    train_and_evaluate(tiny_config(**{**over, 'optim__freeze': ('lienar',)}),
+    train_and_evaluate(tiny(**{**over, 'optim__freeze': ('lienar',)}),
                        str(tmp_path / 'bad'))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, tiny):
   from ae_jax import losses
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1), workdir)
-  good = _params(workdir)
+  train_and_evaluate(tiny(train__num_epochs=1), workdir)
+  good = _params(tiny, workdir)
   # The same config resumed, with a reconstruction term that turns NaN from here on.
   reconstruction = losses.reconstruction
   monkeypatch.setattr(losses, 'reconstruction', lambda *a: reconstruction(*a) * jnp.nan)
   with pytest.raises(NonFiniteLossError) as e:
-    train_and_evaluate(tiny_config(train__num_epochs=3), workdir)
+    train_and_evaluate(tiny(train__num_epochs=3), workdir)
   msg = str(e.value)
   spe = 1438 // 32
   assert f'non-finite training loss at step {spe + 1} (epoch 2' in msg, msg
   assert "term 'recon'" in msg and 'the last good checkpoint is kept' in msg
   assert checkpoint.saved_steps(os.path.join(workdir, 'checkpoints')) == [spe]
-  kept = _params(workdir)
+  kept = _params(tiny, workdir)
   chex.assert_trees_all_equal(good, kept)
   rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert {r['epoch'] for r in rows} == {1}
 
 
-def test_inference_api_round_trip(tmp_path):
+@pytest.mark.slow
+def test_inference_api_round_trip(tmp_path, tiny):
   workdir = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(), workdir)
+  train_and_evaluate(tiny(), workdir)
   m = inference.load(workdir)
-  x = prepare(tiny_config()).dataset.test['image'][:5]
+  x = prepare(tiny()).dataset.test['image'][:5]
   mean, logvar = m.encode(x)
   assert mean.shape == (5, 4) and logvar.shape == (5, 4)
   recon = m.reconstruct(x)
   np.testing.assert_allclose(recon, m.decode(mean), atol=1e-6)
   assert recon.shape == x.shape
   # Same numbers as the trainer's own deterministic reconstruction of the final state.
-  setup = prepare(tiny_config())
+  setup = prepare(tiny())
   state, _ = checkpoint.restore_state(os.path.join(workdir, 'checkpoints'),
                                       setup.functions.stack(setup.init_state()))
   np.testing.assert_allclose(recon, setup.functions.reconstruct(
@@ -242,11 +252,12 @@ def test_inference_api_round_trip(tmp_path):
     inference.load(str(tmp_path / 'nothing'))
 
 
-def test_single_member_equals_member_of_vmapped_sweep(tmp_path):
+@pytest.mark.slow
+def test_single_member_equals_member_of_vmapped_sweep(tmp_path, tiny):
   one = str(tmp_path / 'one')
   many = str(tmp_path / 'many')
-  train_and_evaluate(tiny_config(loss__beta=4.0), one)
-  train_and_evaluate(tiny_config(sweep__beta=(1.0, 4.0, 0.0)), many)
+  train_and_evaluate(tiny(loss__beta=4.0), one)
+  train_and_evaluate(tiny(sweep__beta=(1.0, 4.0, 0.0)), many)
   a = inference.load(one)
   b = inference.load(many, member='beta=4')
   assert b.member['beta'] == 4.0
@@ -255,22 +266,24 @@ def test_single_member_equals_member_of_vmapped_sweep(tmp_path):
   assert [m['name'] for m in summary['members']] == ['beta=1', 'beta=4', 'beta=0']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', [
     dict(),  # MLP: streamed chunks scanned on the device
     dict(model__arch='conv', model__conv__channels=(4,)),  # CPU conv: one step at a time
 ], ids=['mlp_chunks', 'conv_steps'])
-def test_streamed_training_matches_device_resident_training(tmp_path, overrides):
+def test_streamed_training_matches_device_resident_training(tmp_path, overrides, tiny):
   dev, stream = str(tmp_path / 'dev'), str(tmp_path / 'stream')
-  train_and_evaluate(tiny_config(data__tier='device', **overrides), dev)
-  train_and_evaluate(tiny_config(data__tier='stream', data__stream_chunk_steps=5, **overrides),
+  train_and_evaluate(tiny(data__tier='device', **overrides), dev)
+  train_and_evaluate(tiny(data__tier='stream', data__stream_chunk_steps=5, **overrides),
                      stream)
   a, b = inference.load(dev), inference.load(stream)
   chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
 
 
-def test_streamed_run_resumes_bit_for_bit(tmp_path):
+@pytest.mark.slow
+def test_streamed_run_resumes_bit_for_bit(tmp_path, tiny):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
-  cfg = lambda n: tiny_config(train__num_epochs=n, data__tier='stream', data__stream_chunk_steps=7)
+  cfg = lambda n: tiny(train__num_epochs=n, data__tier='stream', data__stream_chunk_steps=7)
   train_and_evaluate(cfg(3), full)
   train_and_evaluate(cfg(1), part)
   train_and_evaluate(cfg(3), part)
@@ -278,6 +291,7 @@ def test_streamed_run_resumes_bit_for_bit(tmp_path):
   chex.assert_trees_all_equal(a.params, b.params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,overrides', [
     ('wafer', dict(data__num_examples=90)),
     ('dsprites', dict(data__num_examples=120, data__image_size=32)),
@@ -285,9 +299,9 @@ def test_streamed_run_resumes_bit_for_bit(tmp_path):
     ('faces', dict()),
     ('digits', dict(data__image_size=16, data__channels=3)),
 ])
-def test_every_embedded_dataset_trains(tmp_path, name, overrides):
-  summary = train_and_evaluate(tiny_config(data__name=name, train__num_epochs=1,
-                                           train__batch_size=16, **overrides),
+def test_every_embedded_dataset_trains(tmp_path, name, overrides, tiny):
+  summary = train_and_evaluate(tiny(data__name=name, train__num_epochs=1,
+                                    train__batch_size=16, **overrides),
                                str(tmp_path / name))
   ev = summary['members'][0]['eval']
   assert np.isfinite(ev['loss']) and ev['psnr'] > 0

@@ -18,7 +18,6 @@ from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.main import main as ae_main
 from ae_jax.train import train_and_evaluate
 from ae_jax.workdir import Outputs, Workdir
-from conftest import tiny_config, tree_digest
 
 
 def _figure(value: float):
@@ -27,7 +26,7 @@ def _figure(value: float):
   return fig
 
 
-def _no_temporaries(root):
+def _no_temporaries(tree_digest, root):
   left = [n for n in tree_digest(root) if '.tmp' in n or '.write-test' in n
           or '.partial-' in n or n.endswith('.lock') and '/.' in '/' + n]
   assert not left, left
@@ -52,7 +51,7 @@ WRITES = {  # name -> (file it writes, relative to the folder; a call writing ve
 @pytest.mark.parametrize('failure', ['disk full midway', 'read-only folder'])
 @pytest.mark.parametrize('kind', sorted(WRITES))
 def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
-    tmp_path, monkeypatch, read_only, kind, failure):
+    tmp_path, monkeypatch, read_only, kind, failure, tree_digest):
   name, write = WRITES[kind]
   wd, out = Workdir(str(tmp_path), writer=True), Outputs(str(tmp_path / 'out'))
   write(wd, out, 1.0)  # the good version
@@ -76,7 +75,7 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
   assert isinstance(e.value, WorkdirError) and isinstance(e.value, OSError)
   monkeypatch.undo()
   assert tree_digest(tmp_path) == before
-  _no_temporaries(tmp_path)
+  _no_temporaries(tree_digest, tmp_path)
 
 
 def test_the_write_probe_and_the_metrics_log_on_a_full_disk(tmp_path, monkeypatch):
@@ -137,7 +136,8 @@ def vae(tmp_path_factory, wafer_runs):
   return str(path)
 
 
-def test_a_rerun_with_fewer_ids_leaves_no_stale_figure(vae, tmp_path, capsys):
+@pytest.mark.slow
+def test_a_rerun_with_fewer_ids_leaves_no_stale_figure(vae, tmp_path, capsys, tree_digest):
   out = tmp_path / 'gen'
   _latent(capsys, 'generate', '--workdir', vae, '--ids', '0-24', '--per-id', '1', '--out', out)
   assert (out / 'generate_1.png').exists()  # 25 ids: two figures
@@ -148,12 +148,13 @@ def test_a_rerun_with_fewer_ids_leaves_no_stale_figure(vae, tmp_path, capsys):
   assert json.loads((out / '.outputs.json').read_text())['tool'] == 'generate'
   assert printed.splitlines()[0] == f'wrote {out}/gen_data.npy'
   np.testing.assert_array_equal(np.load(out / 'gen_ids.npy'), [3, 3, 4, 4])
-  _no_temporaries(tmp_path)
+  _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('stop', ['error', 'kill'])
 def test_a_tool_stopped_after_its_arrays_leaves_the_previous_run_whole(
-    vae, tmp_path, capsys, monkeypatch, stop):
+    vae, tmp_path, capsys, monkeypatch, stop, tree_digest):
   from ae_jax import figures
   out = tmp_path / 'gen'
   args = ['generate', '--workdir', vae, '--ids', '1-3', '--per-id', '2', '--out', out]
@@ -179,11 +180,12 @@ def test_a_tool_stopped_after_its_arrays_leaves_the_previous_run_whole(
     assert any('.gen.partial-' in k and k.endswith('gen_data.npy') for k in now)
     _latent(capsys, *args, '--seed', '7')
     assert tree_digest(out) != {k[4:]: v for k, v in before.items() if k.startswith('gen/')}
-  _no_temporaries(tmp_path)
+  _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
-    vae, tmp_path, capsys, monkeypatch):
+    vae, tmp_path, capsys, monkeypatch, tree_digest):
   out = tmp_path / 'enc'
   _latent(capsys, 'encode', '--workdir', vae, '--out', out)
   before = tree_digest(tmp_path)
@@ -198,7 +200,9 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
   assert tree_digest(tmp_path) == before
 
 
-def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path, capsys):
+@pytest.mark.slow
+def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path, capsys,
+                                                                   tree_digest):
   out = tmp_path / 'shared'
   with Workdir(vae).outputs('encode', str(out)):  # a tool writing there meanwhile
     _, err = _latent(capsys, 'reconstruct', '--workdir', vae, '--num', '2', '--out', out,
@@ -208,9 +212,10 @@ def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path
   assert os.listdir(out) == ['.outputs.json']  # the holder's run (of no files); none of its
   _latent(capsys, 'reconstruct', '--workdir', vae, '--num', '2', '--out', out)
   assert (out / 'reconstruct.npz').exists()
-  _no_temporaries(tmp_path)
+  _no_temporaries(tree_digest, tmp_path)
 
 
+@pytest.mark.slow
 def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
     vae, tmp_path, capsys):
   mine = tmp_path / 'mine'
@@ -235,7 +240,9 @@ def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
 # ---- 3. read-only workdirs after training ---------------------------------------------
 
 
-def test_evaluate_on_a_read_only_workdir_prints_then_warns(vae, tmp_path, capsys, read_only):
+@pytest.mark.slow
+def test_evaluate_on_a_read_only_workdir_prints_then_warns(vae, tmp_path, capsys, read_only,
+                                                          tree_digest):
   ro = tmp_path / 'ro'
   shutil.copytree(vae, ro / 'w')
   before = tree_digest(ro)
@@ -253,7 +260,9 @@ def test_evaluate_on_a_read_only_workdir_prints_then_warns(vae, tmp_path, capsys
   assert tree_digest(ro) == before
 
 
-def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys, read_only):
+@pytest.mark.slow
+def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys, read_only,
+                                                          tree_digest):
   ro = tmp_path / 'ro'
   shutil.copytree(vae, ro / 'w')
   before = tree_digest(ro)
@@ -267,6 +276,7 @@ def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys
   assert tree_digest(ro) == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('unshare') is None, reason='needs unshare (util-linux)')
 def test_a_real_read_only_mount(vae, tmp_path):
   """The same on a read-only bind mount (a user namespace: no privileges needed), where
@@ -306,6 +316,7 @@ def _model_with(**values):
   return lambda config: {**config, 'model': {**config['model'], **values}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,damage,message', [
     ('model.json', lambda r: [], 'model.json holds [] (a list); expected a JSON object'),
     ('model.json', lambda r: {}, "model.json has no 'image_shape' (a list of 3 positive "
@@ -335,7 +346,7 @@ def _model_with(**values):
                                                  'string); expected a positive integer'),
 ])
 def test_records_of_the_wrong_shape_name_the_file_and_key(vae, tmp_path, name, damage,
-                                                          message):
+                                                          message, tree_digest):
   w = tmp_path / 'w'
   shutil.copytree(vae, w)
   (w / name).write_text(json.dumps(damage(json.loads((w / name).read_text()))))
@@ -348,9 +359,9 @@ def test_records_of_the_wrong_shape_name_the_file_and_key(vae, tmp_path, name, d
   assert tree_digest(w) == before
 
 
-def test_rerunning_training_rewrites_damaged_model_and_members_records(vae, tmp_path):
+@pytest.mark.slow
+def test_rerunning_training_rewrites_damaged_model_and_members_records(vae, tmp_path, wafer_config):
   import chex
-  from conftest import wafer_config
   w = str(tmp_path / 'w')
   shutil.copytree(vae, w)
   params = inference.load(w).params
@@ -363,6 +374,7 @@ def test_rerunning_training_rewrites_damaged_model_and_members_records(vae, tmp_
   chex.assert_trees_all_equal(inference.load(w).params, params)
 
 
+@pytest.mark.slow
 def test_records_that_do_not_describe_the_checkpoint_are_named_not_the_checkpoint(
     vae, tmp_path):
   w = tmp_path / 'w'
@@ -378,14 +390,15 @@ def test_records_that_do_not_describe_the_checkpoint_are_named_not_the_checkpoin
 # ---- 5. a run's records without its checkpoints ----------------------------------------
 
 
+@pytest.mark.slow
 def test_deleted_checkpoints_move_the_old_records_aside_before_starting_again(
-    tmp_path, capsys):
+    tmp_path, capsys, tiny, tree_digest):
   w = str(tmp_path / 'w')
-  train_and_evaluate(tiny_config(train__num_epochs=1), w)
+  train_and_evaluate(tiny(train__num_epochs=1), w)
   shutil.rmtree(os.path.join(w, 'checkpoints'))
   old = tree_digest(w)
   capsys.readouterr()
-  train_and_evaluate(tiny_config(train__num_epochs=1), w)
+  train_and_evaluate(tiny(train__num_epochs=1), w)
   printed = capsys.readouterr().out
   moved = [n for n in os.listdir(tmp_path) if n.startswith('w.old-')]
   assert len(moved) == 1
@@ -397,6 +410,6 @@ def test_deleted_checkpoints_move_the_old_records_aside_before_starting_again(
   shutil.rmtree(os.path.join(w, 'checkpoints'))
   for name in ('metrics.jsonl', 'summary.json'):
     os.remove(os.path.join(w, name))
-  train_and_evaluate(tiny_config(train__num_epochs=1), w)
+  train_and_evaluate(tiny(train__num_epochs=1), w)
   assert 'no checkpoint found' not in capsys.readouterr().out
   assert len([n for n in os.listdir(tmp_path) if n.startswith('w.old-')]) == 1
