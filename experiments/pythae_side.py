@@ -83,6 +83,16 @@ def train(model, train_images, batch: int, lr: float, epochs: int, seed: int,
   return {'epoch_s': times}
 
 
+def timing(epoch_s: list, num_train: int, batch: int, wall: float) -> dict:
+  """Training images/s over the epochs after the first (as ae_jax's summary counts them),
+  the mean of those epochs, the first epoch's seconds and the run's wall time."""
+  later = epoch_s[1:]
+  per_epoch = num_train // batch * batch
+  return {'images_per_sec': per_epoch * len(later) / sum(later) if later else None,
+          'epoch_s': float(np.mean(later)) if later else None, 'first_epoch_s': epoch_s[0],
+          'wall_s': wall}
+
+
 class Side:
   """A trained pythae model behind the evaluation's array interface (NHWC in [0, 1])."""
   library = 'pythae'

@@ -47,6 +47,9 @@ import numpy as np
 
 import pythae_side
 
+# jax and ae_jax are imported inside the functions: the CPU threads (NPROC) and --tiny's
+# XLA switch must be in the environment before JAX reads it
+
 BETAS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MODELS = ('vae', 'rae_l2', 'iwae', 'vqvae')
 NETS = ('mlp', 'conv')
@@ -146,6 +149,10 @@ class JaxSide:
   def codebook(self):
     return self.m.codebook()
 
+  def count_parameters(self) -> int:
+    import jax
+    return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(self.m.params)))
+
   def gmm_samples(self, train_images, num: int) -> np.ndarray:
     """ae_jax's own ex-post density (latent fit --density gmm: 10 full components)."""
     from ae_jax.latent import density
@@ -184,7 +191,6 @@ def evaluate(side, model: str, data: dict, noise: dict, feature_fn, num_samples:
   mean, logvar = side.encode(test)
   sse = lambda r: ((r - test) ** 2).reshape(len(test), -1).sum(1)
   out = {'recon_mse': float(sse(side.decode(mean)).mean())}
-  out['recon_mse_per_pixel'] = out['recon_mse'] / pixels
   if logvar is not None:  # one posterior sample, the same noise for both libraries
     z = mean + np.exp(0.5 * logvar) * noise['eps'][:len(test)]
     kl = 0.5 * (np.exp(logvar) + mean ** 2 - 1.0 - logvar).sum(1)
@@ -228,16 +234,8 @@ def run_pythae(model: str, net: str, data: dict, epochs: int, out_dir: str, **se
   m = pythae_side.build(model, net, LATENT, data['train'].shape[1:], **settings)
   t0 = time.perf_counter()
   times = pythae_side.train(m, data['train'], BATCH, LR, epochs, SEED, out_dir)['epoch_s']
-  return timing_of(times, len(data['train']), time.perf_counter() - t0), \
-      pythae_side.Side(m, KIND[model])
-
-
-def timing_of(epoch_s: list, num_train: int, wall: float) -> dict:
-  later = epoch_s[1:]
-  per_epoch = (num_train // BATCH) * BATCH
-  return {'images_per_sec': per_epoch * len(later) / sum(later) if later else None,
-          'epoch_s': float(np.mean(later)) if later else None, 'first_epoch_s': epoch_s[0],
-          'wall_s': wall}
+  timing = pythae_side.timing(times, len(data['train']), BATCH, time.perf_counter() - t0)
+  return timing, pythae_side.Side(m, KIND[model])
 
 
 def _row(model, net, library, timing, metrics, params=None):
@@ -262,7 +260,7 @@ def pair(model, net, i, ctx) -> list[dict]:
     else:
       config = ae_jax_config(model, net, ctx['npz'], ctx['test_fraction'], ctx['epochs'])
       timing, (side,) = run_ae_jax(config, where)
-      params = None
+      params = side.count_parameters()
     metrics, samples = evaluate(side, model, ctx['data'], ctx['noise'], ctx['features'],
                                 ctx['num_samples'])
     save_samples(ctx, f'{lib}_{model}_{net}', samples)
