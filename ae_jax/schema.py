@@ -57,7 +57,7 @@ CORE: tuple[Key, ...] = (
     Key('model.preset', '', 'str', 'a report architecture by name (docs/models.md), or \'\' '
         'for the custom model below', choices=_presets, sweep='outer'),
     Key('model.kind', 'vae', 'str', 'ae | vae | vqvae (a quantised code, model.vq); must match '
-        'the preset\'s kind (the ldm presets take any)', choices=('ae', 'vae', 'vqvae')),
+        'the preset\'s kind (the ldm and pythae presets take any)', choices=('ae', 'vae', 'vqvae')),
     Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet | ldm (the '
         'latent-diffusion autoencoder, model.ldm)', choices=('mlp', 'conv', 'resnet', 'ldm')),
     Key('model.latent_dim', 0, 'int', 'latent size (flat: units; spatial: channels); 0 = the '

@@ -62,6 +62,13 @@ EXPECTED = {
         ENC_BN + conv(1024, 2 * 128, 3) + conv(128, 1024, 4) + DEC_BN_TAIL,
     ('conv_vae_bn_mish', 1024, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
+    # pythae's default MLP and MNIST conv net (tests/test_pythae_presets.py: ae, vqvae too)
+    ('pythae_mlp', 16, (28, 28, 1)):
+        dense(784, 512) + 2 * dense(512, 16) + dense(16, 512) + dense(512, 784),
+    ('pythae_conv', 16, (28, 28, 1)):
+        conv(1, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1024, 4)
+        + bn(128) + bn(256) + bn(512) + bn(1024) + 2 * dense(1024, 16) + dense(16, 1024 * 16)
+        + conv(1024, 512, 3) + conv(512, 256, 3) + conv(256, 1, 3) + bn(512) + bn(256),
     # the latent-diffusion autoencoders: what diffusers' AutoencoderKL counts for the same
     # configs (tests/test_ldm.py builds both and compares)
     ('kl_f8', 4, (64, 64, 3)): 83_653_863,

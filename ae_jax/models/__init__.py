@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.errors import ConfigError
-from ae_jax.models import ldm
+from ae_jax.models import ldm, pythae_nets
 from ae_jax.models.base import AutoEncoder, ModelOutput
 from ae_jax.models.canonical import use_canonical
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
 from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
-from ae_jax.models.ldm import LDM_PRESETS, LDMPreset
+from ae_jax.models.ldm import LDMPreset, LDM_PRESETS
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
 from ae_jax.models.quantizer import VectorQuantizer
 from ae_jax.models.resnet import ResDecoder, ResEncoder
@@ -43,6 +43,8 @@ PRESETS = {
                          'channels'),
     # the latent-diffusion KL autoencoders (models/ldm.py; weights from diffusers/CompVis)
     **{name: ('vae', p.z_channels, p.description) for name, p in LDM_PRESETS.items()},
+    # pythae's default MLP and MNIST conv net (models/pythae_nets.py); any model.kind
+    **pythae_nets.PYTHAE_PRESETS,
 }
 FIXED_CODE = ('conv_ae_small', 'conv_ae_bn_mish')  # latent size fixed by the architecture
 DEFAULT_LATENT_DIM = 16  # custom models with model.latent_dim=0
@@ -238,8 +240,11 @@ def build_model(cfg, image_shape) -> AutoEncoder:
                       learned_logvar=bool(cfg.learned_logvar))
   if cfg.kind == 'vqvae':
     vq = cfg.vq
+    start = ({'codebook_init': pythae_nets.codebook_init(int(vq.codes))}
+             if cfg.preset in pythae_nets.PYTHAE_PRESETS else {})  # pythae's codebook start, too
     model = model.clone(quantizer=VectorQuantizer(
-        int(vq.codes), vq.learning, float(vq.decay), dead_threshold=float(vq.restart_threshold)))
+        int(vq.codes), vq.learning, float(vq.decay), dead_threshold=float(vq.restart_threshold),
+        **start))
   return model
 
 
@@ -250,6 +255,9 @@ def _build_model(cfg, image_shape) -> AutoEncoder:
       raise ConfigError(f'model.preset={cfg.preset!r} is unknown; expected one of '
                         f"{sorted(PRESETS)} or '' for a custom model")
     kind = PRESETS[cfg.preset][0]
+    if cfg.preset in pythae_nets.PYTHAE_PRESETS:
+      enc, dec = pythae_nets.build(cfg.preset, cfg, image_shape, resolve_latent_dim(cfg))
+      return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='sigmoid')
     if cfg.preset in LDM_PRESETS:
       if cfg.kind not in ('vae', 'ae', 'vqvae'):
         raise ConfigError(f'model.kind={cfg.kind!r} is not a kind of model')
