@@ -26,7 +26,7 @@ LAYERS = (
     ('spec',),
     ('compile',),
     ('inference', 'figures'),
-    ('report',),
+    ('report', 'pythae_compare'),
     ('tracking', 'evaluate', 'latent'),
     ('training',),
     ('stops', 'results'),

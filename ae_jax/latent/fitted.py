@@ -10,7 +10,7 @@ import numpy as np
 
 from ae_jax import figures
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.latent import density as density_lib
+from ae_jax.priors import density as density_lib
 from ae_jax.latent.source import GAUSSIAN, Source, codes, one_run
 
 DENSITY = 'density.npz'  # the density `fit` fitted to a model's training codes, in latent/fit/
