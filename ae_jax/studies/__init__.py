@@ -23,14 +23,13 @@ import dataclasses
 import importlib
 import os
 
-from ae_jax import config_lib, sweep
+from ae_jax import config_lib, sweep, train
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import load
 from ae_jax.latent.tools import Source
 from ae_jax.metrics import registry
 from ae_jax.models import resolve_latent_dim, PRESETS
 from ae_jax.report import swept_axes
-from ae_jax.train import train_and_evaluate
 from ae_jax.workdir import config_to_dict, Workdir
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
@@ -209,7 +208,7 @@ class Study:
   def train(self, key: str, config) -> dict:
     """Train (or resume) model `key`; -> its summary."""
     print(f'== {self.name}: model {key}', flush=True)
-    return train_and_evaluate(config, self.model_dir(key))
+    return train.train_and_evaluate(config, self.model_dir(key))
 
   def source(self, key: str, member=0, epoch=None):
     """Model `key` (a member, at a saved epoch) with its dataset, for the latent tools."""
