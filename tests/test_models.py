@@ -75,11 +75,14 @@ EXPECTED = {
     ('kl_f4', 3, (64, 64, 3)): 55_312_063,
     ('kl_f4_small', 3, (32, 32, 3)): 680_143,
     ('kl_f8_small', 4, (32, 32, 3)): 978_103,
+    # SD3's and FLUX.1's 16-channel autoencoders (tests/test_ldm16_import.py: diffusers')
+    ('sd3_vae', 16, (64, 64, 3)): 83_819_683,
+    ('flux1_vae', 16, (64, 64, 3)): 83_819_683,
 }
 PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10,
              'conv_ae_small': 64,
              'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024, 'kl_f8': 4, 'kl_f4': 3,
-             'kl_f4_small': 3, 'kl_f8_small': 4}
+             'kl_f4_small': 3, 'kl_f8_small': 4, 'sd3_vae': 16, 'flux1_vae': 16}
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))

@@ -10,10 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import config_lib, docs, objectives, pythae_compare, steps, sweep
+from ae_jax import config_lib, docs, losses, objectives, pythae_compare, sweep
 from ae_jax.models.base import ModelOutput
 from ae_jax.models.quantizer import VectorQuantizer
-from conftest import tiny_config
 
 HAVE_PYTHAE = importlib.util.find_spec('pythae') is not None
 needs_pythae = pytest.mark.skipif(not HAVE_PYTHAE, reason='pythae is not installed (optional)')
@@ -21,17 +20,16 @@ B, L, SHAPE = 4, 3, (5, 5, 1)
 P = math.prod(SHAPE)
 
 
-def _setup(model):
-  """The resolved config, LossSpec and member hyperparameters for pythae model `model`."""
+def _setup(model, tiny):
+  """The resolved config, LossSpec, the objective's settings and the member's
+  hyperparameters for pythae model `model`."""
   overrides = {k.replace('.', '__'): v for k, v in pythae_compare.SETTINGS[model].items()}
-  config = config_lib.resolve(tiny_config(**overrides))
+  config = config_lib.resolve(tiny(**overrides))
   members = sweep.expand(config)
-  loss = config.loss
-  spec = steps.LossSpec(loss.reconstruction, loss.reduction, float(loss.nll_sigma),
-                        objective=loss.objective, iwae_max=int(members[0].get('iwae_samples', 1)),
-                        rae_decoder=loss.rae_decoder, vq_learning=config.model.vq.learning)
+  spec = losses.LossSpec.from_config(config.loss)
+  settings = objectives.get(config.loss.objective).settings(config, members)
   hp = {k: jnp.asarray(v[0]) for k, v in sweep.hparams(members).items()}
-  return config, spec, hp
+  return config, spec, settings, hp
 
 
 def _draws(seed=0):
@@ -44,12 +42,12 @@ def _draws(seed=0):
   return x, recon, mean, logvar, mean + np.exp(0.5 * logvar) * eps
 
 
-def _terms(model, out, x, decode=None, params=None, key=0):
-  config, spec, hp = _setup(model)
+def _terms(tiny, model, out, x, decode=None, params=None, key=0):
+  config, spec, settings, hp = _setup(model, tiny)
   inp = objectives.LossInputs(x=jnp.asarray(x), out=out, hp=hp, beta=hp['beta'], loss=spec,
-                              num_train=100, key=jax.random.PRNGKey(key), decode=decode,
-                              latent_mask=None, pretrained={}, params=params)
-  return objectives.get(config.loss.objective).function()(inp)
+                              settings=settings, num_train=100, key=jax.random.PRNGKey(key),
+                              decode=decode, latent_mask=None, networks={}, params=params)
+  return objectives.get(config.loss.objective).terms(inp)
 
 
 def _sse(a, b):
@@ -61,34 +59,34 @@ def _kl(mean, logvar):
 
 
 @pytest.mark.slow  # JAX op by op
-def test_vae_settings_minimise_pythaes_vae_loss():
+def test_vae_settings_minimise_pythaes_vae_loss(tiny):
   """pythae: 1/2 sum_P (x_hat - x)^2 + KL; ours: the same plus (P/2) log 2 pi."""
   x, recon, mean, logvar, z = _draws()
   out = ModelOutput(recon=recon, logits=recon, mean=mean, logvar=logvar, z=z)
-  t = _terms('vae', out, x)
+  t = _terms(tiny, 'vae', out, x)
   pythae = 0.5 * _sse(recon, x) + _kl(mean, logvar)
   np.testing.assert_allclose(t['loss'], pythae + 0.5 * P * math.log(2 * math.pi), rtol=1e-5)
 
 
 @pytest.mark.slow  # JAX op by op
-def test_rae_l2_settings_minimise_pythaes_rae_l2_loss_and_weight_decay():
+def test_rae_l2_settings_minimise_pythaes_rae_l2_loss_and_weight_decay(tiny):
   """pythae: sum_P (x_hat - x)^2 + 1e-4 |z|^2 / 2, and Adam weight decay 1e-7 on the decoder
   (its gradient, 1e-7 theta); ours puts the decay in the loss."""
   x, recon, _, _, z = _draws(1)
   out = ModelOutput(recon=recon, logits=recon, mean=z, logvar=None, z=z)
   theta = {'decoder': {'w': jnp.asarray(np.linspace(-1, 1, 7, dtype=np.float32))},
            'encoder': {'w': jnp.ones(3)}}
-  t = _terms('rae_l2', out, x, params=theta)
+  t = _terms(tiny, 'rae_l2', out, x, params=theta)
   decay = 0.5e-7 * float(jnp.sum(theta['decoder']['w'] ** 2))
   np.testing.assert_allclose(t['loss'], _sse(recon, x) + 1e-4 * 0.5 * (z ** 2).sum(1) + decay,
                              rtol=1e-6)
-  grad = jax.grad(lambda p: _terms('rae_l2', out, x, params=p)['loss'].mean())(theta)
+  grad = jax.grad(lambda p: _terms(tiny, 'rae_l2', out, x, params=p)['loss'].mean())(theta)
   np.testing.assert_allclose(grad['decoder']['w'], 1e-7 * theta['decoder']['w'], rtol=1e-5)
   assert not np.any(grad['encoder']['w'])
 
 
 @pytest.mark.slow  # JAX op by op
-def test_vqvae_settings_weigh_the_vq_terms_as_pythae():
+def test_vqvae_settings_weigh_the_vq_terms_as_pythae(tiny):
   """pythae: mean_B sum_P (x_hat - x)^2 + 0.25 mean (z_e - sg e)^2 + mean (sg z_e - e)^2,
   learnt by the codebook loss (no EMA)."""
   x, recon, _, _, z = _draws(2)
@@ -97,7 +95,7 @@ def test_vqvae_settings_weigh_the_vq_terms_as_pythae():
                                                  jnp.asarray(z)[..., None])
   out = ModelOutput(recon=recon, logits=recon, mean=z[..., None], logvar=None,
                     z=vq.quantized, aux={'commitment': vq.commitment, 'codebook': vq.codebook})
-  t = _terms('vqvae', out, x)
+  t = _terms(tiny, 'vqvae', out, x)
   e = codebook[np.abs(z[..., None] - codebook[:, 0]).argmin(-1), 0]  # [B, L]
   sq = ((z - e) ** 2).mean(1)
   np.testing.assert_allclose(t['loss'], _sse(recon, x) + 0.25 * sq + sq, rtol=1e-5)
@@ -114,13 +112,13 @@ def _pythae_log_w(x, recons, mean, logvar, zs):
 
 
 @pytest.mark.slow  # JAX op by op
-def test_iwae_settings_minimise_the_ten_sample_bound_of_pythaes_weights():
+def test_iwae_settings_minimise_the_ten_sample_bound_of_pythaes_weights(tiny):
   x, _, mean, logvar, z = _draws(3)
   w = np.random.default_rng(4).normal(size=(L, P)).astype(np.float32)
   decode = lambda zz: (jax.nn.sigmoid(zz @ w).reshape(-1, *SHAPE),) * 2
   recon0 = np.asarray(decode(z)[0])
   out = ModelOutput(recon=recon0, logits=recon0, mean=mean, logvar=logvar, z=z)
-  t = _terms('iwae', out, x, decode=decode, key=5)
+  t = _terms(tiny, 'iwae', out, x, decode=decode, key=5)
   from ae_jax.objectives import iwae
   draws = iwae.sample_posterior(jax.random.PRNGKey(5), mean, logvar, 10)  # the objective's
   zs = np.asarray(draws.z.at[0].set(z)).transpose(1, 0, 2)  # [B, K, L]; draw 0 is out.z

@@ -17,7 +17,7 @@ import torch
 from ae_jax import interop, torch_models
 from ae_jax.errors import ConfigError
 from ae_jax.models import build_model, pythae_nets
-from conftest import tiny_config
+from ae_jax.configs import base
 
 SHAPE = (28, 28, 1)
 LATENT = 16
@@ -27,9 +27,10 @@ needs_pythae = pytest.mark.skipif(not HAVE_PYTHAE, reason='pythae is not install
 
 
 def _model(preset, kind, shape=SHAPE):
-  cfg = tiny_config(model__preset=preset, model__kind=kind, model__latent_dim=LATENT,
-                    model__vq__learning='codebook_loss')
-  return build_model(cfg.model, shape)
+  cfg = base.get_config().model
+  cfg.preset, cfg.kind, cfg.latent_dim, cfg.vq.learning = (preset, kind, LATENT,
+                                                           'codebook_loss')
+  return build_model(cfg, shape)
 
 
 def _count(tree):
