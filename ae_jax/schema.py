@@ -150,7 +150,8 @@ CORE: tuple[Key, ...] = (
     Key('data.int_max', 0, 'int', 'integer pixels are 0..int_max; 0 = auto (1 for binary '
         '0/1 data, else 255)', check='non_negative'),
     Key('data.num_examples', 0, 'int', 'generated datasets (wafer, dsprites, photos): how '
-        'many; 0 = their default', check='non_negative'),
+        'many; idx: the first N training images; 0 = their default (all)',
+        check='non_negative'),
     Key('data.test_fraction', 0.2, 'float', 'held-out share, split deterministically by '
         'split_seed', check='open_unit'),
     Key('data.split_seed', 0, 'int', 'seed of the train/test split', check='non_negative'),
@@ -199,6 +200,9 @@ CORE: tuple[Key, ...] = (
         '0 = a whole epoch', check='non_negative', role=_FREE),
     Key('train.skip_nonfinite_members', False, 'bool', 'sweeps: freeze a member whose loss or '
         'gradients turn non-finite, the others train on', role=_FREE),
+    Key('train.init_from', '', 'str', 'a new run starts from another workdir\'s weights '
+        '(WORKDIR[:MEMBER][@EPOCH], e.g. an imported VAE) and trains with this config\'s loss, '
+        'optimizer and data; \'\' = its own initialisation'),
     # ---- optim ----------------------------------------------------------------------
     Key('optim.name', 'adam', 'str', 'adam (weight_decay is L2, as torch.optim.Adam) | adamw '
         '(decoupled)', choices=('adam', 'adamw')),

@@ -30,7 +30,7 @@ LAYERS = (
     ('report', 'pythae_compare'),
     ('tracking', 'evaluate', 'latent'),
     ('training', 'codes', 'prior_grade'),
-    ('stops', 'results'),
+    ('stops', 'results', 'init_from'),
     ('cli',),
     ('train', 'bench', 'export', 'prior_train'),
     ('interop',),

@@ -34,13 +34,14 @@ from ae_jax.workdir import config_to_dict, Workdir
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
-           'high_frequency', 'sharp_reconstructions', 'model_families')
+           'high_frequency', 'sharp_reconstructions', 'model_families', 'generation')
 STUDY_FILE = 'study.json'
 BUDGETS = ('full', 'quick', 'smoke')
 # What the full and quick budgets may set: how much data and training, never what is trained.
 BUDGET_KEYS = ('data.num_examples', 'train.num_epochs', 'train.eval_every',
                'checkpoint.every_epochs', 'checkpoint.keep_epochs', 'sweep.eval_epochs',
-               'eval.max_images', 'eval.num_samples', 'eval.factor_vae_votes')
+               'eval.max_images', 'eval.num_samples', 'eval.factor_vae_votes',
+               'prior.num_epochs', 'prior.num_samples')
 # The keys an `Experiment` decides; a model's shared settings may not set them.
 EXPERIMENT_KEYS = ('data.name', 'data.image_size', 'data.channels', 'model.preset',
                    'model.arch', 'model.kind', 'model.latent_dim', 'sweep.latent_dim')
