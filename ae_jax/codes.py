@@ -51,3 +51,10 @@ def statistics(codes_k) -> list[stats.LatentStats]:
   (and positions of a spatial code; the last axis is the channel, a flat code's channels
   are its units): latent diffusion's scaling statistics (priors/stats.py)."""
   return [stats.fit(c) for c in codes_k]
+
+
+def member_statistics(member: Trained, dataset: data.Dataset) -> dict:
+  """A member's per-channel mean and std of its posterior means over the training split
+  -> {'mean': [C], 'std': [C]} (priors/stats.py's, JSON-ready)."""
+  s = stats.fit(member_codes(member, split_images(dataset, 'train')))
+  return {'mean': np.asarray(s.mean).tolist(), 'std': np.asarray(s.std).tolist()}

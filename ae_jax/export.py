@@ -20,7 +20,7 @@ from ae_jax import checkpoint, cli, config_lib, record as record_lib, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.models import build_model, latent_shape, slice_latent
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import MEMBERS, SUMMARY, Workdir
+from ae_jax.workdir import MEMBERS, STATS, SUMMARY, Workdir
 
 
 def _program(wd: Workdir, member: str) -> Workdir:
@@ -104,6 +104,9 @@ def export_member(workdir: str, member: str, out: str, replace: bool = False) ->
       'exported_from': {'workdir': workdir, 'member': member, 'step': step},
       'num_epochs': summary.get('num_epochs'), 'steps_per_epoch': spec.steps_per_epoch,
       'image_shape': list(spec.image_shape), 'members': [{**entry, 'name': 'run'}]})
+  stats = src.read_json(STATS, default={})
+  if member in stats.get('members', {}):  # the member's code statistics go with it
+    dst.write_json(STATS, {**stats, 'members': {'run': stats['members'][member]}})
   return out
 
 

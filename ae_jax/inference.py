@@ -25,7 +25,7 @@ from ae_jax import checkpoint, config_lib, data, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.progress import Progress
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import Workdir
+from ae_jax.workdir import STATS, Workdir
 
 
 def _array(x, what: str) -> np.ndarray:
@@ -230,6 +230,20 @@ class Trained:
   @functools.cached_property
   def _priors(self) -> dict:
     return {}
+
+  def latent_statistics(self) -> dict | None:
+    """Its per-channel mean and std of the training codes as training saved them
+    ({'mean': [C], 'std': [C]}, latent_stats.json), or None (a workdir trained before they
+    were saved, or at another epoch)."""
+    if self.workdir is None:
+      return None
+    wd = Workdir(self.workdir)
+    if not wd.exists(STATS):
+      return None
+    saved = wd.read_json(STATS)
+    if saved.get('epoch') != self.epoch:
+      return None
+    return saved.get('members', {}).get(self.name)
 
   @property
   def num_units(self) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ae_jax import figures, mesh as mesh_lib
+from ae_jax import codes, figures, mesh as mesh_lib
+from ae_jax.inference import Trained
 from ae_jax.metrics import registry
 from ae_jax.training import Training
-from ae_jax.workdir import Workdir
+from ae_jax.workdir import STATS, Workdir
 
 def recon_rows(training: Training, state):
   cfg = training.config
@@ -55,3 +56,18 @@ def draw_figures(training: Training, wd: Workdir, rows, last_eval, recon):
     if last_eval and 'kl_per_dim' in last_eval[0]:
       wd.save_figure(figures.kl_per_dim(last_eval), 'kl_per_dim.png')
   wd.save_figure(figures.recon_grid([recon]), 'recon.png')
+
+
+def latent_statistics(training: Training, state, wd: Workdir, epoch) -> dict:
+  """Every member's per-channel mean and std of its training codes (latent diffusion's
+  scaling statistics), computed once at the end of training and kept in latent_stats.json
+  -> {member: {'mean': [C], 'std': [C]}}."""
+  stacked = training.functions.stack(state)
+  variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats,
+               'model_state': stacked.model_state}
+  out = {}
+  for k, m in enumerate(training.members):
+    member = Trained(training.spec, variables, k, epoch, workdir=wd.path)
+    out[m['name']] = codes.member_statistics(member, training.dataset)
+  wd.write_json(STATS, {'epoch': epoch, 'codes': 'mean', 'members': out})
+  return out

@@ -9,6 +9,7 @@ compiles through one `compile.Compiler`, so equal programs share their compilati
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, Workdi
 from ae_jax.metrics import registry
 from ae_jax.record import ModelRecord
 from ae_jax.training import Chunks, Datasets, Training
-from ae_jax.workdir import config_to_dict, CONFIG, MEMBERS, PROGRAMS, SUMMARY, Workdir
+from ae_jax.workdir import config_to_dict, CONFIG, MEMBERS, MODEL, PROGRAMS, SUMMARY, Workdir
 
 CRASH_LOG = stops.CRASH_LOG
 
@@ -182,6 +183,20 @@ def train_program(config, wd: Workdir, members: list[dict], dataset=None,
   return run.finish()
 
 
+def _started_from(wd: Workdir):
+  """model.json's init_from (where a fine-tune started), read even from a record damaged
+  elsewhere (a resume rewrites the rest from the data and the config)."""
+  try:
+    return ModelRecord.read(wd).init_from
+  except WorkdirError:
+    try:
+      with open(wd.file(MODEL)) as f:
+        value = json.load(f)
+    except (OSError, ValueError):
+      return None
+    return value.get('init_from') if isinstance(value, dict) else None
+
+
 class _Run:
   """One program's training in progress: its state and step, this epoch's chunk metrics,
   the logs and checkpoints, and what each event of train_program's loop does."""
@@ -213,7 +228,7 @@ class _Run:
       record = record.replace(init_from=source)
       print(note, flush=True)
     elif restored is not None and wd.has_model_record():  # keeps where it started
-      record = record.replace(init_from=ModelRecord.read(wd).init_from)
+      record = record.replace(init_from=_started_from(wd))
     self.state = state
     self.saved = self.step if restored is not None else None  # the newest checkpoint's step
     _write_records(wd, training, record, restored is not None)
@@ -339,7 +354,12 @@ class _Run:
       epoch = training.epoch_of(self.step)
       last_eval = evaluate.rows(members, training.evaluator(self.state, epoch, final=True),
                                 epoch=epoch, step=self.step)
-    summary = results.summary(training, self.metrics_log.rows, last_eval, self.timing, self.frozen)
+    summary = results.summary(training, self.metrics_log.rows, last_eval, self.timing,
+                              self.frozen)
+    stats = results.latent_statistics(training, self.state, self.wd,
+                                      training.epoch_of(self.step))
+    for entry in summary['members']:
+      entry['latent_stats'] = stats[entry['name']]
     self.wd.write_json(SUMMARY, summary)
     recon = results.recon_rows(training, self.state)
     if self.cfg.figures.enabled:

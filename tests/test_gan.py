@@ -120,14 +120,19 @@ def test_a_sweep_over_the_gan_weight_trains_each_member_as_on_its_own(gan_config
   weights = (0.1, 0.5)
   sweep = prepare(gan_config(loss__gan_start_step=0, sweep__gan_weight=weights))
   state, _ = _epoch(sweep)
+  members = [jax.tree_util.tree_map(lambda x: np.asarray(x)[k], state) for k in range(2)]
+  # the two weights train apart by far more than the tolerance below
+  gap = max(np.abs(a - b).max() for a, b in zip(jax.tree_util.tree_leaves(members[0].params),
+                                                jax.tree_util.tree_leaves(members[1].params)))
+  assert gap > 1e-2
   for k, w in enumerate(weights):
     alone, _ = _epoch(prepare(gan_config(loss__gan_start_step=0, loss__gan_weight=w)))
-    member = jax.tree_util.tree_map(lambda x: np.asarray(x)[k], state)
     single = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], alone)
-    # vmapped and single programs round differently; Adam carries it (1 of ~8k within 5e-5)
-    chex.assert_trees_all_close(member.params, single.params, rtol=1e-4, atol=5e-5)
-    chex.assert_trees_all_close(member.critic['params'], single.critic['params'],
-                                rtol=1e-4, atol=5e-5)
+    # vmapped and single programs round differently and Adam carries it: a few of ~8k
+    # weights reach 2e-4 on some CPUs
+    chex.assert_trees_all_close(members[k].params, single.params, rtol=1e-3, atol=5e-4)
+    chex.assert_trees_all_close(members[k].critic['params'], single.critic['params'],
+                                rtol=1e-3, atol=5e-4)
 
 
 @pytest.mark.parametrize('overrides,message', [

@@ -98,4 +98,4 @@ def test_the_ldm_presets_build_from_a_config(tiny):
   from ae_jax.training import prepare
   setup = prepare(tiny(model__preset=PRESET, model__latent_dim=0, data__name='photos',
                      data__num_examples=40, data__image_size=16, train__batch_size=8))
-  assert setup.model.model_range == 'pm1' and setup.latent_shape == (4, 4, 3)
+  assert setup.model.model_range == 'pm1' and setup.spec.latent_shape == (4, 4, 3)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import config_lib, preempt, prior
+from ae_jax import codes, config_lib, data, preempt, prior
 from ae_jax.errors import Preempted, WorkdirError
 from ae_jax.export import export_member
 from ae_jax.inference import load
@@ -171,3 +171,22 @@ def test_mistakes_are_one_line_and_change_nothing(runs, capsys, tree_digest):
   with pytest.raises(WorkdirError, match='holds a prior trained with other settings'):
     train_prior(_prior_config(vae, 'gmm', '--config.prior.name=g',
                               '--config.prior.gmm.components=4'), vae)
+
+
+def test_the_saved_latent_statistics_are_the_codes_own(runs):
+  """latent_stats.json, written at the end of training, equals the statistics recomputed
+  from the loaded model (in the sweep and in its exported member), and a flow prior
+  normalizes the codes by the same numbers."""
+  sweep, workdir = runs['vae']
+  m = load(workdir)
+  saved = m.latent_statistics()
+  assert saved == codes.member_statistics(m, data.load(m.config.data))
+  assert load(sweep, 'beta=1').latent_statistics() == saved
+  assert load(sweep, 'beta=0.5').latent_statistics() != saved
+  assert len(saved['mean']) == m.latent_shape[-1] and min(saved['std']) > 0
+  summary = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert summary['members'][0]['latent_stats'] == saved
+  train_prior(_prior_config(workdir, 'flow', '--config.prior.name=stats'), workdir)
+  spec = TrainedPrior.open(workdir, 'stats').spec
+  np.testing.assert_allclose(spec.stats[0]['mean'], saved['mean'], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(spec.stats[0]['std'], saved['std'], rtol=1e-5, atol=1e-7)

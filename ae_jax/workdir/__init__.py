@@ -36,13 +36,13 @@ from ae_jax.workdir.folder import MetricsLog, Workdir
 from ae_jax.workdir.lock import take_lock
 from ae_jax.workdir.outputs import OUTPUTS_MARK, Outputs
 from ae_jax.workdir.records import (BEST, CHECKPOINTS, CONFIG, EVAL, FIGURES, KINDS, LATENT,
-                                    LOCK, MEMBERS, METRICS, MODEL, PROGRAMS, RECORDS, SUMMARY,
-                                    TENSORBOARD, check_record)
+                                    LOCK, MEMBERS, METRICS, MODEL, PROGRAMS, RECORDS, STATS,
+                                    SUMMARY, TENSORBOARD, check_record)
 
 __all__ = [
     'append_text', 'config_to_dict', 'figure_bytes', 'npy_bytes', 'npz_bytes', 'save_figure',
     'write_bytes', 'write_json', 'write_lines', 'write_text_file', 'MetricsLog', 'Workdir',
     'take_lock', 'OUTPUTS_MARK', 'Outputs', 'BEST', 'CHECKPOINTS', 'CONFIG', 'EVAL', 'FIGURES',
-    'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'PROGRAMS', 'RECORDS', 'SUMMARY',
-    'TENSORBOARD', 'check_record',
+    'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'PROGRAMS', 'RECORDS', 'STATS',
+    'SUMMARY', 'TENSORBOARD', 'check_record',
 ]

@@ -8,6 +8,7 @@ from ae_jax.errors import WorkdirError
 
 CONFIG, MEMBERS, MODEL, METRICS = 'config.json', 'members.json', 'model.json', 'metrics.jsonl'
 SUMMARY, EVAL, LOCK = 'summary.json', 'eval.json', '.lock'
+STATS = 'latent_stats.json'  # the codes' per-channel statistics at the end of training
 CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
                                                 'programs', 'latent')
 TENSORBOARD = 'tensorboard'
