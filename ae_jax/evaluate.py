@@ -19,7 +19,7 @@ from ae_jax.errors import WorkdirError
 from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import CONFIG, EVAL, Workdir, config_to_dict
+from ae_jax.workdir import CONFIG, EVAL, Outputs, Workdir, config_to_dict
 
 
 class PassContext:
@@ -198,16 +198,33 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   return result
 
 
+def result_outputs(workdir: str, out: str | None) -> Outputs | None:
+  """Where `--mode=evaluate --out` writes eval.json, checked before anything is computed:
+  None for the workdir itself (no --out, or --out naming it), else the folder `out` as
+  an evaluation's outputs (`Outputs`): new or empty, or an earlier evaluation's; another
+  command's folder (another workdir, a tool's outputs, a study) is refused naming it."""
+  if out is None or (os.path.isdir(out) and os.path.isdir(workdir)
+                     and os.path.samefile(out, workdir)):
+    return None
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
+  outputs = Outputs(out, Workdir(workdir).writer, tool='evaluate', reads=(workdir,))
+  outputs.check()
+  return outputs
+
+
 def write_result(result: dict, out: str | None = None) -> str | None:
   """eval.json of `result` into its workdir (and each program's into the program's), or
-  into the folder `out`; -> its path (None off the writer process). A failed write is a
-  WriteError naming the file."""
-  if out is not None and os.path.exists(out) and not os.path.isdir(out):
-    raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
-  if out is None:
-    for program in result.get('programs', ()):
-      Workdir(program['workdir']).write_json(EVAL, program)
-  wd = Workdir(out if out is not None else result['workdir'])
+  into the folder `out` (as a whole: `result_outputs`); -> its path (None off the writer
+  process). A failed write is a WriteError naming the file."""
+  outputs = result_outputs(result['workdir'], out)
+  if outputs is not None:
+    with outputs:
+      path = outputs.json(EVAL, result)
+    return path if outputs.writer else None
+  for program in result.get('programs', ()):
+    Workdir(program['workdir']).write_json(EVAL, program)
+  wd = Workdir(result['workdir'])
   wd.write_json(EVAL, result)
   return wd.file(EVAL) if wd.writer else None
 

@@ -12,6 +12,7 @@ import numpy as np
 from ae_jax import checkpoint, mesh as mesh_lib
 from ae_jax.errors import USER_ERRORS, NonFiniteLossError, TrainingFailed
 from ae_jax.training import Training
+from ae_jax.workdir import CRASH_LOG
 
 def first_nonfinite(metrics: dict, members, first_step: int, skip=()):
   """The first non-finite training loss among the members not in `skip`, described."""
@@ -66,7 +67,6 @@ def save(ckpts, training: Training, state, step, frozen, epoch_metrics, best) ->
   return step
 
 
-CRASH_LOG = 'crash.log'
 
 
 def rescue(error, training: Training, wd, ckpts, state, step, saved, pending, frozen):

@@ -24,7 +24,8 @@ from ae_jax.compile import Compiler
 from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.metrics import registry
 from ae_jax.training import Chunks, Datasets, Training
-from ae_jax.workdir import CONFIG, MEMBERS, PROGRAMS, SUMMARY, Workdir, config_to_dict
+from ae_jax.workdir import (CONFIG, MEMBERS, PROGRAMS, SUMMARY, Workdir, config_to_dict,
+                           refuse_unless)
 
 CRASH_LOG = stops.CRASH_LOG
 
@@ -34,7 +35,10 @@ CRASH_LOG = stops.CRASH_LOG
 
 def claim(wd: Workdir, config, fresh: bool = False) -> None:
   """Make `wd` ready for `config`, before any data loads or anything compiles: refuse a
-  workdir holding a model that `config` would not continue, or (fresh) move it aside."""
+  workdir holding a model that `config` would not continue, or (fresh) move it aside.
+  Another command's folder (a study's, a tool's outputs) is refused, and `fresh` moves
+  aside only a previous run."""
+  check_owner(wd.path, fresh)
   wd.prepare()
   if fresh and not wd.is_empty():
     moved = wd.move_aside()
@@ -63,6 +67,15 @@ def claim(wd: Workdir, config, fresh: bool = False) -> None:
   config_lib.check_compatible(old, config_to_dict(config), wd.path, trained)
 
 
+def check_owner(workdir: str, fresh: bool = False) -> None:
+  """Refuse a folder another command owns (a study's, a tool's outputs; with `fresh`, any
+  folder but a previous run's, which it would move aside), naming the owner."""
+  refuse_unless(workdir, ('run', 'export') if fresh else ('run', 'export', 'files'),
+                '--workdir', 'a run trains only in a new or empty folder or a trained '
+                'workdir' + (' (--fresh moves aside only a previous run)' if fresh else '')
+                + '; use another --workdir')
+
+
 def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   """Train every member of `config` in `workdir`, resuming from its checkpoints.
 
@@ -71,6 +84,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   at the top. `fresh` moves an existing workdir aside first (never deletes it).
   """
   config = config_lib.resolve(config)
+  check_owner(workdir, fresh)  # before running() makes its lock there
   wd = Workdir(workdir)
   with wd.running():
     return _train_and_evaluate(config, wd, fresh)

@@ -221,7 +221,8 @@ def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
   rows = wd.Workdir(out).read_metrics()
   assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
   # A second export onto the now-trained folder is refused, unless --replace moves it aside.
-  with pytest.raises(WorkdirError, match='is not empty'):
+  with pytest.raises(WorkdirError, match='holds an exported workdir; choose another folder, or '
+                     'pass --replace'):
     export_member(workdir, 'beta=4,latent_dim=2', out)
   export_member(workdir, 'beta=4,latent_dim=2', out, replace=True)
   assert inference.load(out).epoch == 2

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ae_jax import inference, workdir as wd_lib
+from ae_jax.workdir import files as files_lib
 from ae_jax.errors import CheckpointError, WorkdirError, WriteError
 from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.main import main as ae_main
@@ -62,7 +63,7 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
     def full(fd, data):  # some bytes land, then the disk is full
       real(fd, bytes(data[:7]))
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(wd_lib, '_os_write', full)
+    monkeypatch.setattr(files_lib, '_os_write', full)
     reason = 'No space left on device'
   else:
     read_only(tmp_path)
@@ -79,30 +80,13 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
 
 
 def test_the_write_probe_and_the_metrics_log_on_a_full_disk(tmp_path, monkeypatch):
-  import builtins
-  real_open = builtins.open
-
-  class Full:  # a file that opens, and whose bytes do not fit
-    def __init__(self, f):
-      self.f = f
-
-    def write(self, _):
-      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __enter__(self):
-      return self
-
-    def __exit__(self, *a):
-      self.f.close()
-
-  def opener(path, mode='r', *a, **k):
-    f = real_open(path, mode, *a, **k)
-    return Full(f) if any(c in mode for c in 'wa') and str(path).startswith(str(tmp_path)) else f
+  def full(fd, data):  # a file that opens, and whose bytes do not fit
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
   wd = Workdir(str(tmp_path / 'w'), writer=True)
   wd.prepare()
   wd.write_metrics([{'step': 1, 'split': 'train'}])
-  monkeypatch.setattr(builtins, 'open', opener)
+  monkeypatch.setattr(files_lib, '_os_write', full)
   with pytest.raises(WorkdirError, match=r'cannot be written \(No space left on device\); '
                      'choose another --workdir'):
     wd.prepare()
@@ -222,8 +206,8 @@ def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
   mine.mkdir()
   (mine / 'notes.txt').write_text('keep me')
   _, err = _latent(capsys, 'encode', '--workdir', vae, '--out', mine, code=2)
-  assert err == (f'error: --out {mine} holds files no ae_jax tool wrote; give a new or empty '
-                 "folder (a tool's next run replaces its folder as a whole)")
+  assert err == (f'error: --out {mine} holds files no ae_jax command wrote; give a new or empty '
+                 'folder (`latent encode` replaces only its own previous outputs, as a whole)')
   assert os.listdir(mine) == ['notes.txt']
   # a kill between the two renames of a replacement: the previous folder comes back first
   out = tmp_path / 'enc'
