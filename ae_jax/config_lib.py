@@ -227,6 +227,7 @@ def _rule_metrics(config):
 
 def _rule_sweep(config):
   sweep.expand(config)  # members' values: kinds, ranges, zip lengths
+  sweep.outer_axes(config)  # outer values, each as its key checks it
 
 
 def _rule_objective(config):
