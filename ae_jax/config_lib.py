@@ -21,6 +21,7 @@ from ae_jax.data import pixels
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.metrics import registry
 from ae_jax.metrics.lpips import MIN_SIZE
+from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
 from ae_jax.models import FIXED_CODE, PRESETS, resolve_latent_dim
 from ae_jax.models.ldm import LDM_PRESETS
 from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
@@ -240,9 +241,78 @@ def _rule_objective(config):
     raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
                       'autoencoder\'s latent size cannot be swept by masking (its code '
                       'channels mix in the layers around them); sweep it as separate runs')
-  if objective.name == 'tcvae' and config.train.batch_size < 2:
-    raise ConfigError('config.loss.objective=\'tcvae\' estimates q(z) from the batch: '
-                      f'train.batch_size={config.train.batch_size} must be >= 2')
+
+
+def _swept_or(config, axis: str, key: str) -> tuple[str, tuple]:
+  """(what to call it, its values): config.sweep.<axis> when swept, else the key's value."""
+  values = sweep.axis_values(config, axis)
+  if values is not None:
+    return f'config.sweep.{axis}={tuple(values)!r}', tuple(values)
+  value = get(config, key)
+  return f'config.{key}={value!r}', (value,)
+
+
+def _rule_pairs(config):
+  """An estimate made from pairs within a batch (objectives' `pairs`) cannot use a batch of
+  one: every training and evaluation batch holds two examples or more."""
+  objective = objectives.get(config.loss.objective)
+  if not objective.pairs:
+    return
+  for axis, key in (('batch_size', 'train.batch_size'), ('', 'train.eval_batch_size')):
+    what, values = _swept_or(config, axis, key) if axis else (
+        f'config.{key}={get(config, key)!r}', (get(config, key),))
+    if any(int(v) < 2 for v in values):
+      raise ConfigError(f'config.loss.objective={objective.name!r} {objective.pairs}, so it needs '
+                        f'batches of two examples or more: {what} must be >= 2')
+
+
+def _rule_critic(config):
+  """One discriminator per train state: an objective that trains its own (FactorVAE's TC
+  critic) cannot also train the PatchGAN of loss.gan_weight > 0, which would be dropped."""
+  objective = objectives.get(config.loss.objective)
+  what, weights = _swept_or(config, 'gan_weight', 'loss.gan_weight')
+  if objective.critic and any(float(w) > 0 for w in weights):
+    raise ConfigError(f'config.loss.objective={objective.name!r} trains its own discriminator '
+                      f'(the TC critic), so the PatchGAN of {what} cannot train beside it; set '
+                      'loss.gan_weight=0, or use the PatchGAN with another objective')
+
+
+def _rule_unread_axes(config):
+  """A swept weight the run never reads would train identical members under different
+  names: an objective's own weight under another objective, the commitment of a model
+  that is no VQ-VAE, beta (and its warm-up) where the ELBO of an AE or a VQ-VAE has no KL."""
+  objective, kind = config.loss.objective, config.model.kind
+  for axis, key in sweep.DECLARED.items():
+    if key.sweep != 'vmap' or sweep.axis_values(config, axis) is None:
+      continue
+    owner = next((o.name for o in objectives.OBJECTIVES if key in o.keys), None)
+    if owner is not None and owner != objective:
+      reader = f'loss.objective={owner!r}'
+    elif axis == 'commitment' and kind != 'vqvae':
+      reader = "model.kind='vqvae'"
+    elif axis in ('beta', 'kl_warmup_epochs') and objective == 'elbo' and kind != 'vae':
+      reader = "a model with a KL term (model.kind='vae'), or loss.objective='wae_mmd' or 'rae'"
+    else:
+      continue
+    raise ConfigError(f'config.sweep.{axis}: {key.name} is read only with {reader}, not '
+                      f'loss.objective={objective!r} with model.kind={kind!r}: its members '
+                      'would train the same model under different names')
+
+
+def _rule_sample_counts(config):
+  """Precision and recall compare each sample with its k-th nearest neighbour (k = 3), and
+  a Fréchet distance needs covariances: refused up front rather than after training."""
+  names = set(config.eval.metrics)
+  if not names & {'precision', 'recall', 'fd_classifier'}:
+    return
+  least = PR_NEIGHBOURS + 1
+  if config.eval.num_samples < least:
+    raise ConfigError(f'config.eval.num_samples={config.eval.num_samples} is too few for the '
+                      f'sample-quality metrics (precision and recall compare each sample with '
+                      f'its {PR_NEIGHBOURS}rd nearest neighbour): give at least {least}')
+  if 0 < config.eval.max_images < least:
+    raise ConfigError(f'config.eval.max_images={config.eval.max_images} is too few test images '
+                      f'for the sample-quality metrics: give 0 (all) or at least {least}')
 
 
 def _rule_background(config):
@@ -250,7 +320,8 @@ def _rule_background(config):
 
 
 RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_latent, _rule_metrics,
-         _rule_sweep, _rule_background, _rule_objective)
+         _rule_sweep, _rule_background, _rule_objective, _rule_pairs, _rule_critic,
+         _rule_unread_axes, _rule_sample_counts)
 
 
 def validate(config) -> None:

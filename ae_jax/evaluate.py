@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import config_lib, data, mesh, steps
+from ae_jax import config_lib, data, mesh, objectives, steps
 from ae_jax.compile import Runtime
-from ae_jax.errors import WorkdirError
+from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
+from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
 from ae_jax.spec import RunSpec
 from ae_jax.workdir import CONFIG, EVAL, Outputs, Workdir, config_to_dict
 
@@ -74,6 +75,25 @@ def test_factors(dataset):
   return None if factors is None else factors[dataset.test['id']]
 
 
+SAMPLE_METRICS = ('fd_classifier', 'precision', 'recall')
+
+
+def check_counts(config, metrics, num_test: int) -> None:
+  """Refuse, before any training or evaluation, a test split too small for what evaluates
+  it: an objective whose terms compare pairs within a batch needs two images, the
+  sample-quality metrics more than their k nearest neighbours."""
+  objective = objectives.get(config.loss.objective)
+  if objective.pairs and num_test < 2:
+    raise ConfigError(f'config.loss.objective={objective.name!r} {objective.pairs}, so its '
+                      f'evaluation needs two test images or more; the test split has {num_test}: '
+                      'raise data.test_fraction')
+  used = min(num_test, config.eval.max_images or num_test)
+  wanted = sorted({getattr(m, 'name', m) for m in metrics} & set(SAMPLE_METRICS))
+  if wanted and used <= PR_NEIGHBOURS:
+    raise ConfigError(f'the metrics {wanted} need more than {PR_NEIGHBOURS} test images; this '
+                      f'run evaluates {used}: raise data.test_fraction (or eval.max_images)')
+
+
 class Evaluator:
   """A run's metrics on a test split: the batch metrics in one compiled scan over the split
   for every member, the pass metrics on the host (final evaluations)."""
@@ -91,6 +111,7 @@ class Evaluator:
     self.runtime, self.spec = runtime, runtime.spec
     self.test, self.info = test, info
     self.metrics = self.spec.metrics if metrics is None else tuple(metrics)
+    check_counts(self.spec.config, self.metrics, len(test['image']))
     self.train_images, self.factors = train_images, factors
     self._inputs = None
 

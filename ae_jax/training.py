@@ -50,6 +50,7 @@ class Training:
     record = ModelRecord.of_data(dataset.info, len(dataset.train['image']),
                                  config.train.batch_size)
     spec = RunSpec.build(config, record, members)
+    evaluate.check_counts(config, spec.metrics, len(dataset.test['image']))  # before training
     plan = plan or mesh_lib.plan(config, spec.num_members)
     return cls(spec, dataset, Runtime(spec, plan, compiler))
 

@@ -391,7 +391,10 @@ def _coverage(manifold, radii, queries, chunk):
   return float(inside.mean())
 
 
-def precision_recall(real_feats, fake_feats, k: int = 3, chunk: int = 1024):
+PR_NEIGHBOURS = 3  # precision and recall's k (Kynkäänniemi et al. 2019)
+
+
+def precision_recall(real_feats, fake_feats, k: int = PR_NEIGHBOURS, chunk: int = 1024):
   """Improved precision and recall (Kynkäänniemi et al. 2019) -> (precision, recall).
 
   Precision: the share of fake features inside the real manifold, the union of balls
