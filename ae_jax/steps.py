@@ -74,6 +74,9 @@ class TrainState:
 
 
 STATE_COLLECTIONS = ('vq_stats',)  # mutable model collections kept in TrainState.model_state
+# per-step flags beside the metrics (train.skip_nonfinite_members): the model's loss and
+# gradients were finite, and (with a discriminator) the discriminator's new state was
+FLAGS = ('finite', 'critic_finite')
 
 
 def _variables(state_params, batch_stats, model_state=None):
@@ -240,6 +243,9 @@ def train_step(spec: StepSpec, state: TrainState, images, inputs: StepInputs, ac
   metrics['beta'] = beta_eff
   if spec.skip_nonfinite:
     finite = jnp.isfinite(loss) & _all_finite(grads)
+    if spec.critic is not None:  # a diverged discriminator freezes its member too
+      metrics['critic_finite'] = _all_finite(new_state.critic)
+      finite = finite & metrics['critic_finite']
     ok = finite & (True if active is None else active)
     new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new_state, state)
     metrics['finite'] = finite

@@ -80,13 +80,30 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
 
 
 def test_the_write_probe_and_the_metrics_log_on_a_full_disk(tmp_path, monkeypatch):
-  def full(fd, data):  # a file that opens, and whose bytes do not fit
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  import builtins
+  real_open = builtins.open
+
+  class Full:  # a file that opens, and whose bytes do not fit
+    def __init__(self, f):
+      self.f = f
+
+    def write(self, _):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *a):
+      self.f.close()
+
+  def opener(path, mode='r', *a, **k):
+    f = real_open(path, mode, *a, **k)
+    return Full(f) if any(c in mode for c in 'wa') and str(path).startswith(str(tmp_path)) else f
 
   wd = Workdir(str(tmp_path / 'w'), writer=True)
   wd.prepare()
   wd.write_metrics([{'step': 1, 'split': 'train'}])
-  monkeypatch.setattr(files_lib, '_os_write', full)
+  monkeypatch.setattr(builtins, 'open', opener)
   with pytest.raises(WorkdirError, match=r'cannot be written \(No space left on device\); '
                      'choose another --workdir'):
     wd.prepare()

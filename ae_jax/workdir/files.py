@@ -91,15 +91,17 @@ def append_text(path: str, text: str, root: str | None = None) -> None:
   line. A failure is one WriteError line; a link at `path` (or below `root`) is refused."""
   refuse_links(os.path.dirname(os.path.abspath(path)) if root is None else root, path)
   try:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o666)
-    try:
-      write_all(fd, text.encode('utf-8'))
-    finally:
-      os.close(fd)
+    with open(path, 'a', opener=_no_follow) as f:
+      f.write(text)
   except OSError as e:
     reason = e.strerror or str(e)
     raise WriteError(f'{path} could not be appended to ({reason}); its earlier lines are '
                      'intact', path, reason) from e
+
+
+def _no_follow(path, flags):
+  """open()'s opener that never follows a link at the file itself."""
+  return os.open(path, flags | NOFOLLOW, 0o666)
 
 
 def write_text_file(path: str, text: str, root: str | None = None) -> None:

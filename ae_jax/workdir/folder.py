@@ -14,8 +14,8 @@ import jax
 
 from ae_jax.errors import WorkdirError, WriteError
 from ae_jax.workdir import links
-from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, write_all,
-                                  write_bytes, write_json, write_lines, write_text_file)
+from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, write_bytes,
+                                  write_json, write_lines, write_text_file)
 from ae_jax.workdir.lock import HAS_FLOCK, take_lock
 from ae_jax.workdir.outputs import Outputs
 from ae_jax.workdir.records import (FIX, _SCAFFOLD, _START, CHECKPOINTS, BEST, CONFIG, FIGURES,
@@ -182,12 +182,11 @@ class Workdir:
       links.make_folder(self.root, self.file(FIGURES))
       with contextlib.suppress(FileNotFoundError):  # left by a process killed right here
         os.remove(probe)  # (not a link: scan refused one)
-      # O_EXCL: a file made here and now, never one planted meanwhile
-      fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | links.NOFOLLOW, 0o666)
       try:
-        write_all(fd, b'ok')
+        # O_EXCL: a file made here and now, never one planted meanwhile
+        with open(probe, 'w', opener=lambda p, flags: os.open(p, flags | os.O_EXCL, 0o666)) as f:
+          f.write('ok')
       finally:  # a probe that could be made but not filled (a full disk) goes too
-        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
           os.remove(probe)
     except WriteError:
