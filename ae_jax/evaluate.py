@@ -18,6 +18,7 @@ from ae_jax.compile import Runtime
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
+from ae_jax.metrics import sample_quality
 from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
 from ae_jax.spec import RunSpec
 from ae_jax.workdir import CONFIG, EVAL, Outputs, Workdir, config_to_dict
@@ -78,20 +79,31 @@ def test_factors(dataset):
 SAMPLE_METRICS = ('fd_classifier', 'precision', 'recall')
 
 
-def check_counts(config, metrics, num_test: int) -> None:
-  """Refuse, before any training or evaluation, a test split too small for what evaluates
-  it: an objective whose terms compare pairs within a batch needs two images, the
-  sample-quality metrics more than their k nearest neighbours."""
+def check_counts(config, metrics, num_test: int, info=None) -> None:
+  """Refuse, before any training or evaluation, what would fail only at the end: a test
+  split too small for what evaluates it (an objective whose terms compare pairs within a
+  batch needs two images, the sample-quality metrics more than their k nearest
+  neighbours), and a metric whose data is missing (`Metric.needs`: ground-truth factors,
+  a dataset with a sample-quality classifier; `info`: the dataset's DatasetInfo)."""
   objective = objectives.get(config.loss.objective)
   if objective.pairs and num_test < 2:
     raise ConfigError(f'config.loss.objective={objective.name!r} {objective.pairs}, so its '
                       f'evaluation needs two test images or more; the test split has {num_test}: '
                       'raise data.test_fraction')
+  metrics = [registry.get(m) if isinstance(m, str) else m for m in metrics]
   used = min(num_test, config.eval.max_images or num_test)
-  wanted = sorted({getattr(m, 'name', m) for m in metrics} & set(SAMPLE_METRICS))
+  wanted = sorted({m.name for m in metrics} & set(SAMPLE_METRICS))
   if wanted and used <= PR_NEIGHBOURS:
     raise ConfigError(f'the metrics {wanted} need more than {PR_NEIGHBOURS} test images; this '
                       f'run evaluates {used}: raise data.test_fraction (or eval.max_images)')
+  if info is None:
+    return
+  for m in metrics:
+    if 'factors' in m.needs and info.factors is None:
+      raise ConfigError(f'metric {m.name!r} needs ground-truth factors: data.name=\'dsprites\' '
+                        f'(not {info.name!r}); leave it out of eval.metrics')
+    if 'labelled_dataset' in m.needs:
+      sample_quality.check_dataset(info, config.data)
 
 
 class Evaluator:
@@ -111,7 +123,7 @@ class Evaluator:
     self.runtime, self.spec = runtime, runtime.spec
     self.test, self.info = test, info
     self.metrics = self.spec.metrics if metrics is None else tuple(metrics)
-    check_counts(self.spec.config, self.metrics, len(test['image']))
+    check_counts(self.spec.config, self.metrics, len(test['image']), info)
     self.train_images, self.factors = train_images, factors
     self._inputs = None
 

@@ -51,7 +51,8 @@ class Training:
     record = ModelRecord.of_data(dataset.info, len(dataset.train['image']),
                                  config.train.batch_size)
     spec = RunSpec.build(config, record, members)
-    evaluate.check_counts(config, spec.metrics, len(dataset.test['image']))  # before training
+    # what would fail only at the end (too few test images, a metric's missing data): now
+    evaluate.check_counts(config, spec.metrics, len(dataset.test['image']), dataset.info)
     check_memory(spec, dataset)  # before anything is placed on the device or compiled
     plan = plan or mesh_lib.plan(config, spec.num_members)
     return cls(spec, dataset, Runtime(spec, plan, compiler))

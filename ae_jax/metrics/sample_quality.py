@@ -427,6 +427,14 @@ def classifier_dataset(info, data_config) -> tuple[str, str]:
   return name, ''
 
 
+def check_dataset(info, data_config) -> str:
+  """The classifier dataset of a run's data, refused up front when there is none
+  (ConfigError); -> its name."""
+  name, _ = classifier_dataset(info, data_config)
+  _check_shape(name, None)
+  return name
+
+
 def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=None,
           source: str = '') -> dict:
   """FD and precision/recall of fake vs real images in the dataset classifier's feature
