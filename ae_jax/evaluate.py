@@ -21,7 +21,8 @@ from ae_jax.metrics import registry
 from ae_jax.metrics import sample_quality
 from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import CONFIG, EVAL, Outputs, Workdir, config_to_dict
+from ae_jax.workdir import (CONFIG, EVAL, PROGRAMS, Outputs, Workdir, config_to_dict,
+                           refuse_links)
 
 
 class PassContext:
@@ -238,6 +239,11 @@ def result_outputs(workdir: str, out: str | None) -> Outputs | None:
   command's folder (another workdir, a tool's outputs, a study) is refused naming it."""
   if out is None or (os.path.isdir(out) and os.path.isdir(workdir)
                      and os.path.samefile(out, workdir)):
+    wd = Workdir(workdir)  # its own eval.json (and its programs'): never through a link
+    refuse_links(wd.root, wd.file(EVAL))
+    programs = wd.file(PROGRAMS)
+    for name in sorted(os.listdir(programs)) if os.path.isdir(programs) else ():
+      refuse_links(wd.root, wd.program(name).file(EVAL))
     return None
   if os.path.exists(out) and not os.path.isdir(out):
     raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')

@@ -16,6 +16,7 @@ import os
 from typing import NamedTuple
 
 from ae_jax.errors import WorkdirError
+from ae_jax.workdir.links import link_error
 from ae_jax.workdir.records import (_SCAFFOLD, EVAL, LOCK, OUTPUTS_MARK, PROBE, STUDY,
                                     WRITTEN_FILES, WRITTEN_FOLDERS)
 
@@ -31,8 +32,11 @@ class Owner(NamedTuple):
 
 
 def _mark(path: str) -> dict | None:
+  mark = os.path.join(path, OUTPUTS_MARK)
+  if os.path.islink(mark):  # planted: it would pass another folder off as a tool's
+    raise link_error(mark)
   try:
-    with open(os.path.join(path, OUTPUTS_MARK)) as f:
+    with open(mark) as f:
       value = json.load(f)
   except (OSError, ValueError):
     return None
