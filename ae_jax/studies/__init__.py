@@ -152,6 +152,13 @@ def budget_doc(models) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def check_owner(workdir: str):
+  """A study writes into (and --fresh moves aside) only a study's folder, or a new or empty
+  one; another command's folder is refused naming it. -> its owner (None: new or empty)."""
+  return refuse_unless(workdir, ('study',), '--workdir', 'a study writes only into a new or '
+                       'empty folder or a study\'s; use another --workdir')
+
+
 class Study:
   """A study's workdir: its models under models/<key>/, its report at the top."""
 
@@ -168,10 +175,7 @@ class Study:
     self.notes: list[str] = []
     self.wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     workdir = self.wd.path
-    # a study replaces (and --fresh moves aside) only a study's folder
-    found = refuse_unless(workdir, ('study',), '--workdir',
-                          'a study writes only into a new or empty folder or a study\'s; use '
-                          'another --workdir')
+    found = check_owner(workdir)
     if fresh and found is not None:
       print(f'moved the previous study to {self.wd.move_aside()}', flush=True)
     recorded = self.wd.read_json(STUDY_FILE, default={}) if self.wd.exists(STUDY_FILE) else {}
