@@ -337,13 +337,16 @@ def recon_member(spec: StepSpec, state: TrainState, images, hp):
 
 
 def batch_for_eval(images, batch_size: int, multiple: int = 1):
-  """[N,H,W,C] -> ([NB, EB, H, W, C] zero-padded, valid [NB, EB]) with EB <= batch_size
-  (rounded up to a multiple of `multiple`, the devices sharing a batch)."""
+  """[N,H,W,C] -> ([NB, EB, H, W, C] padded, valid [NB, EB]) with EB <= batch_size
+  (rounded up to a multiple of `multiple`, the devices sharing a batch). The last batch is
+  filled up with the split's first images, not zeros: padded rows weigh nothing in the
+  sums, but an objective whose estimate pairs a batch's examples (tcvae, wae_mmd,
+  factorvae) then pairs the real rows with real images, never with blank ones."""
   n = images.shape[0]
   eb = min(batch_size, n)
   eb = -(-eb // multiple) * multiple
   nb = -(-n // eb)
   pad = nb * eb - n
-  padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+  padded = np.concatenate([images, np.take(images, np.arange(pad) % n, axis=0)])
   valid = np.arange(nb * eb) < n
   return padded.reshape(nb, eb, *images.shape[1:]), valid.reshape(nb, eb)

@@ -193,7 +193,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
 
   def full(fd, data):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-  monkeypatch.setattr(wd_lib, '_os_write', full)
+  monkeypatch.setattr(files_lib, '_os_write', full)
   _, err = _latent(capsys, 'encode', '--workdir', vae, '--out', out, code=2)
   assert err == (f'error: {out}/codes.npz could not be written (No space left on device); the '
                  "folder's previous run is intact")
@@ -205,7 +205,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
 def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path, capsys,
                                                                    tree_digest):
   out = tmp_path / 'shared'
-  with Workdir(vae).outputs('encode', str(out)):  # a tool writing there meanwhile
+  with Workdir(vae).outputs('reconstruct', str(out)):  # a run writing there meanwhile
     _, err = _latent(capsys, 'reconstruct', '--workdir', vae, '--num', '2', '--out', out,
                      code=2)
     assert err == (f'error: {out} is being written by another run (process {os.getpid()} on '
