@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ae_jax.errors import WriteError
-from ae_jax.workdir.records import WRITTEN_FILES, WRITTEN_FOLDERS
+from ae_jax.workdir.records import WANDB, WRITTEN_FILES, WRITTEN_FOLDERS
 
 NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)  # (not on Windows, where links need privileges)
 
@@ -68,6 +68,8 @@ def scan(folder: str) -> None:
     if os.path.islink(path):
       raise link_error(path)
   for name in WRITTEN_FOLDERS:
+    if name == WANDB:  # W&B's own folder: it makes links there itself (latest-run)
+      continue
     top = os.path.join(folder, name)
     if not os.path.isdir(top):
       continue
