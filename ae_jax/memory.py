@@ -16,7 +16,8 @@ def size(n: float) -> str:
   """Bytes as '820 MB', '24.0 GB'."""
   if n >= 2**30:
     return f'{n / 2**30:.1f} GB'
-  return f'{max(n, 0) / 2**20:.0f} MB'
+  mb = max(n, 0) / 2**20
+  return f'{mb:.1f} MB' if mb < 10 else f'{mb:.0f} MB'
 
 
 def host_available() -> int | None:
