@@ -21,6 +21,7 @@ LAYERS = (
     ('schema',),
     ('config_values',),
     ('configs', 'sweep'),
+    ('config_rules',),
     ('config_lib',),
     ('record', 'steps'),
     ('spec',),
