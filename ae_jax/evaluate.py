@@ -13,13 +13,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import config_lib, data, mesh, steps
+from ae_jax import config_lib, data, mesh, objectives, steps
 from ae_jax.compile import Runtime
-from ae_jax.errors import WorkdirError
+from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
+from ae_jax.metrics import sample_quality
+from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import CONFIG, EVAL, Workdir, config_to_dict
+from ae_jax.workdir import (CONFIG, EVAL, PROGRAMS, Outputs, Workdir, config_to_dict,
+                           refuse_links)
 
 
 class PassContext:
@@ -74,6 +77,36 @@ def test_factors(dataset):
   return None if factors is None else factors[dataset.test['id']]
 
 
+SAMPLE_METRICS = ('fd_classifier', 'precision', 'recall')
+
+
+def check_counts(config, metrics, num_test: int, info=None) -> None:
+  """Refuse, before any training or evaluation, what would fail only at the end: a test
+  split too small for what evaluates it (an objective whose terms compare pairs within a
+  batch needs two images, the sample-quality metrics more than their k nearest
+  neighbours), and a metric whose data is missing (`Metric.needs`: ground-truth factors,
+  a dataset with a sample-quality classifier; `info`: the dataset's DatasetInfo)."""
+  objective = objectives.get(config.loss.objective)
+  if objective.pairs and num_test < 2:
+    raise ConfigError(f'config.loss.objective={objective.name!r} {objective.pairs}, so its '
+                      f'evaluation needs two test images or more; the test split has {num_test}: '
+                      'raise data.test_fraction')
+  metrics = [registry.get(m) if isinstance(m, str) else m for m in metrics]
+  used = min(num_test, config.eval.max_images or num_test)
+  wanted = sorted({m.name for m in metrics} & set(SAMPLE_METRICS))
+  if wanted and used <= PR_NEIGHBOURS:
+    raise ConfigError(f'the metrics {wanted} need more than {PR_NEIGHBOURS} test images; this '
+                      f'run evaluates {used}: raise data.test_fraction (or eval.max_images)')
+  if info is None:
+    return
+  for m in metrics:
+    if 'factors' in m.needs and info.factors is None:
+      raise ConfigError(f'metric {m.name!r} needs ground-truth factors: data.name=\'dsprites\' '
+                        f'(not {info.name!r}); leave it out of eval.metrics')
+    if 'labelled_dataset' in m.needs:
+      sample_quality.check_dataset(info, config.data)
+
+
 class Evaluator:
   """A run's metrics on a test split: the batch metrics in one compiled scan over the split
   for every member, the pass metrics on the host (final evaluations)."""
@@ -91,6 +124,7 @@ class Evaluator:
     self.runtime, self.spec = runtime, runtime.spec
     self.test, self.info = test, info
     self.metrics = self.spec.metrics if metrics is None else tuple(metrics)
+    check_counts(self.spec.config, self.metrics, len(test['image']), info)
     self.train_images, self.factors = train_images, factors
     self._inputs = None
 
@@ -200,16 +234,38 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   return result
 
 
+def result_outputs(workdir: str, out: str | None) -> Outputs | None:
+  """Where `--mode=evaluate --out` writes eval.json, checked before anything is computed:
+  None for the workdir itself (no --out, or --out naming it), else the folder `out` as
+  an evaluation's outputs (`Outputs`): new or empty, or an earlier evaluation's; another
+  command's folder (another workdir, a tool's outputs, a study) is refused naming it."""
+  if out is None or (os.path.isdir(out) and os.path.isdir(workdir)
+                     and os.path.samefile(out, workdir)):
+    wd = Workdir(workdir)  # its own eval.json (and its programs'): never through a link
+    refuse_links(wd.root, wd.file(EVAL))
+    programs = wd.file(PROGRAMS)
+    for name in sorted(os.listdir(programs)) if os.path.isdir(programs) else ():
+      refuse_links(wd.root, wd.program(name).file(EVAL))
+    return None
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
+  outputs = Outputs(out, Workdir(workdir).writer, tool='evaluate', reads=(workdir,))
+  outputs.check()
+  return outputs
+
+
 def write_result(result: dict, out: str | None = None) -> str | None:
   """eval.json of `result` into its workdir (and each program's into the program's), or
-  into the folder `out`; -> its path (None off the writer process). A failed write is a
-  WriteError naming the file."""
-  if out is not None and os.path.exists(out) and not os.path.isdir(out):
-    raise WorkdirError(f'--out {out} is a file; give a folder for eval.json')
-  if out is None:
-    for program in result.get('programs', ()):
-      Workdir(program['workdir']).write_json(EVAL, program)
-  wd = Workdir(out if out is not None else result['workdir'])
+  into the folder `out` (as a whole: `result_outputs`); -> its path (None off the writer
+  process). A failed write is a WriteError naming the file."""
+  outputs = result_outputs(result['workdir'], out)
+  if outputs is not None:
+    with outputs:
+      path = outputs.json(EVAL, result)
+    return path if outputs.writer else None
+  for program in result.get('programs', ()):
+    Workdir(program['workdir']).write_json(EVAL, program)
+  wd = Workdir(result['workdir'])
   wd.write_json(EVAL, result)
   return wd.file(EVAL) if wd.writer else None
 

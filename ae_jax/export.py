@@ -6,7 +6,10 @@ The new workdir has its own config (the member's values, no sweep), checkpoint, 
 record, metrics and summary, so every other command (inference, --mode=evaluate,
 resuming training) treats it as an ordinary run. A member of a latent_dim sweep becomes
 a model of its own latent size: its unused (masked) units are sliced away. A non-empty
---out is refused unless --replace, which moves it aside first (nothing is deleted).
+--out is refused unless it is a previous export and --replace is given, which moves it
+aside first (nothing is deleted); an --out holding anything else (a trained workdir, a
+study, a tool's outputs, your files) is refused naming it, and so is an --out that is,
+holds or lies inside the source workdir.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from ae_jax import checkpoint, cli, config_lib, record as record_lib, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.models import build_model, latent_shape, slice_latent
 from ae_jax.spec import RunSpec
-from ae_jax.workdir import MEMBERS, STATS, SUMMARY, Workdir
+from ae_jax.workdir import (MEMBERS, OUTPUTS_MARK, STATS, SUMMARY, Workdir, owner,
+                           refuse_reading)
 
 
 def _program(wd: Workdir, member: str) -> Workdir:
@@ -50,17 +54,35 @@ def member_config(config, member: dict):
   return config
 
 
+def _check_out(workdir: str, out: str, replace: bool) -> bool:
+  """Refuse an --out export may not write (see the module); -> whether it holds a previous
+  export that --replace moves aside."""
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise WorkdirError(f'--out {out} is a file, not a folder; choose another --out')
+  refuse_reading(out, [workdir])
+  if os.path.realpath(out).startswith(os.path.realpath(workdir).rstrip(os.sep) + os.sep):
+    raise WorkdirError(f'--out {out} is inside the source workdir {workdir}; give a folder '
+                       'outside it')
+  found = owner(out)
+  if found is None:
+    return False
+  if found.kind != 'export':
+    raise WorkdirError(f'--out {out} holds {found.what}; export writes only into a new or empty '
+                       'folder, or replaces a previous export (--replace)')
+  if not replace:
+    raise WorkdirError(f'--out {out} holds {found.what}; choose another folder, or pass '
+                       '--replace to move it aside first (nothing is deleted)')
+  return True
+
+
 def export_member(workdir: str, member: str, out: str, replace: bool = False) -> str:
   src = _program(Workdir(workdir), member)
   dst = Workdir(out)
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise WorkdirError(f'--out {out} is a file, not a folder; choose another --out')
-  if not dst.is_empty():
-    if not replace:
-      raise WorkdirError(f'--out {out} is not empty; choose another folder, or pass --replace '
-                         'to move it aside first (nothing is deleted)')
+  if _check_out(workdir, out, replace):
     print(f'moved {out} to {dst.move_aside()}')
   dst.prepare()
+  # marks the folder an export's (what --replace may replace), before anything else of it
+  dst.write_json(OUTPUTS_MARK, {'tool': 'export', 'workdir': workdir, 'member': member})
   spec = RunSpec.from_workdir(src)
   ckpts = checkpoint.Checkpoints(src.checkpoints, writer=False)
   try:

@@ -29,7 +29,7 @@ from ae_jax.inference import load
 from ae_jax.models import LDM_PRESETS
 from ae_jax.record import ModelRecord
 from ae_jax.spec import RunSpec
-from ae_jax.train import claim
+from ae_jax.train import check_owner, claim
 from ae_jax.workdir import Workdir
 
 
@@ -249,6 +249,7 @@ def import_to_workdir(state_dict, config, workdir: str, flatten_order: str = 'ch
                       f'be in the config: set data.image_size and data.channels (data.name='
                       f'{config.data.name!r} says neither), e.g. --config.data.image_size=64 '
                       '--config.data.channels=3')
+  check_owner(workdir, fresh)  # a study's or a tool's folder: refused before the lock
   wd = Workdir(workdir)
   with wd.running():  # not while a run trains there
     if wd.is_trained() and not fresh:

@@ -16,8 +16,8 @@ import sys
 import jax
 
 from ae_jax import cli, config_lib, train as train_lib
-from ae_jax.errors import ConfigError, WorkdirError, WriteError
-from ae_jax.evaluate import evaluate_workdir, format_result, write_result
+from ae_jax.errors import ConfigError, WriteError
+from ae_jax.evaluate import evaluate_workdir, format_result, result_outputs, write_result
 from ae_jax.metrics import registry
 
 
@@ -110,8 +110,7 @@ def evaluate(args, overrides) -> None:
   workdir = _default_workdir(args)
   if workdir is None:
     raise ConfigError('--mode=evaluate needs --workdir (a trained workdir)')
-  if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-    raise WorkdirError(f'--out {args.out} is a file; give a folder for eval.json')
+  result_outputs(workdir, args.out)  # a folder it may not replace: refused before any work
   _distributed(args)
   config = config_lib.load(args.config) if args.config else None
   metrics = [m for m in args.metrics.split(',') if m] if args.metrics else None

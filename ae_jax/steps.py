@@ -74,6 +74,9 @@ class TrainState:
 
 
 STATE_COLLECTIONS = ('vq_stats',)  # mutable model collections kept in TrainState.model_state
+# per-step flags beside the metrics (train.skip_nonfinite_members): the model's loss and
+# gradients were finite, and (with a discriminator) the discriminator's new state was
+FLAGS = ('finite', 'critic_finite')
 
 
 def _variables(state_params, batch_stats, model_state=None):
@@ -240,6 +243,9 @@ def train_step(spec: StepSpec, state: TrainState, images, inputs: StepInputs, ac
   metrics['beta'] = beta_eff
   if spec.skip_nonfinite:
     finite = jnp.isfinite(loss) & _all_finite(grads)
+    if spec.critic is not None:  # a diverged discriminator freezes its member too
+      metrics['critic_finite'] = _all_finite(new_state.critic)
+      finite = finite & metrics['critic_finite']
     ok = finite & (True if active is None else active)
     new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new_state, state)
     metrics['finite'] = finite
@@ -331,13 +337,16 @@ def recon_member(spec: StepSpec, state: TrainState, images, hp):
 
 
 def batch_for_eval(images, batch_size: int, multiple: int = 1):
-  """[N,H,W,C] -> ([NB, EB, H, W, C] zero-padded, valid [NB, EB]) with EB <= batch_size
-  (rounded up to a multiple of `multiple`, the devices sharing a batch)."""
+  """[N,H,W,C] -> ([NB, EB, H, W, C] padded, valid [NB, EB]) with EB <= batch_size
+  (rounded up to a multiple of `multiple`, the devices sharing a batch). The last batch is
+  filled up with the split's first images, not zeros: padded rows weigh nothing in the
+  sums, but an objective whose estimate pairs a batch's examples (tcvae, wae_mmd,
+  factorvae) then pairs the real rows with real images, never with blank ones."""
   n = images.shape[0]
   eb = min(batch_size, n)
   eb = -(-eb // multiple) * multiple
   nb = -(-n // eb)
   pad = nb * eb - n
-  padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+  padded = np.concatenate([images, np.take(images, np.arange(pad) % n, axis=0)])
   valid = np.arange(nb * eb) < n
   return padded.reshape(nb, eb, *images.shape[1:]), valid.reshape(nb, eb)

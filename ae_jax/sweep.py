@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ae_jax import schema
+from ae_jax import config_values, schema
 from ae_jax.errors import ConfigError
 from ae_jax.models import abstract_variables, build_model, resolve_latent_dim
 
@@ -30,6 +30,8 @@ _TYPES = {'int': int, 'float': float}
 # vmapped axis -> (config key holding the unswept value, type), from the schema's
 # declarations (sweep='vmap')
 AXES = {axis: (k.name, _TYPES[k.kind]) for axis, k in schema.axes('vmap').items()}
+# every axis -> its key's declaration: a swept value passes the check its key declares
+DECLARED = {**schema.axes('vmap'), **schema.axes('outer')}
 # outer axis -> config key it sets (sweep='outer')
 OUTER = {axis: k.name for axis, k in schema.axes('outer').items()}
 SETTINGS = tuple(k.name.split('.', 1)[1] for k in schema.keys() if k.name.startswith('sweep.'))
@@ -70,6 +72,16 @@ def _check_scalar(key, values, typ):
   return out
 
 
+def check_member_value(axis: str, value, values, member: str = '') -> None:
+  """A swept value through the check its key declares (config_values.check_value: kind,
+  range, choices), one line naming the axis, its values and the member."""
+  try:
+    config_values.check_value(DECLARED[axis], value)
+  except ConfigError as e:
+    who = f'member {member}' if member else f'value {value!r}'
+    raise ConfigError(f'config.sweep.{axis}={tuple(values)!r}: {who}: {e}') from None
+
+
 def check_keys(config):
   for key in config.sweep.keys():
     if key not in AXES and key not in OUTER and key not in SETTINGS:
@@ -101,12 +113,10 @@ def expand(config) -> list[dict]:
     m.update(dict(zip(names, point)))
     m['name'] = ','.join(f'{k}={_fmt(m[k])}' for k in names) or 'run'
     members.append(m)
-  for m in members:
-    for k in ('beta', 'kl_warmup_epochs'):
-      if m[k] < 0:
-        raise ConfigError(f'{k}={m[k]!r} (member {m["name"]}) must be >= 0')
-    if m['learning_rate'] <= 0:
-      raise ConfigError(f'learning_rate={m["learning_rate"]!r} (member {m["name"]}) must be > 0')
+  for key, values in axes.items():  # each value once, named by the first member with it
+    for v in dict.fromkeys(values):
+      check_member_value(key, v, values, next(m['name'] for m in members if m[key] == v))
+  for m in members:  # 0 is no latent size in a sweep (unswept, it means the preset's own)
     if m['latent_dim'] <= 0:
       raise ConfigError(f'latent_dim={m["latent_dim"]!r} (member {m["name"]}) must be > 0')
   return members
@@ -149,17 +159,7 @@ def programs(config, image_shape_of=None) -> list[Program]:
   `image_shape_of(program config) -> (H, W, C)`: the data's image shape, for the memory
   estimate that splits a large sweep (training passes its loaded data's; without it the
   estimate takes data.image_size, or 64, and data.channels, or 3)."""
-  check_keys(config)
-  outer = {}
-  for key in OUTER:
-    values = axis_values(config, key)
-    if values is not None:
-      outer[key] = list(values)
-  for key in ('batch_size', 'num_epochs', 'image_size'):
-    if key in outer:
-      outer[key] = _check_scalar(key, outer[key], int)
-      if any(v <= 0 for v in outer[key]):
-        raise ConfigError(f'config.sweep.{key}={tuple(outer[key])!r}: values must be > 0')
+  outer = outer_axes(config)
   out = []
   for point in itertools.product(*outer.values()):
     cfg = schema.thaw(config)
@@ -190,6 +190,25 @@ def programs(config, image_shape_of=None) -> list[Program]:
   if len(out) == 1:
     out = [out[0]._replace(name='')]
   return out
+
+
+def outer_axes(config) -> dict:
+  """{outer axis: its values} of the swept outer axes, each value checked as its key's."""
+  check_keys(config)
+  outer = {}
+  for key in OUTER:
+    values = axis_values(config, key)
+    if values is None:
+      continue
+    values = list(values)
+    if DECLARED[key].kind == 'int':
+      values = _check_scalar(key, values, int)
+    for v in values:  # its key's own check: train.batch_size > 0, a known preset, ...
+      check_member_value(key, tuple(v) if isinstance(v, list) else v, values)
+    if key in ('batch_size', 'num_epochs', 'image_size') and any(v <= 0 for v in values):
+      raise ConfigError(f'config.sweep.{key}={tuple(values)!r}: values must be > 0')
+    outer[key] = values
+  return outer
 
 
 def members_per_program(config, num_members: int, image_shape_of=None) -> int:

@@ -78,7 +78,7 @@ class Tracker:
     if member not in self.writers:
       from tensorboardX import SummaryWriter
       # flush_secs: a killed run loses at most this much of its events (rows() flushes too)
-      self.writers[member] = SummaryWriter(self.wd.tensorboard_dir(member),
+      self.writers[member] = SummaryWriter(self.wd.folder(self.wd.tensorboard_dir(member)),
                                            purge_step=self.purge_step, flush_secs=10,
                                            filename_suffix=_unique_suffix())
     return self.writers[member]
@@ -140,7 +140,8 @@ def write_hparams(wd, config, members: list[dict], summary: dict) -> None:
     metrics = scalars({**done.get('eval', {}), 'split': 'eval'})  # tags the rows got
     if isinstance(done.get('train_loss'), (int, float)):
       metrics['train/loss'] = done['train_loss']
-    with SummaryWriter(wd.tensorboard_dir(m['name']), filename_suffix=_unique_suffix()) as w:
+    with SummaryWriter(wd.folder(wd.tensorboard_dir(m['name'])),
+                       filename_suffix=_unique_suffix()) as w:
       # the summaries alone: add_hparams would also write the metrics again as scalars in
       # a sub-run of their own; these tags already hold them
       for s in hparams(hparam_values(m, axes), metrics):

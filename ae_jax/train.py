@@ -19,14 +19,15 @@ import numpy as np
 import tqdm
 
 from ae_jax import (checkpoint, config_lib, evaluate, figures, init_from, mesh as mesh_lib, preempt,
-                    progress as progress_lib, record as record_lib, report, results, stops,
-                    tracking)
+                    progress as progress_lib, record as record_lib, report, results, steps,
+                    stops, tracking)
 from ae_jax.compile import Compiler
 from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.metrics import registry
 from ae_jax.record import ModelRecord
 from ae_jax.training import Chunks, Datasets, Training
-from ae_jax.workdir import config_to_dict, CONFIG, MEMBERS, MODEL, PROGRAMS, SUMMARY, Workdir
+from ae_jax.workdir import (CONFIG, MEMBERS, MODEL, PROGRAMS, SUMMARY, Workdir, config_to_dict,
+                           refuse_unless)
 
 CRASH_LOG = stops.CRASH_LOG
 
@@ -36,7 +37,10 @@ CRASH_LOG = stops.CRASH_LOG
 
 def claim(wd: Workdir, config, fresh: bool = False) -> None:
   """Make `wd` ready for `config`, before any data loads or anything compiles: refuse a
-  workdir holding a model that `config` would not continue, or (fresh) move it aside."""
+  workdir holding a model that `config` would not continue, or (fresh) move it aside.
+  Another command's folder (a study's, a tool's outputs) is refused, and `fresh` moves
+  aside only a previous run."""
+  check_owner(wd.path, fresh)
   wd.prepare()
   if fresh and not wd.is_empty():
     moved = wd.move_aside()
@@ -65,6 +69,15 @@ def claim(wd: Workdir, config, fresh: bool = False) -> None:
   config_lib.check_compatible(old, config_to_dict(config), wd.path, trained)
 
 
+def check_owner(workdir: str, fresh: bool = False) -> None:
+  """Refuse a folder another command owns (a study's, a tool's outputs; with `fresh`, any
+  folder but a previous run's, which it would move aside), naming the owner."""
+  refuse_unless(workdir, ('run', 'export') if fresh else ('run', 'export', 'files'),
+                '--workdir', 'a run trains only in a new or empty folder or a trained '
+                'workdir' + (' (--fresh moves aside only a previous run)' if fresh else '')
+                + '; use another --workdir')
+
+
 def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   """Train every member of `config` in `workdir`, resuming from its checkpoints.
 
@@ -73,6 +86,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
   at the top. `fresh` moves an existing workdir aside first (never deletes it).
   """
   config = config_lib.resolve(config)
+  check_owner(workdir, fresh)  # before running() makes its lock there
   wd = Workdir(workdir)
   with wd.running():
     return _train_and_evaluate(config, wd, fresh)
@@ -231,6 +245,8 @@ class _Run:
       record = record.replace(init_from=_started_from(wd))
     self.state = state
     self.saved = self.step if restored is not None else None  # the newest checkpoint's step
+    self.checked = self.step  # the last step known complete (a chunk's result waited for)
+    self.unchecked = 0  # steps dispatched since then (chunks run ahead of the host)
     _write_records(wd, training, record, restored is not None)
     self.metrics_log = wd.metrics_log(self.step, restored is not None)
     # TensorBoard / W&B: the same rows, from the same step on (tracking.py)
@@ -265,28 +281,31 @@ class _Run:
   def train_chunk(self):
     """One compiled chunk: up to the chunk size or the epoch's end."""
     n = min(self.chunks.size, self.spe - self.step % self.spe)
-    self.t0 = time.perf_counter()
+    if not self.unchecked:  # the first chunk since the host last waited: time from here
+      self.t0 = time.perf_counter()
     self.state, self.active, m = self.chunks.run(self.state, self.active, self.step, n)
     self.pending.append(m)
     self.step += n
-    self.n = n
+    self.unchecked += n
 
   def check_finite(self):
-    """Wait for the chunks, time them, and stop on (or freeze a member at) a non-finite
-    loss."""
+    """Wait for the chunks dispatched since the last check (an epoch's, several when
+    train.chunk_steps splits it), time them, count them on the progress bar, and stop on
+    (or freeze a member at) a non-finite term."""
     jax.block_until_ready(self.state)
-    dt, timing = time.perf_counter() - self.t0, self.timing
+    dt, timing, done = time.perf_counter() - self.t0, self.timing, self.unchecked
     if timing['compile_s'] is None:
-      timing['compile_s'] = dt
+      timing['compile_s'] = dt  # the first wait: compiling and the first chunks
     else:
       timing['train_s'] += dt
-      timing['timed_steps'] += self.n
+      timing['timed_steps'] += done
+    self.checked, self.unchecked = self.step, 0
     self.host = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1),
                                        *mesh_lib.host(self.pending))
     first_step = self.step - self.host['loss'].shape[1]
+    self.bar.update(done)
     stops.check_finite(self.training, self.host, first_step, self.frozen, self.names,
                        self.cfg, self.ckpts)
-    self.bar.update(self.n)
 
   def _rows(self, rows):
     for r in rows:
@@ -299,7 +318,8 @@ class _Run:
     host, self.pending = self.host, []
     rows = [
         {'epoch': self.epoch, 'step': self.step, 'split': 'train', 'member': name,
-         **{k: float(np.mean(host[k][i])) for k in host if k not in ('finite', 'lr', 'beta')},
+         **{k: float(np.mean(host[k][i])) for k in host
+            if k not in steps.FLAGS + ('lr', 'beta')},
          'lr': float(host['lr'][i, -1]), 'beta': float(host['beta'][i, -1])}
         for i, name in enumerate(self.names)]
     self._rows(rows)
@@ -336,7 +356,7 @@ class _Run:
   def rescue(self, error):
     """After an unexpected error: the one-line error to raise (see _rescue)."""
     return stops.rescue(error, self.training, self.wd, self.ckpts, self.state, self.step,
-                        self.saved, self.pending, self.frozen)
+                        self.saved, self.pending, self.frozen, self.checked)
 
   def close(self):
     if self.chunks is not None:

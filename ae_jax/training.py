@@ -14,6 +14,7 @@ from ae_jax import config_lib, data, evaluate, mesh as mesh_lib, steps, sweep
 from ae_jax.compile import Compiler, Runtime
 from ae_jax.data import stream
 from ae_jax.errors import ConfigError
+from ae_jax.memory import device_available, size
 from ae_jax.models import resnet
 from ae_jax.record import ModelRecord
 from ae_jax.spec import RunSpec
@@ -50,6 +51,9 @@ class Training:
     record = ModelRecord.of_data(dataset.info, len(dataset.train['image']),
                                  config.train.batch_size)
     spec = RunSpec.build(config, record, members)
+    # what would fail only at the end (too few test images, a metric's missing data): now
+    evaluate.check_counts(config, spec.metrics, len(dataset.test['image']), dataset.info)
+    check_memory(spec, dataset)  # before anything is placed on the device or compiled
     plan = plan or mesh_lib.plan(config, spec.num_members)
     return cls(spec, dataset, Runtime(spec, plan, compiler))
 
@@ -124,6 +128,71 @@ class Training:
 
   def keep_epochs(self) -> tuple[int, ...]:
     return tuple(sorted(set(self.eval_epochs) | set(self.config.checkpoint.keep_epochs or ())))
+
+
+def _bytes(tree) -> int:
+  return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+             for x in jax.tree_util.tree_leaves(tree))
+
+
+def memory_need(spec: RunSpec, dataset) -> dict:
+  """What a run holds on its device, in bytes, from shapes alone (nothing allocated): the
+  train state of every member (parameters, optimizer state, statistics, a discriminator)
+  and its gradients; the images placed there (the training split on the device tier, a
+  stream's batches read ahead; the test split for evaluation). A step's activations come
+  on top (they scale with train.batch_size); they are not estimated here."""
+  state = _bytes(spec.abstract_state())
+  grads = _bytes(spec.abstract_variables()['params'])
+  one = 4 * int(np.prod(spec.image_shape))
+  cfg = spec.config
+  train = dataset.train['image']
+  if isinstance(train, data.StreamSource):
+    steps_ahead = min(cfg.data.stream_chunk_steps, spec.steps_per_epoch)
+    images = (cfg.data.prefetch + 2) * steps_ahead * cfg.train.batch_size * one
+  else:
+    images = len(train) * one
+  images += len(dataset.test['image']) * one
+  return {'state': state, 'grads': grads, 'images': images}
+
+
+def _knobs(spec: RunSpec, dataset) -> str:
+  cfg, lower = spec.config, ['train.batch_size', 'data.image_size']
+  if spec.num_members > 1:
+    lower.append('the members per program (sweep.max_members_per_program)')
+  stream = ('' if isinstance(dataset.train['image'], data.StreamSource) else
+            ", or set data.tier='stream'")
+  return f'lower {", ".join(lower)} or the model\'s size{stream}' if cfg else ''
+
+
+def check_memory(spec: RunSpec, dataset, available: int | None = None, where: str = ''):
+  """Refuse a run whose train state and images (memory_need) do not fit on its device,
+  with the estimate and the keys to turn (one ConfigError line)."""
+  if available is None:
+    available, where = device_available()
+  if available is None:
+    return
+  need = memory_need(spec, dataset)
+  total = sum(need.values())
+  if total <= available:
+    return
+  params = _bytes(spec.abstract_variables()['params']) // 4 // max(1, spec.num_members)
+  raise ConfigError(
+      f'this run needs about {size(total)} before its activations: {size(need["state"])} '
+      f'for the train state ({params:,} parameters x {spec.num_members} member(s), with the '
+      f'optimizer state), {size(need["grads"])} for the gradients, {size(need["images"])} '
+      f'for the images on the device; {where or "the device"} has {size(available)} '
+      f'available: {_knobs(spec, dataset)}')
+
+
+def memory_note(training: Training) -> str:
+  """What an out-of-memory stop adds: the estimate, and the keys to turn."""
+  need = memory_need(training.spec, training.dataset)
+  available, where = device_available()
+  have = f'; {where} has {size(available)} available' if available is not None else ''
+  return (f'The run needs about {size(sum(need.values()))} before its activations (train '
+          f'state {size(need["state"])}, gradients {size(need["grads"])}, images '
+          f'{size(need["images"])}) and its activations grow with train.batch_size{have}: '
+          f'{_knobs(training.spec, training.dataset)}')
 
 
 def prepare(config, members=None, dataset=None, plan=None) -> Training:

@@ -72,6 +72,8 @@ def run(tiny: bool, out: str | None, budget_s: float) -> str:
 
   from ae_jax import bench, config_lib
   from ae_jax.metrics import registry
+  if out:
+    bench.check_record_path(out, '--out')  # an earlier benchmark file only, before any work
   start = time.perf_counter()
   if tiny:  # toy sizes measure the code paths, not the speed: compile for that
     jax.config.update('jax_disable_most_optimizations', True)
@@ -152,7 +154,7 @@ def run(tiny: bool, out: str | None, budget_s: float) -> str:
       os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'benchmarks',
       f'{datetime.date.today().isoformat()}-{jax.default_backend()}-accelerator_check'
       f'{"-tiny" if tiny else ""}.json')
-  bench.write_record(rec, path)
+  bench.write_record(rec, path, '--out')
   print(f'wrote {path} ({rec["seconds"]} s)')
   return path
 

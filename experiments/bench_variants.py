@@ -76,6 +76,8 @@ def main(argv=None):
     title = title or 'the LPIPS training term against MSE (configs/ae_photos.py)'
   if not variants:
     p.error('name variants (--variant NAME:KEY=VALUE,...), or --families / --lpips')
+  if args.record:
+    bench.check_record_path(args.record)  # an earlier benchmark file only, before any work
   results = []
   # an untimed first measurement: the process's first compiled step runs slower (thread
   # pools, allocator), which would otherwise inflate the reference and shrink every ratio

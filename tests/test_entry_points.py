@@ -131,7 +131,7 @@ COMMON = [  # (damage, extra flags, what the line says): for every tool
     (None, ['--member', 'nope'], "member 'nope' not in"),
     (None, ['--epoch', '99'], 'no checkpoint at epoch 99'),
     (out_is_a_file, ['--out', '{out}'], 'is a file; --out must be a folder'),
-    (out_holds_other_files, ['--out', '{out}'], 'holds files no ae_jax tool wrote'),
+    (out_holds_other_files, ['--out', '{out}'], 'holds files no ae_jax command wrote'),
     (READ_ONLY, [], 'cannot be written (Read-only file system); a tool\'s results are its '
                     'files: give --out DIR'),
     (None, ['--num', '0'], '--num 0: expected a positive whole number'),

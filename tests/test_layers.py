@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Bottom to top. A module imports only modules of lower layers, or of its own package in
 # its own layer. `*.__main__` modules are command lines: the top.
 LAYERS = (
-    ('errors', 'keys', 'progress', 'preempt'),
+    ('errors', 'keys', 'progress', 'preempt', 'memory'),
     ('workdir', 'checkpoint', 'mesh', 'members'),
     ('data',),
     ('metrics.pca', 'metrics.spectrum', 'metrics.lpips', 'metrics.ms_ssim',
@@ -22,6 +22,7 @@ LAYERS = (
     ('schema',),
     ('config_values',),
     ('configs', 'sweep'),
+    ('config_rules',),
     ('config_lib',),
     ('record', 'steps', 'prior_steps'),
     ('spec',),

@@ -117,6 +117,17 @@ def test_gradient_clipping_bounds_adam_input():
   np.testing.assert_allclose(jnp.linalg.norm(adam_state.mu['w']) / 0.1, 1.0, rtol=1e-5)
 
 
+def test_eval_padding_holds_real_images():
+  """The last evaluation batch is filled up with the split's first images (weight 0), so a
+  pair estimate (tcvae, wae_mmd, factorvae) never pairs a real row with a blank one."""
+  images = np.arange(1, 6, dtype=np.float32).reshape(5, 1, 1, 1)
+  batched, valid = steps.batch_for_eval(images, 3)
+  assert batched.reshape(-1).tolist() == [1, 2, 3, 4, 5, 1]
+  assert valid.reshape(-1).tolist() == [True] * 5 + [False]
+  batched, valid = steps.batch_for_eval(images[:2], 4, multiple=4)  # more padding than rows
+  assert batched.reshape(-1).tolist() == [1, 2, 1, 2] and valid.sum() == 2
+
+
 @pytest.mark.slow
 def test_eval_padding_is_masked(tiny):
   images = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)

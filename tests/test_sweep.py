@@ -35,11 +35,13 @@ def test_members_are_a_named_product_or_zip(tiny):
     (dict(sweep__beta=()), 'config.sweep.beta=() is empty'),
     (dict(sweep__beta=(1.0, 'a')), "'a' is not a float"),
     (dict(sweep__seed=(1.5,)), '1.5 is not an int'),
-    (dict(sweep__beta=(-1.0,)), 'beta=-1.0 (member beta=-1) must be >= 0'),
+    (dict(sweep__beta=(-1.0,)), 'config.sweep.beta=(-1.0,): member beta=-1: '
+                                'config.loss.beta=-1.0 must be >= 0'),
     (dict(sweep__learning_rate=(0.1, -0.1)), 'learning_rate=-0.1'),
     (dict(sweep__latent_dim=(0, 4)), 'latent_dim=0'),
     (dict(sweep__beta=(1.0, 2.0), sweep__seed=(1,), sweep__mode='zip'), 'equal length'),
-    (dict(sweep__batch_size=(16, -2)), 'values must be > 0'),
+    (dict(sweep__batch_size=(16, -2)), 'config.sweep.batch_size=(16, -2): value -2: '
+                                       'config.train.batch_size=-2 must be > 0'),
     (dict(sweep__eval_epochs=(1, 9)), 'eval_epochs=(1, 9): 9 is not an epoch in 1..'),
 ])
 def test_bad_sweeps_fail_before_compiling(overrides, message, tiny):
@@ -47,6 +49,57 @@ def test_bad_sweeps_fail_before_compiling(overrides, message, tiny):
     for p in sweep.programs(tiny(**overrides)):
       prepare(p.config, p.members)
   assert message in str(e.value)
+
+
+# ---- a swept value passes its key's own check ---------------------------------------------
+
+_BAD = {'positive': 0, 'non_negative': -1, 'at_least_1': 0, 'unit': 1.0, 'open_unit': 0.0}
+
+
+def _owner_flags(key) -> list[str]:
+  """Overrides under which `key` is read (its objective, its model kind)."""
+  from ae_jax import objectives
+  for o in objectives.OBJECTIVES:
+    if key in o.keys:
+      return [f'--config.loss.objective={o.name}', f'--config.model.kind={o.kinds[0]}']
+  return ['--config.model.kind=vqvae'] if key.name == 'loss.commitment' else []
+
+
+def _bad_value(key):
+  if key.allowed():
+    return "'nope'"
+  bad = _BAD[key.check]
+  return f'({bad},)' if key.kind in ('ints', 'floats') else repr(bad)
+
+
+SWEPT = {axis: key for axis, key in sweep.DECLARED.items() if key.check or key.allowed()}
+
+
+@pytest.mark.parametrize('axis', sorted(SWEPT))
+def test_a_sweep_value_is_checked_as_its_key(axis, tmp_path, capsys, tree_digest):
+  """Every declared axis (the objectives' weights included): a value its key refuses is
+  refused as a sweep value too, by the key's own check, naming the member; one line, exit
+  code 2, the workdir as it was."""
+  from ae_jax.main import main as ae_main
+  key = SWEPT[axis]
+  bad = _bad_value(key)
+  flags = ['--config', 'vae_mlp', '--workdir', str(tmp_path / 'w'), *_owner_flags(key)]
+  (tmp_path / 'w').mkdir()
+  (tmp_path / 'w' / 'keep.txt').write_text('x')
+  before = tree_digest(tmp_path)
+  with pytest.raises(SystemExit) as e:
+    ae_main(flags + [f'--config.{key.name}={bad}'])
+  single = capsys.readouterr().err.strip()
+  assert e.value.code == 2 and single.startswith(f'error: config.{key.name}=')
+  values = f'({bad}, {key.default!r})'  # the bad value beside the key's default
+  with pytest.raises(SystemExit) as e:
+    ae_main(flags + [f'--config.sweep.{axis}={values}'])
+  swept = capsys.readouterr().err.strip()
+  assert e.value.code == 2 and len(swept.splitlines()) == 1
+  assert swept.startswith(f'error: config.sweep.{axis}=')
+  assert swept.endswith(single[len('error: '):])  # the key's own line, word for word
+  assert ('member ' if key.sweep == 'vmap' else 'value ') in swept
+  assert tree_digest(tmp_path) == before
 
 
 def test_unknown_axis_is_named(tiny):
@@ -221,7 +274,8 @@ def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
   rows = wd.Workdir(out).read_metrics()
   assert [r['epoch'] for r in rows if r['split'] == 'train'] == [1, 2, 3]
   # A second export onto the now-trained folder is refused, unless --replace moves it aside.
-  with pytest.raises(WorkdirError, match='is not empty'):
+  with pytest.raises(WorkdirError, match='holds an exported workdir; choose another folder, or '
+                     'pass --replace'):
     export_member(workdir, 'beta=4,latent_dim=2', out)
   export_member(workdir, 'beta=4,latent_dim=2', out, replace=True)
   assert inference.load(out).epoch == 2

@@ -305,3 +305,28 @@ def test_every_embedded_dataset_trains(tmp_path, name, overrides, tiny):
                                str(tmp_path / name))
   ev = summary['members'][0]['eval']
   assert np.isfinite(ev['loss']) and ev['psnr'] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('chunk_steps', [0, 16, 5])
+def test_the_progress_bar_counts_every_step_of_a_chunked_epoch(chunk_steps, tmp_path,
+                                                               monkeypatch, tiny):
+  """train.chunk_steps splits an epoch into chunks: the bar counts all of the epoch's steps
+  (not its last chunk's: 16 + 16 + 12 once counted 12), and ends on total/total."""
+  import io
+  from ae_jax import progress, train as train_lib
+  bars = []
+
+  def bar(config, total, initial):
+    bars.append(progress.Progress(total, 'training', unit='steps', initial=initial,
+                                  stream=io.StringIO(), first_s=0.0, every_s=0.0))
+    return bars[-1]
+  monkeypatch.setattr(train_lib, '_progress_bar', bar)
+  spe = 1438 // 32
+  summary = train_and_evaluate(tiny(train__chunk_steps=chunk_steps, train__num_epochs=2),
+                               str(tmp_path / 'w'))
+  lines = bars[0]._stream.getvalue().splitlines()
+  counts = [int(line.split(': ')[1].split('/')[0]) for line in lines]
+  assert counts == [spe, 2 * spe, 2 * spe], lines  # each epoch's end, then the close
+  assert lines[-1].startswith(f'training: {2 * spe}/{2 * spe} steps after ')
+  assert summary['epoch_s'] > 0  # timed over epoch 2's steps (the first wait compiles)

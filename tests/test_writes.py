@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ae_jax import inference, workdir as wd_lib
+from ae_jax.workdir import files as files_lib
 from ae_jax.errors import CheckpointError, WorkdirError, WriteError
 from ae_jax.latent.__main__ import main as latent_main
 from ae_jax.main import main as ae_main
@@ -62,7 +63,7 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
     def full(fd, data):  # some bytes land, then the disk is full
       real(fd, bytes(data[:7]))
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(wd_lib.files, '_os_write', full)
+    monkeypatch.setattr(files_lib, '_os_write', full)
     reason = 'No space left on device'
   else:
     read_only(tmp_path)
@@ -192,7 +193,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
 
   def full(fd, data):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-  monkeypatch.setattr(wd_lib.files, '_os_write', full)
+  monkeypatch.setattr(files_lib, '_os_write', full)
   _, err = _latent(capsys, 'encode', '--workdir', vae, '--out', out, code=2)
   assert err == (f'error: {out}/codes.npz could not be written (No space left on device); the '
                  "folder's previous run is intact")
@@ -204,7 +205,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
 def test_a_second_writer_of_one_folder_is_refused_naming_the_first(vae, tmp_path, capsys,
                                                                    tree_digest):
   out = tmp_path / 'shared'
-  with Workdir(vae).outputs('encode', str(out)):  # a tool writing there meanwhile
+  with Workdir(vae).outputs('reconstruct', str(out)):  # a run writing there meanwhile
     _, err = _latent(capsys, 'reconstruct', '--workdir', vae, '--num', '2', '--out', out,
                      code=2)
     assert err == (f'error: {out} is being written by another run (process {os.getpid()} on '
@@ -222,8 +223,8 @@ def test_an_out_folder_of_other_files_is_refused_and_a_cut_swap_is_mended(
   mine.mkdir()
   (mine / 'notes.txt').write_text('keep me')
   _, err = _latent(capsys, 'encode', '--workdir', vae, '--out', mine, code=2)
-  assert err == (f'error: --out {mine} holds files no ae_jax tool wrote; give a new or empty '
-                 "folder (a tool's next run replaces its folder as a whole)")
+  assert err == (f'error: --out {mine} holds files no ae_jax command wrote; give a new or empty '
+                 'folder (`latent encode` replaces only its own previous outputs, as a whole)')
   assert os.listdir(mine) == ['notes.txt']
   # a kill between the two renames of a replacement: the previous folder comes back first
   out = tmp_path / 'enc'

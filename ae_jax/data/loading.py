@@ -11,6 +11,7 @@ from ae_jax.data.preprocess import (check_images, describe_preprocessing, intege
 from ae_jax.data.records import Dataset, DatasetInfo, Raw, StreamSource
 from ae_jax.data.sources import SOURCES
 from ae_jax.errors import ConfigError, DataError
+from ae_jax.memory import host_available, size
 
 
 def split(n: int, test_fraction: float, seed: int):
@@ -22,7 +23,13 @@ def split(n: int, test_fraction: float, seed: int):
   return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _materialize(raw: Raw, prep, positions, chunk=2048):
+CHUNK_BYTES = 256 * 2**20  # preprocessed (resized) images made at a time, at most
+
+
+def _materialize(raw: Raw, prep, positions, shape, chunk=2048):
+  # chunks bounded in bytes too: resizing 2048 images at once to a large size would hold
+  # several times the result in temporaries
+  chunk = max(1, min(chunk, CHUNK_BYTES // (4 * int(np.prod(shape)))))
   parts = [prep(raw.read(positions[i:i + chunk]), positions[i:i + chunk])
            for i in range(0, len(positions), chunk)]
   return np.concatenate(parts) if parts else np.zeros((0, 1, 1, 1), np.float32)
@@ -44,12 +51,13 @@ def load(cfg) -> Dataset:
   train_mb = len(tr) * int(np.prod(shape)) * 4 / 2**20
   tier = cfg.tier if cfg.tier != 'auto' else ('device' if train_mb <= cfg.device_max_mb
                                               else 'stream')
+  check_memory(cfg, raw.where, shape, len(tr), len(te), tier)  # before anything is resized
   if tier == 'device':
-    train_images = _materialize(raw, prep, tr)
+    train_images = _materialize(raw, prep, tr, shape)
     check_images(train_images, raw.where)
   else:
     train_images = StreamSource(raw, tr, prep, shape)
-  test_images = _materialize(raw, prep, te)
+  test_images = _materialize(raw, prep, te, shape)
   check_images(test_images, f'{raw.where} (test split)')
   ids = raw.ids if raw.ids is not None else np.arange(raw.num, dtype=np.int32)
   labels, names, values = classes(raw, ids)
@@ -67,6 +75,29 @@ def load(cfg) -> Dataset:
                      storage=storage, class_values=values, published=raw.published,
                      split_note=raw.split_note)
   return Dataset(part(tr, train_images), part(te, test_images), info)
+
+
+def check_memory(cfg, where: str, shape, num_train: int, num_test: int, tier: str,
+                 available: int | None = None) -> None:
+  """Refuse data that cannot fit in this machine's memory after preprocessing, estimated
+  from the shape and the counts alone (nothing resized yet): the test split is always held
+  as float32, the training split too on the device tier. One ConfigError line with the
+  estimate and the keys to turn."""
+  available = host_available() if available is None else available
+  one = 4 * int(np.prod(shape))
+  need = one * (num_test + (num_train if tier == 'device' else 0))
+  if available is None or need <= available:
+    return
+  h, w, c = shape
+  held = f'{num_test} test images' + (f' and {num_train} training images (the device tier)'
+                                      if tier == 'device' else '')
+  lower = ['data.image_size' if cfg.image_size else 'data.crop or data.image_size',
+           'data.test_fraction']
+  stream = (", or set data.tier='stream' (training images read batch by batch)"
+            if tier == 'device' else '')
+  raise ConfigError(f'{where} at {h}x{w}x{c} needs {size(need)} as float32 for its {held}; '
+                    f'this machine has {size(available)} available: lower '
+                    f'{" or ".join(lower)}{stream}')
 
 
 def by_ids(dataset: Dataset, ids) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,9 @@ def run(args, overrides=()) -> dict:
   _check_flags(args)
   wd = Workdir(args.workdir)
   wd.require_trained()
-  with wd.outputs(args.tool.replace('-', '_'), args.out) as out:
+  # what it reads besides the workdir: an --out holding any of it would be moved away
+  reads = [spec.partition(':')[0] for spec in args.others] + [args.fitted or '']
+  with wd.outputs(args.tool.replace('-', '_'), args.out, reads=reads) as out:
     return _run(args, overrides, out)
 
 

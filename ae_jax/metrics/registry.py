@@ -53,7 +53,12 @@ class Metric:
   min_size: int = 0           # smallest image side it is defined for
   kinds: tuple = ()           # the model kinds it is defined for (() = every kind)
   objectives: tuple = ()      # the objectives that produce it (() = every objective)
-
+  # whose term it is, for a training stop on a non-finite value (stops.py): 'model' (the
+  # autoencoder's forward pass and objective), 'critic' (a discriminator's own loss, from
+  # its parameters), 'adversarial' (the model's term read through the discriminator); a
+  # prior trained beside the model would declare 'prior'
+  part: str = 'model'
+  knob: str = ''              # the config keys that govern it, where not the part's own
   def applies(self, kind: str, objective: str = 'elbo') -> bool:
     """Whether a model of `kind` trained with `objective` has this metric."""
     return (not (self.vae_only and kind != 'vae')
@@ -246,21 +251,24 @@ METRICS: tuple[Metric, ...] = (
            batch=core.code_counts, finalize=core.code_usage,
            doc='VQ-VAE: the share of the codebook used on the test split'),
     # ---- the adversarial terms (critic.py), training only -----------------------------
-    Metric('gan_g', 'GAN G', '', '.4g', 'step', train=True,
+    Metric('gan_g', 'GAN G', '', '.4g', 'step', train=True, part='adversarial',
+           knob='loss.gan_weight (or loss.gan_generator)',
            doc='PatchGAN: the generator\'s term (before its weight), batch mean'),
-    Metric('gan_d', 'GAN D', '', '.4g', 'step', train=True,
+    Metric('gan_d', 'GAN D', '', '.4g', 'step', train=True, part='critic',
            doc='PatchGAN: the discriminator\'s loss (hinge or vanilla), batch mean'),
-    Metric('gan_lambda', 'GAN lambda', '', '.4g', 'step', train=True,
+    Metric('gan_lambda', 'GAN lambda', '', '.4g', 'step', train=True, part='adversarial',
+           knob='loss.gan_weight, or loss.gan_adaptive=False',
            doc='PatchGAN: the adaptive weight ||grad rec|| / (||grad G|| + 1e-4) at the '
                'decoder\'s last layer (times loss.gan_weight on the generator term)'),
-    Metric('logits_real', 'D(x)', '', '.3g', 'step', train=True,
+    Metric('logits_real', 'D(x)', '', '.3g', 'step', train=True, part='critic',
            doc='PatchGAN: mean logit on the batch\'s images'),
-    Metric('logits_fake', 'D(x\')', '', '.3g', 'step', train=True,
+    Metric('logits_fake', 'D(x\')', '', '.3g', 'step', train=True, part='critic',
            doc='PatchGAN: mean logit on the reconstructions'),
-    Metric('critic_loss', 'critic loss', '', '.4g', 'step', train=True,
+    Metric('critic_loss', 'critic loss', '', '.4g', 'step', train=True, part='critic',
            objectives=('factorvae',),
            doc='FactorVAE: the TC discriminator\'s cross-entropy'),
-    Metric('critic_acc', 'critic acc.', '', '.3f', 'step', train=True, objectives=('factorvae',),
+    Metric('critic_acc', 'critic acc.', '', '.3f', 'step', train=True, part='critic',
+           objectives=('factorvae',),
            doc='FactorVAE: the TC discriminator\'s accuracy on codes vs permuted codes'),
 )
 REGISTRY: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -391,7 +391,10 @@ def _coverage(manifold, radii, queries, chunk):
   return float(inside.mean())
 
 
-def precision_recall(real_feats, fake_feats, k: int = 3, chunk: int = 1024):
+PR_NEIGHBOURS = 3  # precision and recall's k (Kynkäänniemi et al. 2019)
+
+
+def precision_recall(real_feats, fake_feats, k: int = PR_NEIGHBOURS, chunk: int = 1024):
   """Improved precision and recall (Kynkäänniemi et al. 2019) -> (precision, recall).
 
   Precision: the share of fake features inside the real manifold, the union of balls
@@ -422,6 +425,14 @@ def classifier_dataset(info, data_config) -> tuple[str, str]:
                       f'recognised as one of {[p.title for p in idx.PUBLISHED]}, and only '
                       'those have a classifier (docs/data.md)')
   return name, ''
+
+
+def check_dataset(info, data_config) -> str:
+  """The classifier dataset of a run's data, refused up front when there is none
+  (ConfigError); -> its name."""
+  name, _ = classifier_dataset(info, data_config)
+  _check_shape(name, None)
+  return name
 
 
 def score(dataset_name: str, real_images, fake_images, k: int = 3, image_shape=None,

@@ -42,6 +42,7 @@ OBJECTIVES: tuple[Objective, ...] = (
     Objective('tcvae', 'beta-TCVAE (Chen et al. 2018): the KL split into index-code MI, total '
               'correlation and dimension-wise KL, weighted alpha, beta, gamma',
               ('vae',), tcvae.terms, logged=('mi', 'tc', 'dwkl'),
+              pairs='estimates q(z) from the batch\'s other posteriors',
               keys=(Key('loss.tc_alpha', 1.0, 'float', 'tcvae: weight of the index-code '
                         'mutual information (beta weights the total correlation)',
                         check='non_negative', sweep='vmap'),
@@ -53,7 +54,7 @@ OBJECTIVES: tuple[Objective, ...] = (
     Objective('factorvae', 'FactorVAE (Kim & Mnih 2018): the ELBO + gamma * the total '
               'correlation a discriminator estimates on dimension-permuted codes',
               ('vae',), factorvae.terms, logged=('tc', 'critic_loss', 'critic_acc'),
-              critic='tc',
+              critic='tc', pairs='permutes each code dimension across the batch',
               keys=(Key('loss.factor_gamma', 6.4, 'float', 'factorvae: weight of the total '
                         'correlation (6.4 in the common dSprites reimplementation; Kim & Mnih '
                         'sweep 10-100)', check='non_negative', sweep='vmap'),
@@ -63,7 +64,8 @@ OBJECTIVES: tuple[Objective, ...] = (
     Objective('wae_mmd', 'WAE-MMD (Tolstikhin et al. 2018): a deterministic encoder, '
               'reconstruction + beta * MMD (inverse multiquadric kernels) between the codes '
               'and N(0, I) samples; beta is the paper\'s lambda', ('ae',),
-              mmd.terms, logged=('mmd',)),
+              mmd.terms, logged=('mmd',),
+              pairs='compares every pair of the batch\'s codes (each code but with itself)'),
     Objective('rae', 'RAE (Ghosh et al. 2020): reconstruction + beta * ||z||^2 / 2 + a '
               'decoder regulariser (weight decay or gradient penalty); sample with an ex-post '
               'density (latent fit --density gmm)', ('ae',), rae.terms,

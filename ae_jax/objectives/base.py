@@ -38,6 +38,9 @@ class Objective:
   logged: tuple[str, ...] = ()      # its own terms in the metrics (registry names)
   keys: tuple[Key, ...] = ()        # its config keys, declared here (swept ones: its weights)
   critic: str = ''                  # '' | 'tc': a discriminator trained beside the model
+  # why its estimate needs two or more examples in a batch ('' when it does not): its
+  # training and evaluation batches must hold at least two (config_lib refuses fewer)
+  pairs: str = ''
   # static settings computed from the config and the program's members (beyond its own
   # unswept keys), e.g. IWAE's largest sample count
   derived: Callable[[Any, list], dict] = _no_derived

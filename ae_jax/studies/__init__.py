@@ -30,12 +30,13 @@ from ae_jax.latent.tools import Source
 from ae_jax.metrics import registry
 from ae_jax.models import resolve_latent_dim, PRESETS
 from ae_jax.report import swept_axes
-from ae_jax.workdir import config_to_dict, Workdir
+from ae_jax.workdir import (MODELS, STUDY, Workdir, config_to_dict, refuse_links,
+                           refuse_unless)
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
            'high_frequency', 'sharp_reconstructions', 'model_families', 'generation')
-STUDY_FILE = 'study.json'
+STUDY_FILE = STUDY
 BUDGETS = ('full', 'quick', 'smoke')
 # What the full and quick budgets may set: how much data and training, never what is trained.
 BUDGET_KEYS = ('data.num_examples', 'train.num_epochs', 'train.eval_every',
@@ -151,6 +152,13 @@ def budget_doc(models) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def check_owner(workdir: str):
+  """A study writes into (and --fresh moves aside) only a study's folder, or a new or empty
+  one; another command's folder is refused naming it. -> its owner (None: new or empty)."""
+  return refuse_unless(workdir, ('study',), '--workdir', 'a study writes only into a new or '
+                       'empty folder or a study\'s; use another --workdir')
+
+
 class Study:
   """A study's workdir: its models under models/<key>/, its report at the top."""
 
@@ -167,7 +175,8 @@ class Study:
     self.notes: list[str] = []
     self.wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     workdir = self.wd.path
-    if fresh and not self.wd.is_empty():
+    found = check_owner(workdir)
+    if fresh and found is not None:
       print(f'moved the previous study to {self.wd.move_aside()}', flush=True)
     recorded = self.wd.read_json(STUDY_FILE, default={}) if self.wd.exists(STUDY_FILE) else {}
     if recorded and recorded.get('study') != name:
@@ -177,8 +186,6 @@ class Study:
     if recorded and was != budget:
       raise WorkdirError(f'{workdir} holds the {name} study at the {was} budget, not {budget}; '
                          'use another --workdir, or --fresh to move it aside')
-    if not recorded and self.wd.is_trained():
-      raise WorkdirError(f'{workdir} holds a training run, not a study; use another --workdir')
     self.wd.prepare()
     self.wd.write_json(STUDY_FILE, {'study': name, 'budget': budget, 'quick': budget == 'quick',
                                     'overrides': self.overrides})
@@ -192,7 +199,10 @@ class Study:
     return importlib.import_module(f'ae_jax.studies.{self.name}')
 
   def model_dir(self, key: str) -> str:
-    return os.path.join(self.wd.path, 'models', key)
+    """models/<key>/ of the study's folder (no link on the way: refused)."""
+    path = os.path.join(self.wd.path, MODELS, key)
+    refuse_links(self.wd.path, path)
+    return path
 
   def config(self, model: Model):
     """`model`'s config at this study's budget, with the user's overrides."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from ae_jax import cli
-from ae_jax.studies import STUDIES, Study
+from ae_jax.studies import STUDIES, Study, check_owner
 from ae_jax.workdir import Workdir
 
 
@@ -29,6 +29,7 @@ def main(argv=None, prog='python -m ae_jax.studies'):
 
   def body():
     module = importlib.import_module(f'ae_jax.studies.{args.study}')
+    check_owner(workdir)  # before running() makes its lock there
     wd = Workdir(workdir)
     with wd.running():  # a second study here is refused; each model's folder is held too
       study = Study(args.study, wd, overrides, fresh=args.fresh, budget=chosen)

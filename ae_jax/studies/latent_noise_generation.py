@@ -45,6 +45,24 @@ __doc__ += (f'\nSamples: {PER_ID} per chosen map with σ = {SIGMA:g}; {PER_CLASS
             + budget_doc(MODELS))
 
 
+def label_counts(classes, names) -> str:
+  """'Center: 5, none: 10' from class indices (the dataset's own label values may be
+  strings, floats or integers with gaps: never counted as numbers), unlabelled (-1) apart."""
+  classes = np.asarray(classes, np.int64)
+  counts = np.bincount(classes[classes >= 0], minlength=len(names))
+  parts = [f'{names[i] if i < len(names) else i}: {c}' for i, c in enumerate(counts) if c]
+  unlabelled = int((classes < 0).sum())
+  return ', '.join(parts + ([f'unlabelled: {unlabelled}'] if unlabelled else [])) or '-'
+
+
+def _stored(storage: dict) -> str:
+  """What gen_data.npy's values mean, as the dataset stores its images."""
+  if 'wafer' in storage:
+    return '0 off-wafer, 1 good die, 2 failing die'
+  top = storage.get('int_max')
+  return (f'pixels 0..{top}' if top else 'pixels in [0, 1]') + f', {storage.get("layout", "NHWC")}'
+
+
 def run(study: Study) -> Report:
   rep = Report('Latent-noise generation',
                'Each new map is the decoder applied to a real map\'s code plus Gaussian noise; '
@@ -71,13 +89,11 @@ def run(study: Study) -> Report:
                      'model.latent_dim', 'train.num_epochs', 'train.batch_size',
                      'train.learning_rate'))
   rep.metrics([{**m, 'name': 'ae'} for m in study.members('ae')], 'Test metrics of the AE')
-  names = src.model.class_names
-  counts = np.bincount(chosen['gen_label'], minlength=len(names))
   rep.table('gen_data.npy / gen_label.npy', ['file', 'shape', 'dtype', 'labels'],
             [['gen_data.npy', 'x'.join(map(str, chosen['gen_data'].shape)),
-              str(chosen['gen_data'].dtype), '0 off-wafer, 1 good die, 2 failing die'],
+              str(chosen['gen_data'].dtype), _stored(src.model.storage)],
              ['gen_label.npy', str(len(chosen['gen_label'])), str(chosen['gen_label'].dtype),
-              ', '.join(f'{names[i]}: {c}' for i, c in enumerate(counts) if c)]],
+              label_counts(np.repeat(chosen['source_labels'], PER_ID), src.model.class_names)]],
             note=f'In {study.out("generate").path}; each label is its source map\'s.')
   rep.figure(chosen['figure0'], 'Chosen ids', f'{len(ids)} chosen maps (left) and {PER_ID} '
              f'samples each with σ = {SIGMA:g}: the defect pattern survives the noise, its '

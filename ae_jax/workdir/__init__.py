@@ -26,23 +26,34 @@ naming the file and the OS reason. Readers turn damaged files into one-line
 instead of writing checkpoints and metrics beside the first; a latent tool holds its
 output folder the same way, and replaces it as a whole when it finishes (`Outputs`).
 
-Modules: `records` (file names, record shapes), `files` (the one write), `lock`, `outputs`
-(a tool's folder), `folder` (`Workdir`, `MetricsLog`).
+Nothing ae_jax writes inside a workdir or an --out may be a symbolic link (the folder
+itself may be one): every write refuses a link below the folder the user named, and a run
+scans its workdir for them first (`links`). A command replaces only its own previous
+output: `owners` says whose a folder is, and each command refuses the others', naming them.
+
+Modules: `records` (file names, record shapes), `links` (no writes through links), `files`
+(the one write), `lock`, `owners` (whose a folder is), `outputs` (a tool's folder),
+`folder` (`Workdir`, `MetricsLog`).
 """
 from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, npy_bytes,
                                   npz_bytes, save_figure, write_bytes, write_json, write_lines,
                                   write_text_file)
 from ae_jax.workdir.folder import MetricsLog, Workdir
+from ae_jax.workdir.links import link_error, refuse_links
 from ae_jax.workdir.lock import take_lock
-from ae_jax.workdir.outputs import OUTPUTS_MARK, Outputs
-from ae_jax.workdir.records import (BEST, CHECKPOINTS, CONFIG, EVAL, FIGURES, KINDS, LATENT,
-                                    LOCK, MEMBERS, METRICS, MODEL, PROGRAMS, RECORDS, STATS,
-                                    SUMMARY, TENSORBOARD, check_record)
+from ae_jax.workdir.outputs import Outputs
+from ae_jax.workdir.owners import Owner, owner, refuse_reading, refuse_unless
+from ae_jax.workdir.records import (BEST, CHECKPOINTS, CONFIG, CRASH_LOG, DAMAGED, EVAL,
+                                    FIGURES, KINDS, LATENT, LOCK, MEMBERS, METRICS, MODEL,
+                                    MODELS, OUTPUTS_MARK, PROGRAMS, RECORDS, STATS, STUDY,
+                                    SUMMARY,
+                                    TENSORBOARD, check_record)
 
 __all__ = [
     'append_text', 'config_to_dict', 'figure_bytes', 'npy_bytes', 'npz_bytes', 'save_figure',
     'write_bytes', 'write_json', 'write_lines', 'write_text_file', 'MetricsLog', 'Workdir',
-    'take_lock', 'OUTPUTS_MARK', 'Outputs', 'BEST', 'CHECKPOINTS', 'CONFIG', 'EVAL', 'FIGURES',
-    'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'PROGRAMS', 'RECORDS', 'STATS',
-    'SUMMARY', 'TENSORBOARD', 'check_record',
+    'link_error', 'refuse_links', 'take_lock', 'Outputs', 'Owner', 'owner', 'refuse_reading',
+    'refuse_unless', 'BEST', 'CHECKPOINTS', 'CONFIG', 'CRASH_LOG', 'DAMAGED', 'EVAL', 'FIGURES',
+    'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'MODELS', 'OUTPUTS_MARK',
+    'PROGRAMS', 'RECORDS', 'STATS', 'STUDY', 'SUMMARY', 'TENSORBOARD', 'check_record',
 ]

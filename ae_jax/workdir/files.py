@@ -1,5 +1,6 @@
 """The one write: every file ae_jax creates goes through `write_bytes` (atomic: a temporary
 name in the same folder, synced, then renamed), or `append_text` for the metrics log.
+Neither writes through a symbolic link below the folder the user named (`root`; links.py).
 Encoders of the file kinds (figures, arrays, JSON) live here too."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import numpy as np
 
 from ae_jax.errors import WriteError
+from ae_jax.workdir.links import NOFOLLOW, refuse_links
 
 # ---- the one write ---------------------------------------------------------------------
 
@@ -26,23 +28,26 @@ def _temporary(path: str) -> str:
   return os.path.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
 
 
-def write_bytes(path: str, data: bytes) -> str:
+def write_bytes(path: str, data: bytes, root: str | None = None) -> str:
   """Write `data` to `path` atomically: into a temporary name in the same folder, synced,
   then renamed over `path`. Readers see the old file or the new one, never a part; on any
   failure the temporary is removed and the old version stays. An OSError (a full disk, a
-  read-only folder) is one WriteError line naming the file and the OS reason."""
+  read-only folder) is one WriteError line naming the file and the OS reason.
+
+  `root`: the folder the user named (a workdir, an --out; default: the file's own folder).
+  A symbolic link at `path` or at a folder between `root` and it is refused (a WriteError
+  naming the link): the rename would replace the link, the folders would lead elsewhere."""
   existed = os.path.exists(path)
   tmp = None
+  folder = os.path.dirname(os.path.abspath(path))
+  refuse_links(folder if root is None else root, path)
   try:
-    folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = _temporary(path)
     # O_EXCL: never another's file; 0o666 under the umask, as open() would make it
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
     try:
-      view = memoryview(data).cast('B')
-      while view:
-        view = view[_os_write(fd, view[:_CHUNK]):]
+      write_all(fd, data)
       os.fsync(fd)  # the bytes are on disk before the name points at them
     finally:
       os.close(fd)
@@ -60,6 +65,13 @@ def write_bytes(path: str, data: bytes) -> str:
   return path
 
 
+def write_all(fd: int, data: bytes) -> None:
+  """All of `data` to the open file `fd` (through `_os_write`, the one low-level write)."""
+  view = memoryview(data).cast('B')
+  while view:
+    view = view[_os_write(fd, view[:_CHUNK]):]
+
+
 def _sync_folder(folder: str) -> None:
   """Make the rename durable (cheap; not every OS or file system can open a folder)."""
   try:
@@ -74,11 +86,12 @@ def _sync_folder(folder: str) -> None:
     os.close(fd)
 
 
-def append_text(path: str, text: str) -> None:
+def append_text(path: str, text: str, root: str | None = None) -> None:
   """Append to a log (metrics.jsonl). Not atomic, by design: its reader drops a torn last
-  line. A failure is one WriteError line."""
+  line. A failure is one WriteError line; a link at `path` (or below `root`) is refused."""
+  refuse_links(os.path.dirname(os.path.abspath(path)) if root is None else root, path)
   try:
-    with open(path, 'a') as f:
+    with open(path, 'a', opener=_no_follow) as f:
       f.write(text)
   except OSError as e:
     reason = e.strerror or str(e)
@@ -86,17 +99,23 @@ def append_text(path: str, text: str) -> None:
                      'intact', path, reason) from e
 
 
-def write_text_file(path: str, text: str) -> None:
+def _no_follow(path, flags):
+  """open()'s opener that never follows a link at the file itself."""
+  return os.open(path, flags | NOFOLLOW, 0o666)
+
+
+def write_text_file(path: str, text: str, root: str | None = None) -> None:
   """Write `text` to `path` (atomically, `write_bytes`)."""
-  write_bytes(path, text.encode('utf-8'))
+  write_bytes(path, text.encode('utf-8'), root)
 
 
-def write_json(path: str, obj) -> None:
-  write_bytes(path, json.dumps(obj, indent=2, sort_keys=False, default=str).encode('utf-8'))
+def write_json(path: str, obj, root: str | None = None) -> None:
+  write_bytes(path, json.dumps(obj, indent=2, sort_keys=False, default=str).encode('utf-8'),
+              root)
 
 
-def write_lines(path: str, rows: list[dict]) -> None:
-  write_bytes(path, ''.join(json.dumps(r) + '\n' for r in rows).encode('utf-8'))
+def write_lines(path: str, rows: list[dict], root: str | None = None) -> None:
+  write_bytes(path, ''.join(json.dumps(r) + '\n' for r in rows).encode('utf-8'), root)
 
 
 def figure_bytes(fig, name: str) -> bytes:

@@ -12,14 +12,16 @@ import shutil
 
 import jax
 
-from ae_jax.errors import WorkdirError
+from ae_jax.errors import WorkdirError, WriteError
+from ae_jax.workdir import links
 from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, npz_bytes,
-                                  write_bytes, write_json, write_lines, write_text_file)
+                                  write_bytes,
+                                  write_json, write_lines, write_text_file)
 from ae_jax.workdir.lock import HAS_FLOCK, take_lock
 from ae_jax.workdir.outputs import Outputs
 from ae_jax.workdir.records import (FIX, _SCAFFOLD, _START, CHECKPOINTS, BEST, CONFIG, FIGURES,
-                                    LATENT, LOCK, METRICS, MEMBERS, MODEL, PROGRAMS, RECORDS,
-                                    TENSORBOARD, check_record)
+                                    LATENT, LOCK, METRICS, MEMBERS, MODEL, PROBE, PROGRAMS,
+                                    RECORDS, TENSORBOARD, check_record)
 
 log = logging.getLogger('ae_jax')
 
@@ -35,13 +37,19 @@ def _is_writer() -> bool:
 
 
 class Workdir:
-  """A workdir's paths, readers and (for the writer process) writers."""
+  """A workdir's paths, readers and (for the writer process) writers.
+
+  The folder itself may be a symbolic link the user made (runs/x on another disk): it is
+  used through the link. Nothing ae_jax writes inside it may be a link (links.py): every
+  write refuses one below `root` (the top workdir a program's folder belongs to), and
+  `prepare` scans the folder for them before a run starts."""
 
   def __init__(self, path: str, writer: bool | None = None, top: 'Workdir | None' = None):
     self.path = str(path)
     self.writer = _is_writer() if writer is None else writer
     self._lock = None  # the open, flock-ed LOCK file while this process trains here
     self.top = top or self  # the workdir a program's workdir belongs to (itself at the top)
+    self.root = self.top.path  # below it, no link is written through
 
   def __repr__(self):
     return f'Workdir({self.path!r})'
@@ -71,9 +79,16 @@ class Workdir:
   def latent_dir(self, tool: str, out: str | None = None) -> str:
     return out or os.path.join(self.path, LATENT, tool)
 
-  def outputs(self, tool: str, out: str | None = None) -> 'Outputs':
-    """Where latent tool `tool` writes: <workdir>/latent/<tool>/, or `out` (`Outputs`)."""
-    return Outputs(self.latent_dir(tool, out), self.writer, owned=out is None, tool=tool)
+  def outputs(self, tool: str, out: str | None = None, reads=()) -> 'Outputs':
+    """Where latent tool `tool` writes: <workdir>/latent/<tool>/, or `out` (`Outputs`);
+    `reads`: what the tool reads besides this workdir (an --out may hold none of them)."""
+    return Outputs(self.latent_dir(tool, out), self.writer, owned=out is None, tool=tool,
+                   root=self.root if out is None else None, reads=(self.path, *reads))
+
+  def folder(self, path: str) -> str:
+    """`path` (inside the workdir) made a folder, refusing a link on the way (what other
+    libraries write into: TensorBoard's event files)."""
+    return links.make_folder(self.root, path)
 
   # ---- state of the folder ------------------------------------------------------------
 
@@ -162,15 +177,21 @@ class Workdir:
     if parent and not os.path.isdir(parent):
       raise WorkdirError(f'workdir {self.path}: {parent} is a file, not a folder; choose '
                          'another --workdir')
-    probe = self.file('.write-test')
+    links.scan(self.path)  # a link planted where a run writes: refused before anything is
+    probe = self.file(PROBE)
     try:
-      os.makedirs(self.file(FIGURES), exist_ok=True)
+      links.make_folder(self.root, self.file(FIGURES))
+      with contextlib.suppress(FileNotFoundError):  # left by a process killed right here
+        os.remove(probe)  # (not a link: scan refused one)
       try:
-        with open(probe, 'w') as f:
+        # O_EXCL: a file made here and now, never one planted meanwhile
+        with open(probe, 'w', opener=lambda p, flags: os.open(p, flags | os.O_EXCL, 0o666)) as f:
           f.write('ok')
       finally:  # a probe that could be made but not filled (a full disk) goes too
         with contextlib.suppress(FileNotFoundError):
           os.remove(probe)
+    except WriteError:
+      raise
     except OSError as e:
       raise WorkdirError(f'workdir {self.path} cannot be written ({e.strerror or e}); choose '
                          'another --workdir') from e
@@ -178,15 +199,20 @@ class Workdir:
 
   def move_aside(self) -> str:
     """Rename the workdir to a free `<path>.old-<UTC time>` sibling; never deletes. A held
-    lock moves with it and is taken again on the new, empty folder."""
+    lock moves with it and is taken again on the new, empty folder. A workdir that is a
+    link (to another disk): the folder it points at moves aside beside itself, and the link
+    then points at a new, empty folder there."""
+    real = os.path.realpath(self.path) if os.path.islink(self.path) else self.path
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')
-    target, i = f'{self.path.rstrip(os.sep)}.old-{stamp}', 1
-    while os.path.exists(target):
+    target, i = f'{real.rstrip(os.sep)}.old-{stamp}', 1
+    while os.path.lexists(target):
       i += 1
-      target = f'{self.path.rstrip(os.sep)}.old-{stamp}-{i}'
+      target = f'{real.rstrip(os.sep)}.old-{stamp}-{i}'
     if self.writer:
       held, self._lock = self._lock, None
-      shutil.move(self.path, target)  # a held lock goes with it, still held
+      shutil.move(real, target)  # a held lock goes with it, still held
+      if real != self.path:
+        os.makedirs(real)
       if held is not None:
         try:
           self._acquire()
@@ -283,16 +309,16 @@ class Workdir:
 
   def write_json(self, name: str, obj) -> None:
     if self.writer:
-      write_json(self.file(name), obj)
+      write_json(self.file(name), obj, self.root)
 
   def write_text(self, name: str, text: str) -> None:
     if self.writer:
-      write_text_file(self.file(name), text)
+      write_text_file(self.file(name), text, self.root)
 
   def write_arrays(self, name: str, **arrays) -> None:
     """An .npz of named arrays (atomically)."""
     if self.writer:
-      write_bytes(self.file(name), npz_bytes(**arrays))
+      write_bytes(self.file(name), npz_bytes(**arrays), self.root)
 
   def rename(self, src: str, dst: str) -> None:
     """Rename a file or folder of the workdir (the writer process only)."""
@@ -305,14 +331,14 @@ class Workdir:
   def write_metrics(self, rows: list[dict]) -> None:
     """Replace metrics.jsonl with `rows` (atomically)."""
     if self.writer:
-      write_lines(self.file(METRICS), rows)
+      write_lines(self.file(METRICS), rows, self.root)
 
   def save_figure(self, fig, name: str) -> str | None:
     """Save a matplotlib figure as figures/<name> (atomically) and close it."""
     data = figure_bytes(fig, name)  # closes it, on every process
     if not self.writer:
       return None
-    return write_bytes(self.figure(name), data)
+    return write_bytes(self.figure(name), data, self.root)
 
   def metrics_log(self, keep_through_step: int, resumed: bool) -> 'MetricsLog':
     return MetricsLog(self, keep_through_step, resumed)
@@ -337,5 +363,6 @@ class MetricsLog:
   def write(self, rows: list[dict]) -> None:
     rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
     if self.wd.writer:
-      append_text(self.wd.file(METRICS), ''.join(json.dumps(r) + '\n' for r in rows))
+      append_text(self.wd.file(METRICS), ''.join(json.dumps(r) + '\n' for r in rows),
+                  self.wd.root)
     self.rows.extend(rows)

@@ -9,10 +9,10 @@ import shutil
 
 from ae_jax.errors import WorkdirError, WriteError
 from ae_jax.workdir.files import figure_bytes, npy_bytes, npz_bytes, write_bytes
+from ae_jax.workdir.links import refuse_links
 from ae_jax.workdir.lock import take_lock
-
-
-OUTPUTS_MARK = '.outputs.json'  # in a tool's output folder: the tool and the files of its run
+from ae_jax.workdir.owners import refuse_reading, refuse_unless, tool_name
+from ae_jax.workdir.records import OUTPUTS_MARK
 
 
 class Outputs:
@@ -24,14 +24,26 @@ class Outputs:
   run's files never mix with the new ones (a rerun with fewer ids leaves no stale figure),
   and a failure or a kill midway leaves the previous folder as it was. Meanwhile the
   folder is held (a flock on the sibling `.<name>.lock`, as `Workdir.running()` holds a
-  workdir): a second writer is refused with one line naming the holder. Only a folder a
-  tool wrote (it holds OUTPUTS_MARK), an empty one, or the workdir's own latent/<tool>/
-  (`owned`) is replaced; a `--out` holding other files is refused. `with` may nest (the
-  command line holds the folder around a tool that holds it too); writes outside any
-  `with` go straight into the folder, each file atomically."""
+  workdir): a second writer is refused with one line naming the holder. Only a new or
+  empty folder, or this same tool's previous output (OUTPUTS_MARK names the tool) is
+  replaced; a folder holding anything else (another tool's outputs, a workdir, a study,
+  files no ae_jax command wrote) is refused naming its owner, and so is a folder holding
+  what the command reads (`reads`). `with` may nest (the command line holds the folder
+  around a tool that holds it too); writes outside any `with` go straight into the
+  folder, each file atomically.
 
-  def __init__(self, path: str, writer: bool = True, owned: bool = False, tool: str = ''):
-    self.path, self.writer, self.owned = str(path), writer, owned
+  `owned`: the workdir's own latent/<tool>/, below `root` (the workdir): nothing on the way
+  may be a symbolic link. A `--out` the user gave may itself be a link to a folder (then
+  the folder it points at is the one replaced); nothing inside it is followed."""
+
+  def __init__(self, path: str, writer: bool = True, owned: bool = False, tool: str = '',
+               root: str | None = None, reads=()):
+    path = str(path)
+    if not owned and os.path.islink(path) and os.path.isdir(path):
+      path = os.path.realpath(path)  # the user's link to a folder: replace what it points at
+    self.path, self.writer, self.owned = path, writer, owned
+    self.root = root if root is not None else os.path.dirname(os.path.abspath(path))
+    self.reads = tuple(reads)
     self.tool = tool or os.path.basename(os.path.normpath(self.path))
     self.written: list[str] = []
     self._depth, self._stage, self._created = 0, None, []
@@ -62,14 +74,21 @@ class Outputs:
     folder, name = os.path.split(os.path.abspath(self.path))
     return folder, name
 
-  def _open(self) -> None:
-    folder, name = self._names()
+  def check(self) -> None:
+    """Refuse, before any work, a folder this run may not replace (see the class)."""
+    refuse_links(self.root, self.path)
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise WorkdirError(f'{self.path} is a file; --out must be a folder')
-    if not self.owned and os.path.isdir(self.path) and os.listdir(self.path) and \
-        not os.path.exists(self.file(OUTPUTS_MARK)):
-      raise WorkdirError(f'--out {self.path} holds files no ae_jax tool wrote; give a new or '
-                         "empty folder (a tool's next run replaces its folder as a whole)")
+    flag = 'the folder' if self.owned else '--out'
+    refuse_reading(self.path, self.reads, flag)
+    # the workdir's own latent/<tool>/ is that tool's even without a mark (older versions)
+    refuse_unless(self.path, ('tool', 'files') if self.owned else ('tool',), flag,
+                  f'give a new or empty folder (`{tool_name(self.tool)}` replaces only its own '
+                  'previous outputs, as a whole)', self.tool)
+
+  def _open(self) -> None:
+    folder, name = self._names()
+    self.check()
     parent = folder
     while parent and not os.path.exists(parent):
       self._created.append(parent)
@@ -84,6 +103,8 @@ class Outputs:
       self._recover(folder, name)
       self._stage = os.path.join(folder, f'.{name}.partial-{secrets.token_hex(4)}')
       os.mkdir(self._stage)
+    except WriteError:
+      raise  # already one line (a link where the lock goes)
     except OSError as e:
       raise WriteError(f'{self.path} cannot be written ({e.strerror or e}); a tool\'s results '
                        'are its files: give --out DIR, a folder you can write',
@@ -92,7 +113,8 @@ class Outputs:
   def _recover(self, folder: str, name: str) -> None:
     """What a run killed before it finished left (we hold the lock: no run is live): its
     partial folder goes; a previous folder set aside by a swap cut short comes back."""
-    left = sorted(n for n in os.listdir(folder) if n.startswith(f'.{name}.'))
+    left = sorted(n for n in os.listdir(folder) if n.startswith(f'.{name}.')
+                  and not os.path.islink(os.path.join(folder, n)))  # never a planted link
     olds = [n for n in left if n.startswith(f'.{name}.old-')]
     if olds and not os.path.exists(self.path):
       os.rename(os.path.join(folder, olds.pop()), self.path)
@@ -152,7 +174,7 @@ class Outputs:
       if self._stage is None:  # outside `with`: straight into the folder
         if os.path.exists(self.path) and not os.path.isdir(self.path):
           raise WorkdirError(f'{self.path} is a file; --out must be a folder')
-        write_bytes(self.file(name), data)
+        write_bytes(self.file(name), data, self.root)
       else:
         self._staged(self._stage, name, data)
       self.written.append(self.file(name))
