@@ -30,7 +30,7 @@ LAYERS = (
     ('tracking', 'evaluate', 'latent'),
     ('training',),
     ('stops', 'results'),
-    ('cli',),
+    ('cli', 'launch'),
     ('train', 'bench', 'export'),
     ('interop',),
     ('studies',),
