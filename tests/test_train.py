@@ -22,12 +22,12 @@ TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
 
 
 @pytest.fixture
-def run_cli(root):
-  """run_cli(*args, timeout=300) -> `python -m ae_jax.main *args`, finished, in the checkout."""
-  def run(*args, timeout=300):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(root, hang_s, checkout_env):
+  """run_cli(*args) -> `python -m ae_jax.main *args`, finished, in the checkout."""
+  def run(*args):
+    return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=root,
+                          env=checkout_env(JAX_PLATFORMS='cpu'), capture_output=True,
+                          text=True, timeout=hang_s)
   return run
 
 
