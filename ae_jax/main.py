@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ae_jax import cli, config_lib, launch
+from ae_jax import cli, config_lib, data, launch
 from ae_jax.errors import ConfigError, WorkdirError, WriteError
 from ae_jax.evaluate import evaluate_workdir, format_result, write_result
 from ae_jax.metrics import registry
@@ -83,7 +83,7 @@ def train(args, overrides, argv) -> None:
   config, note = config_lib.fit_eval_epochs(config,
                                             config_lib.explicit(argv, 'sweep.eval_epochs'))
   config = config_lib.resolve(config)  # the one resolution; nothing below edits it
-  notes += [registry.missing_extras_note(config.eval.metrics)]
+  notes += [registry.missing_extras_note(config.eval.metrics, data.photographic(config.data))]
   for line in [f'note: {n}' for n in notes if n] + ([note] if note else []):
     print(line, flush=True)
   summary = train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)

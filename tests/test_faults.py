@@ -283,24 +283,28 @@ def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference, 
                                                           wait_for, hang_s):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')
-  # Orbax writes <step>.orbax-checkpoint-tmp-<time> and renames it when the save is done
+  # Orbax writes <step>.orbax-checkpoint-tmp... and renames it when the save is done
   unfinished = lambda: {n for n in os.listdir(ckpts) if 'tmp' in n} if os.path.isdir(
       ckpts) else set()
   left, resume_from = set(), None  # unfinished writes of the killed runs; the last complete
-  for attempt in range(2):
+
+  def mid_save():  # a save under way (saves are asynchronous), after a complete checkpoint
+    done = saved_steps(workdir)
+    return bool(done) and any(int(n.split('.')[0]) > done[-1] for n in unfinished() - left)
+
+  for _ in range(2):
     proc = start(workdir)
     while True:  # until the process is frozen in the middle of one of its own saves
-      wait_for(lambda: train_epochs(workdir) >= 2 * (attempt + 1) and unfinished() - left,
-               proc)
+      wait_for(mid_save, proc)
       proc.send_signal(signal.SIGSTOP)  # frozen: the save cannot end between look and kill
-      if unfinished() - left:
+      if mid_save():
         break
       proc.send_signal(signal.SIGCONT)
     complete = saved_steps(workdir)
     proc.kill()
     proc.wait()
     # killed mid-save: the write is left unfinished, and every complete checkpoint stays
-    assert unfinished() - left and complete and saved_steps(workdir) == complete
+    assert mid_save() and saved_steps(workdir) == complete
     left, resume_from = unfinished(), complete[-1]
   proc = start(workdir)
   out, err = proc.communicate(timeout=hang_s)
