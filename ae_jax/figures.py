@@ -48,13 +48,58 @@ def _members(records):
   return sorted({r['member'] for r in records}, key=[r['member'] for r in records].index)
 
 
-def _curves(ax, records, member, metric, color, label_prefix=''):
+# A member whose values reach this many times the typical member's is drawn clipped, so the
+# others keep a readable scale (a VAE whose KL ran away to 1e20 flattened every other curve).
+OFF_SCALE = 100.0
+
+
+def outliers(peaks: dict) -> dict:
+  """{name: value} of the entries of `peaks` ({name: a magnitude}) that are off the others'
+  scale: not finite, or above OFF_SCALE times the typical one (the lower median: with two
+  entries, the smaller). A single entry is never an outlier."""
+  finite = sorted(abs(v) for v in peaks.values() if v is not None and np.isfinite(v))
+  typical = finite[(len(finite) - 1) // 2] if finite else 0.0
+  out = {}
+  for name, v in peaks.items():
+    if v is None or len(peaks) < 2:
+      continue
+    if not np.isfinite(v) or (typical > 0 and abs(v) > OFF_SCALE * typical):
+      out[name] = v
+  return out
+
+
+def _series(records, member, metric, split):
+  rows = [r for r in records if r['member'] == member and r['split'] == split
+          and isinstance(r.get(metric), (int, float))]
+  return [r['epoch'] for r in rows], np.asarray([r[metric] for r in rows], np.float64)
+
+
+def _off_scale(records, members, metric):
+  """(members off the others' scale {member: peak}, the top of the others' values)."""
+  peaks = {}
+  for m in members:
+    values = np.concatenate([_series(records, m, metric, s)[1] for s in ('train', 'eval')])
+    bad = values[~np.isfinite(values)]
+    peaks[m] = (float(bad[0]) if bad.size else float(np.max(np.abs(values)))
+                if values.size else None)
+  off = outliers(peaks)
+  rest = [abs(p) for m, p in peaks.items() if m not in off and p is not None]
+  return off, (max(rest) if rest else None)
+
+
+def _curves(ax, records, member, metric, color, label_prefix='', clip=None):
+  """Train (solid) and eval (dashed) curves; `clip`: draw values above it at it, with '^'
+  markers (a member off the others' scale)."""
   for split, style in (('train', '-'), ('eval', 'o--')):
-    rows = [r for r in records if r['member'] == member and r['split'] == split
-            and isinstance(r.get(metric), (int, float))]
-    if rows:
-      ax.plot([r['epoch'] for r in rows], [r[metric] for r in rows], style, color=color,
-              markersize=3, label=f'{label_prefix}{split}')
+    epochs, values = _series(records, member, metric, split)
+    if not epochs:
+      continue
+    label = f'{label_prefix}{split}'
+    if clip is not None:
+      above = ~(values <= clip)  # non-finite values count as above
+      values = np.where(above, clip, values)
+      ax.plot(np.asarray(epochs)[above], values[above], '^', color=color, markersize=5)
+    ax.plot(epochs, values, style, color=color, markersize=3, label=label)
 
 
 def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = True,
@@ -62,13 +107,20 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   """Train (solid, per epoch) and eval (dashed, markers) curves of `metric` per member:
   one axes with a legend outside for a few members, small multiples for many."""
   members = _members(records)
-  values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))]
+  off, top = _off_scale(records, members, metric)
+  values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))
+            and r['member'] not in off]
   log = log_scale and values and all(v > 0 for v in values)
+  # the clipped members are drawn just above the others' top
+  clip = None if not off or top is None else (top * 2.0 if log else top * 1.1)
   if len(members) <= SMALL_MULTIPLES_ABOVE:
     fig, ax = subplots(figsize=(7.5 if len(members) > 1 else 6, 4), dpi=100)
     for member, color in zip(members, colors(len(members))):
-      _curves(ax, records, member, metric, color,
-              '' if len(members) == 1 else f'{member}: ')
+      prefix = '' if len(members) == 1 else f'{member}: '
+      if member in off:
+        prefix = f'{member} (off scale, up to {off[member]:.3g}; drawn clipped): '
+      _curves(ax, records, member, metric, color, prefix,
+              clip if member in off else None)
     if log:
       ax.set_yscale('log')
     ax.set_xlabel('epoch')
@@ -85,8 +137,9 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   fig, axes = subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=100,
                            sharex=True, sharey=True, squeeze=False)
   for ax, member in zip(axes.ravel(), members):
-    _curves(ax, records, member, metric, 'C0')
-    ax.set_title(member, fontsize=8)
+    _curves(ax, records, member, metric, 'C0', clip=clip if member in off else None)
+    ax.set_title(member + (f' (off scale: up to {off[member]:.3g})' if member in off else ''),
+                 fontsize=8)
     ax.tick_params(labelsize=7)
     if log:
       ax.set_yscale('log')

@@ -63,6 +63,7 @@ def run(study: Study) -> Report:
   rep.figure(trav['figure'], 'Every dimension swept' if swept == latent else
              f'The {swept} most variable of {latent} dimensions swept',
              f'One row per code dimension (most variable first), swept in {POINTS} steps from '
-             f'−{SPAN:g}σ to +{SPAN:g}σ of its spread over the test faces: the dimensions an AE '
-             'learns are not one attribute each, which is what a β-VAE is for.')
+             f'−{SPAN:g}σ to +{SPAN:g}σ of its spread over the test faces. Nothing in an AE\'s '
+             'loss makes a dimension one attribute (a β-VAE\'s is meant to): a row that '
+             'changes one property only is the exception to look for.')
   return rep
