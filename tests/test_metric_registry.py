@@ -1,10 +1,13 @@
 """The 'default' metric set fits the data: LPIPS (a distance calibrated on photographs) only
-for photographs, said in one line when left out; VQ-VAE code health on the console line."""
+for photographs, said in one line when left out; VQ-VAE code health on the console line; the
+PCA baseline's size is the code's storage."""
+import types
+
 import pytest
 
 from ae_jax import data
 from ae_jax.configs import base
-from ae_jax.metrics import registry
+from ae_jax.metrics import passes, registry
 
 LPIPS_DEFAULTS = {'lpips_vgg', 'pca_lpips_vgg'}
 
@@ -62,3 +65,26 @@ def test_a_missing_lpips_extra_is_not_news_on_other_data(monkeypatch):
   monkeypatch.setitem(registry._EXTRA_MODULES, 'lpips', 'ae_jax_no_such_module')
   assert 'LPIPS' in registry.missing_extras_note(('default',), photographs=True)
   assert registry.missing_extras_note(('default',), photographs=False) is None
+
+
+def test_a_vq_vaes_code_health_is_on_the_console_line():
+  row = {'loss': 0.5, 'recon': 0.4, 'psnr': 21.0, 'ssim': 0.7, 'perplexity': 37.25,
+         'code_usage': 0.0703, 'commitment': 0.01}
+  line = registry.console_line(row)
+  assert 'perplexity 37.2' in line and 'code_usage 0.070' in line
+  assert line.index('psnr') < line.index('perplexity')  # after the reconstruction numbers
+
+
+@pytest.mark.parametrize('kind,latent_shape,latent_dim,codes,expected', [
+    ('vae', (32,), 32, None, 32),                # a continuous code: a component per unit
+    ('ae', (8, 8, 4), 4, None, 256),             # spatial: positions x channels
+    ('vae', (64,), 16, None, 16),                # a member of a latent sweep uses 16 units
+    ('vqvae', (8, 8, 64), 64, 512, 18),          # 64 positions x 9 bits = 576 bits = 18 x 32
+    ('vqvae', (10,), 10, 512, 1),                # one 9-bit index: at least one component
+    ('vqvae', (16, 16, 4), 4, 256, 64),          # 256 positions x 8 bits / 32
+])
+def test_the_pca_baseline_gets_the_codes_storage_in_float32s(kind, latent_shape, latent_dim,
+                                                            codes, expected):
+  member = types.SimpleNamespace(kind=kind, latent_shape=latent_shape, latent_dim=latent_dim,
+                                 num_codes=codes)
+  assert passes.baseline_components(member) == expected

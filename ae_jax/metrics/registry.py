@@ -160,8 +160,10 @@ METRICS: tuple[Metric, ...] = (
            reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
     Metric('pca_psnr', 'PCA PSNR', 'higher', '.2f', 'pass', when='final',
            needs=('train_images',), run=passes.pca_baseline,
-           doc='PSNR of the best linear autoencoder (PCA fitted on the training split) at the '
-               "member's latent size", reference="scikit-learn's PCA"),
+           doc='PSNR of the best linear autoencoder (PCA fitted on the training split) with '
+               "as many components as the member's code holds float32 values: its latent "
+               "units, or a VQ-VAE's P positions x log2(K) bits / 32",
+           reference="scikit-learn's PCA"),
     Metric('pca_ssim', 'PCA SSIM', 'higher', '.3f', 'pass', when='final',
            needs=('train_images',), run=passes.pca_baseline,
            doc='SSIM of the PCA baseline'),
@@ -238,11 +240,11 @@ METRICS: tuple[Metric, ...] = (
     Metric('codebook', 'codebook', '', '.4g', 'step', train=True, kinds=('vqvae',),
            batch=core.objective_terms,
            doc='VQ-VAE: mean ||sg(z_e) - e||^2 per image (gradient to the codebook)'),
-    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',),
+    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',), console=True,
            batch=core.code_counts, finalize=core.perplexity,
            doc='VQ-VAE: exp(entropy) of the codes\' use over the test split (1 = one code, '
                'K = all alike)', reference='exp(entropy) of hand-made counts'),
-    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',),
+    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',), console=True,
            batch=core.code_counts, finalize=core.code_usage,
            doc='VQ-VAE: the share of the codebook used on the test split'),
     # ---- the adversarial terms (critic.py), training only -----------------------------
