@@ -3,6 +3,7 @@ its Workdir (`wd.save_figure(fig, name)`), or `save(fig, path)` outside a workdi
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -152,19 +153,31 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   return fig
 
 
+TITLE_PT = 9  # image_rows' title size, points
+
+
+def wrap(text: str, width_in: float, points: float) -> str:
+  """`text` broken into lines that fit `width_in` inches at `points` (a character of
+  DejaVu Sans averages under 0.6 em; a margin of 0.3 in is kept), its own line breaks
+  kept."""
+  chars = max(20, int((width_in - 0.3) * 72 / (0.6 * points)))
+  return '\n'.join(textwrap.fill(line, chars) if line else line for line in text.split('\n'))
+
+
 def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
                color_key=(), col_titles=None, scale: float = 1.2):
   """One row of images per entry of `rows` ([N, H, W, C] each), labelled on the left;
   `color_key` ((colour, meaning), ...) adds a legend for categorical channels."""
   n = max(r.shape[0] for r in rows)
+  width = scale * n + 1.2
+  title = wrap(title, width, TITLE_PT)  # a long title on a narrow figure ran off both sides
   # The title and the legend get bands of their own, in inches: a share of the height
   # (what tight_layout's rect takes) would crowd a short figure and gape on a tall one, and
   # tight_layout leaves the suptitle out, so column titles ran into it.
   top = (0.2 * (title.count('\n') + 1) + 0.1) if title else 0.0
   bottom = 0.35 if color_key else 0.0
   height = scale * len(rows) + 0.6 + top + bottom
-  fig, axes = subplots(len(rows), n, figsize=(scale * n + 1.2, height), dpi=100,
-                           squeeze=False)
+  fig, axes = subplots(len(rows), n, figsize=(width, height), dpi=100, squeeze=False)
   for i, (row, label) in enumerate(zip(rows, labels)):
     for j in range(n):
       ax = axes[i, j]
@@ -177,7 +190,7 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
     if j < n:
       axes[0, j].set_title(t, fontsize=7)
   if title:
-    fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / height, va='top')
+    fig.suptitle(title, fontsize=TITLE_PT, y=1.0 - 0.05 / height, va='top')
   if color_key:
     handles = [Patch(facecolor=c, edgecolor='0.5', label=m) for c, m in color_key]
     fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=7,
