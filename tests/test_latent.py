@@ -35,6 +35,17 @@ def test_interpolation_hits_both_ends_and_slerp_keeps_the_radius():
 
 
 @pytest.mark.slow
+def test_interpolation_takes_the_common_names_of_its_modes():
+  z0, z1 = np.array([3.0, 0.0, 0.0]), np.array([0.0, 3.0, 0.0])
+  for alias, mode in (('lerp', 'linear'), ('slerp', 'spherical')):
+    np.testing.assert_array_equal(ops.interpolate(z0, z1, 3, alias),
+                                  ops.interpolate(z0, z1, 3, mode))
+  with pytest.raises(ConfigError, match=r"interpolation mode 'cubic': expected one of linear, "
+                     r"lerp, spherical, slerp"):
+    ops.interpolate(z0, z1, 3, 'cubic')
+
+
+@pytest.mark.slow
 def test_edit_and_traverse_touch_only_their_dimension():
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 6))
   np.testing.assert_array_equal(ops.edit(z, 2, 1.0, 0.0), z)
