@@ -221,6 +221,13 @@ def test_traverse_orders_dimensions_by_kl(wafer_runs, tmp_path, capsys):
   assert t['grid'].shape == (6, 5, 26, 26, 3)
   assert list(t['dims']) == list(t['order'])
   assert np.all(np.diff(t['score'][t['order']]) <= 1e-7)  # most informative first
+  # each row sweeps around the image's own code: its +0.0σ column is the reconstruction
+  model = load(wafer_runs['vae'])
+  image, _ = tools.Source(model, wafer_runs['vae']).images([7])
+  recon = model.reconstruct(image)[0]
+  for row in t['grid']:
+    np.testing.assert_allclose(row[2], recon, atol=1e-5)
+  assert not np.allclose(t['grid'][0, 0], recon, atol=1e-3)  # the ends move away from it
 
 
 @pytest.mark.slow
