@@ -193,7 +193,7 @@ def test_a_library_reporting_the_second_ctrl_c_as_its_failure_is_kept_quiet(capl
   assert [r.exc_info[0] for r in failures] == [OSError]  # a real failure is still reported
 
 
-@pytest.mark.parametrize('stop', ['SIGTERM', 'second Ctrl-C'])
+@pytest.mark.parametrize('stop', ['SIGTERM', 'second Ctrl-C', 'second Ctrl-C before a save'])
 def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, capsys, stop):
   from ae_jax import cli
   from ae_jax.errors import Preempted
@@ -212,13 +212,20 @@ def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, c
 
   monkeypatch.setattr(latent_edits, 'run', stopped)
   monkeypatch.setattr(cli, 'exit_now', exit_now)
+  if stop != 'second Ctrl-C before a save':  # the model had saved a checkpoint (step 30)
+    os.makedirs(os.path.join(saved, '30'))
+  os.makedirs(os.path.join(saved, '40.orbax-checkpoint-tmp'))  # a save cut short is none
   with pytest.raises(SystemExit) as e:
     study_main(['latent_edits', '--workdir', str(tmp_path), '--quick'])
   err = capsys.readouterr().err
   assert e.value.code == (128 + signal.SIGTERM if stop == 'SIGTERM' else 130)
   assert 'Traceback' not in err and len(err.strip().splitlines()) == 1
-  assert 'run the same command again to resume' in err
   assert (saved if stop == 'SIGTERM' else str(tmp_path)) in err
+  if stop == 'second Ctrl-C before a save':  # no promise of a checkpoint that is not there
+    assert err == (f'interrupted: stopped at once; nothing was saved in {tmp_path} yet: the '
+                   'same command starts from the beginning\n')
+  else:
+    assert 'run the same command again to resume' in err
 
 
 @pytest.mark.slow
