@@ -22,8 +22,9 @@ def recon_rows(training: Training, state):
 
 
 def time_line(seconds: dict) -> str:
-  """Where a run's time went, phase by phase: 'time: training 3.5 min, evaluation 4 s,
-  checkpoints 2 s, LPIPS-VGG 15 min, ..., figures 3 s' (phases under a second left out)."""
+  """Where a run's time went, phase by phase: 'time: training 4 min, evaluation 12 s,
+  checkpoints 2 s, LPIPS-VGG 15 min, ..., figures 3 s' (phases under half a second left
+  out)."""
   phases = [('training', seconds['training']), ('evaluation', seconds['evaluation']),
             ('checkpoints', seconds['checkpoints']), *seconds['passes'].items(),
             ('figures', seconds['figures'])]
