@@ -26,6 +26,7 @@ import warnings
 import jax
 
 from ae_jax.errors import USER_ERRORS, ConfigError, Preempted, TrainingFailed
+from ae_jax.workdir import CHECKPOINTS
 
 EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -139,10 +140,33 @@ def run(body, where: str | None = None):
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before anything ran
-    kept = (f'; every complete checkpoint in {where} is kept; run the same command again to '
-            'resume' if where else '')
-    print(f'interrupted: stopped at once{kept}', file=sys.stderr)
+    print(f'interrupted: stopped at once{_what_is_kept(where)}', file=sys.stderr)
     exit_now(EXIT_INTERRUPTED)
+
+
+def _what_is_kept(where: str | None) -> str:
+  """What a run stopped at once leaves: its complete checkpoints, if it saved any (in the
+  workdir's checkpoints folder, its programs' or a study's models'), or nothing."""
+  if not where:
+    return ''
+  if has_checkpoint(where):
+    return (f'; every complete checkpoint in {where} is kept; run the same command again to '
+            'resume')
+  return f'; nothing was saved in {where} yet: the same command starts from the beginning'
+
+
+def has_checkpoint(folder: str, depth: int = 4) -> bool:
+  """Whether a complete checkpoint (a step folder of a `checkpoints` folder) lies in `folder`
+  or its subfolders down to `depth` levels (a sweep's programs/, a study's models/)."""
+  top = folder.rstrip(os.sep).count(os.sep)
+  for root, dirs, _ in os.walk(folder):
+    # a finished save is a folder named by its step (checkpoint.saved_steps); Orbax's
+    # unfinished ones are <step>.orbax-checkpoint-tmp...
+    if os.path.basename(root) == CHECKPOINTS and any(d.isdigit() for d in dirs):
+      return True
+    if root.count(os.sep) - top >= depth:
+      dirs[:] = []
+  return False
 
 
 def split_argv(argv) -> tuple[list[str], list[str]]:

@@ -88,11 +88,19 @@ def _cell(text) -> str:
   return str(text).replace('|', '&#124;').replace('\n', ' ')
 
 
+def _default_cell(m) -> str:
+  if not m.default:
+    return 'no'
+  return 'photographs' if m.photographs else 'yes'
+
+
 def _metrics(folder: str, arg: str = '') -> str:
   lines = ['Every metric is declared once in `ae_jax/metrics/registry.py`; the console line, '
            '`metrics.jsonl`, `summary.json`, the sweep tables and the study reports read it. '
            '`eval.metrics=(\'default\',)` computes every metric marked *default* that applies '
-           'to the model (its kind and objective) and whose extra is installed. *step* '
+           'to the model (its kind and objective) and whose extra is installed; *default '
+           '(photographs)* ones only when the data are photographs (the LPIPS metrics; see '
+           '"Choosing metrics" above). *step* '
            'metrics come from the training step (train rows) and, with a per-example '
            'function, from the compiled evaluation too; *batch* ones run inside the '
            'compiled evaluation; *pass* ones run once over the test split at the end of '
@@ -109,7 +117,7 @@ def _metrics(folder: str, arg: str = '') -> str:
     needs = f' (needs `ae_jax[{m.extra}]`)' if m.extra else ''
     size = f'; images >= {m.min_size} px' if m.min_size else ''
     lines.append(f'| `{m.name}` | {_cell(m.label)} | {m.better or "–"} | {runs} | '
-                 f'{"yes" if m.default else "no"} | {scope} | {_cell(m.doc)}{needs}{size} | '
+                 f'{_default_cell(m)} | {scope} | {_cell(m.doc)}{needs}{size} | '
                  f'{_cell(m.reference) or "–"} |')
   return '\n'.join(lines)
 

@@ -3,11 +3,14 @@
 
 Batch metrics (registry kind 'step'/'batch') run in one compiled scan over the split
 for all members together; pass metrics (kind 'pass') run on the host on the final
-evaluation, each over the whole split with per-member model handles.
+evaluation, each over the whole split with per-member model handles. Each pass is timed
+(`Evaluator.pass_seconds`), so a run can say which phase its time went to.
 """
 from __future__ import annotations
 
 import os
+import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,7 @@ from ae_jax.inference import Trained, open_workdir
 from ae_jax.metrics import registry
 from ae_jax.metrics import sample_quality
 from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
+from ae_jax.progress import duration
 from ae_jax.spec import RunSpec
 from ae_jax.workdir import (CONFIG, EVAL, PROGRAMS, Outputs, Workdir, config_to_dict,
                            refuse_links)
@@ -119,13 +123,16 @@ class Evaluator:
                test_factors(dataset), metrics)
 
   def __init__(self, runtime: Runtime, test: dict, info=None, train_images=None, factors=None,
-               metrics=None):
-    """metrics: the registry's metrics to compute (default: the run spec's)."""
+               metrics=None, say: Callable[[str], None] | None = None):
+    """metrics: the registry's metrics to compute (default: the run spec's); say: where a
+    line per finished pass goes (with its time), or None for silence."""
     self.runtime, self.spec = runtime, runtime.spec
     self.test, self.info = test, info
     self.metrics = self.spec.metrics if metrics is None else tuple(metrics)
     check_counts(self.spec.config, self.metrics, len(test['image']), info)
     self.train_images, self.factors = train_images, factors
+    self.say = say
+    self.pass_seconds: dict[str, float] = {}  # each pass's label -> seconds, summed
     self._inputs = None
 
   def _batch_names(self, final: bool) -> tuple[str, ...]:
@@ -157,7 +164,15 @@ class Evaluator:
                       self.factors, [m.name for m in wanted])
     out = {}
     for run in dict.fromkeys(m.run for m in wanted):
+      label = ' / '.join(m.label for m in wanted if m.run is run)
+      t0 = time.perf_counter()
       out.update(run(ctx))
+      seconds = time.perf_counter() - t0
+      self.pass_seconds[label] = self.pass_seconds.get(label, 0.0) + seconds
+      if self.say is not None:
+        models = len(ctx.members)
+        self.say(f'final evaluation: {label} took {duration(seconds)} ({len(ctx.images)} '
+                 f'test images, {models} model{"s" if models > 1 else ""})')
     return {m.name: np.asarray(out[m.name]) for m in wanted if m.name in out}
 
   def __call__(self, state, epoch, final: bool = False) -> dict:
@@ -217,7 +232,8 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   spec = loaded.spec
   names = tuple(metrics) if metrics else tuple(spec.config.eval.metrics)
   wanted = registry.resolve(names, spec.model.kind, image_shape=spec.image_shape,
-                            objective=spec.config.loss.objective)
+                            objective=spec.config.loss.objective,
+                            photographs=data.photographic(spec.config.data, spec.image_shape))
   dataset = data.load(spec.config.data)
   runtime = Runtime(spec)
   ev = Evaluator.of_dataset(runtime, dataset, wanted)

@@ -3,6 +3,7 @@ its Workdir (`wd.save_figure(fig, name)`), or `save(fig, path)` outside a workdi
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,13 +51,58 @@ def _members(records):
   return sorted({r['member'] for r in records}, key=[r['member'] for r in records].index)
 
 
-def _curves(ax, records, member, metric, color, label_prefix=''):
+# A member whose values reach this many times the typical member's is drawn clipped, so the
+# others keep a readable scale (a VAE whose KL ran away to 1e20 flattened every other curve).
+OFF_SCALE = 100.0
+
+
+def outliers(peaks: dict) -> dict:
+  """{name: value} of the entries of `peaks` ({name: a magnitude}) that are off the others'
+  scale: not finite, or above OFF_SCALE times the typical one (the lower median: with two
+  entries, the smaller). A single entry is never an outlier."""
+  finite = sorted(abs(v) for v in peaks.values() if v is not None and np.isfinite(v))
+  typical = finite[(len(finite) - 1) // 2] if finite else 0.0
+  out = {}
+  for name, v in peaks.items():
+    if v is None or len(peaks) < 2:
+      continue
+    if not np.isfinite(v) or (typical > 0 and abs(v) > OFF_SCALE * typical):
+      out[name] = v
+  return out
+
+
+def _series(records, member, metric, split):
+  rows = [r for r in records if r['member'] == member and r['split'] == split
+          and isinstance(r.get(metric), (int, float))]
+  return [r['epoch'] for r in rows], np.asarray([r[metric] for r in rows], np.float64)
+
+
+def _off_scale(records, members, metric):
+  """(members off the others' scale {member: peak}, the top of the others' values)."""
+  peaks = {}
+  for m in members:
+    values = np.concatenate([_series(records, m, metric, s)[1] for s in ('train', 'eval')])
+    bad = values[~np.isfinite(values)]
+    peaks[m] = (float(bad[0]) if bad.size else float(np.max(np.abs(values)))
+                if values.size else None)
+  off = outliers(peaks)
+  rest = [abs(p) for m, p in peaks.items() if m not in off and p is not None]
+  return off, (max(rest) if rest else None)
+
+
+def _curves(ax, records, member, metric, color, label_prefix='', clip=None):
+  """Train (solid) and eval (dashed) curves; `clip`: draw values above it at it, with '^'
+  markers (a member off the others' scale)."""
   for split, style in (('train', '-'), ('eval', 'o--')):
-    rows = [r for r in records if r['member'] == member and r['split'] == split
-            and isinstance(r.get(metric), (int, float))]
-    if rows:
-      ax.plot([r['epoch'] for r in rows], [r[metric] for r in rows], style, color=color,
-              markersize=3, label=f'{label_prefix}{split}')
+    epochs, values = _series(records, member, metric, split)
+    if not epochs:
+      continue
+    label = f'{label_prefix}{split}'
+    if clip is not None:
+      above = ~(values <= clip)  # non-finite values count as above
+      values = np.where(above, clip, values)
+      ax.plot(np.asarray(epochs)[above], values[above], '^', color=color, markersize=5)
+    ax.plot(epochs, values, style, color=color, markersize=3, label=label)
 
 
 def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = True,
@@ -64,13 +110,20 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   """Train (solid, per epoch) and eval (dashed, markers) curves of `metric` per member:
   one axes with a legend outside for a few members, small multiples for many."""
   members = _members(records)
-  values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))]
+  off, top = _off_scale(records, members, metric)
+  values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))
+            and r['member'] not in off]
   log = log_scale and values and all(v > 0 for v in values)
+  # the clipped members are drawn just above the others' top
+  clip = None if not off or top is None else (top * 2.0 if log else top * 1.1)
   if len(members) <= SMALL_MULTIPLES_ABOVE:
     fig, ax = subplots(figsize=(7.5 if len(members) > 1 else 6, 4), dpi=100)
     for member, color in zip(members, colors(len(members))):
-      _curves(ax, records, member, metric, color,
-              '' if len(members) == 1 else f'{member}: ')
+      prefix = '' if len(members) == 1 else f'{member}: '
+      if member in off:
+        prefix = f'{member} (off scale, up to {off[member]:.3g}; drawn clipped): '
+      _curves(ax, records, member, metric, color, prefix,
+              clip if member in off else None)
     if log:
       ax.set_yscale('log')
     ax.set_xlabel('epoch')
@@ -87,8 +140,9 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   fig, axes = subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.5), dpi=100,
                            sharex=True, sharey=True, squeeze=False)
   for ax, member in zip(axes.ravel(), members):
-    _curves(ax, records, member, metric, 'C0')
-    ax.set_title(member, fontsize=8)
+    _curves(ax, records, member, metric, 'C0', clip=clip if member in off else None)
+    ax.set_title(member + (f' (off scale: up to {off[member]:.3g})' if member in off else ''),
+                 fontsize=8)
     ax.tick_params(labelsize=7)
     if log:
       ax.set_yscale('log')
@@ -101,19 +155,31 @@ def loss_curves(records: list[dict], metric: str = 'loss', log_scale: bool = Tru
   return fig
 
 
+TITLE_PT = 9  # image_rows' title size, points
+
+
+def wrap(text: str, width_in: float, points: float) -> str:
+  """`text` broken into lines that fit `width_in` inches at `points` (a character of
+  DejaVu Sans averages under 0.6 em; a margin of 0.3 in is kept), its own line breaks
+  kept."""
+  chars = max(20, int((width_in - 0.3) * 72 / (0.6 * points)))
+  return '\n'.join(textwrap.fill(line, chars) if line else line for line in text.split('\n'))
+
+
 def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
                color_key=(), col_titles=None, scale: float = 1.2):
   """One row of images per entry of `rows` ([N, H, W, C] each), labelled on the left;
   `color_key` ((colour, meaning), ...) adds a legend for categorical channels."""
   n = max(r.shape[0] for r in rows)
+  width = scale * n + 1.2
+  title = wrap(title, width, TITLE_PT)  # a long title on a narrow figure ran off both sides
   # The title and the legend get bands of their own, in inches: a share of the height
   # (what tight_layout's rect takes) would crowd a short figure and gape on a tall one, and
   # tight_layout leaves the suptitle out, so column titles ran into it.
   top = (0.2 * (title.count('\n') + 1) + 0.1) if title else 0.0
   bottom = 0.35 if color_key else 0.0
   height = scale * len(rows) + 0.6 + top + bottom
-  fig, axes = subplots(len(rows), n, figsize=(scale * n + 1.2, height), dpi=100,
-                           squeeze=False)
+  fig, axes = subplots(len(rows), n, figsize=(width, height), dpi=100, squeeze=False)
   for i, (row, label) in enumerate(zip(rows, labels)):
     for j in range(n):
       ax = axes[i, j]
@@ -126,7 +192,7 @@ def image_rows(rows: list[np.ndarray], labels: list[str], title: str = '',
     if j < n:
       axes[0, j].set_title(t, fontsize=7)
   if title:
-    fig.suptitle(title, fontsize=9, y=1.0 - 0.05 / height, va='top')
+    fig.suptitle(title, fontsize=TITLE_PT, y=1.0 - 0.05 / height, va='top')
   if color_key:
     handles = [Patch(facecolor=c, edgecolor='0.5', label=m) for c, m in color_key]
     fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=7,

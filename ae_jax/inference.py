@@ -19,6 +19,7 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import checkpoint, config_lib, data, prior_run
@@ -91,7 +92,9 @@ class Trained:
     return self.model.apply(variables, x, latent_mask=self.latent_mask, method=self.model.encode)
 
   def decode_fn(self, variables, z):
-    """-> (recon in [0, 1], logits)."""
+    """-> (recon, logits): recon as the model makes it, in [0, 1] for a sigmoid or tanh
+    output, wider for the latent-diffusion models ((logits + 1) / 2) and a linear output
+    (`decode` clips it)."""
     return self.model.apply(variables, z, latent_mask=self.latent_mask,
                             method=self.model.decode)
 
@@ -101,7 +104,9 @@ class Trained:
 
   @functools.cached_property
   def _decode(self):
-    return jax.jit(lambda v, z: self.decode_fn(v, z)[0])
+    # clipped to [0, 1]: images everywhere in ae_jax are, and the latent-diffusion models'
+    # (logits + 1) / 2 and a linear output are not bounded
+    return jax.jit(lambda v, z: jnp.clip(self.decode_fn(v, z)[0], 0.0, 1.0))
 
   def _batched(self, fn, x, what: str):
     who = '' if self.name == 'run' else f' [{self.name}]'
@@ -143,7 +148,9 @@ class Trained:
                          x, 'encoding')
 
   def decode(self, z):
-    """Codes [N, *latent] -> images [N, H, W, C] in [0, 1]."""
+    """Codes [N, *latent] -> images [N, H, W, C] in [0, 1], for every model: a model whose
+    output range is wider (the latent-diffusion presets, `model.output_activation='none'`)
+    is clipped to it, as the metrics and figures see it."""
     z = _array(z, 'decode(): codes')
     if z.shape == tuple(self.latent_shape):
       z = z[None]  # one code

@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-import jax
 
-from ae_jax import cli, config_lib, train as train_lib
+from ae_jax import cli, config_lib, data, launch, train as train_lib
 from ae_jax.errors import ConfigError, WriteError
 from ae_jax.evaluate import evaluate_workdir, format_result, result_outputs, write_result
 from ae_jax.metrics import registry
@@ -58,17 +57,10 @@ def _module_parser():
 
 
 def _distributed(args):
-  """jax.distributed from the flags or (--distributed) the cluster environment."""
-  if args.coordinator_address:
-    host = args.coordinator_address.rsplit(':', 1)[0]
-    kwargs = {}
-    if host in ('127.0.0.1', 'localhost'):  # loopback: listen there only
-      kwargs['coordinator_bind_address'] = args.coordinator_address.replace(
-          'localhost', '127.0.0.1')
-    jax.distributed.initialize(args.coordinator_address, args.num_processes,
-                               args.process_id, **kwargs)
-  elif args.distributed:
-    jax.distributed.initialize()
+  """jax.distributed from the flags or (--distributed) the cluster environment; a missing
+  or invalid piece is one line (launch.py)."""
+  launch.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                    from_environment=args.distributed)
   cli.only_process_zero_reports()
 
 
@@ -91,7 +83,7 @@ def train(args, overrides, argv) -> None:
   config, note = config_lib.fit_eval_epochs(config,
                                             config_lib.explicit(argv, 'sweep.eval_epochs'))
   config = config_lib.resolve(config)  # the one resolution; nothing below edits it
-  notes += [registry.missing_extras_note(config.eval.metrics)]
+  notes += [registry.missing_extras_note(config.eval.metrics, data.photographic(config.data))]
   for line in [f'note: {n}' for n in notes if n] + ([note] if note else []):
     print(line, flush=True)
   summary = train_lib.train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)

@@ -14,7 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ae_jax import config_lib, critic, objectives, optim, steps, sweep
+from ae_jax import config_lib, critic, data, objectives, optim, steps, sweep
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.losses import LossSpec
 from ae_jax.metrics import registry
@@ -85,7 +85,8 @@ class RunSpec:
       hparams['latent_mask'] = sweep.latent_masks(list(members), shape)
     metrics = registry.resolve(tuple(config.eval.metrics), model.kind,
                                image_shape=record.image_shape,
-                               objective=config.loss.objective)
+                               objective=config.loss.objective,
+                               photographs=data.photographic(config.data, record.image_shape))
     return cls(config=config, record=record, model=model, members=members, hparams=hparams,
                seeds=np.asarray([m['seed'] for m in members], np.int32), step=step,
                metrics=metrics)

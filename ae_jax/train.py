@@ -18,9 +18,9 @@ import jax
 import numpy as np
 import tqdm
 
-from ae_jax import (checkpoint, config_lib, evaluate, figures, init_from, mesh as mesh_lib, preempt,
-                    progress as progress_lib, record as record_lib, report, results, steps,
-                    stops, tracking)
+from ae_jax import (checkpoint, config_lib, data, evaluate, figures, init_from, mesh as mesh_lib,
+                    preempt, progress as progress_lib, record as record_lib, report, results,
+                    steps, stops, tracking)
 from ae_jax.compile import Compiler
 from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.metrics import registry
@@ -146,6 +146,11 @@ def _write_records(wd: Workdir, training: Training, record: ModelRecord,
   record_lib.write_run(wd, training.config, training.members, record)
 
 
+def _console(line: str) -> None:
+  """A line on stdout that leaves a progress bar on the terminal intact."""
+  tqdm.tqdm.write(line, file=sys.stdout)
+
+
 def _progress_bar(config, total, initial):
   return progress_lib.Progress(total, 'training', unit='steps', enabled=config.progress,
                                initial=initial, leave=True)
@@ -162,6 +167,13 @@ def train_program(config, wd: Workdir, members: list[dict], dataset=None,
   wd.prepare()
   training = Training.create(config, members, dataset, compiler=compiler)
   print(training.dataset.info.describe(), flush=True)
+  spec = training.spec
+  note = registry.photographs_note(tuple(config.eval.metrics), spec.model.kind,
+                                   spec.image_shape, config.loss.objective,
+                                   data.photographic(config.data, spec.image_shape),
+                                   config.data.name)
+  if note:
+    print(f'note: {note}', flush=True)
   record_lib.migrate_epoch_checkpoints(wd, training.steps_per_epoch)
   run = _Run(training, wd)
   try:
@@ -178,6 +190,8 @@ def train_program(config, wd: Workdir, members: list[dict], dataset=None,
           raise Preempted(stops.stop_message(watcher.signum, training, run.step, wd),
                           watcher.signum)
         run.log_epoch()
+        if run.step == run.total:  # training is done: its bar ends before the final passes
+          run.bar.close()
         if training.is_eval_epoch(run.epoch):
           run.evaluate()
           # a signal during the evaluation (the final one can take minutes) stops here too;
@@ -262,6 +276,10 @@ class _Run:
     self.last_eval, self.chunks = None, None
     self.bar = _progress_bar(cfg, self.total, min(self.step, self.total))
     self.timing = {'compile_s': None, 'train_s': 0.0, 'timed_steps': 0}
+    # where this run's time went (summary.json's `seconds`): compiled chunks, evaluations
+    # (the batch metrics), checkpoints, figures; each end-of-run pass by itself
+    self.seconds = {'training': 0.0, 'evaluation': 0.0, 'checkpoints': 0.0, 'figures': 0.0}
+    training.evaluator.say = _console
     # wall-clock seconds of this run so far (compiling, training, evaluating), carried over
     # resumes from the last row kept: PSNR-against-time curves
     self.wall0 = time.perf_counter() - max(
@@ -294,6 +312,7 @@ class _Run:
     (or freeze a member at) a non-finite term."""
     jax.block_until_ready(self.state)
     dt, timing, done = time.perf_counter() - self.t0, self.timing, self.unchecked
+    self.seconds['training'] += dt
     if timing['compile_s'] is None:
       timing['compile_s'] = dt  # the first wait: compiling and the first chunks
     else:
@@ -325,9 +344,18 @@ class _Run:
     self._rows(rows)
     self.bar.set_postfix(loss=f'{np.mean(host["loss"][:, -1]):.4g}')
 
+  def _evaluate(self, epoch: int, final: bool) -> dict:
+    """The evaluator's metrics, its time counted (the passes apart)."""
+    evaluator = self.training.evaluator
+    t0, passes = time.perf_counter(), sum(evaluator.pass_seconds.values())
+    values = evaluator(self.state, epoch, final)
+    self.seconds['evaluation'] += (time.perf_counter() - t0
+                                   - (sum(evaluator.pass_seconds.values()) - passes))
+    return values
+
   def evaluate(self):
     final = self.epoch == self.cfg.train.num_epochs
-    values = self.training.evaluator(self.state, self.epoch, final)
+    values = self._evaluate(self.epoch, final)
     rows = evaluate.rows(self.training.members, values, epoch=self.epoch, step=self.step)
     self._rows(rows)
     self.last_eval = rows
@@ -335,8 +363,8 @@ class _Run:
       self.tracker.images(self.step, results.recon_rows(self.training, self.state))
     for r in rows:
       who = f' [{r["member"]}]' if len(self.names) > 1 else ''
-      tqdm.tqdm.write(f'epoch {self.epoch}/{self.cfg.train.num_epochs}{who} eval: '
-                      f'{registry.console_line(r)}', file=sys.stdout)
+      _console(f'epoch {self.epoch}/{self.cfg.train.num_epochs}{who} eval: '
+               f'{registry.console_line(r)}')
 
   def checkpoint_due(self) -> bool:
     epoch = self.epoch
@@ -350,8 +378,10 @@ class _Run:
     if evaluated and self.cfg.checkpoint.best_metric and not partial:
       key = self.cfg.checkpoint.best_metric
       best = {key: float(np.mean([r[key] for r in self.last_eval]))}
+    t0 = time.perf_counter()
     self.saved = stops.save(self.ckpts, self.training, self.state, self.step, self.frozen,
-                       self.host if partial else None, best)
+                            self.host if partial else None, best)
+    self.seconds['checkpoints'] += time.perf_counter() - t0
 
   def rescue(self, error):
     """After an unexpected error: the one-line error to raise (see _rescue)."""
@@ -372,17 +402,23 @@ class _Run:
     if last_eval is None or last_eval[0]['epoch'] != self.cfg.train.num_epochs:
       # nothing was left to train: the final evaluation of the restored state
       epoch = training.epoch_of(self.step)
-      last_eval = evaluate.rows(members, training.evaluator(self.state, epoch, final=True),
-                                epoch=epoch, step=self.step)
-    summary = results.summary(training, self.metrics_log.rows, last_eval, self.timing,
-                              self.frozen)
+      last_eval = evaluate.rows(members, self._evaluate(epoch, final=True), epoch=epoch,
+                                step=self.step)
+    t0 = time.perf_counter()
     stats = results.latent_statistics(training, self.state, self.wd,
                                       training.epoch_of(self.step))
-    for entry in summary['members']:
-      entry['latent_stats'] = stats[entry['name']]
-    self.wd.write_json(SUMMARY, summary)
+    self.seconds['evaluation'] += time.perf_counter() - t0
+    t0 = time.perf_counter()
     recon = results.recon_rows(training, self.state)
     if self.cfg.figures.enabled:
       results.draw_figures(training, self.wd, self.metrics_log.rows, last_eval, recon)
+    self.seconds['figures'] += time.perf_counter() - t0
+    seconds = {**self.seconds, 'passes': dict(training.evaluator.pass_seconds)}
+    _console(results.time_line(seconds))
+    summary = results.summary(training, self.metrics_log.rows, last_eval, self.timing,
+                              self.frozen, seconds)
+    for entry in summary['members']:
+      entry['latent_stats'] = stats[entry['name']]
+    self.wd.write_json(SUMMARY, summary)
     return summary, recon
 

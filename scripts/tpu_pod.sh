@@ -5,15 +5,23 @@
 #
 # Expects: a TPU VM slice created with a JAX runtime image, this repository at ~/ae_jax on
 # every worker with `pip install -e . 'jax[tpu]'` done, and a workdir on a filesystem every
-# host mounts (NFS / Filestore, or a bucket through gcsfuse): the workdir is a POSIX folder. jax.distributed.initialize()
-# finds the pod's hosts by itself on TPU VMs. A maintenance event or a preemption sends
-# SIGTERM: the job checkpoints at the next chunk boundary and exits; rerun this command to
-# resume.
+# host mounts (NFS / Filestore, or a bucket through gcsfuse): the workdir is a POSIX folder.
+# jax.distributed.initialize() finds the pod's hosts by itself on TPU VMs. A maintenance
+# event or a preemption sends SIGTERM: the job checkpoints at the next chunk boundary and
+# exits; rerun this command to resume.
+#
+# The workers run the command through their login shell (bash), so every argument is quoted
+# for it here (printf %q): an override such as --config.sweep.beta='(1.,4.)' or a workdir
+# with a space reaches Python exactly as typed on this machine.
 set -euo pipefail
-TPU=${1:?usage: tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [--config.k=v ...]}
-ZONE=${2:?zone}
-CONFIG=${3:?config}
-WORKDIR=${4:?workdir}
+USAGE='usage: tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [--config.k=v ...]'
+TPU=${1:?$USAGE}
+ZONE=${2:?$USAGE}
+CONFIG=${3:?$USAGE}
+WORKDIR=${4:?$USAGE}
 shift 4
-gcloud compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all --command \
-  "cd ~/ae_jax && python -m ae_jax.main --distributed --config $CONFIG --workdir $WORKDIR $*"
+REMOTE='cd ~/ae_jax && python -m ae_jax.main --distributed'
+for arg in --config "$CONFIG" --workdir "$WORKDIR" "$@"; do
+  REMOTE+=" $(printf '%q' "$arg")"
+done
+gcloud compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all --command "$REMOTE"

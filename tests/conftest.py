@@ -84,6 +84,31 @@ def root():
   return ROOT
 
 
+# No test depends on the machine's speed: a subprocess's or a wait's time limit is a hang
+# guard only, far above the slowest run measured on a loaded 2-core machine (the slowest
+# one measured: test_scale.py's 8-device run, about 4 minutes), so a slow or busy machine
+# never fails a test and a hung one still ends.
+HANG_S = 1800
+
+
+@pytest.fixture(scope='session')
+def hang_s():
+  """Seconds a subprocess or a wait may take before a test calls it hung (a hang guard
+  only, never a speed test: see HANG_S)."""
+  return HANG_S
+
+
+@pytest.fixture(scope='session')
+def checkout_env():
+  """checkout_env(**extra) -> os.environ with this checkout first on PYTHONPATH, plus
+  `extra`: a subprocess started from any folder imports the ae_jax under test, not an
+  installed copy."""
+  def env(**extra):
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
+    return {**os.environ, 'PYTHONPATH': path, **extra}
+  return env
+
+
 def _wafer_config(kind: str, latent: int = 6, **overrides):
   """A tiny MLP model on 240 generated wafer maps (26x26, nine classes, ids 0..239)."""
   return tiny_config(data__name='wafer', data__num_examples=240, model__kind=kind,

@@ -15,11 +15,12 @@ KEYS = ('model', 'image_shape', 'batch_size', 'step_ms', 'images_per_sec', 'comp
         'peak_rss_mb', 'device')
 
 
-def test_bench_cli_prints_one_json_line_per_program(root):
+def test_bench_cli_prints_one_json_line_per_program(root, hang_s, checkout_env):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.bench', '--config', 'configs/vae_mlp.py',
                       '--steps', '3', '--synthetic', '--config.data.image_size=12',
                       '--config.sweep.batch_size=(8,16)', '--config.model.hidden=(16,)'],
-                     cwd=root, capture_output=True, text=True, timeout=300)
+                     cwd=root, env=checkout_env(), capture_output=True, text=True,
+                     timeout=hang_s)
   assert r.returncode == 0, r.stderr[-2000:]
   lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{')]
   assert [line['batch_size'] for line in lines] == [8, 16]

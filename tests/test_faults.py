@@ -32,10 +32,10 @@ def config(epochs=EPOCHS):
 
 
 @pytest.fixture
-def start(root):
+def start(root, checkout_env):
   """start(workdir, epochs=EPOCHS) -> the training command's process, on config()."""
   def popen(workdir, epochs=EPOCHS):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+    env = checkout_env(JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
     return subprocess.Popen(
         [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/vae_mlp.py', '--workdir',
          workdir, *FLAGS, f'--config.train.num_epochs={epochs}'],
@@ -43,14 +43,19 @@ def start(root):
   return popen
 
 
-def wait_for(pred, proc, timeout=120):
-  t0 = time.time()
-  while not pred():
-    if proc.poll() is not None:
-      raise AssertionError(f'run ended early: {proc.stderr.read()[-2000:]}')
-    if time.time() - t0 > timeout:
-      raise AssertionError('timed out')
-    time.sleep(0.002)
+@pytest.fixture
+def wait_for(hang_s):
+  """wait_for(pred, proc): polls pred() every 2 ms while the process runs; only a hang
+  (hang_s) times out."""
+  def wait(pred, proc):
+    t0 = time.monotonic()
+    while not pred():
+      if proc.poll() is not None:
+        raise AssertionError(f'run ended early: {proc.stderr.read()[-2000:]}')
+      if time.monotonic() - t0 > hang_s:
+        raise AssertionError(f'no progress in {hang_s} s: the run hangs')
+      time.sleep(0.002)
+  return wait
 
 
 def saved_steps(workdir):
@@ -97,12 +102,13 @@ def untimed(rows):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference, start):
+def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, reference, start,
+                                                                  wait_for, hang_s):
   workdir = str(tmp_path / 'w')
   proc = start(workdir)
   wait_for(lambda: train_epochs(workdir) >= 2, proc)
   proc.send_signal(signal.SIGTERM)
-  out, err = proc.communicate(timeout=120)
+  out, err = proc.communicate(timeout=hang_s)
   assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
   assert 'Traceback' not in err
   line = [line for line in err.splitlines() if line.startswith('stopped by SIGTERM')]
@@ -112,7 +118,7 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_ends_bit_identical(tmp_path, refe
   assert step in saved_steps(workdir)
   # The rerun says it resumed, from that step, and ends as if never stopped.
   proc = start(workdir)
-  out, err = proc.communicate(timeout=300)
+  out, err = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0, err[-2000:]
   assert f'(step {step})' in out and 'resumed' in out
   assert_same_as_reference(workdir, reference)
@@ -149,7 +155,7 @@ def test_a_signal_during_the_final_evaluation_stops_after_saving(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start):
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start, wait_for, hang_s):
   workdir = str(tmp_path / 'w')
   proc = start(workdir, epochs=2000)
   wait_for(lambda: saved_steps(workdir), proc)
@@ -162,7 +168,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start):
     first.append(proc.stderr.readline())
     assert first[-1], 'the run ended without announcing the first SIGINT'
   proc.send_signal(signal.SIGINT)
-  out, err = proc.communicate(timeout=120)
+  out, err = proc.communicate(timeout=hang_s)
   err = ''.join(first) + err
   assert proc.returncode in (130, 128 + signal.SIGINT), err[-2000:]
   assert 'Traceback' not in err and 'KeyboardInterrupt' not in err
@@ -187,7 +193,7 @@ def test_a_library_reporting_the_second_ctrl_c_as_its_failure_is_kept_quiet(capl
   assert [r.exc_info[0] for r in failures] == [OSError]  # a real failure is still reported
 
 
-@pytest.mark.parametrize('stop', ['SIGTERM', 'second Ctrl-C'])
+@pytest.mark.parametrize('stop', ['SIGTERM', 'second Ctrl-C', 'second Ctrl-C before a save'])
 def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, capsys, stop):
   from ae_jax import cli
   from ae_jax.errors import Preempted
@@ -206,18 +212,25 @@ def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, c
 
   monkeypatch.setattr(latent_edits, 'run', stopped)
   monkeypatch.setattr(cli, 'exit_now', exit_now)
+  if stop != 'second Ctrl-C before a save':  # the model had saved a checkpoint (step 30)
+    os.makedirs(os.path.join(saved, '30'))
+  os.makedirs(os.path.join(saved, '40.orbax-checkpoint-tmp'))  # a save cut short is none
   with pytest.raises(SystemExit) as e:
     study_main(['latent_edits', '--workdir', str(tmp_path), '--quick'])
   err = capsys.readouterr().err
   assert e.value.code == (128 + signal.SIGTERM if stop == 'SIGTERM' else 130)
   assert 'Traceback' not in err and len(err.strip().splitlines()) == 1
-  assert 'run the same command again to resume' in err
   assert (saved if stop == 'SIGTERM' else str(tmp_path)) in err
+  if stop == 'second Ctrl-C before a save':  # no promise of a checkpoint that is not there
+    assert err == (f'interrupted: stopped at once; nothing was saved in {tmp_path} yet: the '
+                   'same command starts from the beginning\n')
+  else:
+    assert 'run the same command again to resume' in err
 
 
 @pytest.mark.slow
 def test_a_second_run_in_a_live_workdir_is_refused_and_the_lock_dies_with_the_first(
-    tmp_path, monkeypatch, start):
+    tmp_path, monkeypatch, start, wait_for):
   from ae_jax import data
   from ae_jax.workdir import Workdir
   workdir = str(tmp_path / 'w')
@@ -273,25 +286,41 @@ def test_a_study_holds_its_folder_and_fresh_moves_only_what_holds_a_run(tmp_path
 
 
 @pytest.mark.slow
-def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference, start):
+def test_sigkill_at_any_moment_even_mid_save_loses_nothing(tmp_path, reference, start,
+                                                          wait_for, hang_s):
   workdir = str(tmp_path / 'w')
   ckpts = os.path.join(workdir, 'checkpoints')
-  mid_save = 0
-  for attempt in range(2):
+  # Orbax writes <step>.orbax-checkpoint-tmp... and renames it when the save is done
+  unfinished = lambda: {n for n in os.listdir(ckpts) if 'tmp' in n} if os.path.isdir(
+      ckpts) else set()
+  left, resume_from = set(), None  # unfinished writes of the killed runs; the last complete
+
+  def mid_save():  # a save under way (saves are asynchronous), after a complete checkpoint
+    done = saved_steps(workdir)
+    return bool(done) and any(int(n.split('.')[0]) > done[-1] for n in unfinished() - left)
+
+  for _ in range(2):
     proc = start(workdir)
-    saving = lambda: os.path.isdir(ckpts) and any('tmp' in n for n in os.listdir(ckpts))
-    try:
-      wait_for(lambda: train_epochs(workdir) >= 2 * (attempt + 1) and saving(), proc, 60)
-      mid_save += saving()
-    except AssertionError:
-      pass  # not caught mid-save this time: killed wherever it is
+    while True:  # until the process is frozen in the middle of one of its own saves
+      wait_for(mid_save, proc)
+      proc.send_signal(signal.SIGSTOP)  # frozen: the save cannot end between look and kill
+      if mid_save():
+        break
+      proc.send_signal(signal.SIGCONT)
+    complete = saved_steps(workdir)
     proc.kill()
     proc.wait()
+    # killed mid-save: the write is left unfinished, and every complete checkpoint stays
+    assert mid_save() and saved_steps(workdir) == complete
+    left, resume_from = unfinished(), complete[-1]
   proc = start(workdir)
-  out, err = proc.communicate(timeout=300)
+  out, err = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0, err[-2000:]
+  # the rerun resumed from the last complete checkpoint, cleared the unfinished writes and
+  # ended as if never killed
+  assert f'(step {resume_from})' in out and 'resumed' in out, out
+  assert not unfinished()
   assert_same_as_reference(workdir, reference)
-  print(f'killed mid-save {mid_save} of 2 times')
 
 
 def _trained(tiny, tmp_path, epochs=3):
@@ -332,7 +361,8 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, da
 
 
 @pytest.mark.slow
-def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, start):
+def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, start, hang_s,
+                                                              checkout_env):
   # A failed Orbax restore leaves TensorStore reads in flight that end on their own, each
   # with a traceback (closed event loop, finalized coroutines, futures never retrieved):
   # 30 to 260 lines around our one line before checkpoint.py's hook.
@@ -342,7 +372,7 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, st
   last = saved_steps(workdir)[-1]
   os.remove(os.path.join(workdir, 'checkpoints', str(last), 'state', 'manifest.ocdbt'))
   proc = start(workdir, epochs=4)
-  out, err = proc.communicate(timeout=300)
+  out, err = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0, err[-2000:]
   lines = err.strip().splitlines()
   assert len(lines) == 1, err[-3000:]
@@ -353,15 +383,15 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, st
   for f in glob.glob(os.path.join(workdir, 'checkpoints', str(newest), 'state', 'ocdbt.*',
                                   'd', '*')):
     os.truncate(f, 10)
-  env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+  env = checkout_env(JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
   r = subprocess.run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir',
                       workdir, '--metrics=psnr'], cwd=root, env=env, capture_output=True,
-                     text=True, timeout=300)
+                     text=True, timeout=hang_s)
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-3000:]
   assert r.stderr.startswith(f'error: {workdir}/checkpoints/{newest} does not restore (')
   assert 'TensorStore details' not in r.stderr  # the first line of the reason, no spec dump
   proc = start(workdir, epochs=5)
-  out, err = proc.communicate(timeout=300)
+  out, err = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0 and len(err.strip().splitlines()) == 1, err[-3000:]
   assert f'checkpoint {newest} does not restore' in err and inference.load(workdir).epoch == 5
 

@@ -1,8 +1,18 @@
 """Figures stay readable: many members get small multiples with one colour each, train and
 eval differ by line style, and categorical channels get a colour key."""
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+import numpy as np
 
 from ae_jax import figures
+
+
+def _drawn(fig):
+  """The renderer of `fig` drawn on an Agg canvas (figures.subplots makes canvas-less
+  Figures; saving gives them one)."""
+  canvas = FigureCanvasAgg(fig)
+  canvas.draw()
+  return canvas.get_renderer()
 
 
 def _records(members):
@@ -44,16 +54,31 @@ def test_image_rows_title_and_key_clear_the_images_and_column_titles():
   """generate.png's title ran into its column headers (tight_layout leaves the suptitle
   out): the title sits above every column title, the colour key below every image, on a
   short figure and a tall one."""
-  import numpy as np
   for n_rows, title in ((2, 'samples\nfrom the prior, seed 0'), (15, '5 samples per image')):
     rows = [np.zeros((6, 8, 8, 3))] * n_rows
     fig = figures.image_rows(rows, [f'id {i}\nCenter' for i in range(n_rows)], title,
                              color_key=(('red', 'off'), ('green', 'good')),
                              col_titles=['original'] + [f'σ={s}' for s in range(5)])
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    renderer = _drawn(fig)
     top = fig._suptitle.get_window_extent(renderer)
     heads = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
     assert heads and all(top.y0 >= h.y1 for h in heads), (n_rows, top, heads)
     legend = fig.legends[0].get_window_extent(renderer)
     assert all(legend.y1 <= ax.get_window_extent(renderer).y0 for ax in fig.axes)
+
+
+def test_a_long_title_is_wrapped_inside_the_figure():
+  # the title `latent sample` gives a VQ-VAE, over a row of 4 samples (a narrow figure)
+  title = ('VQ-VAE samples: code indices from a categorical distribution of code indices at '
+           'each position (independently) fitted to its 512 training codes; a VQ-VAE needs '
+           'such a prior\nvqvae member beta=0.25 at epoch 10 of runs/vq, seed 0')
+  images = np.zeros((4, 16, 16, 1), np.float32)
+  for rows in ([images], [images, images]):
+    fig = figures.image_rows(rows, [''] * len(rows), title)
+    renderer = _drawn(fig)
+    box = fig._suptitle.get_window_extent(renderer)
+    page = fig.bbox
+    assert box.x0 >= page.x0 and box.x1 <= page.x1, (box, page)
+    assert box.y0 >= page.y0 and box.y1 <= page.y1, (box, page)
+    # and above the images
+    assert box.y0 >= max(a.get_window_extent(renderer).y1 for a in fig.axes) - 1

@@ -124,7 +124,8 @@ def test_conv_transpose_equals_torch(k, s, p, op, size):
 
 
 @pytest.mark.slow
-def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys, root, paired):
+def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys, root, paired,
+                                                            hang_s, checkout_env):
   from ae_jax import config_lib, inference, workdir as wd
   from ae_jax.train import train_and_evaluate
   tm, _, _ = paired('conv_ae_small', 64, (26, 26, 3))
@@ -133,8 +134,8 @@ def test_interop_cli_writes_a_workdir_every_command_can_use(tmp_path, capsys, ro
   workdir = str(tmp_path / 'imported')
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', ckpt,
                       '--config', 'configs/conv_ae_small.py', '--workdir', workdir,
-                      '--config.data.num_examples=100'], cwd=root, capture_output=True,
-                     text=True, timeout=300)
+                      '--config.data.num_examples=100'], cwd=root, env=checkout_env(),
+                     capture_output=True, text=True, timeout=hang_s)
   assert r.returncode == 0, r.stderr[-2000:]
   assert 'checkpoint at step 0' in r.stdout
   assert 'activations of conv_ae_small' in r.stdout and 'NONE after conv 3 (the code)' in r.stdout
@@ -224,21 +225,22 @@ def test_mismatch_arrow_points_at_the_first_differing_layer(paired):
 
 
 @pytest.mark.slow
-def test_interop_without_a_file_or_torch_is_one_line(tmp_path, root):
+def test_interop_without_a_file_or_torch_is_one_line(tmp_path, root, hang_s, checkout_env):
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint',
                       str(tmp_path / 'missing.pt'), '--config', 'configs/conv_ae_small.py',
-                      '--workdir', str(tmp_path / 'w')], cwd=root, capture_output=True,
-                     text=True, timeout=300)
+                      '--workdir', str(tmp_path / 'w')], cwd=root, env=checkout_env(),
+                     capture_output=True, text=True, timeout=hang_s)
   assert r.returncode == 2 and 'missing.pt: no such file' in r.stderr
   assert 'Traceback' not in r.stderr
   # Without torch installed (simulated: `import torch` fails), the extra is named.
   (tmp_path / 'torch.py').write_text('raise ImportError("No module named torch")\n')
   ckpt = tmp_path / 'm.pt'
   ckpt.write_bytes(b'x')
-  env = dict(os.environ, PYTHONPATH=str(tmp_path))
+  env = checkout_env()  # the checkout under test first, then the stand-in torch
+  env['PYTHONPATH'] = os.pathsep.join([root, str(tmp_path), env['PYTHONPATH']])
   r = subprocess.run([sys.executable, '-m', 'ae_jax.interop', '--torch-checkpoint', str(ckpt),
                       '--config', 'configs/conv_ae_small.py', '--workdir', str(tmp_path / 'w')],
-                     cwd=root, capture_output=True, text=True, timeout=300, env=env)
+                     cwd=root, capture_output=True, text=True, timeout=hang_s, env=env)
   assert r.returncode == 2 and "pip install -e '.[torch]'" in r.stderr, r.stderr[-1500:]
   assert 'Traceback' not in r.stderr
 

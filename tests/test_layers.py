@@ -32,7 +32,7 @@ LAYERS = (
     ('tracking', 'evaluate', 'latent'),
     ('training', 'codes', 'prior_grade'),
     ('stops', 'results', 'init_from'),
-    ('cli',),
+    ('cli', 'launch'),
     ('train', 'bench', 'export', 'prior_train'),
     ('interop',),
     ('studies',),

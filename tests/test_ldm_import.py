@@ -56,7 +56,9 @@ def test_the_imported_model_computes_what_diffusers_does(imported):
   rel = lambda a, b: np.max(np.abs(a - b)) / np.max(np.abs(b))
   assert rel(mean, want_mean) < 1e-4
   assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < 1e-4
-  assert rel(2 * m.decode(want_mean) - 1, decoded) < 1e-4  # ours in [0, 1], theirs in [-1, 1]
+  raw = np.asarray(m.decode_fn(m.variables, want_mean)[0])  # (output + 1) / 2, unclipped
+  assert rel(2 * raw - 1, decoded) < 1e-4  # theirs in [-1, 1]
+  np.testing.assert_allclose(m.decode(want_mean), np.clip(raw, 0.0, 1.0), atol=1e-6)
 
 
 def test_every_command_uses_the_imported_workdir(imported, tmp_path):

@@ -14,13 +14,13 @@ from ae_jax.train import train_and_evaluate
 
 
 @pytest.fixture
-def cli(root):
-  """cli(*args, cwd=the checkout, timeout=300, module='ae_jax.main') -> the finished
-  command's CompletedProcess."""
-  def run(*args, cwd=root, timeout=300, module='ae_jax.main'):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def cli(root, hang_s, checkout_env):
+  """cli(*args, cwd=the checkout, module='ae_jax.main') -> the finished command's
+  CompletedProcess (the checkout's ae_jax, from any cwd)."""
+  def run(*args, cwd=root, module='ae_jax.main'):
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd,
+                          env=checkout_env(JAX_PLATFORMS='cpu'), capture_output=True,
+                          text=True, timeout=hang_s)
   return run
 
 

@@ -116,21 +116,25 @@ def test_a_new_study_gets_its_page_and_its_command_block(tmp_path, monkeypatch):
       docs.fill_blocks('<!-- generated:studies -->\n<!-- /generated:studies -->', str(tmp_path)))
 
 
-def _run(args, cwd):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def run_in(hang_s, checkout_env):
+  """run_in(args, cwd) -> the finished command, importing the checkout's ae_jax."""
+  def run(args, cwd):
+    return subprocess.run(args, cwd=cwd, env=checkout_env(JAX_PLATFORMS='cpu'),
+                          capture_output=True, text=True, timeout=hang_s)
+  return run
 
 
 @pytest.mark.slow
-def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_path):
+def test_the_console_script_lists_its_commands_and_each_shows_an_example(tmp_path, run_in):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
-  r = _run([script, '--help'], cwd=str(tmp_path))
+  r = run_in([script, '--help'], cwd=str(tmp_path))
   assert r.returncode == 0
   for command in ('train', 'evaluate', 'latent', 'study', 'export', 'import-torch', 'bench'):
     assert f'  {command} ' in r.stdout
-    h = _run([script, command, '--help'], cwd=str(tmp_path))
+    h = run_in([script, command, '--help'], cwd=str(tmp_path))
     assert h.returncode == 0 and f'example:\n  ae-jax {command} ' in h.stdout, h.stderr
-  r = _run([script, 'trian'], cwd=str(tmp_path))
+  r = run_in([script, 'trian'], cwd=str(tmp_path))
   assert r.returncode == 2 and "ae-jax: unknown command 'trian'" in r.stderr
 
 
@@ -143,9 +147,10 @@ def trained(tmp_path_factory, tiny):
 
 
 @pytest.mark.slow
-def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path, root):
+def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_path, root,
+                                                                   run_in):
   script = os.path.join(os.path.dirname(sys.executable), 'ae-jax')
-  r = _run([script, 'evaluate', '--workdir', trained, '--metrics', 'nll_iwae',
+  r = run_in([script, 'evaluate', '--workdir', trained, '--metrics', 'nll_iwae',
             '--config.eval.iwae_samples=3', '--config.eval.iwae_chunk=3',
             '--config.eval.max_images=20'], cwd=str(tmp_path))
   assert r.returncode == 0, r.stderr[-2000:]
@@ -153,7 +158,7 @@ def test_evaluate_takes_free_overrides_of_the_workdirs_own_config(trained, tmp_p
   out = json.load(open(os.path.join(trained, 'eval.json')))
   assert set(out['members'][0]['eval']) == {'nll_iwae'}
   # the same through python -m ae_jax.main, and a model key is refused in one line
-  r = _run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir', trained,
+  r = run_in([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir', trained,
             '--config.model.latent_dim=3'], root)
   assert r.returncode == 2 and r.stderr.count('\n') == 1
   assert r.stderr.startswith('error: --config.model.latent_dim: a trained workdir keeps its '

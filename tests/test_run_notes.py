@@ -11,10 +11,9 @@ AE_MLP_TO_PRESET = ['--config.model.preset=mlp_ae_50', '--config.model.kind=ae']
 
 @pytest.fixture
 def trained(monkeypatch):
-  """main.train's configs, with training stubbed out."""
-  from ae_jax import train
+  """main.train's configs, with training stubbed out (where main calls it)."""
   seen = []
-  monkeypatch.setattr(train, 'train_and_evaluate',
+  monkeypatch.setattr(main, 'train_and_evaluate',
                       lambda config, workdir, fresh=False: seen.append(config) or {'members': []})
   return seen
 
@@ -45,19 +44,22 @@ def test_a_preset_on_the_command_line_builds_its_published_latent_over_the_files
   assert config.model.latent_dim == 1024 and not notes
 
 
-def test_the_default_run_says_when_lpips_is_not_installed(trained, tmp_path, capsys,
-                                                          monkeypatch):
-  # `pip install -e .` without the lpips extra: the README's table has LPIPS columns
+def test_a_run_on_photographs_says_when_lpips_is_not_installed(trained, tmp_path, capsys,
+                                                               monkeypatch):
+  # `pip install -e .` without the lpips extra: a run on photographs would have LPIPS columns
   with monkeypatch.context() as without:
     without.setitem(registry._EXTRA_MODULES, 'lpips', 'ae_jax_no_such_module')
-    main.main(['--config', 'vae_beta', '--workdir', str(tmp_path)])
+    main.main(['--config', 'vae_photos', '--workdir', str(tmp_path)])
     assert capsys.readouterr().out.splitlines()[0] == (
         "note: LPIPS columns (LPIPS-VGG, PCA LPIPS-VGG) need `pip install 'ae_jax[lpips]'`; "
         'skipped')
     # metrics named without 'default' ask for nothing that is missing: no note
-    main.main(['--config', 'vae_beta', '--workdir', str(tmp_path / 'b'),
+    main.main(['--config', 'vae_photos', '--workdir', str(tmp_path / 'b'),
                "--config.eval.metrics=('psnr',)"])
     assert 'LPIPS' not in capsys.readouterr().out
-  main.main(['--config', 'vae_beta', '--workdir', str(tmp_path / 'c')])
+    # wafer maps are not photographs: 'default' has no LPIPS there, so nothing is missing
+    main.main(['--config', 'vae_beta', '--workdir', str(tmp_path / 'd')])
+    assert 'LPIPS' not in capsys.readouterr().out
+  main.main(['--config', 'vae_photos', '--workdir', str(tmp_path / 'c')])
   assert 'LPIPS' not in capsys.readouterr().out  # installed here
-  assert len(trained) == 3  # nothing trained for real
+  assert len(trained) == 4  # nothing trained for real

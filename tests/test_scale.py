@@ -57,8 +57,9 @@ def _configs(tiny, meshes, path) -> str:
   return str(path)
 
 
-def _run(root, script, env_extra=None):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env_extra or {}))
+def _run(root, env, script, env_extra=None):
+  """`python -c script` in the checkout; `env`: the checkout_env fixture."""
+  env = env(JAX_PLATFORMS='cpu', **(env_extra or {}))
   return subprocess.Popen([sys.executable, '-c', script], cwd=root, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -73,14 +74,14 @@ def _close(a_dir, b_dir, members=1):
 
 
 @pytest.fixture(scope='module')
-def eight_devices(tmp_path_factory, tiny, root):
+def eight_devices(tmp_path_factory, tiny, root, hang_s, checkout_env):
   out = tmp_path_factory.mktemp('eight')
   meshes = [dict(mesh__data=1, mesh__members=1), dict(mesh__data=-1, mesh__members=1),
             dict(mesh__data=4, mesh__members=2)]
   configs = _configs(tiny, meshes, out / 'configs.pkl')
   script = SCRIPT.format(init='', configs=configs, out=str(out))
-  proc = _run(root, script, EIGHT_DEVICES)
-  stdout, stderr = proc.communicate(timeout=900)
+  proc = _run(root, checkout_env, script, EIGHT_DEVICES)
+  stdout, stderr = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'devices 8 processes 1' in stdout
   return str(out)
@@ -93,7 +94,7 @@ def _free_port():
 
 
 @pytest.fixture(scope='module')
-def two_processes(tmp_path_factory, tiny, root):
+def two_processes(tmp_path_factory, tiny, root, hang_s, checkout_env):
   out = tmp_path_factory.mktemp('two')
   configs = _configs(tiny, [dict(mesh__data=-1)], out / 'configs.pkl')
   port = _free_port()
@@ -102,8 +103,8 @@ def two_processes(tmp_path_factory, tiny, root):
     init = (f"jax.distributed.initialize('127.0.0.1:{port}', 2, {pid}, "
             f"coordinator_bind_address='127.0.0.1:{port}')")
     script = SCRIPT.format(init=init, configs=configs, out=str(out))
-    procs.append(_run(root, script))
-  results = [p.communicate(timeout=900) for p in procs]
+    procs.append(_run(root, checkout_env, script))
+  results = [p.communicate(timeout=hang_s) for p in procs]
   for p, (_, stderr) in zip(procs, results):
     assert p.returncode == 0, stderr[-3000:]
   assert 'devices 2 processes 2' in results[0][0]
@@ -130,7 +131,7 @@ def test_two_processes_match_one_device(eight_devices, two_processes, case):
 
 
 def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(
-    two_processes, tmp_path, tiny, root):
+    two_processes, tmp_path, tiny, root, hang_s, checkout_env):
   import shutil
   src = os.path.join(two_processes, 'single-data-1')
   one = inference.load(src)  # this process: one device
@@ -145,8 +146,8 @@ def test_a_checkpoint_of_two_processes_restores_on_one_and_on_eight_devices(
       with open({str(tmp_path / 'config.pkl')!r}, 'rb') as f:
         train_and_evaluate(pickle.load(f), {work!r})
   ''')
-  proc = _run(root, script, EIGHT_DEVICES)
-  stdout, stderr = proc.communicate(timeout=600)
+  proc = _run(root, checkout_env, script, EIGHT_DEVICES)
+  stdout, stderr = proc.communicate(timeout=hang_s)
   assert proc.returncode == 0, stderr[-3000:]
   assert 'resumed' in stdout and 'from epoch 2' in stdout
   assert inference.load(work).epoch == 3

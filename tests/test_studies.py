@@ -227,11 +227,14 @@ def test_a_study_applies_the_preset_rule_to_its_own_latent_size(tmp_path, capsys
 @pytest.mark.slow
 def test_every_study_builds_its_full_budget_models(tmp_path):
   """--smoke swaps the models for tiny ones and --quick keeps the full ones (above); this
-  checks the full ones are valid configs that build, without training them."""
+  checks the full ones are valid configs that build, without training them: each program's
+  model maps a batch of the study's images to reconstructions of their shape through a code
+  of its latent size (the last axis: a vector, or a spatial code's channels), with a
+  log-variance exactly for a VAE."""
   import jax
   import jax.numpy as jnp
   from ae_jax import sweep
-  from ae_jax.models import build_model
+  from ae_jax.models import abstract_variables, build_model, resolve_latent_dim
   for module in _modules():
     for model in module.MODELS:
       cfg = config_lib.resolve(build(model, 'full')[0])
@@ -239,4 +242,12 @@ def test_every_study_builds_its_full_budget_models(tmp_path):
       for prog in sweep.programs(cfg):
         shape = (e.image_size, e.image_size, e.channels)
         net = build_model(prog.config.model, shape)
-        jax.eval_shape(lambda m=net, s=shape: m.init(jax.random.PRNGKey(0), jnp.zeros((1, *s))))
+        images = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+        out = jax.eval_shape(lambda v, x, m=net: m.apply(v, x, sample=False),
+                             abstract_variables(net, shape), images)
+        where = (module.NAME, model.key)
+        assert out.recon.shape == (2, *shape), where
+        assert out.mean.shape[0] == 2, where
+        assert out.mean.shape[-1] == resolve_latent_dim(prog.config.model), where
+        vae = prog.config.model.kind == 'vae'
+        assert (out.logvar.shape == out.mean.shape) if vae else out.logvar is None, where

@@ -287,14 +287,14 @@ def test_export_member_makes_a_standalone_workdir(tmp_path, tiny):
 
 
 @pytest.mark.slow
-def test_latent_sweep_cli_prints_the_table(tmp_path, root):
+def test_latent_sweep_cli_prints_the_table(tmp_path, root, hang_s, checkout_env):
   r = subprocess.run(
       [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/sweep_latent.py',
        '--workdir', str(tmp_path / 'lat'), "--config.sweep.latent_dim=(2,16)",
        '--config.data.image_size=8', '--config.train.num_epochs=2',
        "--config.sweep.eval_epochs=(1,)", "--config.model.hidden=(32,)",
        "--config.eval.metrics=('loss','recon','kl','neg_elbo','psnr','ssim','active_units')"],
-      cwd=root, capture_output=True, text=True, timeout=300)
+      cwd=root, env=checkout_env(), capture_output=True, text=True, timeout=hang_s)
   assert r.returncode == 0, r.stderr[-2000:]
   assert ('| latent_dim | epoch | training loss | loss | eval recon | KL | -ELBO | PSNR | SSIM | '
           'active units |') in r.stdout

@@ -22,12 +22,12 @@ TINY_FLAGS = ['--config.data.image_size=8', "--config.model.hidden=(32,)",
 
 
 @pytest.fixture
-def run_cli(root):
-  """run_cli(*args, timeout=300) -> `python -m ae_jax.main *args`, finished, in the checkout."""
-  def run(*args, timeout=300):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(root, hang_s, checkout_env):
+  """run_cli(*args) -> `python -m ae_jax.main *args`, finished, in the checkout."""
+  def run(*args):
+    return subprocess.run([sys.executable, '-m', 'ae_jax.main', *args], cwd=root,
+                          env=checkout_env(JAX_PLATFORMS='cpu'), capture_output=True,
+                          text=True, timeout=hang_s)
   return run
 
 
@@ -330,3 +330,38 @@ def test_the_progress_bar_counts_every_step_of_a_chunked_epoch(chunk_steps, tmp_
   assert counts == [spe, 2 * spe, 2 * spe], lines  # each epoch's end, then the close
   assert lines[-1].startswith(f'training: {2 * spe}/{2 * spe} steps after ')
   assert summary['epoch_s'] > 0  # timed over epoch 2's steps (the first wait compiles)
+
+
+@pytest.mark.slow
+def test_a_run_says_where_its_time_went_and_ends_its_bar_before_the_passes(
+    tmp_path, tiny, capsys, monkeypatch):
+  from ae_jax import evaluate, progress
+  events = []
+  close, passes = progress.Progress.close, evaluate.Evaluator.pass_metrics
+
+  def closing(self):
+    if self.desc == 'training' and (self._bar is not None or self._lines):
+      events.append('training bar closed')
+    return close(self)
+
+  def passing(self, *a, **k):
+    events.append('passes')
+    return passes(self, *a, **k)
+
+  monkeypatch.setattr(progress.Progress, 'close', closing)
+  monkeypatch.setattr(evaluate.Evaluator, 'pass_metrics', passing)
+  summary = train_and_evaluate(tiny(progress=True, eval__metrics=('loss', 'psnr', 'pca_psnr')),
+                               str(tmp_path / 'w'))
+  # the training bar ends (with the training's own time) before the end-of-run passes
+  assert events.index('training bar closed') < len(events) - 1 - events[::-1].index('passes')
+  out = capsys.readouterr().out.splitlines()
+  # a line per pass with its time, then where the whole run's time went
+  [line] = [x for x in out if x.startswith('final evaluation: ')]
+  assert line.startswith('final evaluation: PCA PSNR took ') and line.endswith(
+      ' (359 test images, 1 model)')
+  [time_line] = [x for x in out if x.startswith('time: ')]
+  assert time_line.startswith('time: training ')
+  seconds = summary['members'] and json.load(open(tmp_path / 'w' / 'summary.json'))['seconds']
+  assert set(seconds) == {'training', 'evaluation', 'checkpoints', 'figures', 'passes'}
+  assert list(seconds['passes']) == ['PCA PSNR'] and seconds['training'] > 0
+  assert all(v >= 0 for k, v in seconds.items() if k != 'passes')

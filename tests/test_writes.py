@@ -279,7 +279,7 @@ def test_a_latent_tool_on_a_read_only_workdir_asks_for_out(vae, tmp_path, capsys
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which('unshare') is None, reason='needs unshare (util-linux)')
-def test_a_real_read_only_mount(vae, tmp_path):
+def test_a_real_read_only_mount(vae, tmp_path, root, hang_s, checkout_env):
   """The same on a read-only bind mount (a user namespace: no privileges needed), where
   the libraries' own file access is read-only too (Orbax restores the checkpoint)."""
   import subprocess
@@ -294,8 +294,8 @@ def test_a_real_read_only_mount(vae, tmp_path):
             'from ae_jax.main import main; main([\'--mode=evaluate\', \'--workdir\', '
             f'\'{w}\', \'--metrics=psnr\'])"; echo rc=$?; '
             f'{py} -m ae_jax.latent encode --workdir {w}; echo rc=$?')
-  r = subprocess.run(['unshare', '-rm', 'sh', '-c', script], capture_output=True, text=True,
-                     timeout=300, env={**os.environ, 'PYTHONPATH': os.getcwd()})
+  r = subprocess.run(['unshare', '-rm', 'sh', '-c', script], cwd=root, env=checkout_env(),
+                     capture_output=True, text=True, timeout=hang_s)
   assert 'rc=0' in r.stdout and 'rc=2' in r.stdout, r.stderr[-2000:]
   assert f'{w}/eval.json could not be written (Read-only file system)' in r.stderr
   assert f'error: {w}/latent/encode cannot be written (Read-only file system)' in r.stderr

@@ -22,11 +22,13 @@ from ae_jax.data.pixels import BACKGROUNDS, composite, parse_background
 from ae_jax.data.preprocess import (center_crop, check_images, convert_channels, integer_scale,
                                     resize, to_storage, to_unit_float)
 from ae_jax.data.records import Dataset, DatasetInfo, Raw, StreamSource
+from ae_jax.data.shapes import photographic
 from ae_jax.data.sources import SOURCES, TFDS_NAMES
 
 __all__ = [
     'BACKGROUNDS', 'SOURCES', 'TFDS_NAMES', 'Dataset', 'DatasetInfo', 'Raw', 'StreamSource',
     'by_ids', 'center_crop', 'check_images', 'class_values_from', 'composite',
     'convert_channels', 'integer_scale', 'label_classes', 'label_text', 'load',
-    'original_labels', 'parse_background', 'resize', 'split', 'to_storage', 'to_unit_float',
+    'original_labels', 'parse_background', 'photographic', 'resize', 'split', 'to_storage',
+    'to_unit_float',
 ]

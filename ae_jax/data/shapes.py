@@ -35,3 +35,22 @@ def known_shape(cfg) -> tuple[int, int, int] | None:
   if cfg.image_size:
     h = w = int(cfg.image_size)
   return (h, w, int(cfg.channels) or c)
+
+
+# Whether a dataset's images are photographs: the perceptual metrics (LPIPS) are calibrated
+# on photographs, and computing them on binary sprites, digits or one-hot wafer maps costs
+# minutes for a number that means little (metrics/registry.py's 'default' leaves them out).
+PHOTOGRAPHS = ('photos', 'faces', 'cifar10', 'celeb_a')
+NOT_PHOTOGRAPHS = ('digits', 'dsprites', 'wafer', 'wm811k', 'mnist', 'fashion_mnist', 'idx')
+
+
+def photographic(cfg, image_shape=None) -> bool:
+  """Whether `config.data`'s images are photographs: by dataset for the named ones; a user's
+  files (npy, folder) are taken for photographs when they are RGB (3 channels; True while
+  the channels are unknown)."""
+  if cfg.name in PHOTOGRAPHS:
+    return True
+  if cfg.name in NOT_PHOTOGRAPHS:
+    return False
+  shape = image_shape if image_shape is not None else known_shape(cfg)
+  return shape is None or shape[-1] == 3

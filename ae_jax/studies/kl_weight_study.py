@@ -76,10 +76,12 @@ def run(study: Study) -> Report:
   path = study.save_figure(figures.loss_curves(records, 'neg_elbo',
                                                title='−ELBO per epoch (train solid, test dashed)'),
                            'neg_elbo.png')
+  off = figures.outliers({_name(m): m['eval'].get('neg_elbo') for m in members})
   rep.figure(path, '−ELBO curves', 'The negative ELBO (reconstruction + KL, in nats per image) '
-             'of each member per epoch, training (solid) and test (dashed): with ×0 nothing '
-             'bounds the KL, so its −ELBO can be far above the others even where its '
-             'reconstruction is good.')
+             'of each member per epoch, training (solid) and test (dashed).'
+             + (f' {" and ".join(off)} ran off the others\' scale (up to '
+                f'{max(abs(v) for v in off.values()):.3g}): drawn clipped at the top, with '
+                '^ markers.' if off else ''))
   first = study.source('vae', 0)
   ids = first.random_ids(NUM_IMAGES, seed=0)
   shown = ', '.join(map(str, epochs))
@@ -93,8 +95,8 @@ def run(study: Study) -> Report:
     src = study.source('vae', i)
     s = fitted.sample(src, NUM_SAMPLES, 0, 1.0, study.out(f'sample_{i}'))
     rep.figure(s['figure'], f'Prior samples, KL ×{m["beta"]:g}',
-               f'{NUM_SAMPLES} decoded z ~ N(0, I): only a KL term that shapes the code makes '
-               'these look like data.')
+               f'{NUM_SAMPLES} decoded z ~ N(0, I): a code that the KL term shapes to N(0, I) '
+               'is what should make these look like data.')
   test_ids = [int(i) for i in first.dataset.test['id'][:2]]
   for i, m in enumerate(members):
     it = tools.interpolate(study.source('vae', i), test_ids, STEPS,
@@ -102,13 +104,65 @@ def run(study: Study) -> Report:
     rep.figure(it['figure'], f'Interpolation, KL ×{m["beta"]:g}',
                f'From test image {test_ids[0]} to {test_ids[1]} through the code space in '
                f'{STEPS} steps.')
-  def value(m, key):
-    v = m['eval'].get(key, float('nan'))
-    return f'{v:.4g}' if isinstance(v, (int, float)) and np.isfinite(v) else 'n/a'
-  rep.text('What it shows', 'By KL weight (reconstruction term / KL / PSNR / active units): '
-           + '; '.join(f'×{m["beta"]:g}: {value(m, "recon")} / {value(m, "kl")} / '
-                       f'{value(m, "psnr")} dB / {value(m, "active_units")}' for m in members)
-           + '. The weight trades the code\'s information (KL) against reconstruction: a large '
-             'weight pushes the posterior to the prior and blurs reconstructions; no weight '
-             'leaves the code unshaped, so decoded prior samples are not images.')
+  rep.text('What it shows', what_it_shows(members))
   return rep
+
+
+def _name(m) -> str:
+  return f'×{m["beta"]:g}'
+
+
+def _value(m, key) -> float:
+  v = m['eval'].get(key)
+  return float(v) if isinstance(v, (int, float)) else float('nan')
+
+
+def what_it_shows(members: list[dict]) -> str:
+  """The report's reading of its own table: every sentence that interprets is built from
+  the members' numbers, says when they go against the usual expectation, and names a member
+  whose KL or −ELBO ran away."""
+  fmt = lambda v, unit='': f'{v:.4g}{unit}' if np.isfinite(v) else 'n/a'
+  out = ['By KL weight (reconstruction term / KL / PSNR / active units): ' + '; '.join(
+      f'{_name(m)}: {fmt(_value(m, "recon"))} / {fmt(_value(m, "kl"))} / '
+      f'{fmt(_value(m, "psnr"), " dB")} / {fmt(_value(m, "active_units"))}'
+      for m in members) + '.']
+  runaway = {}
+  for key, what in (('kl', 'KL'), ('neg_elbo', '−ELBO')):
+    for name, v in figures.outliers({_name(m): _value(m, key) for m in members}).items():
+      runaway.setdefault(name, []).append(f'{what} {v:.3g}' if np.isfinite(v) else
+                                          f'{what} not finite')
+  for m in members:
+    if _name(m) in runaway:
+      why = (' (nothing in its loss bounds the KL at weight 0)' if m['beta'] == 0 else '')
+      out.append(f'{_name(m)} diverged: {", ".join(runaway[_name(m)])}{why}, far off the '
+                 'other members\' scale; its KL and −ELBO are not comparable with theirs.')
+  one = next((m for m in members if m['beta'] == 1.0), None)
+  big = max(members, key=lambda m: m['beta'])
+  if one is not None and big['beta'] > 1.0:
+    p1, pb = _value(one, 'psnr'), _value(big, 'psnr')
+    k1, kb = _value(one, 'kl'), _value(big, 'kl')
+    a1, ab = _value(one, 'active_units'), _value(big, 'active_units')
+    if np.isfinite(p1) and np.isfinite(pb):
+      if pb < p1 - 0.1:
+        psnr = (f'The largest weight ({_name(big)}) reconstructs worse than ×1 ({pb:.2f} '
+                f'against {p1:.2f} dB PSNR), the blur a KL weight buys')
+      elif pb > p1 + 0.1:
+        psnr = (f'The largest weight ({_name(big)}) reconstructs better than ×1 here '
+                f'({pb:.2f} against {p1:.2f} dB PSNR): at this budget the blur usually '
+                'blamed on a large KL weight does not show')
+      else:
+        psnr = (f'The largest weight ({_name(big)}) reconstructs about as well as ×1 '
+                f'({pb:.2f} against {p1:.2f} dB PSNR)')
+      code = ''
+      if np.isfinite(k1) and np.isfinite(kb) and _name(big) not in runaway:
+        code = (f', with a code that carries {"less" if kb < k1 else "no less"} information '
+                f'(KL {kb:.3g} against {k1:.3g} nats')
+        if np.isfinite(a1) and np.isfinite(ab):
+          code += f'; {ab:.0f} against {a1:.0f} active units'
+        code += ')'
+      out.append(psnr + code + '.')
+  zero = next((m for m in members if m['beta'] == 0), None)
+  if zero is not None:
+    out.append(f'{_name(zero)} puts no weight on the KL, so nothing shapes its code to '
+               'N(0, I): its prior samples above are not expected to look like data.')
+  return ' '.join(out)

@@ -62,7 +62,9 @@ def run(study: Study) -> Report:
   swept = len(trav['dims'])
   rep.figure(trav['figure'], 'Every dimension swept' if swept == latent else
              f'The {swept} most variable of {latent} dimensions swept',
-             f'One row per code dimension (most variable first), swept in {POINTS} steps from '
-             f'−{SPAN:g}σ to +{SPAN:g}σ of its spread over the test faces: the dimensions an AE '
-             'learns are not one attribute each, which is what a β-VAE is for.')
+             f'One row per code dimension (most variable first): the face\'s own code with '
+             f'that dimension moved in {POINTS} steps by −{SPAN:g}σ to +{SPAN:g}σ of its spread '
+             'over the test faces (+0.0σ: the reconstruction). Nothing in an AE\'s '
+             'loss makes a dimension one attribute (a β-VAE\'s is meant to): a row that '
+             'changes one property only is the exception to look for.')
   return rep

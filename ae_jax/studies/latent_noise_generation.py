@@ -96,14 +96,14 @@ def run(study: Study) -> Report:
               label_counts(np.repeat(chosen['source_labels'], PER_ID), src.model.class_names)]],
             note=f'In {study.out("generate").path}; each label is its source map\'s.')
   rep.figure(chosen['figure0'], 'Chosen ids', f'{len(ids)} chosen maps (left) and {PER_ID} '
-             f'samples each with σ = {SIGMA:g}: the defect pattern survives the noise, its '
-             'details vary.' + (f' {chose}' if chose else ''))
+             f'samples each with σ = {SIGMA:g}: what to look for is whether the defect '
+             'pattern survives the noise while its details vary.'
+             + (f' {chose}' if chose else ''))
   last = float(np.max(ops.sigma_schedule(PER_ID)))
   rep.figure(per_class['figure0'], f'{PER_CLASS} maps per class, {PER_ID} samples each '
              '(σ = i/10)',
              f'{PER_CLASS} maps each of {", ".join(classes)}, and {PER_ID} samples with growing '
-             f'noise σ = 0.1 … {last:g} (report 002\'s schedule): the further right, the '
-             'further from the source.')
+             f'noise σ = 0.1 … {last:g} (report 002\'s schedule), growing to the right.')
   rep.figure(appendix['figure0'], 'Appendix: every class', f'{APPENDIX_PER_CLASS} maps of every '
              'class with the same schedule.')
   return rep

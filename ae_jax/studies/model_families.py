@@ -177,6 +177,7 @@ def run(study: Study) -> Report:
       trav = tools.traverse(s, int(s.dataset.test['id'][0]), [], 2.5, 7,
                             study.out('traverse_dsprites'))
       rep.figure(trav['figure'], f'dSprites: traversal of the highest-MIG family '
-                 f'({rows[best]["name"]})', 'Each row sweeps one latent unit (most informative '
-                 'first) from −2.5σ to +2.5σ of its spread over the test codes.')
+                 f'({rows[best]["name"]})', 'Each row moves one latent unit of the image\'s '
+                 'own code (most informative first) by −2.5σ to +2.5σ of its spread over the '
+                 'test codes (+0.0σ: the reconstruction).')
   return rep
