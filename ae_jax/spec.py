@@ -85,7 +85,7 @@ class RunSpec:
       hparams['latent_mask'] = sweep.latent_masks(list(members), shape)
     metrics = registry.resolve(tuple(config.eval.metrics), model.kind,
                                image_shape=record.image_shape,
-                               objective=config.loss.objective)
+                               objective=config.loss.objective, latent_shape=tuple(shape))
     return cls(config=config, record=record, model=model, members=members, hparams=hparams,
                seeds=np.asarray([m['seed'] for m in members], np.int32), step=step,
                metrics=metrics)
