@@ -35,7 +35,7 @@ from ae_jax.workdir import config_to_dict, Workdir
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
-           'high_frequency', 'sharp_reconstructions', 'model_families')
+           'high_frequency', 'sharp_reconstructions', 'model_families', 'tokenizers')
 STUDY_FILE = 'study.json'
 BUDGETS = ('full', 'quick', 'smoke')
 # What the full and quick budgets may set: how much data and training, never what is trained.
