@@ -183,6 +183,7 @@ COMMANDS = {
     'evaluate': ('ae_jax.main', 'evaluate_main', 'evaluate a trained workdir'),
     'latent': ('ae_jax.latent.__main__', 'main', 'latent tools on a trained workdir'),
     'study': ('ae_jax.studies.__main__', 'main', 'reproduce a report end to end'),
+    'prior': ('ae_jax.prior', 'main', 'train a prior over a trained workdir\'s codes'),
     'export': ('ae_jax.export', 'main', 'one member of a sweep as its own workdir'),
     'import-torch': ('ae_jax.interop', 'main', 'PyTorch weights into a workdir'),
     'bench': ('ae_jax.bench', 'main', 'time a config\'s training step'),

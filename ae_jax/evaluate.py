@@ -128,11 +128,13 @@ class Evaluator:
 
   def __call__(self, state, epoch, final: bool = False) -> dict:
     out = self.batch_metrics(state, final)
-    if final:
+    passes = [m.name for m in self.metrics
+              if m.kind == 'pass' and (final or m.when == 'every')]
+    if passes:
       stacked = self.runtime.functions.stack(state)
       variables = {'params': stacked.params, 'batch_stats': stacked.batch_stats,
                    'model_state': stacked.model_state}
-      out.update(self.pass_metrics(variables, epoch))
+      out.update(self.pass_metrics(variables, epoch, passes))
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 import numpy as np
@@ -21,6 +22,7 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
   (the Agg canvas draws it), so drawing leaves a caller's pyplot state and backend alone."""
   figure_kw = {k: kwargs.pop(k) for k in ('figsize', 'dpi') if k in kwargs}
   fig = Figure(**figure_kw)
+  FigureCanvasAgg(fig)  # a renderer to measure text with (the layout code asks for one)
   return fig, fig.subplots(nrows, ncols, **kwargs)
 
 def save(fig, path: str) -> str:

@@ -21,7 +21,7 @@ import math
 import jax
 import numpy as np
 
-from ae_jax import checkpoint, config_lib, data
+from ae_jax import checkpoint, config_lib, data, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.models import fsq, kinds
 from ae_jax.progress import Progress
@@ -48,8 +48,9 @@ class Trained:
   inputs in batches."""
 
   def __init__(self, spec: RunSpec, variables_stacked: dict, member: int, epoch,
-               batch_size: int = 256):
+               batch_size: int = 256, workdir: str | None = None):
     record = spec.record
+    self.workdir = workdir  # where its priors are (<workdir>/priors/<name>/)
     self.record = record
     self.config = spec.config
     self.model = spec.model
@@ -230,6 +231,33 @@ class Trained:
       z = z * self.latent_mask
     return self.decode(np.asarray(z))
 
+  def sample(self, num: int, prior: str | None = None, seed: int = 0,
+             temperature: float | None = None) -> np.ndarray:
+    """`num` images [num, H, W, C] decoded from codes a prior draws: `prior` names one
+    trained on this workdir's codes (python -m ae_jax.prior; <workdir>/priors/<prior>/),
+    None the N(0, I) prior of a VAE (sample_prior). `temperature`: the prior's own when
+    None."""
+    if prior is None:
+      return self.sample_prior(num, seed, 1.0 if temperature is None else temperature)
+    if not (_whole(num) and num >= 1):
+      raise ConfigError(f'sample(): num={num!r}; expected a whole number >= 1')
+    if self.workdir is None:
+      raise ConfigError('sample(prior=...): this model was not opened from a workdir')
+    opened = self._priors.get(prior)
+    if opened is None:
+      opened = self._priors[prior] = prior_run.TrainedPrior.open(self.workdir, prior)
+    if self.name not in opened.spec.members:
+      raise WorkdirError(f'prior {prior!r} of {self.workdir} was trained for members '
+                         f'{list(opened.spec.members)}, not {self.name!r}')
+    codes = opened.sample(opened.spec.members.index(self.name), num, seed, temperature)
+    if opened.spec.discrete:
+      codes = self.index_latents(codes)  # indices [num, *positions] -> codes
+    return self.decode(codes)
+
+  @functools.cached_property
+  def _priors(self) -> dict:
+    return {}
+
   @property
   def num_units(self) -> int:
     return math.prod(self.latent_shape)
@@ -254,7 +282,7 @@ class Loaded:
     if not 0 <= member < len(names):
       raise ConfigError(f'member {member} not in {self.wd.path}; it has {len(names)} '
                         f'member(s): {names}')
-    return Trained(self.spec, self.variables, member, self.epoch)
+    return Trained(self.spec, self.variables, member, self.epoch, workdir=self.wd.path)
 
 
 def open_workdir(workdir: str, epoch: int | None = None, config=None,

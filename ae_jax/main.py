@@ -15,11 +15,10 @@ import sys
 
 import jax
 
-from ae_jax import cli, config_lib
+from ae_jax import cli, config_lib, train as train_lib
 from ae_jax.errors import ConfigError, WorkdirError, WriteError
 from ae_jax.evaluate import evaluate_workdir, format_result, write_result
 from ae_jax.metrics import registry
-from ae_jax.train import train_and_evaluate
 
 
 def _add_common(p, evaluate_only: bool = False):
@@ -95,7 +94,7 @@ def train(args, overrides, argv) -> None:
   notes += [registry.missing_extras_note(config.eval.metrics)]
   for line in [f'note: {n}' for n in notes if n] + ([note] if note else []):
     print(line, flush=True)
-  summary = train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)
+  summary = train_lib.train_and_evaluate(config, _default_workdir(args), fresh=args.fresh)
   if 'table' in summary:
     print(summary['table'], end='')
   else:

@@ -55,6 +55,9 @@ class ModelRecord:
   # the published factors a preset's latents are normalized by, (z - shift) * scale, with
   # the preset's name ({'scaling_factor', 'shift_factor', 'preset'}); None without them
   latent_normalization: dict | None = None
+  # where a fine-tune started (train.init_from): {'workdir', 'members', 'epoch', 'step',
+  # 'digest'}; None for a run from its own initialisation
+  init_from: dict | None = None
   extra: dict = dataclasses.field(default_factory=dict)
 
   # ---- JSON ---------------------------------------------------------------------------
@@ -88,6 +91,8 @@ class ModelRecord:
                 'members': list(self.members), 'checkpoint_unit': self.checkpoint_unit})
     if self.latent_normalization is not None:
       out['latent_normalization'] = dict(self.latent_normalization)
+    if self.init_from is not None:
+      out['init_from'] = dict(self.init_from)
     return {**out, **self.extra}
 
   def replace(self, **changes) -> 'ModelRecord':

@@ -23,6 +23,7 @@ import copy
 import ml_collections
 
 from ae_jax import objectives
+from ae_jax.priors import registry as prior_registry
 from ae_jax.data import SOURCES
 from ae_jax.keys import CHECKS, KINDS, ROLES, Key  # noqa: F401 - the declaration's home
 from ae_jax.models import fsq, kinds, layers, PRESETS
@@ -58,7 +59,8 @@ CORE: tuple[Key, ...] = (
         'for the custom model below', choices=_presets, sweep='outer'),
     Key('model.kind', 'vae', 'str', 'ae | vae | vqvae (a code quantised by a learned codebook, '
         'model.vq) | fsq (finite scalar quantisation, model.fsq); must match the preset\'s '
-        'kind (the ldm presets take any)', choices=kinds.NAMES),
+        'kind (the ldm presets take any; the pythae ones ae, vae or vqvae)',
+        choices=kinds.NAMES),
     Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet | ldm (the '
         'latent-diffusion autoencoder, model.ldm)', choices=('mlp', 'conv', 'resnet', 'ldm')),
     Key('model.latent_dim', 0, 'int', 'latent size (flat: units; spatial: channels); 0 = the '
@@ -157,7 +159,8 @@ CORE: tuple[Key, ...] = (
     Key('data.int_max', 0, 'int', 'integer pixels are 0..int_max; 0 = auto (1 for binary '
         '0/1 data, else 255)', check='non_negative'),
     Key('data.num_examples', 0, 'int', 'generated datasets (wafer, dsprites, photos): how '
-        'many; 0 = their default', check='non_negative'),
+        'many; idx: the first N training images; 0 = their default (all)',
+        check='non_negative'),
     Key('data.test_fraction', 0.2, 'float', 'held-out share, split deterministically by '
         'split_seed', check='open_unit'),
     Key('data.split_seed', 0, 'int', 'seed of the train/test split', check='non_negative'),
@@ -206,6 +209,9 @@ CORE: tuple[Key, ...] = (
         '0 = a whole epoch', check='non_negative', role=_FREE),
     Key('train.skip_nonfinite_members', False, 'bool', 'sweeps: freeze a member whose loss or '
         'gradients turn non-finite, the others train on', role=_FREE),
+    Key('train.init_from', '', 'str', 'a new run starts from another workdir\'s weights '
+        '(WORKDIR[:MEMBER][@EPOCH], e.g. an imported VAE) and trains with this config\'s loss, '
+        'optimizer and data; \'\' = its own initialisation'),
     # ---- optim ----------------------------------------------------------------------
     Key('optim.name', 'adam', 'str', 'adam (weight_decay is L2, as torch.optim.Adam) | adamw '
         '(decoupled)', choices=('adam', 'adamw')),
@@ -320,6 +326,29 @@ CORE: tuple[Key, ...] = (
         '\'ae_jax[wandb]\'), one W&B run per member', role=_FREE),
     Key('log.wandb_project', '', 'str', 'log.wandb: the W&B project to sync to; \'\' = '
         'offline (files under <workdir>/wandb/, `wandb sync` them later)', role=_FREE),
+    # ---- a prior trained on a trained model's codes (python -m ae_jax.prior) --------
+    Key('prior.kind', 'flow', 'str', 'the prior over the codes (docs/priors.md): flow | '
+        'autoregressive (discrete codes) | two_stage | gaussian | gmm | categorical '
+        '(discrete codes)', choices=lambda: tuple(prior_registry.PRIORS), role=_FREE),
+    Key('prior.name', '', 'str', 'its folder under <workdir>/priors/; \'\' = the kind',
+        role=_FREE),
+    Key('prior.codes', 'mean', 'str', 'the training codes it models: mean (the posterior '
+        'means) | sample (one draw of q(z|x) per image, fixed)', choices=('mean', 'sample'),
+        role=_FREE),
+    Key('prior.num_epochs', 30, 'int', 'epochs over the training codes (a rerun with more '
+        'continues)', check='positive', role=_FREE),
+    Key('prior.batch_size', 256, 'int', 'codes per step (the last partial batch is dropped)',
+        check='positive', role=_FREE),
+    Key('prior.learning_rate', 1e-3, 'float', 'Adam learning rate', check='positive',
+        role=_FREE),
+    Key('prior.grad_clip_norm', 1.0, 'float', 'clip gradients to this global norm; 0 = off',
+        check='non_negative', role=_FREE),
+    Key('prior.seed', 0, 'int', 'initialisation, noise and data order', check='non_negative',
+        role=_FREE),
+    Key('prior.eval_every', 10, 'int', 'the held-out number on the test codes every N '
+        'epochs (and at the end)', check='positive', role=_FREE),
+    Key('prior.num_samples', 1000, 'int', 'samples decoded to grade it at the end (sample '
+        'FD, precision/recall); 0 = no grading', check='non_negative', role=_FREE),
     # ---- sweep settings (the axes themselves are derived: sweep.<axis>) ------------
     Key('sweep.mode', 'product', 'str', 'vmapped axes combine as a product | zip',
         choices=('product', 'zip')),
@@ -333,8 +362,9 @@ CORE: tuple[Key, ...] = (
 
 
 def _contributed() -> tuple[Key, ...]:
-  """Keys declared by the modules that own them: the objectives' hyperparameters."""
-  return objectives.keys()
+  """Keys declared by the modules that own them: the objectives' hyperparameters and each
+  prior kind's settings."""
+  return objectives.keys() + prior_registry.keys()
 
 
 def keys() -> tuple[Key, ...]:

@@ -117,6 +117,64 @@ class ConvBNMish(nn.Module):
     return self.decoder(z), mu, logvar
 
 
+class PythaeNet(nn.Module):
+  """pythae's default MLP (`mlp`) or MNIST conv net (`conv`) with a code of kind ae, vae or
+  vqvae, written from pythae's definitions (ae_jax/models/pythae_nets.py lists them).
+  `encode(x NCHW)` -> the heads (code; or mean, log-variance), `decode(z [B, L])` -> images
+  in [0, 1]; forward(x) decodes the code or mean. Its state_dict's layers are in pythae's
+  order (encoder, heads, decoder), with pythae's torch-default initialisation."""
+
+  def __init__(self, net: str, kind: str, latent: int, image_shape=(28, 28, 1)):
+    super().__init__()
+    h, w, c = image_shape
+    self.net, self.shape = net, (c, h, w)
+    if net == 'mlp':
+      self.body = nn.Sequential(nn.Flatten(), nn.Linear(h * w * c, 512), nn.ReLU())
+      width = 512
+    else:
+      chans, body = (c, 128, 256, 512, 1024), []
+      for a, b in zip(chans[:-1], chans[1:]):
+        body += [nn.Conv2d(a, b, 4, 2, padding=1), nn.BatchNorm2d(b), nn.ReLU()]
+      self.body = nn.Sequential(*body, nn.Flatten())
+      width = 1024
+    self.heads = nn.ModuleList([nn.Linear(width, latent) for _ in range(2 if kind == 'vae'
+                                                                         else 1)])
+    if net == 'mlp':
+      self.decoder = nn.Sequential(nn.Linear(latent, 512), nn.ReLU(),
+                                   nn.Linear(512, h * w * c), nn.Sigmoid())
+    else:
+      self.project = nn.Linear(latent, 1024 * 16)
+      self.decoder = nn.Sequential(
+          nn.ConvTranspose2d(1024, 512, 3, 2, padding=1), nn.BatchNorm2d(512), nn.ReLU(),
+          nn.ConvTranspose2d(512, 256, 3, 2, padding=1, output_padding=1), nn.BatchNorm2d(256),
+          nn.ReLU(), nn.ConvTranspose2d(256, c, 3, 2, padding=1, output_padding=1), nn.Sigmoid())
+
+  def encode(self, x):
+    h = self.body(x)
+    return tuple(head(h) for head in self.heads)
+
+  def decode(self, z):
+    if self.net == 'mlp':
+      return self.decoder(z).reshape(-1, *self.shape)
+    return self.decoder(self.project(z).reshape(-1, 1024, 4, 4))
+
+  def forward(self, x):
+    heads = self.encode(x)
+    return (self.decode(heads[0]), *heads)
+
+
+def load_by_order(module: nn.Module, state_dict) -> None:
+  """Load tensors into `module` by position (names may differ; shapes must not)."""
+  own = module.state_dict()
+  values = list(state_dict.values())
+  if len(values) != len(own):
+    raise ValueError(f'{len(values)} tensors for {len(own)} entries')
+  for (k, mine), v in zip(own.items(), values):
+    if tuple(mine.shape) != tuple(v.shape):
+      raise ValueError(f'{k}: shape {tuple(mine.shape)}, given {tuple(v.shape)}')
+  module.load_state_dict(dict(zip(own, values)))
+
+
 def build(preset: str, image_shape, latent_dim: int) -> nn.Module:
   h, w, c = image_shape
   d = h * w * c
@@ -151,4 +209,4 @@ def uses_tanh(preset: str) -> bool:
   return preset in ('fcn_ae_64', 'conv_ae_bn_mish', 'conv_vae_bn_mish')
 
 
-__all__ = ["build", "randomize_batchnorm", "uses_tanh"]
+__all__ = ["PythaeNet", "build", "load_by_order", "randomize_batchnorm", "uses_tanh"]

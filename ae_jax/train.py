@@ -17,14 +17,15 @@ import jax
 import numpy as np
 import tqdm
 
-from ae_jax import (checkpoint, config_lib, evaluate, figures, mesh as mesh_lib, preempt,
+from ae_jax import (checkpoint, config_lib, evaluate, figures, init_from, mesh as mesh_lib, preempt,
                     progress as progress_lib, record as record_lib, report, results, stops,
                     tracking)
 from ae_jax.compile import Compiler
 from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.metrics import registry
+from ae_jax.record import ModelRecord
 from ae_jax.training import Chunks, Datasets, Training
-from ae_jax.workdir import CONFIG, MEMBERS, PROGRAMS, SUMMARY, Workdir, config_to_dict
+from ae_jax.workdir import config_to_dict, CONFIG, MEMBERS, PROGRAMS, SUMMARY, Workdir
 
 CRASH_LOG = stops.CRASH_LOG
 
@@ -119,14 +120,15 @@ def _train_and_evaluate(config, wd: Workdir, fresh: bool) -> dict:
 # ---- one program ------------------------------------------------------------------------
 
 
-def _write_records(wd: Workdir, training: Training, resumed: bool) -> None:
+def _write_records(wd: Workdir, training: Training, record: ModelRecord,
+                   resumed: bool) -> None:
   """config.json, members.json and model.json: written for a new run, and on resume only
   with the changes claim() allowed (they still describe the weights)."""
   if resumed and wd.exists(CONFIG):
     diff = config_lib.changes(wd.read_json(CONFIG), config_to_dict(training.config))
     if diff:  # keys a newer version added are not changes
       print(f'resuming {wd.path} with changed settings: {"; ".join(diff)}', flush=True)
-  record_lib.write_run(wd, training.config, training.members, training.spec.record)
+  record_lib.write_run(wd, training.config, training.members, record)
 
 
 def _progress_bar(config, total, initial):
@@ -203,9 +205,18 @@ class _Run:
             flush=True)
     else:
       state = training.init_from_data(state)
+    record = training.spec.record
+    if restored is None and cfg.train.init_from:  # a fine-tune: its model from another run
+      stacked, source, note = init_from.start(fns.stack(state), cfg.train.init_from,
+                                              [m['name'] for m in training.members])
+      state = fns.unstack(stacked)
+      record = record.replace(init_from=source)
+      print(note, flush=True)
+    elif restored is not None and wd.has_model_record():  # keeps where it started
+      record = record.replace(init_from=ModelRecord.read(wd).init_from)
     self.state = state
     self.saved = self.step if restored is not None else None  # the newest checkpoint's step
-    _write_records(wd, training, restored is not None)
+    _write_records(wd, training, record, restored is not None)
     self.metrics_log = wd.metrics_log(self.step, restored is not None)
     # TensorBoard / W&B: the same rows, from the same step on (tracking.py)
     self.tracker = tracking.Tracker(wd, cfg, training.members, self.step)

@@ -282,6 +282,50 @@ SLOW_FIRST = ('test_study_sharp_families.py', 'test_studies.py', 'test_lpips_tra
               'test_ldm_import.py', 'test_writes.py', 'test_train.py', 'test_configs.py')
 
 
+def _write_idx(path, array) -> str:
+  """An IDX file of a uint8 array, gzipped when `path` ends in .gz: two zero bytes, the
+  type byte 0x08, the rank, each size as a big-endian 4-byte int, then the bytes."""
+  import gzip
+  import struct
+  import numpy as np
+  a = np.ascontiguousarray(array, np.uint8)
+  content = bytes([0, 0, 8, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes()
+  with (gzip.open if str(path).endswith('.gz') else open)(path, 'wb') as f:
+    f.write(content)
+  return str(path)
+
+
+def _idx_folder(folder, num_train: int = 40, num_test: int = 20, size: int = 28,
+                gz: bool = True, seed: int = 0) -> dict:
+  """The four IDX files of a tiny MNIST-like dataset in `folder` (created): class k (of
+  10) is a bright bar at column 2k+2 over dim noise, labels in random order.
+  -> {'train': (images uint8 [N, size, size], labels uint8 [N]), 'test': (...)}"""
+  import numpy as np
+  rng = np.random.default_rng(seed)
+  os.makedirs(folder, exist_ok=True)
+  out = {}
+  for split, n, prefix in (('train', num_train, 'train'), ('test', num_test, 't10k')):
+    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    for i, k in enumerate(labels):
+      images[i, 3:size - 3, 2 * k + 2:2 * k + 4] = 250
+    ext = '.gz' if gz else ''
+    _write_idx(os.path.join(folder, f'{prefix}-images-idx3-ubyte{ext}'), images)
+    _write_idx(os.path.join(folder, f'{prefix}-labels-idx1-ubyte{ext}'), labels)
+    out[split] = (images, labels)
+  return out
+
+
+@pytest.fixture(scope='session')
+def write_idx():
+  return _write_idx
+
+
+@pytest.fixture(scope='session')
+def idx_folder():
+  return _idx_folder
+
+
 def pytest_collection_modifyitems(config, items):
   rank = {name: i for i, name in enumerate(SLOW_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable

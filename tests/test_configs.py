@@ -24,7 +24,7 @@ def test_every_config_is_listed():
 # test_new_user::test_the_default_config_runs_short, with the same checks
 @pytest.mark.slow
 @pytest.mark.parametrize('path', [c for c in CONFIGS if c != 'configs/vae_beta.py'])
-def test_shipped_config_trains_one_short_epoch(path, tmp_path):
+def test_shipped_config_trains_one_short_epoch(path, tmp_path, idx_folder):
   config = config_lib.load(path, [])
   # the end-of-run pass metrics (LPIPS, PCA baseline) have tests of their own
   overrides = ['--config.train.num_epochs=1', '--config.progress=False',
@@ -32,6 +32,9 @@ def test_shipped_config_trains_one_short_epoch(path, tmp_path):
                "--config.eval.metrics=('loss','recon','kl','psnr','ssim')"]
   if config.data.name in GENERATED:
     overrides.append('--config.data.num_examples=48')
+  if config.data.name == 'idx':  # tiny IDX files stand in for the dataset's (a Debian package)
+    idx_folder(tmp_path / 'idx', num_train=200, num_test=40, size=config.data.image_size or 28)
+    overrides.append(f'--config.data.path={tmp_path / "idx"}')
   if config.data.image_size == 64:  # the 64x64 presets also build at 32x32, in half the time
     overrides.append('--config.data.image_size=32')
   if config.model.preset in ('conv_ae_bn_mish', 'conv_vae_bn_mish'):  # 256x256 in the file:

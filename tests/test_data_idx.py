@@ -12,14 +12,19 @@ import numpy as np
 import pytest
 
 from ae_jax import config_lib, data, schema
+from ae_jax.configs import base
 from ae_jax.data import idx, sources
 from ae_jax.errors import ConfigError, DataError
 from ae_jax.main import main as ae_main
-from conftest import idx_folder, tiny_config, tree_digest, write_idx
 
 
 def _cfg(path, **overrides):
-  return tiny_config(data__name='idx', data__path=str(path), **overrides).data
+  """config.data of the base config reading IDX files at `path`."""
+  config = base.get_config()
+  config.data.name, config.data.path = 'idx', str(path)
+  for key, value in overrides.items():
+    config_lib.set_value(config, key.replace('__', '.'), value)
+  return config.data
 
 
 def _published(arrays, name='fashion_mnist'):
@@ -40,7 +45,8 @@ def _published(arrays, name='fashion_mnist'):
 
 @pytest.mark.parametrize('gz', [True, False])
 @pytest.mark.parametrize('layout', ['flat', 'raw', 'torchvision_root', 'torchvision_dataset'])
-def test_idx_files_load_with_their_own_split_labels_ids_and_shapes(tmp_path, gz, layout):
+def test_idx_files_load_with_their_own_split_labels_ids_and_shapes(tmp_path, gz, layout,
+                                                                  idx_folder):
   where = {'flat': 'd', 'raw': 'd/raw', 'torchvision_root': 'd/FashionMNIST/raw',
            'torchvision_dataset': 'd/FashionMNIST/raw'}[layout]
   arrays = idx_folder(tmp_path / where, gz=gz)
@@ -66,7 +72,7 @@ def test_idx_files_load_with_their_own_split_labels_ids_and_shapes(tmp_path, gz,
   np.testing.assert_array_equal(labels, [ytr[3], yte[5]])
 
 
-def test_kaggles_dotted_file_names_load_and_uncompressed_files_win(tmp_path):
+def test_kaggles_dotted_file_names_load_and_uncompressed_files_win(tmp_path, idx_folder, write_idx):
   arrays = idx_folder(tmp_path, gz=True)
   os.rename(tmp_path / 'train-images-idx3-ubyte.gz', tmp_path / 'train-images.idx3-ubyte.gz')
   # an uncompressed copy beside the .gz is the one read (memory-mapped)
@@ -77,7 +83,7 @@ def test_kaggles_dotted_file_names_load_and_uncompressed_files_win(tmp_path):
   np.testing.assert_array_equal(files.test.images, arrays['test'][0][::-1])
 
 
-def test_uncompressed_files_are_memory_mapped_and_gzipped_ones_read_once(tmp_path):
+def test_uncompressed_files_are_memory_mapped_and_gzipped_ones_read_once(tmp_path, write_idx):
   x = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
   plain, _ = idx.read(write_idx(tmp_path / 'a-idx3-ubyte', x), 3)
   packed, content = idx.read(write_idx(tmp_path / 'a-idx3-ubyte.gz', x), 3)
@@ -87,7 +93,8 @@ def test_uncompressed_files_are_memory_mapped_and_gzipped_ones_read_once(tmp_pat
   np.testing.assert_array_equal(packed, x)
 
 
-def test_files_are_recognised_by_their_label_digests_and_shapes(tmp_path, monkeypatch):
+def test_files_are_recognised_by_their_label_digests_and_shapes(tmp_path, monkeypatch, idx_folder,
+                                                               write_idx):
   arrays = idx_folder(tmp_path / 'fm', gz=False)
   monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
   ds = data.load(_cfg(tmp_path / 'fm'))
@@ -117,7 +124,7 @@ def test_the_debian_fashion_mnist_files_are_recognised():
   assert np.bincount(files.test.labels).tolist() == [1000] * 10
 
 
-def test_a_torchvision_root_with_two_datasets_is_ambiguous(tmp_path):
+def test_a_torchvision_root_with_two_datasets_is_ambiguous(tmp_path, idx_folder):
   idx_folder(tmp_path / 'MNIST' / 'raw')
   idx_folder(tmp_path / 'FashionMNIST' / 'raw')
   with pytest.raises(DataError, match='IDX files in several folders') as e:
@@ -126,7 +133,7 @@ def test_a_torchvision_root_with_two_datasets_is_ambiguous(tmp_path):
   assert data.load(_cfg(tmp_path / 'MNIST')).info.num_train == 40
 
 
-def test_test_fraction_is_ignored_with_one_line(tmp_path, caplog):
+def test_test_fraction_is_ignored_with_one_line(tmp_path, caplog, idx_folder):
   idx_folder(tmp_path)
   assert schema.base_config().data.test_fraction == sources.DEFAULT_TEST_FRACTION
   with caplog.at_level(logging.WARNING, logger='ae_jax'):
@@ -141,7 +148,7 @@ def test_test_fraction_is_ignored_with_one_line(tmp_path, caplog):
 
 
 @pytest.mark.parametrize('gz', [True, False])
-def test_a_large_idx_file_streams_the_same_images(tmp_path, gz):
+def test_a_large_idx_file_streams_the_same_images(tmp_path, gz, idx_folder):
   idx_folder(tmp_path, num_train=300, num_test=10, gz=gz)
   resident = data.load(_cfg(tmp_path))
   streamed = data.load(_cfg(tmp_path, data__device_max_mb=0.1))  # 300 x 28 x 28 x 4 B > 0.1 MB
@@ -166,8 +173,9 @@ def _damage(folder, kind):
   if kind == 'missing':
     os.remove(labels_path)
     return os.path.join(folder, 'train-labels-idx1-ubyte')
-  if kind == 'count':
-    write_idx(labels_path, np.zeros(39, np.uint8))
+  if kind == 'count':  # an IDX file of 39 labels
+    with gzip.open(labels_path, 'wb') as f:
+      f.write(bytes([0, 0, 8, 1]) + struct.pack('>I', 39) + bytes(39))
     return labels_path
   bad = {'magic': b'\x08\x03' + content[2:],
          'type': content[:2] + b'\x0d' + content[3:],  # float32
@@ -201,7 +209,7 @@ BAD = [('magic', 'wrong magic number 0x0803'), ('type', 'type byte 0x0d (float32
 
 
 @pytest.mark.parametrize('kind,expected', BAD)
-def test_each_malformed_file_is_one_line_naming_it(tmp_path, kind, expected):
+def test_each_malformed_file_is_one_line_naming_it(tmp_path, kind, expected, idx_folder):
   idx_folder(tmp_path)
   where = _damage(str(tmp_path), kind)
   with pytest.raises(DataError) as e:
@@ -211,7 +219,8 @@ def test_each_malformed_file_is_one_line_naming_it(tmp_path, kind, expected):
   assert expected in message, message
 
 
-def test_a_bad_file_exits_2_through_the_cli_and_leaves_the_workdir_alone(tmp_path, capsys):
+def test_a_bad_file_exits_2_through_the_cli_and_leaves_the_workdir_alone(tmp_path, capsys,
+                                                                        idx_folder, tree_digest):
   idx_folder(tmp_path / 'files')
   _damage(str(tmp_path / 'files'), 'type')
   workdir = tmp_path / 'run'
@@ -248,7 +257,7 @@ def test_the_fashion_mnist_config_names_apt_get_when_its_folder_is_missing(tmp_p
 # ---- the sample-quality classifier ---------------------------------------------------------
 
 
-def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monkeypatch):
+def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monkeypatch, idx_folder):
   from ae_jax.metrics import sample_quality as sq
   arrays = idx_folder(tmp_path / 'fm')
   cfg = _cfg(tmp_path / 'fm')
@@ -271,7 +280,8 @@ def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monke
 
 @pytest.mark.slow
 def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch,
+                                                                            idx_folder, tiny):
   """Tiny Fashion-MNIST-like files (recognised through a Published entry of their own
   digests): the classifier trains from their training split, scores its accuracy on their
   test split, is cached under fashion_mnist, and the run's fd_classifier uses it."""
@@ -297,7 +307,7 @@ def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_
   assert sorted(os.listdir(tmp_path / 'cache' / 'classifiers')) == [
       f'fashion_mnist_28x28x1_v{sq.VERSION}.json', f'fashion_mnist_28x28x1_v{sq.VERSION}.msgpack']
   # a run on the files scores its samples there (the cached classifier: no other appears)
-  config = tiny_config(data__name='idx', data__path=str(tmp_path / 'fm'), train__num_epochs=1,
+  config = tiny(data__name='idx', data__path=str(tmp_path / 'fm'), train__num_epochs=1,
                        train__batch_size=50, eval__num_samples=64,
                        eval__metrics=('loss', 'fd_classifier', 'precision', 'recall'))
   summary = train_and_evaluate(config, str(tmp_path / 'run'))

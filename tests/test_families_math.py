@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax.latent import density
+from ae_jax.priors import density
 from ae_jax.models import quantizer
 from ae_jax.models.quantizer import RESTART_RNG, STATS, VectorQuantizer
 from ae_jax.objectives import iwae, mmd, tcvae

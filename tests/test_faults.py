@@ -263,7 +263,7 @@ def test_a_study_holds_its_folder_and_fresh_moves_only_what_holds_a_run(tmp_path
     with wd.running():
       assert wd.is_empty()
       if name == 'new_run':
-        claim(wd, config(), [], fresh=True)
+        claim(wd, config(), fresh=True)
       else:
         Study('latent_edits', wd, quick=True, fresh=True)
     assert 'moved' not in capsys.readouterr().out

@@ -2,6 +2,7 @@
 import sits at the top of its module and points down. Read from the source (AST), so it
 costs no import."""
 import ast
+import functools
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,19 +23,19 @@ LAYERS = (
     ('config_values',),
     ('configs', 'sweep'),
     ('config_lib',),
-    ('record', 'steps'),
+    ('record', 'steps', 'prior_steps'),
     ('spec',),
-    ('compile',),
+    ('compile', 'prior_run'),
     ('inference', 'figures'),
-    ('report',),
+    ('report', 'pythae_compare'),
     ('tracking', 'evaluate', 'latent'),
-    ('training',),
-    ('stops', 'results'),
+    ('training', 'codes', 'prior_grade'),
+    ('stops', 'results', 'init_from'),
     ('cli',),
-    ('train', 'bench', 'export'),
+    ('train', 'bench', 'export', 'prior_train'),
     ('interop',),
     ('studies',),
-    ('main', 'docs', 'ae_jax'),
+    ('main', 'docs', 'prior', 'ae_jax'),
 )
 
 # (module, imported module): function-level ae_jax imports, each for an optional extra.
@@ -42,7 +43,8 @@ FUNCTION_LEVEL = {
 }
 
 
-def _modules():
+@functools.cache
+def _modules() -> dict:
   out = {}
   for folder, _, files in os.walk(os.path.join(ROOT, 'ae_jax')):
     for f in files:
@@ -74,7 +76,15 @@ def _package(module: str) -> str:
 
 def _imports(path: str):
   """(imported module, line, at the top?) of each ae_jax import of a file."""
-  tree = ast.parse(open(path).read())
+  return _parsed(path, open(path).read())
+
+
+@functools.cache
+def _parsed(path: str, source: str) -> tuple:  # (path: the cache key with the text)
+  return tuple(_walk(ast.parse(source)))
+
+
+def _walk(tree):
   top = {id(n) for n in tree.body}
   top |= {id(s) for n in tree.body if isinstance(n, (ast.Try, ast.If)) for s in n.body}
   mods = _modules()

@@ -21,7 +21,6 @@ from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.models import ldm
 from ae_jax.models.base import AutoEncoder
-from conftest import tiny_config
 
 NAMES = ('sd3_vae', 'flux1_vae')
 FULL = {name: ldm.LDM_PRESETS[name] for name in NAMES}  # the `imported` fixture shrinks them
@@ -173,7 +172,7 @@ def test_a_parameter_no_autoencoder_kl_has_is_one_config_error(diffusers):
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_their_latent_size_cannot_be_swept_by_masking(name):
+def test_their_latent_size_cannot_be_swept_by_masking(name, tiny):
   with pytest.raises(ConfigError, match='cannot be swept by masking'):
-    config_lib.resolve(tiny_config(model__preset=name, model__latent_dim=0,
+    config_lib.resolve(tiny(model__preset=name, model__latent_dim=0,
                                    sweep__latent_dim=(8, 16)))

@@ -63,17 +63,27 @@ EXPECTED = {
         ENC_BN + conv(1024, 2 * 128, 3) + conv(128, 1024, 4) + DEC_BN_TAIL,
     ('conv_vae_bn_mish', 1024, (64, 64, 3)):
         ENC_BN + conv(1024, 2 * 1024, 3) + conv(1024, 1024, 4) + DEC_BN_TAIL,
+    # pythae's default MLP and MNIST conv net (tests/test_pythae_presets.py: ae, vqvae too)
+    ('pythae_mlp', 16, (28, 28, 1)):
+        dense(784, 512) + 2 * dense(512, 16) + dense(16, 512) + dense(512, 784),
+    ('pythae_conv', 16, (28, 28, 1)):
+        conv(1, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1024, 4)
+        + bn(128) + bn(256) + bn(512) + bn(1024) + 2 * dense(1024, 16) + dense(16, 1024 * 16)
+        + conv(1024, 512, 3) + conv(512, 256, 3) + conv(256, 1, 3) + bn(512) + bn(256),
     # the latent-diffusion autoencoders: what diffusers' AutoencoderKL counts for the same
     # configs (tests/test_ldm.py builds both and compares)
     ('kl_f8', 4, (64, 64, 3)): 83_653_863,
     ('kl_f4', 3, (64, 64, 3)): 55_312_063,
     ('kl_f4_small', 3, (32, 32, 3)): 680_143,
     ('kl_f8_small', 4, (32, 32, 3)): 978_103,
+    # SD3's and FLUX.1's 16-channel autoencoders (tests/test_ldm16_import.py: diffusers')
+    ('sd3_vae', 16, (64, 64, 3)): 83_819_683,
+    ('flux1_vae', 16, (64, 64, 3)): 83_819_683,
 }
 PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_ae_64': 10,
              'conv_ae_small': 64,
              'conv_ae_bn_mish': 1024, 'conv_vae_bn_mish': 1024, 'kl_f8': 4, 'kl_f4': 3,
-             'kl_f4_small': 3, 'kl_f8_small': 4}
+             'kl_f4_small': 3, 'kl_f8_small': 4, 'sd3_vae': 16, 'flux1_vae': 16}
 
 
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))

@@ -21,13 +21,21 @@ CASES = {
 
 
 def test_registry_declares_every_kind():
-  assert set(priors.PRIORS) == {'flow', 'autoregressive', 'two_stage'}
+  assert set(priors.PRIORS) == {'flow', 'autoregressive', 'two_stage', 'gaussian', 'gmm',
+                                'categorical'}
   for name, kind in priors.PRIORS.items():
     assert kind.name == name and kind.doc
     assert set(kind.latent_kinds) <= set(priors.LATENT_KINDS)
+    assert dataclasses.is_dataclass(kind.settings)
+    if kind.fitted:  # fitted in closed form or by EM: no gradient steps
+      assert kind.init is None and kind.sample_fitted and kind.held_out_fitted
+      continue
+    # the trained continuous kinds work on normalized codes
     assert kind.normalize == (kind.latent_kinds == ('continuous',))
     assert kind.held_out_name in kind.logged or kind.held_out_name == 'fm_loss'
-    assert dataclasses.is_dataclass(kind.settings)
+    # every setting but the model-derived ones is a config key of its own, by name
+    fields = {f.name for f in dataclasses.fields(kind.settings)}
+    assert {k.name.split('.')[-1] for k in kind.keys} == fields - set(kind.derived)
   assert priors.get('flow') is priors.PRIORS['flow']
   with pytest.raises(ConfigError, match="prior 'pixelcnn': expected one of flow"):
     priors.get('pixelcnn')

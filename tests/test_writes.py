@@ -62,7 +62,7 @@ def test_a_failed_write_keeps_the_previous_version_and_leaves_no_temporary(
     def full(fd, data):  # some bytes land, then the disk is full
       real(fd, bytes(data[:7]))
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(wd_lib, '_os_write', full)
+    monkeypatch.setattr(wd_lib.files, '_os_write', full)
     reason = 'No space left on device'
   else:
     read_only(tmp_path)
@@ -192,7 +192,7 @@ def test_a_full_disk_during_a_tool_names_the_file_and_keeps_the_previous_run(
 
   def full(fd, data):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-  monkeypatch.setattr(wd_lib, '_os_write', full)
+  monkeypatch.setattr(wd_lib.files, '_os_write', full)
   _, err = _latent(capsys, 'encode', '--workdir', vae, '--out', out, code=2)
   assert err == (f'error: {out}/codes.npz could not be written (No space left on device); the '
                  "folder's previous run is intact")

@@ -120,13 +120,15 @@ def _idx(cfg):
 
   pub = found.published
   pos = np.arange(n_train + n_test)
+  used = min(n_train, cfg.num_examples) if cfg.num_examples else n_train
+  split_note = 'the published train/test split' if pub else "the files' train/t10k split"
+  if used < n_train:
+    split_note = f'the first {used} of the {n_train} training images of {split_note}'
   return Raw(n_train + n_test, read, f'{found.folder} ({pub.title})' if pub else found.folder,
              labels=np.concatenate([train.labels, test.labels]).astype(np.int32),
-             class_names=found.class_names, split=(pos[:n_train], pos[n_train:]),
+             class_names=found.class_names, split=(pos[:used], pos[n_train:]),
              int_max=255, storage={'layout': 'NHW', 'dtype': 'uint8', 'int_max': 255},
-             published=pub.name if pub else '',
-             split_note='the published train/test split' if pub else
-             "the files' train/t10k split")
+             published=pub.name if pub else '', split_note=split_note)
 
 
 def _tfds(cfg):

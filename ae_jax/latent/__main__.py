@@ -54,7 +54,11 @@ def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
                  metavar='WORKDIR[:MEMBER]', help='another model (":MEMBER" alone: another '
                  'member of --workdir); repeatable')
   p.add_argument('--epochs', default=None, help='reconstruct: saved epochs, e.g. 10,50,100')
-  p.add_argument('--temperature', type=float, default=1.0)
+  p.add_argument('--temperature', type=float, default=None, help='sample: the prior\'s '
+                 'temperature (N(0, T² I), a fitted density\'s, an autoregressive prior\'s); '
+                 'default 1, or a trained prior\'s own')
+  p.add_argument('--prior', default=None, metavar='NAME', help='sample: a prior trained on '
+                 'the workdir\'s codes (python -m ae_jax.prior; <workdir>/priors/NAME/)')
   p.add_argument('--density', default='gaussian', choices=('gaussian', 'gmm', 'categorical'),
                  help='fit: a full-covariance Gaussian, a Gaussian mixture (RAE\'s ex-post '
                       'density), or (VQ-VAE) a categorical per code position')
@@ -98,7 +102,7 @@ def _check_flags(args) -> None:
   if args.per_class < 0:
     raise ConfigError(f'--per-class {args.per_class}: expected 0 (use --ids) or more')
   for flag, value in (('--temperature', args.temperature), ('--span', args.span)):
-    if not math.isfinite(value) or value < 0:
+    if value is not None and (not math.isfinite(value) or value < 0):
       raise ConfigError(f'{flag} {value}: expected a finite number >= 0')
   if args.sigma != 'schedule':
     try:
@@ -146,6 +150,9 @@ def _run(args, overrides, out) -> dict:
     return fitted.fit(main, out, args.density, args.components, args.seed)
   if args.tool == 'sample':
     density = None
+    if args.prior is not None:
+      return fitted.sample(main, args.num or 16, args.seed, args.temperature, out,
+                           prior=args.prior)
     if not kinds.get(main.model.kind).posterior:  # no N(0, I) prior: a fitted density
       path = args.fitted or Workdir(args.workdir).outputs('fit').file(fitted.DENSITY)
       density = fitted.read_density(path, given=args.fitted is not None)

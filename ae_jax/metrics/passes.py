@@ -16,6 +16,7 @@ from ae_jax import progress
 from ae_jax.data import dsprites
 from ae_jax.errors import ConfigError
 from ae_jax.metrics import core, disentanglement, likelihood, lpips, pca, sample_quality as sq
+from ae_jax.priors import fitted
 
 
 def _psnr_ssim(a, b) -> tuple[float, float]:
@@ -107,6 +108,55 @@ def sample_quality(ctx) -> dict:
     out['precision'].append(s['precision'])
     out['recall'].append(s['recall'])
   return out
+
+
+# the generation signal while training: a fixed, small prior fitted to the current codes
+GEN_FIT, GEN_SAMPLES, GEN_COMPONENTS = 2000, 500, 10
+
+
+def _feature_space(ctx):
+  """(dataset, source) of the dataset's classifier, or None for LPIPS-VGG features."""
+  try:
+    name, source = sq.classifier_dataset(ctx.info, ctx.config.data)
+  except ConfigError:
+    name = None
+  if name in sq.SHAPES:
+    return name, source
+  if min(ctx.image_shape[:2]) < 16 or not lpips.available():
+    raise ConfigError("metric 'gen_fd' scores samples in a dataset classifier's feature space "
+                      f'(one of {sorted(sq.SHAPES)}) or, for other data, LPIPS-VGG\'s, which '
+                      "needs the lpips extra and images of at least 16 px")
+  return None
+
+
+def generation_signal(ctx) -> dict:
+  """gen_fd: the Frechet distance between GEN_SAMPLES test images and as many samples of a
+  small prior fitted to the member's current codes of GEN_FIT training images (a
+  GEN_COMPONENTS-component Gaussian mixture over continuous codes, a per-position
+  categorical over a quantized model's code indices), in the dataset classifier's feature
+  space (else LPIPS-VGG's); deterministic, seeded by train.seed."""
+  space = _feature_space(ctx)
+  real = ctx.images[:GEN_SAMPLES]
+  train = ctx.train_images[:GEN_FIT]
+  ev = None if space is not None else lpips.Evaluator('vgg')
+  real_feats = None if ev is None else ev.features(real)
+  out = []
+  for k, m in enumerate(ctx.members):
+    seed = ctx.config.train.seed + k
+    codes, _ = m.encode(train)
+    if m.kind_info.quantized:  # a VQ-VAE, FSQ: indices, decoded as their codebook entries
+      idx = m.code_indices(codes)
+      params = fitted.fit_categorical(idx, fitted.CategoricalSettings(num_codes=m.num_codes))
+      z = m.index_latents(fitted.sample_categorical(params, len(real), seed))
+    else:
+      params = fitted.fit_gmm(codes, fitted.GMMSettings(components=GEN_COMPONENTS), seed)
+      z = fitted.sample_continuous(params, len(real), seed)
+    fake = np.clip(m.decode(z), 0.0, 1.0)
+    if space is not None:
+      out.append(sq.score(space[0], real, fake, source=space[1])['fd'])
+    else:
+      out.append(sq.frechet_distance(real_feats, ev.features(fake)))
+  return {'gen_fd': out}
 
 
 def fd_lpips(ctx) -> dict:

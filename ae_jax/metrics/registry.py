@@ -197,6 +197,12 @@ METRICS: tuple[Metric, ...] = (
            doc='Frechet distance between the test images and their reconstructions in '
                'LPIPS-VGG feature space (a distribution-level blur score; not FID: no '
                'Inception network)', reference='0 for reconstructions equal to the images'),
+    Metric('gen_fd', 'FD (GMM on codes)', 'lower', '.4g', 'pass', default=False, console=True,
+           run=passes.generation_signal,
+           doc='a generation signal at every evaluation: Frechet distance between 500 test '
+               'images and 500 samples of a 10-component Gaussian mixture (a VQ-VAE: a '
+               'per-position categorical) fitted to the codes of 2,000 training images, in '
+               'the dataset classifier\'s feature space (else LPIPS-VGG\'s)'),
     Metric('mig', 'MIG', 'higher', '.3f', 'pass', when='final', default=False,
            needs=('factors',), run=passes.mig,
            doc='mutual information gap on dSprites (disentanglement_lib: 20 bins, 10,000 points)',

@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.errors import ConfigError
-from ae_jax.models import kinds, ldm
+from ae_jax.models import kinds, ldm, pythae_nets
 from ae_jax.models.base import AutoEncoder, ModelOutput
 from ae_jax.models.canonical import use_canonical
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
 from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
-from ae_jax.models.ldm import LDM_PRESETS, LDMPreset
+from ae_jax.models.ldm import LDMPreset, LDM_PRESETS
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
 from ae_jax.models.resnet import ResDecoder, ResEncoder
 
@@ -42,6 +42,8 @@ PRESETS = {
                          'channels'),
     # the latent-diffusion KL autoencoders (models/ldm.py; weights from diffusers/CompVis)
     **{name: ('vae', p.z_channels, p.description) for name, p in LDM_PRESETS.items()},
+    # pythae's default MLP and MNIST conv net (models/pythae_nets.py); any model.kind
+    **pythae_nets.PYTHAE_PRESETS,
 }
 FIXED_CODE = ('conv_ae_small', 'conv_ae_bn_mish')  # latent size fixed by the architecture
 DEFAULT_LATENT_DIM = 16  # custom models with model.latent_dim=0
@@ -245,7 +247,11 @@ def build_model(cfg, image_shape) -> AutoEncoder:
                       learned_logvar=bool(cfg.learned_logvar))
   kind = kinds.get(cfg.kind)
   if kind.quantizer is not None:
-    model = model.clone(quantizer=kind.quantizer(cfg))
+    quantizer = kind.quantizer(cfg)
+    if kind.learned_codebook and cfg.preset in pythae_nets.PYTHAE_PRESETS:
+      # pythae's codebook start, too
+      quantizer = quantizer.clone(codebook_init=pythae_nets.codebook_init(int(cfg.vq.codes)))
+    model = model.clone(quantizer=quantizer)
   return model
 
 
@@ -256,6 +262,9 @@ def _build_model(cfg, image_shape) -> AutoEncoder:
       raise ConfigError(f'model.preset={cfg.preset!r} is unknown; expected one of '
                         f"{sorted(PRESETS)} or '' for a custom model")
     kind = PRESETS[cfg.preset][0]
+    if cfg.preset in pythae_nets.PYTHAE_PRESETS:
+      enc, dec = pythae_nets.build(cfg.preset, cfg, image_shape, resolve_latent_dim(cfg))
+      return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='sigmoid')
     if cfg.preset in LDM_PRESETS:
       kinds.get(cfg.kind)  # any kind: one ConfigError line for another name
       enc, dec = _ldm(cfg, image_shape, LDM_PRESETS[cfg.preset])

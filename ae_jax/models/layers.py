@@ -239,6 +239,7 @@ class ConvTranspose(nn.Module):
   output_padding: int = 0
   impl: str = 'phases'  # 'phases' | 'subpixel' (one conv, gathered kernel) | 'dilated' (reference)
   kernel_init: Callable | None = None
+  bias_init: Callable | None = None  # default zeros
   conv_impl: str = 'xla'  # 'xla' | 'canonical' (see models/canonical.py)
 
   @nn.compact
@@ -246,7 +247,7 @@ class ConvTranspose(nn.Module):
     k = self.kernel_size
     init = self.kernel_init or nn.initializers.lecun_normal()
     kernel = self.param('kernel', init, (k, k, x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    bias = self.param('bias', self.bias_init or nn.initializers.zeros, (self.features,))
     impl = transpose_form(self.impl, self.features, self.stride)
     fn = {'phases': conv_transpose_phases, 'subpixel': conv_transpose_subpixel,
           'dilated': conv_transpose_dilated}[impl]

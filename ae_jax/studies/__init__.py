@@ -23,25 +23,26 @@ import dataclasses
 import importlib
 import os
 
-from ae_jax import config_lib, sweep
+from ae_jax import config_lib, sweep, train
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.inference import load
 from ae_jax.latent.tools import Source
 from ae_jax.metrics import registry
 from ae_jax.models import resolve_latent_dim, PRESETS
 from ae_jax.report import swept_axes
-from ae_jax.train import train_and_evaluate
 from ae_jax.workdir import config_to_dict, Workdir
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
-           'high_frequency', 'sharp_reconstructions', 'model_families', 'tokenizers')
+           'high_frequency', 'sharp_reconstructions', 'model_families', 'generation',
+           'tokenizers')
 STUDY_FILE = 'study.json'
 BUDGETS = ('full', 'quick', 'smoke')
 # What the full and quick budgets may set: how much data and training, never what is trained.
 BUDGET_KEYS = ('data.num_examples', 'train.num_epochs', 'train.eval_every',
                'checkpoint.every_epochs', 'checkpoint.keep_epochs', 'sweep.eval_epochs',
-               'eval.max_images', 'eval.num_samples', 'eval.factor_vae_votes')
+               'eval.max_images', 'eval.num_samples', 'eval.factor_vae_votes',
+               'prior.num_epochs', 'prior.num_samples')
 # The keys an `Experiment` decides; a model's shared settings may not set them.
 EXPERIMENT_KEYS = ('data.name', 'data.image_size', 'data.channels', 'model.preset',
                    'model.arch', 'model.kind', 'model.latent_dim', 'sweep.latent_dim')
@@ -209,7 +210,7 @@ class Study:
   def train(self, key: str, config) -> dict:
     """Train (or resume) model `key`; -> its summary."""
     print(f'== {self.name}: model {key}', flush=True)
-    return train_and_evaluate(config, self.model_dir(key))
+    return train.train_and_evaluate(config, self.model_dir(key))
 
   def source(self, key: str, member=0, epoch=None):
     """Model `key` (a member, at a saved epoch) with its dataset, for the latent tools."""

@@ -13,8 +13,8 @@ import shutil
 import jax
 
 from ae_jax.errors import WorkdirError
-from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, write_bytes,
-                                  write_json, write_lines, write_text_file)
+from ae_jax.workdir.files import (append_text, config_to_dict, figure_bytes, npz_bytes,
+                                  write_bytes, write_json, write_lines, write_text_file)
 from ae_jax.workdir.lock import HAS_FLOCK, take_lock
 from ae_jax.workdir.outputs import Outputs
 from ae_jax.workdir.records import (FIX, _SCAFFOLD, _START, CHECKPOINTS, BEST, CONFIG, FIGURES,
@@ -288,6 +288,11 @@ class Workdir:
   def write_text(self, name: str, text: str) -> None:
     if self.writer:
       write_text_file(self.file(name), text)
+
+  def write_arrays(self, name: str, **arrays) -> None:
+    """An .npz of named arrays (atomically)."""
+    if self.writer:
+      write_bytes(self.file(name), npz_bytes(**arrays))
 
   def rename(self, src: str, dst: str) -> None:
     """Rename a file or folder of the workdir (the writer process only)."""

@@ -7,7 +7,7 @@ kinds, both a plain dict of NumPy arrays (`np.savez(f, **params)` and
 `dict(np.load(f, allow_pickle=False))` round-trip it; no pickle, no sklearn object):
 
 - 'gaussian': one full-covariance Gaussian, `mean` [D] and its Cholesky factor
-  `scale_tril` [D, D], from `ops.fit_gaussian` (the sample covariance with a small ridge).
+  `scale_tril` [D, D], from `fit_gaussian` (the sample covariance with a small ridge).
 - 'gmm': scikit-learn's GaussianMixture (EM from a k-means start) with `num_components`
   components, `covariance_type` ('full', 'tied', 'diag', 'spherical') and `seed` as its
   random_state. Ghosh et al. use 10 full-covariance components, the defaults here. The
@@ -23,9 +23,19 @@ Gaussian sampler does.
 """
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
-from ae_jax.latent.ops import fit_gaussian
+def fit_gaussian(codes):
+  """A full-covariance Gaussian fitted to codes [N, *latent]: (mean [D], scale_tril [D, D])
+  over the flattened code (a small ridge keeps the Cholesky factor defined)."""
+  x = jnp.reshape(codes, (codes.shape[0], -1)).astype(jnp.float32)
+  mean = x.mean(0)
+  centred = x - mean
+  cov = centred.T @ centred / max(x.shape[0] - 1, 1)
+  ridge = 1e-5 * (jnp.trace(cov) / cov.shape[0] + 1e-8)
+  return mean, jnp.linalg.cholesky(cov + ridge * jnp.eye(cov.shape[0]))
+
 
 KINDS = ('gaussian', 'gmm')
 COVARIANCE_TYPES = ('full', 'tied', 'diag', 'spherical')
