@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 
-from ae_jax import objectives, sweep
+from ae_jax import objectives, schema, sweep
 from ae_jax.data import pixels
 from ae_jax.errors import ConfigError
 from ae_jax.metrics import registry
 from ae_jax.metrics.lpips import MIN_SIZE
 from ae_jax.metrics.sample_quality import PR_NEIGHBOURS
-from ae_jax.models import FIXED_CODE, resolve_latent_dim
+from ae_jax.models import FIXED_CODE, fsq, kinds, resolve_latent_dim
 from ae_jax.models.ldm import LDM_PRESETS
 from ae_jax.schema import get
 
@@ -46,6 +46,16 @@ def _rule_wandb(config):
     raise ConfigError("config.log.wandb=True needs Weights & Biases: pip install 'ae_jax[wandb]'")
 
 
+def _rule_fsq(config):
+  f = config.model.fsq
+  named = fsq.RECOMMENDED_LEVELS.get(f.codebook)
+  default = schema.by_name()['model.fsq.levels'].default
+  if named and tuple(f.levels) not in (tuple(default), named):
+    raise ConfigError(f'config.model.fsq.codebook={f.codebook!r} names the levels {named}, but '
+                      f'config.model.fsq.levels={tuple(f.levels)}: set one of them')
+  kinds.fsq_levels(config.model)  # the product fits int32 indices
+
+
 def _rule_latent(config):
   resolve_latent_dim(config.model)  # the preset-specific latent checks
   if sweep.swept_latent(config) and config.model.preset in FIXED_CODE:
@@ -76,7 +86,12 @@ def _rule_objective(config):
   if kind not in objective.kinds:
     raise ConfigError(f'config.loss.objective={objective.name!r} trains models of kind '
                       f'{" or ".join(objective.kinds)}, not model.kind={kind!r}')
-  if sweep.swept_latent(config) and (kind == 'vqvae' or config.model.arch == 'ldm'
+  if sweep.swept_latent(config) and kinds.get(kind).code_width is not None:
+    raise ConfigError(f'config.sweep.latent_dim: model.kind={kind!r} fixes its latent size '
+                      f'({kinds.get(kind).code_width(config.model)} channels, one per entry of '
+                      'model.fsq.levels); sweep model.fsq.levels as separate runs')
+  if sweep.swept_latent(config) and (kinds.get(kind).learned_codebook
+                                     or config.model.arch == 'ldm'
                                      or config.model.preset in LDM_PRESETS):
     raise ConfigError('config.sweep.latent_dim: a VQ-VAE\'s or a latent-diffusion '
                       'autoencoder\'s latent size cannot be swept by masking (its code '
@@ -159,6 +174,6 @@ def _rule_background(config):
   pixels.parse_background(config.data.background)  # a colour, before any image is read
 
 
-RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_latent, _rule_metrics,
+RULES = (_rule_bce, _rule_mesh, _rule_lpips, _rule_wandb, _rule_fsq, _rule_latent, _rule_metrics,
          _rule_sweep, _rule_background, _rule_objective, _rule_pairs, _rule_critic,
          _rule_unread_axes, _rule_sample_counts)

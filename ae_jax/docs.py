@@ -113,7 +113,8 @@ def _metrics(folder: str, arg: str = '') -> str:
     if m.kind == 'step' and m.batch:
       runs = 'training step + compiled eval'
     scope = ', '.join([*(m.kinds or (('vae',) if m.vae_only else ())),
-                       *(f'objective {o}' for o in m.objectives)]) or 'all'
+                       *(f'objective {o}' for o in m.objectives),
+                       *(('spatial codes',) if m.spatial else ())]) or 'all'
     needs = f' (needs `ae_jax[{m.extra}]`)' if m.extra else ''
     size = f'; images >= {m.min_size} px' if m.min_size else ''
     lines.append(f'| `{m.name}` | {_cell(m.label)} | {m.better or "–"} | {runs} | '

@@ -233,7 +233,8 @@ def evaluate_workdir(workdir: str, metrics=None, config=None, epoch: int | None 
   names = tuple(metrics) if metrics else tuple(spec.config.eval.metrics)
   wanted = registry.resolve(names, spec.model.kind, image_shape=spec.image_shape,
                             objective=spec.config.loss.objective,
-                            photographs=data.photographic(spec.config.data, spec.image_shape))
+                            photographs=data.photographic(spec.config.data, spec.image_shape),
+                            latent_shape=spec.latent_shape)
   dataset = data.load(spec.config.data)
   runtime = Runtime(spec)
   ev = Evaluator.of_dataset(runtime, dataset, wanted)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ae_jax import checkpoint, config_lib, data, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
+from ae_jax.models import fsq, kinds
 from ae_jax.progress import Progress
 from ae_jax.spec import RunSpec
 from ae_jax.workdir import STATS, Workdir
@@ -55,6 +56,7 @@ class Trained:
     self.config = spec.config
     self.model = spec.model
     self.kind = spec.model.kind
+    self.kind_info = kinds.get(self.kind)  # what its code is (posterior, quantised, ...)
     self.member = spec.members[member]
     self.member_index = member
     self.epoch = epoch
@@ -140,7 +142,7 @@ class Trained:
   def encode(self, images):
     """-> (mean, logvar) as NumPy [N, *latent]; logvar is None for an AE."""
     x = self._images(images, 'encode()')
-    if self.kind != 'vae':  # an AE's or a VQ-VAE's code: no log-variance
+    if not self.kind_info.posterior:  # an AE's or a quantised code: no log-variance
       mean = self._batched(lambda b: np.asarray(self._encode(self.variables, b)[0]), x,
                            'encoding')
       return mean, None
@@ -169,36 +171,61 @@ class Trained:
     mean, _ = self.encode(x)
     return self.decode(mean)
 
-  # ---- a VQ-VAE's codebook ------------------------------------------------------------
+  # ---- a quantised code's codebook ----------------------------------------------------
+
+  def _require_codebook(self):
+    if not self.kind_info.quantized:
+      raise ConfigError(f'{self.describe()} is a {self.kind_info.label}: it has no codebook')
 
   def codebook(self) -> np.ndarray:
-    """A VQ-VAE's codebook [K, D] (its EMA statistics' or its parameters')."""
-    if self.kind != 'vqvae':
-      raise ConfigError(f'{self.describe()} is a {self.kind.upper()}: it has no codebook')
+    """The codebook [K, D]: a VQ-VAE's (its EMA statistics' or its parameters'), or FSQ's
+    implicit one (every code of its grids, in index order)."""
+    self._require_codebook()
+    if self.kind_info.codebook == 'implicit':
+      return np.asarray(fsq.implicit_codebook(self.model.quantizer.levels))
     stats = self.model_state.get('vq_stats', {}).get('quantizer')
     table = stats['codebook'] if stats is not None else self.params['quantizer']['codebook']
     return np.asarray(table)
 
   @property
   def num_codes(self) -> int:
+    self._require_codebook()
+    if self.kind_info.codebook == 'implicit':
+      return fsq.codebook_size(self.model.quantizer.levels)
     return int(self.codebook().shape[0])
 
   def code_indices(self, z) -> np.ndarray:
-    """The nearest code's index at each position of codes z [N, *latent] -> [N, *positions]."""
+    """The codebook index each position of codes z [N, *latent] quantises to ->
+    [N, *positions]: the nearest code (VQ), or the code FSQ rounds it to."""
+    self._require_codebook()
+    if self.kind_info.codebook == 'implicit':
+      levels = self.model.quantizer.levels
+      codes = fsq.quantize(np.asarray(z, np.float32), levels)
+      return np.asarray(fsq.codes_to_indices(codes, levels))
     table = self.codebook()
     flat = np.asarray(z, np.float32).reshape(-1, table.shape[1])
     dist = (np.sum(flat ** 2, 1, keepdims=True) - 2.0 * flat @ table.T
             + np.sum(table ** 2, 1)[None])
     return np.argmin(dist, -1).reshape(np.shape(z)[:-1])
 
+  def index_latents(self, indices) -> np.ndarray:
+    """Codes z [N, *positions, D] that decode() turns into the codebook entries `indices`
+    [N, *positions]: the entries themselves (VQ), or for FSQ latents that quantize exactly
+    to them (decode quantises its input, and quantising an FSQ code can move it)."""
+    self._require_codebook()
+    if self.kind_info.codebook == 'implicit':
+      levels = self.model.quantizer.levels
+      return np.asarray(fsq.preimage(fsq.indices_to_codes(indices, levels), levels))
+    return self.codebook()[np.asarray(indices)]
+
   def sample_prior(self, num: int, seed: int = 0, temperature: float = 1.0):
-    """Decode z ~ N(0, temperature^2 I) (meaningful for a VAE; an AE's or a VQ-VAE's codes
-    have no such prior: `python -m ae_jax.latent fit` then `sample` draw from one fitted to
-    their training codes)."""
-    if self.kind == 'vqvae':
-      raise ConfigError(f'{self.describe()} is a VQ-VAE: it needs a prior over its codes; '
-                        'fit one (python -m ae_jax.latent fit --density categorical) and '
-                        'sample from it (latent sample)')
+    """Decode z ~ N(0, temperature^2 I) (meaningful for a VAE; an AE's or a quantised
+    model's codes have no such prior: `python -m ae_jax.latent fit` then `sample` draw from
+    one fitted to their training codes)."""
+    if self.kind_info.quantized:
+      raise ConfigError(f'{self.describe()} is a {self.kind_info.label}: it needs a prior over '
+                        'its codes; fit one (python -m ae_jax.latent fit --density '
+                        'categorical) and sample from it (latent sample)')
     for name, value, ok, what in (
         ('num', num, _whole(num) and num >= 1, 'a whole number >= 1'),
         ('seed', seed, _whole(seed), 'a whole number'),
@@ -231,7 +258,7 @@ class Trained:
                          f'{list(opened.spec.members)}, not {self.name!r}')
     codes = opened.sample(opened.spec.members.index(self.name), num, seed, temperature)
     if opened.spec.discrete:
-      codes = self.codebook()[codes]  # indices [num, *positions] -> codes
+      codes = self.index_latents(codes)  # indices [num, *positions] -> codes
     return self.decode(codes)
 
   @functools.cached_property

@@ -13,6 +13,7 @@ CHECKS = {
     'unit': (lambda v: 0 <= v < 1, 'must be in [0, 1)'),
     'open_unit': (lambda v: 0 < v < 1, 'must be in (0, 1)'),
     'at_least_1': (lambda v: v >= 1, 'must be >= 1'),
+    'at_least_2': (lambda v: v >= 2, 'must be >= 2'),
 }
 ROLES = ('model', 'free')
 

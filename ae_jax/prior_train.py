@@ -40,7 +40,7 @@ def prior_name(config) -> str:
 def _discrete(kind: registry.PriorKind, loaded: Loaded) -> bool:
   """Whether the model's codes are discrete; a kind that does not model them is one line."""
   model = loaded.member(0)
-  discrete = model.kind == 'vqvae'
+  discrete = model.kind_info.quantized
   latent = 'discrete' if discrete else 'continuous'
   if latent not in kind.latent_kinds:
     other = [k.name for k in registry.PRIORS.values() if latent in k.latent_kinds]

@@ -7,6 +7,7 @@ import numpy as np
 from ae_jax import codes, figures, mesh as mesh_lib, progress
 from ae_jax.inference import Trained
 from ae_jax.metrics import registry
+from ae_jax.models import kinds
 from ae_jax.training import Training
 from ae_jax.workdir import STATS, Workdir
 
@@ -65,7 +66,7 @@ def draw_figures(training: Training, wd: Workdir, rows, last_eval, recon):
   wd.save_figure(figures.loss_curves(rows, 'loss', cfg.figures.log_scale,
                                      'training loss (train: epoch mean; eval: test split)'),
                  'loss.png')
-  if cfg.model.kind == 'vae':
+  if kinds.get(cfg.model.kind).posterior:
     wd.save_figure(figures.loss_curves(rows, 'neg_elbo', cfg.figures.log_scale,
                                        'negative ELBO (nats per image)'), 'neg_elbo.png')
     if last_eval and 'kl_per_dim' in last_eval[0]:

@@ -26,7 +26,7 @@ from ae_jax import objectives
 from ae_jax.priors import registry as prior_registry
 from ae_jax.data import SOURCES
 from ae_jax.keys import CHECKS, KINDS, ROLES, Key  # noqa: F401 - the declaration's home
-from ae_jax.models import layers, PRESETS
+from ae_jax.models import fsq, kinds, layers, PRESETS
 from ae_jax.models.layers import ACTIVATIONS
 
 
@@ -57,8 +57,10 @@ CORE: tuple[Key, ...] = (
     # ---- model ----------------------------------------------------------------------
     Key('model.preset', '', 'str', 'a report architecture by name (docs/models.md), or \'\' '
         'for the custom model below', choices=_presets, sweep='outer'),
-    Key('model.kind', 'vae', 'str', 'ae | vae | vqvae (a quantised code, model.vq); must match '
-        'the preset\'s kind (the ldm and pythae presets take any)', choices=('ae', 'vae', 'vqvae')),
+    Key('model.kind', 'vae', 'str', 'ae | vae | vqvae (a code quantised by a learned codebook, '
+        'model.vq) | fsq (finite scalar quantisation, model.fsq); must match the preset\'s '
+        'kind (the ldm presets take any; the pythae ones ae, vae or vqvae)',
+        choices=kinds.NAMES),
     Key('model.arch', 'mlp', 'str', 'custom models: mlp | conv | resnet | ldm (the '
         'latent-diffusion autoencoder, model.ldm)', choices=('mlp', 'conv', 'resnet', 'ldm')),
     Key('model.latent_dim', 0, 'int', 'latent size (flat: units; spatial: channels); 0 = the '
@@ -128,6 +130,13 @@ CORE: tuple[Key, ...] = (
         check='unit'),
     Key('model.vq.restart_threshold', 1.0, 'float', 'vqvae ema: a code used less than this '
         'often per step (EMA) restarts at an encoder output; 0 = never', check='non_negative'),
+    Key('model.fsq.levels', (8, 5, 5, 5), 'ints', 'fsq: values per code channel (Mentzer et '
+        'al. 2024); prod(levels) codes, len(levels) latent channels (model.latent_dim 0 or '
+        'len(levels))', check='at_least_2', non_empty=True),
+    Key('model.fsq.codebook', '', 'str', 'fsq: a codebook size by the paper\'s recommended '
+        'levels (2^8 (8,6,5), 2^10 (8,5,5,5), 2^12 (7,5,5,5,5), 2^14 (8,8,8,6,5), 2^16 '
+        '(8,8,8,5,5,5)), used instead of model.fsq.levels; \'\' = model.fsq.levels',
+        choices=('',) + tuple(fsq.RECOMMENDED_LEVELS)),
     Key('model.disc.layers', 3, 'int', 'loss.gan_weight > 0: the PatchGAN discriminator\'s '
         'stride-2 layers (receptive field 70 px at 3)', check='positive'),
     Key('model.disc.channels', 64, 'int', 'PatchGAN: first layer\'s width (doubling, up to 8x)',

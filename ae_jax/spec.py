@@ -86,7 +86,8 @@ class RunSpec:
     metrics = registry.resolve(tuple(config.eval.metrics), model.kind,
                                image_shape=record.image_shape,
                                objective=config.loss.objective,
-                               photographs=data.photographic(config.data, record.image_shape))
+                               photographs=data.photographic(config.data, record.image_shape),
+                               latent_shape=tuple(shape))
     return cls(config=config, record=record, model=model, members=members, hparams=hparams,
                seeds=np.asarray([m['seed'] for m in members], np.int32), step=step,
                metrics=metrics)

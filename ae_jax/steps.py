@@ -26,7 +26,7 @@ import numpy as np
 from ae_jax import adversarial, critic as critic_lib, losses, objectives, optim
 from ae_jax.losses import LossSpec
 from ae_jax.metrics import core as metric_core, registry
-from ae_jax.models import AutoEncoder, latent_shape, mask_latent_updates
+from ae_jax.models import AutoEncoder, kinds, latent_shape, mask_latent_updates
 from ae_jax.objectives import ObjectiveSpec
 
 
@@ -139,7 +139,7 @@ def _forward(spec: StepSpec, state: TrainState, params, images, inputs: StepInpu
   mutable = ['batch_stats', *state.model_state] if train else False
   latent_mask = inputs.hp.get('latent_mask')
   rngs = {'reparam': keys['reparam']}
-  if spec.model.kind == 'vqvae' and train:
+  if kinds.get(spec.model.kind).learned_codebook and train:  # dead-code restarts
     rngs['vq_restart'] = keys['vq_restart']
   apply = functools.partial(apply_model, spec, params, state.batch_stats,
                             model_state=state.model_state)
@@ -160,7 +160,7 @@ def _forward(spec: StepSpec, state: TrainState, params, images, inputs: StepInpu
       decode=decode, latent_mask=latent_mask, networks=inputs.networks, critic=critic,
       params=params)
   t = objectives.get(spec.objective.name).terms(inp)
-  if spec.model.kind == 'vae':
+  if kinds.get(spec.model.kind).posterior:
     t['neg_elbo'] = jax.lax.stop_gradient(metric_core.neg_elbo_terms(out, images, spec.loss))
   return t, out, new_vars
 
@@ -304,9 +304,9 @@ def eval_member(spec: StepSpec, metric_names: tuple, constrain: Callable, state:
     keys = _keys(jax.random.fold_in(key, i))
     terms, out, _ = _forward(spec, state, state.params, batch, inputs, beta_eff, keys, False)
     det = out
-    if spec.model.kind == 'vae':
+    if kinds.get(spec.model.kind).posterior:
       det = apply(batch, train=False, sample=False, latent_mask=mask)
-    ctx = metric_core.BatchContext(batch, out, det, terms, spec.loss)
+    ctx = metric_core.BatchContext(batch, out, det, terms, spec.loss, mask)
     values = {}
     for fn in fns:
       values.update(fn(ctx))

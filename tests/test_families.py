@@ -2,6 +2,8 @@
 exactly as on its own, resumes bit for bit, loads, and runs the latent tools that apply
 (refusing the others in one line). The families' math is tested against its defining
 properties in test_families_math.py and test_adversarial.py; IWAE's objective here."""
+import json
+import math
 import os
 
 import chex
@@ -11,9 +13,11 @@ import numpy as np
 import pytest
 
 from ae_jax import checkpoint
+from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.latent import fitted, tools
 from ae_jax.latent.__main__ import main as latent_main
+from ae_jax.models import fsq
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
 from ae_jax.workdir import Outputs
@@ -24,6 +28,17 @@ FAMILIES = {
     'vqvae': dict(model__kind='vqvae', model__vq__codes=16,
                   eval__metrics=('loss', 'recon', 'psnr', 'perplexity', 'code_usage',
                                  'commitment', 'codebook')),
+    # FSQ's code width is len(levels): 4 channels, as BASE's latent_dim
+    'fsq': dict(model__kind='fsq', model__fsq__levels=(8, 5, 5, 5),
+                eval__metrics=('loss', 'recon', 'psnr', 'perplexity', 'code_usage',
+                               'bits_per_code')),
+    # a spatial FSQ code: 2x2 positions of 3 channels (the 2^8 levels (8, 6, 5) by name;
+    # latent_dim 0: the width the levels fix)
+    'fsq_conv': dict(model__kind='fsq', model__fsq__codebook='2^8', model__latent_dim=0,
+                     model__arch='conv', model__conv__latent='spatial',
+                     model__conv__channels=(8, 16),
+                     eval__metrics=('loss', 'recon', 'psnr', 'perplexity', 'code_usage',
+                                    'bits_per_code', 'bits_per_pixel', 'latent_per_pixel')),
     'iwae': dict(loss__objective='iwae', loss__iwae_samples=3),
     'tcvae': dict(loss__objective='tcvae', loss__beta=4.0),
     'factorvae': dict(loss__objective='factorvae', loss__critic_hidden=(32, 32)),
@@ -37,7 +52,7 @@ BASE = dict(data__image_size=8, train__batch_size=128, model__latent_dim=4)
 @pytest.fixture(scope='module')
 def family_config(tiny):
   """family_config(name, **overrides): FAMILIES[name] on 8x8 digits."""
-  return lambda name, **overrides: tiny(**BASE, **FAMILIES[name], **overrides)
+  return lambda name, **overrides: tiny(**{**BASE, **FAMILIES[name], **overrides})
 
 
 def _member(tree, k):
@@ -129,14 +144,15 @@ def test_each_family_loads_and_runs_the_latent_tools_that_apply(trained, name, t
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert 'Fit a density to its training codes first: python -m ae_jax.latent fit' in err
-  density = ['--density', 'categorical'] if m.kind == 'vqvae' else ['--density', 'gmm',
-                                                                    '--components', '3']
+  quantized = m.kind in ('vqvae', 'fsq')
+  density = ['--density', 'categorical'] if quantized else ['--density', 'gmm',
+                                                            '--components', '3']
   fit_dir = os.path.join(workdir, 'latent', 'fit')
   latent_main(['fit', '--workdir', workdir, *density])
   latent_main(sample)
   params = fitted.read_density(os.path.join(fit_dir, fitted.DENSITY))
   title = fitted.sample(src, 4, 0, 1.0, out('s3'), params)['title']
-  if m.kind == 'vqvae':
+  if quantized:
     assert params['probs'].shape == (*m.latent_shape[:-1], m.num_codes)
     assert 'categorical distribution of code indices' in title and 'needs such a prior' in title
   else:
@@ -152,11 +168,54 @@ def test_a_vq_vaes_decoder_sees_codebook_vectors_and_its_metrics_are_logged(trai
   idx = m.code_indices(mean)
   # decoding a code or its nearest codebook vector is the same image: decode quantises
   np.testing.assert_allclose(m.decode(mean), m.decode(m.codebook()[idx]), atol=1e-6)
-  import json
+  np.testing.assert_allclose(m.index_latents(idx), m.codebook()[idx])  # its entries
   summary = json.load(open(os.path.join(trained['vqvae'][0], 'summary.json')))
   ev = summary['members'][0]['eval']
   assert 1.0 <= ev['perplexity'] <= 16.0 and 0.0 < ev['code_usage'] <= 1.0
   assert {'commitment', 'codebook'} <= set(ev)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['fsq', 'fsq_conv'])
+def test_an_fsq_models_decoder_sees_codes_on_its_grids_and_its_metrics_are_fsqs(trained,
+                                                                                name):
+  """What the decoder of a trained FSQ autoencoder sees is on the per-channel grids (the
+  paper's definition), decoding a code or the codebook entry it rounds to is one image,
+  and the logged usage and perplexity are fsq.usage / fsq.perplexity of the test codes."""
+  workdir = trained[name][0]
+  m = load(workdir)
+  levels = m.model.quantizer.levels
+  assert levels == ((8, 5, 5, 5) if name == 'fsq' else (8, 6, 5))
+  assert m.latent_shape[-1] == len(levels) and m.num_codes == math.prod(levels)
+  images, _, _ = tools.Source(m, workdir).split('test')
+  mean, logvar = m.encode(images)
+  assert logvar is None
+  q = m.model.apply(m.variables, mean, method=m.model.quantize).quantized  # [N, ..., D]
+  steps = np.asarray(q) * np.asarray([n // 2 for n in levels])
+  np.testing.assert_allclose(steps, np.round(steps), atol=1e-5)
+  for d, n in enumerate(levels):
+    assert steps[..., d].min() >= -(n // 2) - 1e-5 and steps[..., d].max() <= (n - 1) // 2 + 1e-5
+  # decode quantises: the code itself, its grid point without quantising again, and the
+  # codebook entry of its index (through fsq.preimage) decode to the same images
+  recon = m.decode(mean)
+  on_grid = np.asarray(m.model.apply(m.variables, q, quantize=False, method=m.model.decode)[0])
+  np.testing.assert_allclose(recon, on_grid, atol=1e-6)
+  idx = m.code_indices(mean)
+  np.testing.assert_array_equal(idx, np.asarray(fsq.codes_to_indices(q, levels)))
+  np.testing.assert_allclose(m.codebook()[idx], q, atol=1e-6)
+  np.testing.assert_allclose(m.decode(m.index_latents(idx)), recon, atol=1e-6)
+  ev = json.load(open(os.path.join(workdir, 'summary.json')))['members'][0]['eval']
+  k = math.prod(levels)
+  # the compiled evaluation and this float path may round a boundary code apart: 1 code
+  assert abs(ev['code_usage'] - float(fsq.usage(idx, levels))) <= 1.0 / k + 1e-6
+  assert ev['perplexity'] == pytest.approx(float(fsq.perplexity(idx, levels)), rel=1e-2)
+  assert ev['bits_per_code'] == pytest.approx(math.log2(k), rel=1e-6)
+  assert {'commitment', 'codebook'}.isdisjoint(ev)  # no codebook terms: FSQ has none
+  if name == 'fsq_conv':  # 2x2 positions of 3 channels on 8x8x1 digits
+    assert ev['latent_per_pixel'] == pytest.approx(12 / 64)
+    assert ev['bits_per_pixel'] == pytest.approx(4 * math.log2(240) / 64, rel=1e-6)
+  with pytest.raises(ConfigError, match='FSQ autoencoder: it needs a prior over its codes'):
+    m.sample_prior(2)
 
 
 @pytest.mark.slow
@@ -188,7 +247,6 @@ def test_the_k_sample_bound_is_above_the_elbo_on_a_trained_model(trained, family
 
 def test_an_objective_needs_its_model_kind(tiny):
   from ae_jax import config_lib
-  from ae_jax.errors import ConfigError
   with pytest.raises(ConfigError, match=r"loss.objective='wae_mmd' trains models of kind ae, "
                                         r"not model.kind='vae'"):
     config_lib.resolve(tiny(loss__objective='wae_mmd'))

@@ -5,7 +5,8 @@ import pytest
 
 from ae_jax.errors import ConfigError
 from ae_jax.models import FIXED_CODE, PRESETS, build_model, latent_shape
-from ae_jax.models import layers
+from ae_jax.models import fsq, layers
+from ae_jax.models.base import AutoEncoder
 
 
 def dense(i, o):
@@ -169,6 +170,44 @@ def test_custom_models_reconstruct_any_size(shape, kind, overrides, tiny):
   assert out.mean.shape == (2, *latent_shape(model, shape))
   assert (out.logvar is None) == (kind == 'ae')
   assert float(out.recon.min()) >= 0.0 and float(out.recon.max()) <= 1.0
+
+
+# every architecture that takes the VQ codebook, with FSQ in its place (16x16x3 images)
+FSQ_ARCHS = {
+    'mlp': dict(model__arch='mlp'),
+    'conv_flat': dict(model__arch='conv', model__conv__latent='flat'),
+    'conv_spatial': dict(model__arch='conv', model__conv__latent='spatial'),
+    'resnet_spatial': dict(model__arch='resnet', model__resnet__channels=(8, 16),
+                           model__resnet__latent='spatial', model__conv__groups=4),
+    'ldm': dict(model__arch='ldm', model__ldm__ch=8, model__ldm__ch_mult=(1, 2),
+                model__ldm__blocks=1, model__ldm__groups=4),
+    'ldm_preset': dict(model__preset='kl_f4_small'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('arch', list(FSQ_ARCHS))
+def test_fsq_quantises_the_code_of_every_architecture_that_takes_a_codebook(arch, tiny):
+  """The decoder's input z is on FSQ's grids (the paper's definition), its indices are the
+  codes' own, the code is len(levels) wide (2^12: (7, 5, 5, 5, 5)), and FSQ adds no
+  codebook terms."""
+  shape = (16, 16, 3)
+  cfg = tiny(model__kind='fsq', model__fsq__codebook='2^12', model__latent_dim=0,
+             model__conv__channels=(4, 8), **FSQ_ARCHS[arch])
+  model = build_model(cfg.model, shape)
+  assert isinstance(model, AutoEncoder) and model.quantizer.levels == (7, 5, 5, 5, 5)
+  lat = latent_shape(model, shape)
+  assert lat[-1] == 5 and len(lat) == (1 if arch in ('mlp', 'conv_flat') else 3)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape))
+  v = jax.jit(model.init)({'params': jax.random.PRNGKey(0)}, x)
+  out = jax.jit(model.apply)(v, 4.0 * x)  # a wider spread of codes than the init's
+  assert out.recon.shape == x.shape and out.logvar is None and out.mean.shape == (2, *lat)
+  steps = np.asarray(out.z) * np.asarray([3, 2, 2, 2, 2])  # L // 2 per channel
+  np.testing.assert_allclose(steps, np.round(steps), atol=1e-5)
+  assert np.abs(steps).max() <= 3 + 1e-5
+  np.testing.assert_array_equal(out.aux['indices'],
+                                fsq.codes_to_indices(out.z, (7, 5, 5, 5, 5)))
+  assert set(out.aux) == {'counts', 'indices'} and out.aux['counts'].shape == (4375,)
 
 
 @pytest.mark.parametrize('name,shape,numbers', [

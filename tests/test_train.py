@@ -86,7 +86,7 @@ def test_cli_end_to_end_writes_the_workdir_contract(tmp_path, run_cli):
                                       'mean train.learning_rate?)'),
     ('--config.train.batch_size=abc', '--config.train.batch_size=abc: expected an int'),
     ('--config.model.kind=gan',
-     "config.model.kind='gan' is not valid; expected one of ['ae', 'vae', 'vqvae']"),
+     "config.model.kind='gan' is not valid; expected one of ['ae', 'vae', 'vqvae', 'fsq']"),
 ])
 def test_cli_bad_config_is_a_clear_error(tmp_path, flag, message, run_cli):
   r = run_cli('--config', 'configs/vae_mlp.py', '--workdir', str(tmp_path / 'x'), flag)

@@ -30,6 +30,7 @@ from ae_jax.errors import ConfigError
 from ae_jax.inference import load
 from ae_jax.latent import fitted, tools
 from ae_jax.latent.tools import Source
+from ae_jax.models import kinds
 from ae_jax.workdir import Workdir
 
 TOOLS = ('reconstruct', 'fit', 'sample', 'interpolate', 'edit', 'traverse', 'generate',
@@ -154,7 +155,7 @@ def _run(args, overrides, out) -> dict:
     if args.prior is not None:
       return fitted.sample(main, args.num or 16, args.seed, args.temperature, out,
                            prior=args.prior)
-    if main.model.kind != 'vae':
+    if not kinds.get(main.model.kind).posterior:  # no N(0, I) prior: a fitted density
       path = args.fitted or Workdir(args.workdir).outputs('fit').file(fitted.DENSITY)
       density = fitted.read_density(path, given=args.fitted is not None)
     return fitted.sample(main, args.num or 16, args.seed, args.temperature, out, density)

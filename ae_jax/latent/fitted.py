@@ -1,5 +1,6 @@
 """Densities fitted to a model's training codes (`fit`: a Gaussian, a Gaussian mixture, or
-a VQ-VAE's per-position categorical) and sampling from them or from the prior (`sample`)."""
+a quantised model's (VQ-VAE, FSQ) per-position categorical) and sampling from them or from
+the prior (`sample`)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from ae_jax import figures, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.priors import density as density_lib
 from ae_jax.latent.source import GAUSSIAN, Source, codes, one_run
+from ae_jax.models import kinds
 
 DENSITY = 'density.npz'  # the density `fit` fitted to a model's training codes, in latent/fit/
 
@@ -22,14 +24,16 @@ def fit(source: Source, out, density: str = 'gaussian', components: int = 10,
   """Fit a density to the training codes of a model, which `sample` then draws from: a
   full-covariance Gaussian (the default) or a scikit-learn Gaussian mixture of `components`
   components (`density='gmm'`, Ghosh et al.'s ex-post density for RAEs) over the codes
-  (posterior means); for a VQ-VAE, a categorical distribution of the code indices at each
-  position (`density='categorical'`, the only kind that applies: its codes are discrete).
-  Writes density.npz (plain arrays) and, for a Gaussian, gaussian.npz as before."""
+  (posterior means); for a quantised model (VQ-VAE, FSQ), a categorical distribution of the
+  code indices at each position (`density='categorical'`, the only kind that applies: its
+  codes are discrete). Writes density.npz (plain arrays) and, for a Gaussian, gaussian.npz
+  as before."""
   m = source.model
   images, _, _ = source.split('train')
-  if m.kind == 'vqvae':
+  kind = kinds.get(m.kind)
+  if kind.quantized:
     if density not in ('categorical', 'gaussian'):  # gaussian: the flag's default
-      raise ConfigError(f'--density {density}: a VQ-VAE\'s codes are code indices; its '
+      raise ConfigError(f'--density {density}: a {kind.label}\'s codes are code indices; its '
                         'density is a categorical per position (--density categorical)')
     params = _fit_categorical(m, images)
   else:
@@ -49,7 +53,7 @@ def fit(source: Source, out, density: str = 'gaussian', components: int = 10,
 
 
 def _fit_categorical(model, images) -> dict:
-  """A VQ-VAE's code indices' frequencies at each position (add-one smoothed) ->
+  """A quantised model's code indices' frequencies at each position (add-one smoothed) ->
   {'kind': 'categorical', 'probs': [*positions, K]}."""
   mean, _ = model.encode(images)
   idx = model.code_indices(mean)  # [N, *positions]
@@ -116,9 +120,9 @@ def sample(source: Source, num: int, seed: int, temperature: float | None, out, 
   """Samples decoded from a prior over the codes: `prior`, one trained on the workdir's
   codes (python -m ae_jax.prior; temperature None: its own); else a VAE's N(0, T² I), and
   a WAE's unless a density is given (its objective matches the codes to that prior); for
-  another AE, codes from the density `fit` fitted to its training codes; for a VQ-VAE, code
-  indices from the categorical `fit` fitted per position (`density`: that file's
-  contents)."""
+  another AE, codes from the density `fit` fitted to its training codes; for a quantised
+  model (VQ-VAE, FSQ), code indices from the categorical `fit` fitted per position
+  (`density`: that file's contents)."""
   m = source.model
   if prior is not None:
     images = m.sample(num, prior=prior, seed=seed, temperature=temperature)
@@ -128,8 +132,9 @@ def sample(source: Source, num: int, seed: int, temperature: float | None, out, 
     return _figure(m, images, what, seed, out)
   temperature = 1.0 if temperature is None else temperature
   key = jax.random.PRNGKey(seed)
+  kind = kinds.get(m.kind)
   wae = m.kind == 'ae' and m.config.loss.objective == 'wae_mmd'
-  if m.kind == 'vae' or (wae and density is None):
+  if kind.posterior or (wae and density is None):
     z = np.asarray(temperature * jax.random.normal(key, (num, *m.latent_shape)))
     if m.latent_mask is not None:
       z = z * np.asarray(m.latent_mask)
@@ -137,17 +142,17 @@ def sample(source: Source, num: int, seed: int, temperature: float | None, out, 
     if wae:  # its objective matched the codes to N(0, I)
       what += ', the prior a WAE matches its codes to'
   else:
-    what = ('an AE: it has no prior to sample' if m.kind == 'ae'
-            else 'a VQ-VAE: it needs a prior over its codes')
+    what = (f'a {kind.label}: it needs a prior over its codes' if kind.quantized
+            else 'an AE: it has no prior to sample')
     if density is None:
-      kind = ' --density categorical' if m.kind == 'vqvae' else ''
+      flag = ' --density categorical' if kind.quantized else ''
       raise WorkdirError(f'{source.workdir} ({m.describe()}) is {what}. Fit a density to its '
                          'training codes first: python -m ae_jax.latent fit --workdir '
-                         f'{source.workdir}{kind}')
-    units = (int(np.prod(m.latent_shape[:-1])) if m.kind == 'vqvae' else m.num_units)
+                         f'{source.workdir}{flag}')
+    units = int(np.prod(m.latent_shape[:-1])) if kind.quantized else m.num_units
     if _density_units(density) != units:
       raise WorkdirError(f'the fitted density describes {_density_units(density)} code '
-                         f'{"positions" if m.kind == "vqvae" else "units"}; {m.describe()} has '
+                         f'{"positions" if kind.quantized else "units"}; {m.describe()} has '
                          f'{units}: fit this model')
     if str(density['member']) != m.name or float(density['epoch']) != float(m.epoch):
       raise WorkdirError(f'the fitted density is of member {density["member"]}, epoch '
@@ -159,9 +164,10 @@ def sample(source: Source, num: int, seed: int, temperature: float | None, out, 
       probs = np.asarray(density['probs'])  # [*positions, K]
       flat = probs.reshape(-1, probs.shape[-1])
       idx = np.stack([rng.choice(flat.shape[1], size=num, p=p / p.sum()) for p in flat], 1)
-      z = m.codebook()[idx.reshape((num,) + probs.shape[:-1])]  # [num, *positions, D]
-      what = (f'VQ-VAE samples: code indices from {_describe(density)} fitted to its '
-              f'{int(density["num_codes"])} training codes; a VQ-VAE needs such a prior')
+      # [num, *positions, D]: codes that decode as those codebook entries
+      z = m.index_latents(idx.reshape((num,) + probs.shape[:-1]))
+      what = (f'{kind.label} samples: code indices from {_describe(density)} fitted to its '
+              f'{int(density["num_codes"])} training codes; a {kind.label} needs such a prior')
     else:
       density = {'latent_shape': np.asarray(m.latent_shape, np.int64), **density}
       z = density_lib.sample(density, num, seed, temperature)

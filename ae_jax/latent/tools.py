@@ -16,6 +16,8 @@ from ae_jax.errors import ConfigError
 from ae_jax.latent import ops
 from ae_jax.latent.source import (DEFAULT_GENERATE_IDS, Source, check_dims, class_index,  # noqa: F401
                                   codes, ids_per_class, one_run, parse_edits, parse_ids)
+from ae_jax.models import kinds
+
 
 @one_run
 def reconstruct(sources: list[Source], ids: list[int], out) -> dict:
@@ -132,7 +134,7 @@ def traverse(source: Source, image_id: int, dims, span: float, points: int, out)
     shifts = (steps * sigma[d]).reshape(-1, *([1] * (own.ndim - 1)))  # [points, 1, ...]
     decoded = m.decode(np.asarray(ops.edit(own, d, 1.0, shifts)))
     rows.append(np.concatenate([images, recon, decoded]))
-    crit = 'KL' if m.kind == 'vae' else 'var'
+    crit = 'KL' if kinds.get(m.kind).posterior else 'var'
     names.append(f'dim {d}\n{crit} {float(score[d]):.3g}')
     grid.append(decoded)
   cols = ['original', 'recon'] + [f'{v:+.1f}σ' for v in steps]

@@ -10,7 +10,6 @@ import math
 from typing import Any, NamedTuple
 
 import dm_pix as pix
-import jax
 import jax.numpy as jnp
 
 import optax
@@ -26,6 +25,7 @@ class BatchContext(NamedTuple):
   det: Any        # ModelOutput from the posterior mean (the deterministic reconstruction)
   terms: dict     # per-example loss terms of `sampled`: loss, recon, kl [B]
   loss: Any       # losses.LossSpec
+  latent_mask: Any = None  # the member's latent mask [1, ..., 1, L] (a latent-size sweep)
 
 
 def loss_terms(ctx: BatchContext) -> dict:
@@ -41,11 +41,13 @@ def objective_terms(ctx: BatchContext) -> dict:
 
 
 def code_counts(ctx: BatchContext) -> dict:
-  """A VQ-VAE's per-example code histogram [B, K] of the deterministic pass."""
+  """A quantised code's per-example histogram [B, K] of the deterministic pass, by a
+  scatter-add: a [B, P, K] one-hot would be gigabytes for FSQ's K = 64,000 codes."""
   idx = ctx.det.aux['indices']  # [B, ...]
   k = ctx.det.aux['counts'].shape[-1]
-  onehot = jax.nn.one_hot(idx.reshape(idx.shape[0], -1), k, dtype=jnp.float32)  # [B, P, K]
-  return {'code_counts': onehot.sum(1)}
+  flat = idx.reshape(idx.shape[0], -1)  # [B, P]
+  rows = jnp.broadcast_to(jnp.arange(flat.shape[0])[:, None], flat.shape)  # [B, P]
+  return {'code_counts': jnp.zeros((flat.shape[0], k), jnp.float32).at[rows, flat].add(1.0)}
 
 
 def perplexity(sums: dict, n, image_shape) -> Any:
@@ -54,6 +56,37 @@ def perplexity(sums: dict, n, image_shape) -> Any:
 
 def code_usage(sums: dict, n, image_shape) -> Any:
   return quantizer.usage(sums['code_counts'])
+
+
+# ---- compression: what a code stores per pixel ------------------------------------------
+
+def _per_example(ctx: BatchContext, value) -> Any:
+  """A value that is the same for every example, as the [B] array the evaluation sums."""
+  return jnp.full((ctx.x.shape[0],), value, jnp.float32)
+
+
+def latent_elements(ctx: BatchContext) -> Any:
+  """Numbers in one example's code (a latent-size member: its own units only)."""
+  shape = ctx.det.mean.shape[1:]  # [*latent]
+  if ctx.latent_mask is None:
+    return math.prod(shape)
+  return math.prod(shape[:-1]) * jnp.sum(ctx.latent_mask)
+
+
+def latent_per_pixel(ctx: BatchContext) -> dict:
+  """Latent elements per image value: prod(latent shape) / (H * W * C)."""
+  pixels = math.prod(ctx.x.shape[1:])
+  return {'latent_per_pixel': _per_example(ctx, latent_elements(ctx) / pixels)}
+
+
+def code_bits(ctx: BatchContext) -> dict:
+  """A quantised code's bits: log2 K per position (`bits_per_code`) and positions * log2 K
+  per pixel location (`bits_per_pixel`, H * W: the channels share a pixel's bits)."""
+  k = ctx.det.aux['counts'].shape[-1]
+  positions = math.prod(ctx.det.aux['indices'].shape[1:])
+  bits = math.log2(k)
+  return {'bits_per_code': _per_example(ctx, bits),
+          'bits_per_pixel': _per_example(ctx, positions * bits / math.prod(ctx.x.shape[1:3]))}
 
 
 def log_px_given_z(kind: str, recon_or_logits, x, sigma: float = 0.1):

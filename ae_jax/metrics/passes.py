@@ -161,10 +161,10 @@ def generation_signal(ctx) -> dict:
   for k, m in enumerate(ctx.members):
     seed = ctx.config.train.seed + k
     codes, _ = m.encode(train)
-    if m.kind == 'vqvae':
+    if m.kind_info.quantized:  # a VQ-VAE, FSQ: indices, decoded as their codebook entries
       idx = m.code_indices(codes)
       params = fitted.fit_categorical(idx, fitted.CategoricalSettings(num_codes=m.num_codes))
-      z = m.codebook()[fitted.sample_categorical(params, len(real), seed)]
+      z = m.index_latents(fitted.sample_categorical(params, len(real), seed))
     else:
       params = fitted.fit_gmm(codes, fitted.GMMSettings(components=GEN_COMPONENTS), seed)
       z = fitted.sample_continuous(params, len(real), seed)

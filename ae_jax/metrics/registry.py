@@ -29,6 +29,7 @@ from typing import Callable
 
 from ae_jax.errors import ConfigError
 from ae_jax.metrics import core, ms_ssim, passes, spectrum
+from ae_jax.models import kinds as model_kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +63,16 @@ class Metric:
   part: str = 'model'
   knob: str = ''              # the config keys that govern it, where not the part's own
   photographs: bool = False   # 'default' has it only for photographs (data.photographic)
+  spatial: bool = False       # defined for spatial codes [h, w, c] only
 
-  def applies(self, kind: str, objective: str = 'elbo') -> bool:
-    """Whether a model of `kind` trained with `objective` has this metric."""
-    return (not (self.vae_only and kind != 'vae')
+  def applies(self, kind: str, objective: str = 'elbo', latent_shape=None) -> bool:
+    """Whether a model of `kind` trained with `objective` has this metric (with
+    `latent_shape`, one example's code shape, also whether its code is of the right form)."""
+    spatial = latent_shape is None or len(latent_shape) >= 3
+    return (not (self.vae_only and not model_kinds.get(kind).posterior)
             and (not self.kinds or kind in self.kinds)
-            and (not self.objectives or objective in self.objectives))
+            and (not self.objectives or objective in self.objectives)
+            and (not self.spatial or spatial))
 
   def format(self, value) -> str:
     try:
@@ -246,19 +251,35 @@ METRICS: tuple[Metric, ...] = (
     Metric('decoder_reg', 'decoder reg.', '', '.4g', 'step', train=True, objectives=('rae',),
            batch=core.objective_terms,
            doc='RAE: the decoder regulariser (weights\' squared norm, or gradient penalty)'),
-    Metric('commitment', 'commitment', '', '.4g', 'step', train=True, kinds=('vqvae',),
-           batch=core.objective_terms,
+    Metric('commitment', 'commitment', '', '.4g', 'step', train=True,
+           kinds=model_kinds.LEARNED_CODEBOOK, batch=core.objective_terms,
            doc='VQ-VAE: mean ||z_e - sg(e)||^2 per image (gradient to the encoder)'),
-    Metric('codebook', 'codebook', '', '.4g', 'step', train=True, kinds=('vqvae',),
-           batch=core.objective_terms,
+    Metric('codebook', 'codebook', '', '.4g', 'step', train=True,
+           kinds=model_kinds.LEARNED_CODEBOOK, batch=core.objective_terms,
            doc='VQ-VAE: mean ||sg(z_e) - e||^2 per image (gradient to the codebook)'),
-    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=('vqvae',), console=True,
-           batch=core.code_counts, finalize=core.perplexity,
-           doc='VQ-VAE: exp(entropy) of the codes\' use over the test split (1 = one code, '
-               'K = all alike)', reference='exp(entropy) of hand-made counts'),
-    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=('vqvae',), console=True,
+    Metric('perplexity', 'perplexity', 'higher', '.1f', 'batch', kinds=model_kinds.QUANTIZED,
+           console=True, batch=core.code_counts, finalize=core.perplexity,
+           doc='VQ-VAE, FSQ: exp(entropy) of the codes\' use over the test split (1 = one '
+               'code, K = all alike)', reference='exp(entropy) of hand-made counts'),
+    Metric('code_usage', 'codes used', 'higher', '.3f', 'batch', kinds=model_kinds.QUANTIZED,
+           console=True,
            batch=core.code_counts, finalize=core.code_usage,
-           doc='VQ-VAE: the share of the codebook used on the test split'),
+           doc='VQ-VAE, FSQ: the share of the codebook (FSQ: of its prod(levels) codes) used '
+               'on the test split', reference='fsq.usage of the same indices'),
+    # ---- compression: what the code stores per pixel ----------------------------------
+    Metric('latent_per_pixel', 'latents/pixel', '', '.4g', 'batch', spatial=True,
+           batch=core.latent_per_pixel,
+           doc='spatial codes: latent elements per image value, prod(latent shape) / '
+               '(H*W*C) (a latent-size member: its own channels)',
+           reference='a hand count on known shapes'),
+    Metric('bits_per_code', 'bits/code', '', '.4g', 'batch', kinds=model_kinds.QUANTIZED,
+           batch=core.code_bits,
+           doc='VQ-VAE, FSQ: log2 K, the bits one code position can carry (K codebook '
+               'entries; FSQ: K = prod(levels)); log2(perplexity) is what it uses'),
+    Metric('bits_per_pixel', 'bits/pixel', '', '.4g', 'batch', kinds=model_kinds.QUANTIZED,
+           spatial=True, batch=core.code_bits,
+           doc='VQ-VAE, FSQ with a spatial code: positions * log2 K / (H*W), the bits per '
+               'pixel location the code can carry', reference='a hand count on known shapes'),
     # ---- the adversarial terms (critic.py), training only -----------------------------
     Metric('gan_g', 'GAN G', '', '.4g', 'step', train=True, part='adversarial',
            knob='loss.gan_weight (or loss.gan_generator)',
@@ -291,15 +312,17 @@ def get(name: str) -> Metric:
 
 
 def resolve(names, kind: str, strict: bool = True, image_shape=None,
-            objective: str = 'elbo', photographs: bool = True) -> tuple[Metric, ...]:
-  """`eval.metrics` names -> the metrics that apply to a model of `kind` ('ae' | 'vae' |
-  'vqvae') trained with `objective`.
+            objective: str = 'elbo', photographs: bool = True,
+            latent_shape=None) -> tuple[Metric, ...]:
+  """`eval.metrics` names -> the metrics that apply to a model of `kind` (a model.kind)
+  trained with `objective` (and, given `latent_shape`, to its code's form).
 
   'default' expands to the default metrics whose extra is installed, (with `image_shape`)
   that are defined at that size and, unless the data are `photographs`, that are not
   the photographs' perceptual metrics (LPIPS). A metric named explicitly must be
   available (else ConfigError naming the extra to install) and defined at that size;
-  metrics of other kinds or objectives (KL for an AE, perplexity for a VAE) are dropped.
+  metrics of other kinds or objectives (KL for an AE, perplexity for a VAE) or code forms
+  (latents per pixel of a flat code) are dropped.
   """
   side = min(image_shape[:2]) if image_shape is not None else None
   out: list[Metric] = []
@@ -317,7 +340,7 @@ def resolve(names, kind: str, strict: bool = True, image_shape=None,
         raise ConfigError(f'metric {name!r} needs images of at least {m.min_size} px a side; '
                           f'these are {image_shape[0]}x{image_shape[1]} (config.eval.metrics)')
       batch = [m]
-    out += [m for m in batch if m not in out and m.applies(kind, objective)]
+    out += [m for m in batch if m not in out and m.applies(kind, objective, latent_shape)]
   return tuple(out)
 
 

@@ -12,14 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.errors import ConfigError
-from ae_jax.models import ldm, pythae_nets
+from ae_jax.models import kinds, ldm, pythae_nets
 from ae_jax.models.base import AutoEncoder, ModelOutput
 from ae_jax.models.canonical import use_canonical
 from ae_jax.models.conv import ConvDecoder, ConvEncoder, ConvSpec
 from ae_jax.models.layers import conv_out_size, conv_transpose_out_size
 from ae_jax.models.ldm import LDMPreset, LDM_PRESETS
 from ae_jax.models.mlp import MLPDecoder, MLPEncoder
-from ae_jax.models.quantizer import VectorQuantizer
 from ae_jax.models.resnet import ResDecoder, ResEncoder
 
 __all__ = ['AutoEncoder', 'ModelOutput', 'PRESETS', 'abstract_variables', 'build_model',
@@ -51,8 +50,17 @@ DEFAULT_LATENT_DIM = 16  # custom models with model.latent_dim=0
 
 
 def resolve_latent_dim(model_cfg) -> int:
-  """model.latent_dim, where 0 means the preset's published size (16 for custom models)."""
+  """model.latent_dim, where 0 means the preset's published size (16 for custom models), or
+  the size the kind fixes (FSQ: one channel per level count)."""
   preset, value = model_cfg.preset, int(model_cfg.latent_dim)
+  kind = kinds.get(model_cfg.kind)
+  if kind.code_width is not None:
+    width = kind.code_width(model_cfg)
+    if value not in (0, width):
+      raise ConfigError(f'model.latent_dim={value}: model.kind={kind.name!r} fixes the code '
+                        f'width at {width} (model.fsq.levels={kinds.fsq_levels(model_cfg)}); '
+                        f'leave model.latent_dim=0 or set it to {width}')
+    return width
   if preset in PRESETS:
     published = PRESETS[preset][1]
     if preset in FIXED_CODE and value not in (0, published):
@@ -172,7 +180,7 @@ def _resnet(cfg, image_shape, latent):
                       f'path maps the image to a flat code), not {r.latent!r}')
   common = dict(norm=cfg.norm, groups=cfg.conv.groups, activation=cfg.activation, linear=linear,
                 patch=patch)
-  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind  # a VQ-VAE's encoder makes a plain code
+  kind = kinds.get(cfg.kind).encoder  # a quantised kind's encoder makes a plain code
   enc = ResEncoder(chans, latent, kind, r.blocks, r.latent, **common)
   start = (h // factor, w // factor, chans[-1])
   dec = ResDecoder(chans, c, start, r.blocks, r.latent, refine=r.refine, **common)
@@ -189,13 +197,12 @@ def _ldm(cfg, image_shape, preset=None):
                        bool(c.mid_attention), int(c.groups))
   elif resolve_latent_dim(cfg) != preset.z_channels:
     preset = preset._replace(z_channels=resolve_latent_dim(cfg))
-  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind
-  return ldm.build(preset, image_shape, kind)
+  return ldm.build(preset, image_shape, kinds.get(cfg.kind).encoder)
 
 
 def _custom(cfg, image_shape):
   h, w, c = image_shape
-  kind = 'ae' if cfg.kind == 'vqvae' else cfg.kind  # a VQ-VAE's encoder makes a plain code
+  kind = kinds.get(cfg.kind).encoder  # a quantised kind's encoder makes a plain code
   latent = resolve_latent_dim(cfg)
   if cfg.arch == 'ldm':
     return _ldm(cfg, image_shape)
@@ -238,13 +245,13 @@ def build_model(cfg, image_shape) -> AutoEncoder:
   model = model.clone(encoder=_with_conv_impl(model.encoder, cfg),
                       decoder=_with_conv_impl(model.decoder, cfg),
                       learned_logvar=bool(cfg.learned_logvar))
-  if cfg.kind == 'vqvae':
-    vq = cfg.vq
-    start = ({'codebook_init': pythae_nets.codebook_init(int(vq.codes))}
-             if cfg.preset in pythae_nets.PYTHAE_PRESETS else {})  # pythae's codebook start, too
-    model = model.clone(quantizer=VectorQuantizer(
-        int(vq.codes), vq.learning, float(vq.decay), dead_threshold=float(vq.restart_threshold),
-        **start))
+  kind = kinds.get(cfg.kind)
+  if kind.quantizer is not None:
+    quantizer = kind.quantizer(cfg)
+    if kind.learned_codebook and cfg.preset in pythae_nets.PYTHAE_PRESETS:
+      # pythae's codebook start, too
+      quantizer = quantizer.clone(codebook_init=pythae_nets.codebook_init(int(cfg.vq.codes)))
+    model = model.clone(quantizer=quantizer)
   return model
 
 
@@ -259,8 +266,7 @@ def _build_model(cfg, image_shape) -> AutoEncoder:
       enc, dec = pythae_nets.build(cfg.preset, cfg, image_shape, resolve_latent_dim(cfg))
       return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='sigmoid')
     if cfg.preset in LDM_PRESETS:
-      if cfg.kind not in ('vae', 'ae', 'vqvae'):
-        raise ConfigError(f'model.kind={cfg.kind!r} is not a kind of model')
+      kinds.get(cfg.kind)  # any kind: one ConfigError line for another name
       enc, dec = _ldm(cfg, image_shape, LDM_PRESETS[cfg.preset])
       return AutoEncoder(enc, dec, kind=cfg.kind, output_activation='none', model_range='pm1')
     enc, dec, kind, out_act = _preset(cfg.preset, cfg, image_shape)
@@ -300,7 +306,7 @@ def _latent_params(model: AutoEncoder, tree):
   heads=2 where the axis holds [mean units | logvar units] side by side (conv heads).
   """
   enc, dec = tree['encoder'], tree['decoder']
-  heads = 2 if model.kind == 'vae' else 1
+  heads = 2 if kinds.get(model.kind).posterior else 1
   out = []
   for name in ('code', 'mean', 'logvar'):
     if name in enc:

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ae_jax.models import kinds
+
 
 class ModelOutput(NamedTuple):
   recon: jax.Array   # [B, H, W, C] in [0, 1] (or unbounded for output_activation='none')
@@ -15,8 +17,8 @@ class ModelOutput(NamedTuple):
                      # output before quantisation
   logvar: jax.Array | None  # [B, *latent]; None for an AE
   z: jax.Array       # [B, *latent] the code fed to the decoder (a VQ-VAE: quantised)
-  # a VQ-VAE's per-example 'commitment' and 'codebook' terms [B], code 'counts' [K] and
-  # 'indices' [B, ...];
+  # a quantised code's 'counts' [K] and 'indices' [B, ...] (and a learned codebook's
+  # per-example 'commitment' and 'codebook' terms [B]);
   # a model with a learned output log-variance: 'output_logvar' []; else None
   aux: dict | None = None
 
@@ -35,12 +37,13 @@ class AutoEncoder(nn.Module):
   """
   encoder: nn.Module
   decoder: nn.Module
-  kind: str = 'vae'                 # 'ae' | 'vae' | 'vqvae'
+  kind: str = 'vae'                 # a kinds.KINDS name: 'ae' | 'vae' | 'vqvae' | 'fsq'
   output_activation: str = 'sigmoid'
   # 'pm1': the networks see and make images in [-1, 1] with no output squashing (the
   # latent-diffusion autoencoder); recon = (logits + 1) / 2. '01': by output_activation.
   model_range: str = '01'
-  quantizer: nn.Module | None = None  # a VQ-VAE's models.quantizer.VectorQuantizer
+  # a quantised kind's quantizer.VectorQuantizer or fsq.FiniteScalarQuantizer
+  quantizer: nn.Module | None = None
   learned_logvar: bool = False      # a learned scalar output log-variance (loss.learned_logvar)
 
   def setup(self):
@@ -61,26 +64,26 @@ class AutoEncoder(nn.Module):
     return logits
 
   def encode(self, x, train: bool = False, latent_mask: Any = None):
-    """x [B,H,W,C] in [0,1] -> (mean, logvar); logvar is None for an AE and a VQ-VAE (whose
-    mean is the encoder's output before quantisation)."""
+    """x [B,H,W,C] in [0,1] -> (mean, logvar); logvar is None without a posterior (an AE, or
+    a quantised kind, whose mean is the encoder's output before quantisation)."""
     h = self.encoder(self._to_model_range(x), train=train)
-    if self.kind in ('ae', 'vqvae'):
-      mean, logvar = h, None
-    else:
+    if kinds.get(self.kind).posterior:
       mean, logvar = h[..., 0], h[..., 1]
+    else:
+      mean, logvar = h, None
     if latent_mask is not None:
       mean = mean * latent_mask
       logvar = None if logvar is None else logvar * latent_mask
     return mean, logvar
 
   def quantize(self, z, train: bool = False):
-    """A VQ-VAE's codes z [B, *latent] -> quantizer.VQOutput (nearest codes, straight
-    through, with its terms)."""
+    """A quantised kind's codes z [B, *latent] -> quantizer.VQOutput (or fsq.FSQOutput, the
+    same fields): the quantised codes, straight through, with their indices and terms."""
     return self.quantizer(z, train=train)
 
   def decode(self, z, train: bool = False, latent_mask: Any = None, quantize: bool = True):
-    """z [B, *latent] -> (recon in [0,1], logits). A VQ-VAE quantises z first (codes from
-    the latent tools: interpolations, edits, noise), unless `quantize` is False."""
+    """z [B, *latent] -> (recon in [0,1], logits). A quantised kind quantises z first (codes
+    from the latent tools: interpolations, edits, noise), unless `quantize` is False."""
     if latent_mask is not None:
       z = z * latent_mask
     if self.quantizer is not None and quantize:
@@ -92,14 +95,16 @@ class AutoEncoder(nn.Module):
                latent_mask: Any = None) -> ModelOutput:
     mean, logvar = self.encode(x, train=train, latent_mask=latent_mask)
     aux = {}
-    if self.kind == 'vae' and sample:
+    kind = kinds.get(self.kind)
+    if kind.posterior and sample:
       eps = jax.random.normal(self.make_rng('reparam'), mean.shape, mean.dtype)
       z = mean + jnp.exp(0.5 * logvar) * eps
-    elif self.kind == 'vqvae':
-      vq = self.quantize(mean, train=train)
-      z = vq.quantized
-      aux.update(commitment=vq.commitment, codebook=vq.codebook, counts=vq.counts,
-                 indices=vq.indices)
+    elif kind.quantized:
+      q = self.quantize(mean, train=train)
+      z = q.quantized
+      aux.update(counts=q.counts, indices=q.indices)
+      if kind.learned_codebook:  # FSQ has no such terms: the objective adds none
+        aux.update(commitment=q.commitment, codebook=q.codebook)
     else:
       z = mean
     recon, logits = self.decode(z, train=train, latent_mask=latent_mask, quantize=False)

@@ -19,6 +19,7 @@ models/quantizer.py, the discriminators in models/discriminators.py and adversar
 from __future__ import annotations
 
 from ae_jax.keys import Key
+from ae_jax.models import kinds
 from ae_jax.objectives import elbo, factorvae, iwae, mmd, rae, tcvae
 from ae_jax.objectives.base import LossInputs, Objective, ObjectiveSpec
 
@@ -28,7 +29,7 @@ __all__ = ['LossInputs', 'Objective', 'ObjectiveSpec', 'OBJECTIVES', 'REGISTRY',
 
 OBJECTIVES: tuple[Objective, ...] = (
     Objective('elbo', 'reconstruction + beta * KL (a plain AE: reconstruction; a VQ-VAE: '
-              'reconstruction + its codebook terms)', ('ae', 'vae', 'vqvae'),
+              'reconstruction + its codebook terms; FSQ: reconstruction)', kinds.NAMES,
               elbo.terms, logged=('commitment', 'codebook'),
               derived=lambda config, members: {'vq_learning': config.model.vq.learning}),
     Objective('iwae', 'the importance-weighted bound of loss.iwae_samples posterior samples '

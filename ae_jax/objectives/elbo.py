@@ -1,13 +1,15 @@
 """The default objective: reconstruction + beta * KL(q(z|x) || N(0, I)) (a VAE), the
-reconstruction alone (an AE), or the reconstruction and the codebook terms (a VQ-VAE)."""
+reconstruction alone (an AE, an FSQ autoencoder), or the reconstruction and the codebook
+terms (a VQ-VAE)."""
 from __future__ import annotations
 
 from ae_jax import losses
 
 
 def vq_terms(inp) -> dict:
-  """A VQ-VAE's terms [B]: commitment (weighted loss.commitment, gradient to the encoder)
-  and, when the codebook learns by its loss, the codebook term; {} for other models."""
+  """A learned codebook's terms [B]: commitment (weighted loss.commitment, gradient to the
+  encoder) and, when the codebook learns by its loss, the codebook term; {} for models
+  without them (FSQ's implicit codebook has neither)."""
   aux = inp.out.aux or {}
   if 'commitment' not in aux:
     return {}

@@ -35,7 +35,8 @@ from ae_jax.workdir import (MODELS, STUDY, Workdir, config_to_dict, refuse_links
 
 STUDIES = ('reconstruction_quality', 'latent_noise_generation', 'hyperparameter_tables',
            'ae_vs_vae_noise', 'kl_weight_study', 'latent_edits', 'beta_disentanglement',
-           'high_frequency', 'sharp_reconstructions', 'model_families', 'generation')
+           'high_frequency', 'sharp_reconstructions', 'model_families', 'generation',
+           'tokenizers')
 STUDY_FILE = STUDY
 BUDGETS = ('full', 'quick', 'smoke')
 # What the full and quick budgets may set: how much data and training, never what is trained.

@@ -30,6 +30,7 @@ from ae_jax import figures
 from ae_jax.latent import fitted, tools
 from ae_jax.metrics import registry, sample_quality as sq
 from ae_jax.metrics.lpips import Evaluator
+from ae_jax.models import kinds
 from ae_jax.studies import budget_doc, Experiment, Model, Study
 from ae_jax.studies.report import Report
 
@@ -112,7 +113,7 @@ def _samples(study: Study, key: str, num: int, seed: int = 0):
   kind = src.model.kind
   cfg = src.model.config
   density = None
-  if kind == 'vqvae':
+  if kinds.get(kind).quantized:
     density = fitted.fit(src, study.out(f'fit_{name}'), 'categorical')
   elif kind == 'ae' and cfg.loss.objective != 'wae_mmd':  # a WAE samples its prior
     density = fitted.fit(src, study.out(f'fit_{name}'), 'gmm', 10, seed)
