@@ -215,6 +215,8 @@ def test_a_stopped_study_says_how_to_resume_in_one_line(tmp_path, monkeypatch, c
   if stop != 'second Ctrl-C before a save':  # the model had saved a checkpoint (step 30)
     os.makedirs(os.path.join(saved, '30'))
   os.makedirs(os.path.join(saved, '40.orbax-checkpoint-tmp'))  # a save cut short is none
+  with open(tmp_path / 'study.json', 'w') as f:  # what the study wrote when it started
+    json.dump({'study': 'latent_edits', 'budget': 'quick', 'quick': True, 'overrides': []}, f)
   with pytest.raises(SystemExit) as e:
     study_main(['latent_edits', '--workdir', str(tmp_path), '--quick'])
   err = capsys.readouterr().err

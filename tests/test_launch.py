@@ -13,7 +13,11 @@ DOCS_LAUNCH = ('python -m ae_jax.main --config CONFIG --workdir WORKDIR '
 
 @pytest.fixture
 def no_cluster(monkeypatch):
-  """An environment where JAX detects no cluster (as on a laptop)."""
+  """An environment where JAX detects no cluster (as on a laptop), seen as at a process's
+  start: JAX refuses to initialize once this process's backend is up (as it is after other
+  tests), and the no-cluster cases fail in its cluster detection, before it starts anything."""
+  from jax._src import xla_bridge
+  monkeypatch.setattr(xla_bridge, 'backends_are_initialized', lambda: False)
   for name in ('SLURM_JOB_ID', 'OMPI_MCA_orte_hnp_uri', 'PMIX_SERVER_URI',
                'JAX_COORDINATOR_ADDRESS', 'KUBERNETES_SERVICE_HOST', 'TPU_SKIP_MDS_QUERY'):
     monkeypatch.delenv(name, raising=False)

@@ -13,7 +13,7 @@ AE_MLP_TO_PRESET = ['--config.model.preset=mlp_ae_50', '--config.model.kind=ae']
 def trained(monkeypatch):
   """main.train's configs, with training stubbed out (where main calls it)."""
   seen = []
-  monkeypatch.setattr(main, 'train_and_evaluate',
+  monkeypatch.setattr(main.train_lib, 'train_and_evaluate',
                       lambda config, workdir, fresh=False: seen.append(config) or {'members': []})
   return seen
 
