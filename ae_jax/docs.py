@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from ae_jax import config_values, objectives, schema, studies
+from ae_jax import config_values, objectives, pythae_compare, schema, studies
 from ae_jax.keys import CHECKS, Key
 from ae_jax.metrics import registry
 from ae_jax.models import FIXED_CODE, LDM_PRESETS, PRESETS
@@ -346,7 +346,8 @@ def new_study_page(folder: str, name: str) -> str:
 
 PAGES = {'configs.md': _configs}
 BLOCKS = {'metrics': _metrics, 'presets': _presets, 'objectives': _objectives,
-          'benchmarks': _benchmarks, 'study': _study, 'studies': _study_index}
+          'benchmarks': _benchmarks, 'study': _study, 'studies': _study_index,
+          'vs_pythae': pythae_compare.block}
 _BLOCK = re.compile(r'(<!-- generated:([\w:]+) -->\n)(.*?)(<!-- /generated:\2 -->)', re.S)
 
 

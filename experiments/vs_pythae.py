@@ -177,11 +177,11 @@ def fd(feature_fn, real, fake) -> float:
   return frechet_distance(feature_fn(real), feature_fn(fake))
 
 
-def feature_space():
-  """(feature function, its name): the digits classifier at 28x28x1 for now, a stand-in
-  until the dataset's own classifier exists; every score of a run uses this one."""
+def feature_space(folder: str):
+  """(feature function, its name): ae_jax's Fashion-MNIST classifier (trained once on the
+  IDX files in `folder`, then cached); every score of a run, of both libraries, uses it."""
   from ae_jax.metrics import sample_quality
-  clf = sample_quality.classifier('digits', (28, 28, 1))
+  clf = sample_quality.classifier('fashion_mnist', (28, 28, 1), source=folder)
   return clf.features, clf.feature_space
 
 
@@ -351,7 +351,7 @@ def main(argv=None):
   num_samples = args.samples or (100 if args.tiny else 10_000)
   noise = {'eps': rng.standard_normal((len(data['test']), LATENT)).astype(np.float32),
            'prior': rng.standard_normal((num_samples, LATENT)).astype(np.float32)}
-  features, space = feature_space()
+  features, space = feature_space(args.data)
   ctx = {'root': root, 'data': data, 'npz': npz, 'test_fraction': test_fraction,
          'epochs': epochs, 'noise': noise, 'features': features,
          'num_samples': num_samples, 'results': []}
