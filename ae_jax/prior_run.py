@@ -25,9 +25,8 @@ import numpy as np
 from ae_jax import checkpoint, prior_steps
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.priors import registry, stats as stats_lib
-from ae_jax.workdir import Workdir
+from ae_jax.workdir import PRIORS, Workdir
 
-PRIORS = 'priors'
 RECORD, CODES, FITTED = 'prior.json', 'codes.npz', 'fitted.npz'
 FORMAT = 1
 

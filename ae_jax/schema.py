@@ -26,7 +26,7 @@ from ae_jax import objectives
 from ae_jax.priors import registry as prior_registry
 from ae_jax.data import SOURCES
 from ae_jax.keys import CHECKS, KINDS, ROLES, Key  # noqa: F401 - the declaration's home
-from ae_jax.models import fsq, kinds, layers, PRESETS
+from ae_jax.models import kinds, layers, PRESETS
 from ae_jax.models.layers import ACTIVATIONS
 
 
@@ -122,21 +122,6 @@ CORE: tuple[Key, ...] = (
     Key('model.learned_logvar', False, 'bool', 'a learned scalar log-variance s of the '
         'output: the reconstruction terms become rec / exp(s) + s per value (latent '
         'diffusion\'s nll)'),
-    Key('model.vq.codes', 512, 'int', 'vqvae: codebook entries K (each model.latent_dim wide)',
-        check='positive'),
-    Key('model.vq.learning', 'ema', 'str', 'vqvae: the codebook learns by EMA (decay, Laplace '
-        'smoothing) or by the codebook loss', choices=('ema', 'codebook_loss')),
-    Key('model.vq.decay', 0.99, 'float', 'vqvae ema: decay of the codebook statistics',
-        check='unit'),
-    Key('model.vq.restart_threshold', 1.0, 'float', 'vqvae ema: a code used less than this '
-        'often per step (EMA) restarts at an encoder output; 0 = never', check='non_negative'),
-    Key('model.fsq.levels', (8, 5, 5, 5), 'ints', 'fsq: values per code channel (Mentzer et '
-        'al. 2024); prod(levels) codes, len(levels) latent channels (model.latent_dim 0 or '
-        'len(levels))', check='at_least_2', non_empty=True),
-    Key('model.fsq.codebook', '', 'str', 'fsq: a codebook size by the paper\'s recommended '
-        'levels (2^8 (8,6,5), 2^10 (8,5,5,5), 2^12 (7,5,5,5,5), 2^14 (8,8,8,6,5), 2^16 '
-        '(8,8,8,5,5,5)), used instead of model.fsq.levels; \'\' = model.fsq.levels',
-        choices=('',) + tuple(fsq.RECOMMENDED_LEVELS)),
     Key('model.disc.layers', 3, 'int', 'loss.gan_weight > 0: the PatchGAN discriminator\'s '
         'stride-2 layers (receptive field 70 px at 3)', check='positive'),
     Key('model.disc.channels', 64, 'int', 'PatchGAN: first layer\'s width (doubling, up to 8x)',
@@ -362,9 +347,9 @@ CORE: tuple[Key, ...] = (
 
 
 def _contributed() -> tuple[Key, ...]:
-  """Keys declared by the modules that own them: the objectives' hyperparameters and each
-  prior kind's settings."""
-  return objectives.keys() + prior_registry.keys()
+  """Keys declared by the modules that own them: the quantizing model kinds' settings, the
+  objectives' hyperparameters and each prior kind's settings."""
+  return kinds.keys() + objectives.keys() + prior_registry.keys()
 
 
 def keys() -> tuple[Key, ...]:

@@ -13,7 +13,7 @@ LAYERS = (
     ('errors', 'keys', 'progress', 'preempt', 'memory'),
     ('workdir', 'checkpoint', 'mesh', 'members'),
     ('data',),
-    ('metrics.pca', 'metrics.spectrum', 'metrics.lpips', 'metrics.ms_ssim',
+    ('metrics.pca', 'metrics.spectrum', 'metrics.lpips', 'metrics.ms_ssim', 'metrics.distances',
      'metrics.sample_quality', 'metrics.disentanglement'),
     ('models', 'optim', 'adversarial', 'torch_models', 'interop_ldm', 'priors'),
     ('losses', 'cpu_policy', 'critic'),

@@ -409,7 +409,7 @@ def test_deleted_checkpoints_move_the_old_records_aside_before_starting_again(
   assert inference.load(w).epoch == 1
   # a start that wrote only its first records (no metrics yet) restarts in place
   shutil.rmtree(os.path.join(w, 'checkpoints'))
-  for name in ('metrics.jsonl', 'summary.json'):
+  for name in ('metrics.jsonl', 'summary.json', 'latent_stats.json'):
     os.remove(os.path.join(w, name))
   train_and_evaluate(tiny(train__num_epochs=1), w)
   assert 'no checkpoint found' not in capsys.readouterr().out

@@ -21,6 +21,7 @@ import dataclasses
 from typing import Callable
 
 from ae_jax.errors import ConfigError
+from ae_jax.keys import Key
 from ae_jax.models import fsq
 from ae_jax.models.quantizer import VectorQuantizer
 
@@ -84,3 +85,27 @@ def get(name: str) -> ModelKind:
     raise ConfigError(f'model.kind={name!r} is not a kind of model; expected one of '
                       f'{list(NAMES)}')
   return REGISTRY[name]
+
+
+# The quantizers' settings, declared with the kinds that read them (schema.py collects them).
+SETTINGS = (
+    Key('model.vq.codes', 512, 'int', 'vqvae: codebook entries K (each model.latent_dim wide)',
+        check='positive'),
+    Key('model.vq.learning', 'ema', 'str', 'vqvae: the codebook learns by EMA (decay, Laplace '
+        'smoothing) or by the codebook loss', choices=('ema', 'codebook_loss')),
+    Key('model.vq.decay', 0.99, 'float', 'vqvae ema: decay of the codebook statistics',
+        check='unit'),
+    Key('model.vq.restart_threshold', 1.0, 'float', 'vqvae ema: a code used less than this '
+        'often per step (EMA) restarts at an encoder output; 0 = never', check='non_negative'),
+    Key('model.fsq.levels', (8, 5, 5, 5), 'ints', 'fsq: values per code channel (Mentzer et '
+        'al. 2024); prod(levels) codes, len(levels) latent channels (model.latent_dim 0 or '
+        'len(levels))', check='at_least_2', non_empty=True),
+    Key('model.fsq.codebook', '', 'str', 'fsq: a codebook size by the paper\'s recommended '
+        'levels (2^8 (8,6,5), 2^10 (8,5,5,5), 2^12 (7,5,5,5,5), 2^14 (8,8,8,6,5), 2^16 '
+        '(8,8,8,5,5,5)), used instead of model.fsq.levels; \'\' = model.fsq.levels',
+        choices=('',) + tuple(fsq.RECOMMENDED_LEVELS)),
+)
+
+
+def keys() -> tuple[Key, ...]:
+  return SETTINGS

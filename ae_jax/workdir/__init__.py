@@ -45,7 +45,7 @@ from ae_jax.workdir.outputs import Outputs
 from ae_jax.workdir.owners import Owner, owner, refuse_reading, refuse_unless
 from ae_jax.workdir.records import (BEST, CHECKPOINTS, CONFIG, CRASH_LOG, DAMAGED, EVAL,
                                     FIGURES, KINDS, LATENT, LOCK, MEMBERS, METRICS, MODEL,
-                                    MODELS, OUTPUTS_MARK, PROGRAMS, RECORDS, STATS, STUDY,
+                                    MODELS, OUTPUTS_MARK, PRIORS, PROGRAMS, RECORDS, STATS, STUDY,
                                     SUMMARY,
                                     TENSORBOARD, check_record)
 
@@ -55,5 +55,5 @@ __all__ = [
     'link_error', 'refuse_links', 'take_lock', 'Outputs', 'Owner', 'owner', 'refuse_reading',
     'refuse_unless', 'BEST', 'CHECKPOINTS', 'CONFIG', 'CRASH_LOG', 'DAMAGED', 'EVAL', 'FIGURES',
     'KINDS', 'LATENT', 'LOCK', 'MEMBERS', 'METRICS', 'MODEL', 'MODELS', 'OUTPUTS_MARK',
-    'PROGRAMS', 'RECORDS', 'STATS', 'STUDY', 'SUMMARY', 'TENSORBOARD', 'check_record',
+    'PRIORS', 'PROGRAMS', 'RECORDS', 'STATS', 'STUDY', 'SUMMARY', 'TENSORBOARD', 'check_record',
 ]

@@ -11,18 +11,18 @@ SUMMARY, EVAL, LOCK = 'summary.json', 'eval.json', '.lock'
 STATS = 'latent_stats.json'  # the codes' per-channel statistics at the end of training
 CHECKPOINTS, BEST, FIGURES, PROGRAMS, LATENT = ('checkpoints', 'checkpoints_best', 'figures',
                                                 'programs', 'latent')
-TENSORBOARD = 'tensorboard'
+TENSORBOARD, PRIORS = 'tensorboard', 'priors'
 DAMAGED, MODELS, WANDB = 'checkpoints_damaged', 'models', 'wandb'
 STUDY, CRASH_LOG, PROBE = 'study.json', 'crash.log', '.write-test'
 OUTPUTS_MARK = '.outputs.json'  # in a tool's output folder: the tool and the files of its run
 # Every name ae_jax writes at the top of a workdir (a run's, a study's, an export's): files,
 # and folders whose whole contents are ae_jax's. None of them may be a symbolic link
 # (links.py); a workdir may itself be one.
-WRITTEN_FILES = (CONFIG, MEMBERS, MODEL, METRICS, SUMMARY, EVAL, LOCK, PROBE, STUDY,
+WRITTEN_FILES = (CONFIG, MEMBERS, MODEL, METRICS, SUMMARY, STATS, EVAL, LOCK, PROBE, STUDY,
                  CRASH_LOG, OUTPUTS_MARK, 'sweep.csv', 'sweep.md', 'report.md', 'report.html',
                  'results.json')
 WRITTEN_FOLDERS = (FIGURES, CHECKPOINTS, BEST, DAMAGED, PROGRAMS, TENSORBOARD, LATENT, MODELS,
-                   WANDB)
+                   WANDB, PRIORS)
 # what `prepare` and a start that went no further leave: nothing of a run while empty
 _SCAFFOLD = (FIGURES, CHECKPOINTS)
 # what a run writes before its first epoch (from the config and the data: rewritten alike)
