@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Bottom to top. A module imports only modules of lower layers, or of its own package in
 # its own layer. `*.__main__` modules are command lines: the top.
 LAYERS = (
-    ('errors', 'keys', 'progress', 'preempt', 'memory'),
+    ('errors', 'keys', 'progress', 'preempt', 'memory', 'benchmark_files'),
     ('workdir', 'checkpoint', 'mesh', 'members'),
     ('data',),
     ('metrics.pca', 'metrics.spectrum', 'metrics.lpips', 'metrics.ms_ssim', 'metrics.distances',

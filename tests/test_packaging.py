@@ -116,6 +116,24 @@ def test_a_new_study_gets_its_page_and_its_command_block(tmp_path, monkeypatch):
       docs.fill_blocks('<!-- generated:studies -->\n<!-- /generated:studies -->', str(tmp_path)))
 
 
+def test_a_studys_results_block_shows_the_tables_of_its_committed_results(tmp_path):
+  """A report's tables go to its results.json; docs/studies/NAME.results.json, copied from
+  a run, fills the page's results block with them (and without it the block says how to
+  make one)."""
+  from ae_jax.studies.report import Report
+  block = '<!-- generated:study_results:one -->\n<!-- /generated:study_results:one -->\n'
+  assert 'no committed results yet' in docs.fill_blocks(block, str(tmp_path))
+  rep = Report('One')
+  rep.table('Digits', ['model', 'PSNR (↑)'], [['vae', 20.123], ['ae', 'n/a']], note='a note')
+  (tmp_path / 'studies').mkdir()
+  with open(tmp_path / 'studies' / 'one.results.json', 'w') as f:
+    json.dump({**rep.results(), 'budget': 'quick', 'banner': 'quick: fewer epochs'}, f)
+  text = docs.fill_blocks(block, str(tmp_path))
+  assert ('### Digits\n\n| model | PSNR (↑) |\n|---|---|\n| vae | 20.12 |\n| ae | n/a |\n\n'
+          'a note') in text
+  assert 'the quick budget (quick: fewer epochs)' in text
+
+
 @pytest.fixture
 def run_in(hang_s, checkout_env):
   """run_in(args, cwd) -> the finished command, importing the checkout's ae_jax."""

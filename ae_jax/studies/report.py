@@ -168,8 +168,10 @@ class Report:
   def results(self, study=None) -> dict:
     """results.json: the study and its budget (from `study`), settings and rows."""
     meta = study.meta() if study is not None else {}
+    tables = [{'heading': t[1], 'columns': list(t[2]), 'rows': t[3], 'note': t[4]}
+              for t in self.sections if t[0] == 'table']
     return {**meta, 'title': self.title, 'banner': self.banner,
-            'settings': self.settings_values, 'models': self.rows}
+            'settings': self.settings_values, 'models': self.rows, 'tables': tables}
 
   def write(self, wd, study=None) -> tuple[str, str]:
     """report.md, report.html and results.json in Workdir `wd`; `study` (a Study) puts
