@@ -24,7 +24,8 @@ COLUMNS = (('name', 'measurement'), ('variant', 'variant'), ('model', 'model'),
            ('peak_fraction', 'of matmul peak'), ('compile_s', 'compile s'),
            ('peak_rss_mb', 'peak RSS MB'), ('device_peak_mb', 'device peak MB'),
            ('speedup', 'speed-up'), ('ratio_to', 'against'),
-           ('ratio_to_reference', 'step time / first row'))
+           ('ratio_to_reference', 'step time / first row'), ('epoch_s', 'epoch s'),
+           ('gen_fd_s', 'gen_fd pass s'), ('ratio_to_epoch', 'pass / epoch'))
 
 
 class BenchmarkFileError(ValueError):

@@ -157,22 +157,30 @@ def render(rec: dict, name: str = '') -> str:
   return '\n'.join(out)
 
 
+def measurements(folder: str) -> list[tuple[str, dict]]:
+  """(file name, record) of every *-vs-pythae.json under `folder`/benchmarks, newest first
+  (one file per run: the networks of a run that measured one kind only are in its name)."""
+  bench = os.path.join(folder, 'benchmarks')
+  names = sorted((f for f in os.listdir(bench) if f.endswith(SUFFIX)), reverse=True) if (
+      os.path.isdir(bench)) else []
+  out = []
+  for name in names:
+    with open(os.path.join(bench, name)) as f:
+      out.append((name, json.load(f)))
+  return out
+
+
 def newest(folder: str) -> tuple[str, dict] | None:
   """(file name, record) of the newest *-vs-pythae.json under `folder`/benchmarks."""
-  bench = os.path.join(folder, 'benchmarks')
-  names = sorted(f for f in os.listdir(bench) if f.endswith(SUFFIX)) if os.path.isdir(
-      bench) else []
-  if not names:
-    return None
-  with open(os.path.join(bench, names[-1])) as f:
-    return names[-1], json.load(f)
+  found = measurements(folder)
+  return found[0] if found else None
 
 
 def block(folder: str, arg: str = '') -> str:
-  """The docs generator's `vs_pythae` block: the newest measurement, rendered."""
-  found = newest(folder)
-  if found is None:
+  """The docs generator's `vs_pythae` block: every measurement, newest first, rendered."""
+  found = measurements(folder)
+  if not found:
     return (f'(no measurement yet: `{COMMAND}` writes docs/benchmarks/<date>-cpu{SUFFIX}, then '
             '`python -m ae_jax.docs` fills this page)')
-  name, rec = found
-  return render(rec, name)
+  return '\n\n'.join(f'### {name[:-len(".json")]}\n\n' + render(rec, name)
+                       for name, rec in found)

@@ -390,7 +390,8 @@ def write(args, ctx, threads, space, epochs, num_samples):
             'split': f'a seeded split of the first {n_train + n_test} of the 70,000 images, '
                      'train file first (data.name=npy, split_seed 0)'})
   date = datetime.date.today().isoformat()
-  path = os.path.join(args.out, f'{date}-{jax.default_backend()}-vs-pythae.json')
+  nets = '' if set(args.nets.split(',')) == set(NETS) else args.nets.replace(',', '-') + '-'
+  path = os.path.join(args.out, f'{date}-{jax.default_backend()}-{nets}vs-pythae.json')
   bench.write_record(rec, path)
   print(f'wrote {path}')
 

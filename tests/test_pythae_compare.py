@@ -230,7 +230,7 @@ def test_the_record_renders_on_the_performance_page_too():
   assert '| vae mlp | ae_jax | 5000.0 | 5× |' in table
 
 
-def test_block_renders_the_newest_file_or_says_how_to_make_one(tmp_path):
+def test_block_renders_every_file_newest_first_or_says_how_to_make_one(tmp_path):
   assert 'no measurement yet' in pythae_compare.block(str(tmp_path))
   bench = tmp_path / 'benchmarks'
   bench.mkdir()
@@ -240,5 +240,10 @@ def test_block_renders_the_newest_file_or_says_how_to_make_one(tmp_path):
   old['date'], new['date'] = '2026-12-01', '2026-12-06'
   (bench / '2026-12-01-cpu-vs-pythae.json').write_text(json.dumps(old))
   (bench / '2026-12-06-cpu-vs-pythae.json').write_text(json.dumps(new))
+  (bench / '2026-12-06-cpu-conv-vs-pythae.json').write_text(json.dumps(new))  # one run's nets
   page = pythae_compare.block(str(tmp_path))
-  assert page.startswith('Measured 2026-12-06') and '2026-12-06-cpu-vs-pythae.json' in page
+  heads = [line for line in page.splitlines() if line.startswith('### 2026')]
+  assert heads == ['### 2026-12-06-cpu-vs-pythae', '### 2026-12-06-cpu-conv-vs-pythae',
+                   '### 2026-12-01-cpu-vs-pythae']
+  assert page.split('\n\n', 2)[1].startswith('Measured 2026-12-06')
+  assert page.count('Measured 2026-12-01') == 1

@@ -38,11 +38,16 @@ def test_sharp_reconstructions(tmp_path, smoke_study, report_table):
     assert f'figures/{name}' in md
 
 
-def test_model_families(tmp_path, smoke_study, report_table):
+def test_model_families(tmp_path, smoke_study, report_table, idx_folder, monkeypatch):
   from ae_jax.studies import model_families as mf
-  md = smoke_study('model_families', tmp_path)
+  fashion = str(tmp_path / 'fashion')  # IDX files of Fashion-MNIST's layout, made here
+  idx_folder(fashion, num_train=300, num_test=100)
+  monkeypatch.setattr(mf, 'FASHION', fashion)
+  md = smoke_study('model_families', tmp_path / 'study')
+  tmp_path = tmp_path / 'study'
   labels = {k: label for k, label, _, _ in mf.FAMILIES}
-  for title, ds in (('dSprites', 'dsprites'), ('Photographs', 'photos')):
+  for title, ds in (('dSprites', 'dsprites'), ('Photographs', 'photos'),
+                    ('Fashion-MNIST', 'fashion')):
     rows = report_table(md, f'{title}: test metrics')
     assert [r[0] for r in rows] == [labels[k] for k in mf.SMOKE_FAMILIES]
     assert f'figures/samples_{ds}.png' in md
@@ -51,7 +56,12 @@ def test_model_families(tmp_path, smoke_study, report_table):
   assert 'sample FD' not in head and 'Sample FD: not measured' in md  # not at --smoke
   results = json.load(open(tmp_path / 'results.json'))
   keys = [m['key'] for m in results['models']]
-  assert keys == [f'{d}/{k}' for d in ('dsprites', 'photos') for k in mf.SMOKE_FAMILIES]
+  assert keys == [f'{d}/{k}' for d in ('dsprites', 'photos', 'fashion')
+                  for k in mf.SMOKE_FAMILIES]
+  # the real-data table's sample FD, in the Fashion-MNIST classifier's space, at any budget
+  fashion_fd = [float(r[-1]) for r in report_table(md, 'Fashion-MNIST: test metrics')]
+  assert len(fashion_fd) == len(mf.SMOKE_FAMILIES) and all(v > 0 for v in fashion_fd)
+  assert 'samples in Fashion-MNIST classifier feature space' in md
   for m in results['models'][:len(mf.SMOKE_FAMILIES)]:
     assert 0.0 <= m['metrics']['factor_vae'] <= 1.0 and 0.0 <= m['metrics']['mig'] <= 1.0
   # each family sampled its own way, and the caption says how

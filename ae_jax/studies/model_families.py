@@ -9,14 +9,18 @@ dSprites: 64x64 generated shapes, an MLP 4096-512-256 with 10 latents, Bernoulli
 likelihood (BCE summed over pixels). Table: reconstruction term, MIG, FactorVAE score,
 active units, sample FD. Photos: 32x32 patches, the conv encoder/decoder (32-64 channels)
 with 32 latents, a Gaussian likelihood of σ = 0.1 (loss.reconstruction='gaussian_nll',
-summed). Table: PSNR, SSIM, LPIPS-VGG, reconstruction FD, sample FD.
+summed). Table: PSNR, SSIM, LPIPS-VGG, reconstruction FD, sample FD. Fashion-MNIST (where
+its IDX files are installed: apt-get install dataset-fashion-mnist): the same conv network
+on 28x28 gray images with 16 latents and the same likelihood; its sample FD is measured in
+ae_jax's Fashion-MNIST classifier's feature space (fd_classifier's), the real-data table.
 
 Samples are drawn the way each family is meant to be sampled: a VAE's (and WAE's) from
 the N(0, I) prior; a plain AE's and an RAE's from a 10-component Gaussian mixture fitted to
 its training codes (RAE's ex-post density, `latent fit --density gmm`); a VQ-VAE's code
 indices from the categorical fitted to its training codes (a flat VQ code is one of K
 codebook entries: log2 K bits, whatever the latent size). Sample FD is the Fréchet
-distance between test images and as many samples in LPIPS-VGG feature space (not FID).
+distance between test images and as many samples in LPIPS-VGG feature space (not FID;
+Fashion-MNIST: the classifier's).
 
 Hyperparameters (each family's usual value; every weight is a vmapped sweep axis):
 β-VAE β = 4; β-TCVAE β = 6 on the total correlation (α = γ = 1); FactorVAE γ = 6.4;
@@ -25,8 +29,10 @@ decoder weight decay 1e-7; IWAE K = 5; VQ-VAE K = 512 codes, commitment 0.25, EM
 """
 from __future__ import annotations
 
+import os
 
 from ae_jax import figures
+from ae_jax.data import idx
 from ae_jax.latent import fitted, tools
 from ae_jax.metrics import registry, sample_quality as sq
 from ae_jax.metrics.lpips import Evaluator
@@ -76,8 +82,18 @@ PHOTOS = {
                           'train.eval_every': 1, 'model.conv.channels': (8,),
                           'model.latent_dim': 4, 'model.vq.codes': 16,
                           'eval.metrics': ('loss', 'recon', 'psnr', 'ssim')}}}
+FASHION = idx.DEBIAN_FASHION_MNIST
+FASHION_SPEC = {
+    'settings': {**PHOTOS['settings'], 'data.path': FASHION,
+                 'eval.metrics': ('loss', 'recon', 'psnr', 'ssim')},
+    'budgets': {'full': {'data.num_examples': 10000, 'train.num_epochs': 5,
+                         'train.eval_every': 5, 'eval.max_images': 2000},
+                'quick': {'data.num_examples': 2000, 'train.num_epochs': 2,
+                          'train.eval_every': 2},
+                'smoke': PHOTOS['budgets']['smoke']}}
 DATASETS = (('dsprites', 'dSprites', Experiment('dsprites', 64, 1, 'mlp', '', 10), SPRITES),
-            ('photos', 'Photographs', Experiment('photos', 32, 3, 'conv', '', 32), PHOTOS))
+            ('photos', 'Photographs', Experiment('photos', 32, 3, 'conv', '', 32), PHOTOS),
+            ('fashion', 'Fashion-MNIST', Experiment('idx', 28, 1, 'conv', '', 16), FASHION_SPEC))
 SAMPLES = {'full': 500, 'quick': 200, 'smoke': 32}  # per family, for the sample FD
 SHOWN = 8  # samples per family in the figure
 
@@ -93,12 +109,20 @@ MODELS = tuple(_model(ds, exp, spec, *f) for ds, _, exp, spec in DATASETS for f 
 __doc__ += budget_doc(MODELS)
 
 
+def datasets():
+  """The datasets this machine has: Fashion-MNIST only where its files are (FASHION)."""
+  return [d for d in DATASETS if d[0] != 'fashion' or os.path.isdir(FASHION)]
+
+
 def families(study: Study):
   return [f for f in FAMILIES if study.budget != 'smoke' or f[0] in SMOKE_FAMILIES]
 
 
 def _config(study: Study, model: Model):
   cfg = study.config(model)
+  if model.key.startswith('fashion/'):  # where this machine keeps the files (FASHION)
+    with cfg.unlocked():
+      cfg.data.path = FASHION
   if not registry.get('lpips_vgg').available():
     with cfg.unlocked():
       cfg.eval.metrics = tuple(m for m in cfg.eval.metrics if m not in ('lpips_vgg',
@@ -130,11 +154,12 @@ def run(study: Study) -> Report:
                'Every family on the same network, latent size and budget: what each one\'s '
                'regulariser buys in disentanglement, reconstruction and samples.')
   chosen = families(study)
-  # sample FD: LPIPS-VGG features (not at --smoke, whose tiny models it would not rank)
-  lpips = registry.get('lpips_vgg').available() and study.budget != 'smoke'
-  for (ds, title, _, _), models in zip(DATASETS, (MODELS[:len(FAMILIES)],
-                                                  MODELS[len(FAMILIES):])):
-    by_key = {m.key: m for m in models}
+  for ds, title, _, _ in datasets():
+    by_key = {m.key: m for m in MODELS if m.key.startswith(f'{ds}/')}
+    # sample FD: LPIPS-VGG features (not at --smoke, whose tiny models it would not rank);
+    # Fashion-MNIST's in its classifier's space
+    lpips = registry.get('lpips_vgg').available() and study.budget != 'smoke'
+    measured = ds == 'fashion' or lpips
     rows, shown, how, cfg = [], [], [], None
     for key, label, _, _ in chosen:
       model = by_key[f'{ds}/{key}']
@@ -144,23 +169,27 @@ def run(study: Study) -> Report:
     src = study.source(f'{ds}/{chosen[0][0]}')
     num = min(SAMPLES[study.budget], 4 * len(src.dataset.test['id']))
     test, _, _ = src.split('test', limit=num)
-    fds = []
-    if lpips:  # one compiled feature extractor, the test images' features once
+    fds, space = [], 'LPIPS-VGG'
+    if ds == 'fashion':  # the real dataset's classifier (trained once, then cached)
+      ev = sq.classifier('fashion_mnist', (28, 28, 1), source=FASHION)
+      real, space = ev.features(test), 'Fashion-MNIST classifier'
+    elif lpips:  # one compiled feature extractor, the test images' features once
       ev = Evaluator('vgg')
       real = ev.features(test)
     for key, label, _, _ in chosen:
       samples, drawn = _samples(study, f'{ds}/{key}', num)
       shown.append(samples[:SHOWN])
       how.append(f'{label}: {drawn}')
-      fds.append(_sample_fd(ev, real, samples) if lpips else float('nan'))
+      fds.append(_sample_fd(ev, real, samples) if measured else float('nan'))
     rep.settings(cfg, ('data.name', 'data.image_size', 'data.num_examples', 'model.arch',
                        'model.hidden' if ds == 'dsprites' else 'model.conv.channels',
                        'model.latent_dim', 'loss.reconstruction', 'train.num_epochs',
                        'train.batch_size', 'train.learning_rate'),
                  heading=f'{title}: settings')
-    extra = {'sample FD (LPIPS-VGG) (↓)': [round(float(v), 4) for v in fds]} if lpips else {}
+    extra = ({f'sample FD ({space}) (↓)': [round(float(v), 4) for v in fds]} if measured
+             else {})
     note = (f'Sample FD: Fréchet distance between {len(test)} test images and {num} samples '
-            'in LPIPS-VGG feature space.' if lpips else 'Sample FD: not measured (it needs '
+            f'in {space} feature space.' if measured else 'Sample FD: not measured (it needs '
             "the lpips extra, and is not measured at --smoke).")
     if ds == 'dsprites':
       note += (' MIG and the FactorVAE score measure whether each generating factor (shape, '
