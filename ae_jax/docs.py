@@ -223,13 +223,31 @@ def _study_results(folder: str, name: str) -> str:
     rec = json.load(f)
   out = [f'From [`{name}.results.json`]({name}.results.json): the {rec.get("budget", "full")} '
          'budget' + (f' ({_cell(rec["banner"])})' if rec.get('banner') else '') + '.']
-  for t in rec.get('tables', []):
+  for t in rec.get('tables') or _tables_of_rows(rec.get('models', [])):
     out += ['', f'### {_cell(t["heading"])}', '', '| ' + ' | '.join(map(_cell, t['columns']))
             + ' |', '|' + '---|' * len(t['columns'])]
     out += ['| ' + ' | '.join(_cell(c) for c in row) + ' |' for row in t['rows']]
     if t.get('note'):
       out += ['', _cell(t['note'])]
   return '\n'.join(out)
+
+
+def _tables_of_rows(models: list[dict]) -> list[dict]:
+  """The metrics tables of a results.json written before it kept its tables: one per
+  heading, a row per model (its key), its extra columns, then its metrics in registry order."""
+  out = {}
+  for m in models:
+    t = out.setdefault(m['table'], {'heading': m['table'], 'rows': [], 'note': '',
+                                    'extra': list(m.get('extra', {})), 'metrics': set()})
+    t['metrics'] |= set(m['metrics'])
+  for t in out.values():
+    cols = registry.columns(t['metrics'])
+    t['columns'] = ['model', *t['extra'], *(c.label for c in cols)]
+    t['rows'] = [[m['key'], *(m['extra'].get(h, '') for h in t['extra']),
+                  *(c.format(m['metrics'][c.name]) if m['metrics'].get(c.name) is not None
+                    else '' for c in cols)]
+                 for m in models if m['table'] == t['heading']]
+  return list(out.values())
 
 
 def _study_index(folder: str, arg: str = '') -> str:

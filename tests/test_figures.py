@@ -3,6 +3,7 @@ eval differ by line style, and categorical channels get a colour key."""
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
+import pytest
 
 from ae_jax import figures
 
@@ -24,6 +25,7 @@ def _records(members):
   return rows
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 def test_many_members_get_small_multiples_and_distinct_colours():
   names = [f'beta={i}' for i in range(12)]
   fig = figures.loss_curves(_records(names))
@@ -50,6 +52,7 @@ def test_categorical_images_get_a_colour_key():
   assert not figures.image_rows(rows, ['a', 'b']).legends
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 def test_image_rows_title_and_key_clear_the_images_and_column_titles():
   """generate.png's title ran into its column headers (tight_layout leaves the suptitle
   out): the title sits above every column title, the colour key below every image, on a

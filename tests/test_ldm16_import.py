@@ -70,6 +70,7 @@ def test_the_presets_are_the_published_configs(name):
                                             'shift_factor': published['shift_factor']}
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 @pytest.mark.parametrize('name', NAMES)
 def test_parameter_counts_at_full_size_match_diffusers(diffusers, name):
   with torch.device('meta'):  # shapes only: no memory, no initialisation

@@ -115,6 +115,7 @@ def test_constant_factors_are_left_out():
     dis.mig(np.full((10, 2), np.nan), f[:10])
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 def test_dsprites_mig_renders_images_whose_positions_an_encoder_can_read(centroid_encoder):
   """Through real rendered images: a centroid encoder captures pos_x and pos_y (gap
   close to their discretization ceilings, ~0.83) and nothing about orientation."""

@@ -86,6 +86,7 @@ PUBLISHED = {'mlp_ae_50': 128, 'mlp_ae_50_refine': 128, 'mlp_vae_50': 256, 'fcn_
              'kl_f4_small': 3, 'kl_f8_small': 4, 'sd3_vae': 16, 'flux1_vae': 16}
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 @pytest.mark.parametrize('name,latent,shape', list(EXPECTED))
 def test_preset_parameter_counts(name, latent, shape, preset_config):
   model = build_model(preset_config(name, latent).model, shape)

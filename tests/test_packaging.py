@@ -132,6 +132,18 @@ def test_a_studys_results_block_shows_the_tables_of_its_committed_results(tmp_pa
   assert ('### Digits\n\n| model | PSNR (↑) |\n|---|---|\n| vae | 20.12 |\n| ae | n/a |\n\n'
           'a note') in text
   assert 'the quick budget (quick: fewer epochs)' in text
+  # a results.json from before the tables were kept: its metrics rows, in registry order
+  from ae_jax.metrics import registry
+  rows = [{'key': 'a', 'table': 'T', 'metrics': {'ssim': 0.5, 'psnr': 20.0},
+           'extra': {'step s': 0.1}}, {'key': 'b', 'table': 'T', 'metrics': {'psnr': 21.0},
+                                       'extra': {'step s': 0.2}}]
+  with open(tmp_path / 'studies' / 'two.results.json', 'w') as f:
+    json.dump({'budget': 'full', 'models': rows}, f)
+  text = docs.fill_blocks(block.replace(':one', ':two'), str(tmp_path))
+  psnr, ssim = registry.get('psnr'), registry.get('ssim')
+  assert (f'| model | step s | {psnr.label} | {ssim.label} |\n|---|---|---|---|\n'
+          f'| a | 0.1 | {psnr.format(20.0)} | {ssim.format(0.5)} |\n'
+          f'| b | 0.2 | {psnr.format(21.0)} |  |') in text
 
 
 @pytest.fixture

@@ -146,6 +146,7 @@ def _modules():
   return [importlib.import_module(f'ae_jax.studies.{name}') for name in STUDIES]
 
 
+@pytest.mark.slow  # builds full-size models or draws figures: seconds
 def test_quick_is_the_full_experiment_smaller():
   """For every model of every study, --quick trains the data kind, image size, channels,
   model family and latent size of the full budget (its declared Experiment), with no
