@@ -155,7 +155,7 @@ class JaxSide:
 
   def gmm_samples(self, train_images, num: int) -> np.ndarray:
     """ae_jax's own ex-post density (latent fit --density gmm: 10 full components)."""
-    from ae_jax.latent import density
+    from ae_jax.priors import density
     params = density.fit(self.encode(train_images)[0], 'gmm', 10, 'full', seed=SEED)
     return self.decode(density.sample(params, num, seed=SEED))
 
@@ -163,7 +163,7 @@ class JaxSide:
 def vq_gmm_samples(side, train_images, num: int) -> np.ndarray:
   """One protocol for both libraries' VQ-VAEs: a 10-component GMM (ae_jax's density fit)
   on the quantised training codes, its draws decoded (quantised again)."""
-  from ae_jax.latent import density
+  from ae_jax.priors import density
   z = side.encode(train_images)[0]
   codes = side.codebook()[side.code_indices(z)].reshape(len(z), -1)  # [N, L]
   return side.decode(density.sample(density.fit(codes, 'gmm', 10, 'full', seed=SEED), num,
