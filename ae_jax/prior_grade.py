@@ -48,9 +48,10 @@ def sample_images(member: Trained, num: int, seed: int, prior: str | None) -> np
 
 
 def grade(config, loaded: Loaded, prior: str | None, num: int | None = None,
-          dataset: data.Dataset | None = None) -> list[dict]:
+          dataset: data.Dataset | None = None, keep: int = 0) -> list[dict]:
   """Every member's sample-quality numbers through `prior`, against as many test images as
-  samples (config.prior.num_samples, at most the test split)."""
+  samples (config.prior.num_samples, at most the test split); with `keep`, also the first
+  `keep` of the graded samples ('images', for a figure: no second draw to compile)."""
   dataset = dataset if dataset is not None else data.load(config.data)
   test = dataset.test['image']
   n = min(int(num or config.prior.num_samples), len(test))
@@ -60,5 +61,6 @@ def grade(config, loaded: Loaded, prior: str | None, num: int | None = None,
   for k, m in enumerate(loaded.members):
     fake = sample_images(loaded.member(k), n, int(config.prior.seed) + k, prior)
     out.append({'name': m['name'], 'num_samples': n,
-                **score(real, fake, spaces, config.progress)})
+                **score(real, fake, spaces, config.progress),
+                **({'images': fake[:keep]} if keep else {})})
   return out

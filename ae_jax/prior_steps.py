@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from ae_jax.priors.registry import PriorKind
-from ae_jax.priors.flow import ema_update
+from ae_jax.priors.flow import ema_decay_at, ema_update
 
 
 class PriorStepSpec(NamedTuple):
@@ -66,7 +66,8 @@ def train_step(spec: PriorStepSpec, state: PriorState, batch):
   (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optimizer(spec).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  ema = ema_update(state.ema, params, spec.ema_decay) if spec.ema_decay > 0 else state.ema
+  ema = (ema_update(state.ema, params, ema_decay_at(spec.ema_decay, state.step))
+         if spec.ema_decay > 0 else state.ema)
   new = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema)
   return new, {'loss': loss, **terms}
 

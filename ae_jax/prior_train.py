@@ -30,7 +30,7 @@ from ae_jax.priors import registry, stats as stats_lib
 from ae_jax.workdir import CONFIG, SUMMARY, Workdir, config_to_dict
 
 # prior settings that may change when a prior resumes (the rest change what it is)
-FREE = ('num_epochs', 'eval_every', 'num_samples')
+FREE = ('num_epochs', 'eval_every', 'checkpoint_every', 'num_samples')
 
 
 def prior_name(config) -> str:
@@ -241,10 +241,12 @@ class _Run:
                       name: v} for n, v in held.items()]
           log.write(rows)
           tracker.rows(rows)
-          self.ckpts.save(self.step, self.state, self.members,
-                          {'epoch': epoch, 'step': self.step})
+          stop = watcher.should_stop(self.step)
+          if epoch % int(cfg.checkpoint_every) == 0 or self.step >= total or stop:
+            self.ckpts.save(self.step, self.state, self.members,
+                            {'epoch': epoch, 'step': self.step})
           bar.update(spe)
-          if watcher.should_stop(self.step):
+          if stop:
             self.ckpts.close()
             raise Preempted(f'stopped by {signal.Signals(watcher.signum).name} at prior '
                             f'epoch {epoch} (step '

@@ -332,6 +332,8 @@ CORE: tuple[Key, ...] = (
         role=_FREE),
     Key('prior.eval_every', 10, 'int', 'the held-out number on the test codes every N '
         'epochs (and at the end)', check='positive', role=_FREE),
+    Key('prior.checkpoint_every', 10, 'int', 'a checkpoint every N epochs and at the end '
+        '(SIGTERM and Ctrl-C save at once whatever this says)', check='positive', role=_FREE),
     Key('prior.num_samples', 1000, 'int', 'samples decoded to grade it at the end (sample '
         'FD, precision/recall); 0 = no grading', check='non_negative', role=_FREE),
     # ---- sweep settings (the axes themselves are derived: sweep.<axis>) ------------

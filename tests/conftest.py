@@ -164,6 +164,51 @@ def diffusers():
         sys.modules[k] = v
 
 
+def _diffusers_config(p) -> dict:
+  """diffusers.AutoencoderKL's keyword arguments for an ae_jax LDMPreset `p`: the same
+  layout (level attention, quant convs, the published latent factors where it has them)."""
+  n = len(p.ch_mult)
+  down = tuple('AttnDownEncoderBlock2D' if i in p.attn_levels else 'DownEncoderBlock2D'
+               for i in range(n))
+  up = tuple('AttnUpDecoderBlock2D' if n - 1 - i in p.attn_levels else 'UpDecoderBlock2D'
+             for i in range(n))
+  factors = {k: v for k, v in (('scaling_factor', p.scaling_factor),
+                               ('shift_factor', p.shift_factor)) if v is not None}
+  return dict(block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
+              latent_channels=p.z_channels, down_block_types=down, up_block_types=up,
+              norm_num_groups=p.norm_groups, mid_block_add_attention=p.mid_attention,
+              use_quant_conv=p.quant_conv, use_post_quant_conv=p.post_quant_conv, **factors)
+
+
+@pytest.fixture(scope='session')
+def diffusers_config():
+  """diffusers_config(preset: LDMPreset) -> diffusers.AutoencoderKL's keyword arguments for
+  the same layout."""
+  return _diffusers_config
+
+
+@pytest.fixture(scope='session')
+def autoencoder_kl(diffusers, tmp_path_factory):
+  """autoencoder_kl(preset) -> (a diffusers AutoencoderKL in the layout of ae_jax's preset
+  `preset` (a name or an LDMPreset) with torch's seed-0 random weights, in eval mode; the
+  .safetensors file of its weights). Built once per preset and session."""
+  built = {}
+
+  def make(preset):
+    import torch
+    from safetensors.torch import save_file
+    from ae_jax.models import LDM_PRESETS
+    p = LDM_PRESETS[preset] if isinstance(preset, str) else preset
+    if p not in built:
+      torch.manual_seed(0)
+      ref = diffusers.AutoencoderKL(**_diffusers_config(p)).eval()
+      path = str(tmp_path_factory.mktemp('autoencoder_kl') / 'vae.safetensors')
+      save_file(ref.state_dict(), path)
+      built[p] = ref, path
+    return built[p]
+  return make
+
+
 def _tree_digest(path) -> dict:
   """{relative name: sha256 of its bytes, or 'folder'} of everything under `path`: equal
   digests mean no file or folder was added, removed or changed."""

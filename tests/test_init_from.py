@@ -9,13 +9,11 @@ import chex
 import jax
 import numpy as np
 import pytest
-import torch
 
 from ae_jax import checkpoint, config_lib, init_from, interop
 from ae_jax.errors import ConfigError
 from ae_jax.inference import load, open_workdir
 from ae_jax.main import main as ae_main
-from ae_jax.models import LDM_PRESETS
 from ae_jax.train import train_and_evaluate
 
 pytestmark = pytest.mark.slow
@@ -33,19 +31,10 @@ RECIPE = ['--config.loss.reconstruction=l1', '--config.loss.reduction=mean',
 
 
 @pytest.fixture(scope='module')
-def imported(tmp_path_factory, diffusers):
+def imported(tmp_path_factory, autoencoder_kl):
   """A kl_f4_small-sized diffusers AutoencoderKL (random weights) imported at 32x32."""
-  from safetensors.torch import save_file
-  p = LDM_PRESETS[PRESET]
-  torch.manual_seed(0)
-  ref = diffusers.AutoencoderKL(
-      block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
-      latent_channels=p.z_channels, norm_num_groups=p.norm_groups,
-      down_block_types=('DownEncoderBlock2D',) * len(p.ch_mult),
-      up_block_types=('UpDecoderBlock2D',) * len(p.ch_mult)).eval()
+  _, path = autoencoder_kl(PRESET)
   root = tmp_path_factory.mktemp('init_from')
-  path = str(root / 'vae.safetensors')
-  save_file(ref.state_dict(), path)
   workdir = str(root / 'imported')
   interop.main(['--torch-checkpoint', path, '--config', 'base', '--workdir', workdir,
                 f'--config.model.preset={PRESET}', *DATA, '--config.loss.beta=1e-6'])

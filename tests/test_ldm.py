@@ -30,19 +30,8 @@ SMALL_ATTN = ldm.LDMPreset('test: two levels, attention at the bottom one', 32, 
 SMALL = SMALL_ATTN._replace(description='test: two levels', attn_levels=())
 
 
-def diffusers_config(p: ldm.LDMPreset) -> dict:
-  n = len(p.ch_mult)
-  down = tuple('AttnDownEncoderBlock2D' if i in p.attn_levels else 'DownEncoderBlock2D'
-               for i in range(n))
-  up = tuple('AttnUpDecoderBlock2D' if n - 1 - i in p.attn_levels else 'UpDecoderBlock2D'
-             for i in range(n))
-  return dict(block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
-              latent_channels=p.z_channels, down_block_types=down, up_block_types=up,
-              norm_num_groups=p.norm_groups, mid_block_add_attention=p.mid_attention)
-
-
 @pytest.fixture(scope='module')
-def reference(diffusers):
+def reference(diffusers, diffusers_config):
   """A seeded diffusers AutoencoderKL with random weights for a preset (built once)."""
   built = {}
 
@@ -81,7 +70,7 @@ def nhwc(t):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['kl_f8', 'kl_f4', 'kl_f4_small', 'kl_f8_small'])
-def test_parameter_counts_match_diffusers(diffusers, name):
+def test_parameter_counts_match_diffusers(diffusers, diffusers_config, name):
   with torch.device('meta'):  # shapes only: no memory, no initialisation
     ref = diffusers.AutoencoderKL(**diffusers_config(ldm.LDM_PRESETS[name]))
   total = sum(p.numel() for p in ref.parameters())
@@ -130,7 +119,7 @@ def test_safetensors_round_trip_reads_without_torch(reference, tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_log_variance_is_clamped_like_diffusers(diffusers):
+def test_log_variance_is_clamped_like_diffusers(diffusers, diffusers_config):
   torch.manual_seed(0)
   ref = diffusers.AutoencoderKL(**diffusers_config(SMALL)).eval()
   with torch.no_grad():

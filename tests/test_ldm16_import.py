@@ -38,17 +38,6 @@ FLAGS = ['--config.data.name=photos', '--config.data.num_examples=40',
          '--config.loss.reconstruction=l1', '--config.loss.beta=1e-6']
 
 
-def diffusers_config(p: ldm.LDMPreset) -> dict:
-  n = len(p.ch_mult)
-  assert not p.attn_levels  # none of these presets has level attention
-  return dict(block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
-              latent_channels=p.z_channels, norm_num_groups=p.norm_groups,
-              mid_block_add_attention=p.mid_attention, use_quant_conv=p.quant_conv,
-              use_post_quant_conv=p.post_quant_conv, scaling_factor=p.scaling_factor,
-              shift_factor=p.shift_factor, down_block_types=('DownEncoderBlock2D',) * n,
-              up_block_types=('UpDecoderBlock2D',) * n)
-
-
 def param_shapes(preset, image_shape=(64, 64, 3), learned_logvar=False):
   enc, dec = ldm.build(preset, image_shape)
   model = AutoEncoder(enc, dec, kind='vae', output_activation='none', model_range='pm1',
@@ -62,7 +51,7 @@ def count(tree) -> int:
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_the_presets_are_the_published_configs(name):
+def test_the_presets_are_the_published_configs(name, diffusers_config):
   config = diffusers_config(FULL[name])
   assert {k: config[k] for k in PUBLISHED[name]} == PUBLISHED[name]
   published = PUBLISHED[name]
@@ -72,7 +61,7 @@ def test_the_presets_are_the_published_configs(name):
 
 @pytest.mark.slow  # builds full-size models or draws figures: seconds
 @pytest.mark.parametrize('name', NAMES)
-def test_parameter_counts_at_full_size_match_diffusers(diffusers, name):
+def test_parameter_counts_at_full_size_match_diffusers(diffusers, diffusers_config, name):
   with torch.device('meta'):  # shapes only: no memory, no initialisation
     ref = diffusers.AutoencoderKL(**diffusers_config(FULL[name]))
   assert ref.quant_conv is None and ref.post_quant_conv is None
@@ -85,7 +74,7 @@ def test_parameter_counts_at_full_size_match_diffusers(diffusers, name):
 
 
 @pytest.fixture(scope='module')
-def imported(tmp_path_factory, diffusers):
+def imported(tmp_path_factory, diffusers, diffusers_config):
   """Each preset at a quarter of its widths, in the registry while this module's tests run
   (the workdir's config names the preset): a seeded diffusers AutoencoderKL with its
   config, through the import command -> {name: (diffusers model, workdir)}."""
@@ -132,7 +121,7 @@ def test_the_import_command_computes_what_diffusers_does(imported, name):
                     'shift_factor': ref.config.shift_factor, 'preset': name}
 
 
-def _state(diffusers, preset, seed=0) -> dict:
+def _state(diffusers, diffusers_config, preset, seed=0) -> dict:
   torch.manual_seed(seed)
   ref = diffusers.AutoencoderKL(**diffusers_config(preset))
   return {k: v.detach().numpy() for k, v in ref.state_dict().items()}
@@ -142,19 +131,21 @@ SMALL16 = FULL['sd3_vae']._replace(ch=8, ch_mult=(1, 2), num_res_blocks=1,
                                                norm_groups=4)
 
 
-def test_quant_convs_on_one_side_only_are_named(diffusers):
+def test_quant_convs_on_one_side_only_are_named(diffusers, diffusers_config):
   with_quant = SMALL16._replace(quant_conv=True, post_quant_conv=True)
   # a file with quant convs (an SD 1.x-style layout) into a model without them ...
   with pytest.raises(ConfigError, match=r'^quant_conv\.weight: no parameter of this model'):
-    interop_ldm.convert(_state(diffusers, with_quant), param_shapes(SMALL16, (16, 16, 3)))
+    interop_ldm.convert(_state(diffusers, diffusers_config, with_quant),
+                        param_shapes(SMALL16, (16, 16, 3)))
   # ... and the reverse
   with pytest.raises(ConfigError, match=r'nothing in the state dict fills '
                      r'(encoder/quant_conv|decoder/post_quant_conv)/(kernel|bias)'):
-    interop_ldm.convert(_state(diffusers, SMALL16), param_shapes(with_quant, (16, 16, 3)))
+    interop_ldm.convert(_state(diffusers, diffusers_config, SMALL16),
+                        param_shapes(with_quant, (16, 16, 3)))
 
 
-def test_a_learned_log_variance_keeps_its_value_and_the_rest_is_filled(diffusers):
-  state = _state(diffusers, SMALL16)
+def test_a_learned_log_variance_keeps_its_value_and_the_rest_is_filled(diffusers, diffusers_config):
+  state = _state(diffusers, diffusers_config, SMALL16)
   shapes = param_shapes(SMALL16, (16, 16, 3), learned_logvar=True)
   params = interop_ldm.convert(state, shapes)
   assert float(params['output_logvar']) == 0.0  # AutoEncoder's init, from an abstract tree
@@ -166,12 +157,12 @@ def test_a_learned_log_variance_keeps_its_value_and_the_rest_is_filled(diffusers
     jax.tree.map(np.testing.assert_array_equal, params[part], plain[part])
 
 
-def test_a_parameter_no_autoencoder_kl_has_is_one_config_error(diffusers):
+def test_a_parameter_no_autoencoder_kl_has_is_one_config_error(diffusers, diffusers_config):
   shapes = dict(param_shapes(SMALL16, (16, 16, 3)))
   shapes['quantizer'] = {'codebook': jax.ShapeDtypeStruct((512, 16), jnp.float32)}
   with pytest.raises(ConfigError, match=r"^quantizer/codebook: an AutoencoderKL state dict "
                      r"has nothing for this parameter; import into a VAE \(model.kind='vae'\)$"):
-    interop_ldm.convert(_state(diffusers, SMALL16), shapes)
+    interop_ldm.convert(_state(diffusers, diffusers_config, SMALL16), shapes)
 
 
 @pytest.mark.parametrize('name', NAMES)

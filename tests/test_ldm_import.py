@@ -12,7 +12,6 @@ from ae_jax import interop
 from ae_jax.evaluate import evaluate_workdir
 from ae_jax.inference import load
 from ae_jax.latent.__main__ import main as latent_main
-from ae_jax.models import LDM_PRESETS
 from ae_jax.train import train_and_evaluate
 
 pytestmark = pytest.mark.slow
@@ -26,18 +25,9 @@ FLAGS = ['--config.model.preset=kl_f4_small', '--config.data.name=photos',
 
 
 @pytest.fixture(scope='module')
-def imported(tmp_path_factory, diffusers):
-  from safetensors.torch import save_file
-  p = LDM_PRESETS[PRESET]
-  torch.manual_seed(0)
-  ref = diffusers.AutoencoderKL(
-      block_out_channels=p.widths, layers_per_block=p.num_res_blocks,
-      latent_channels=p.z_channels, norm_num_groups=p.norm_groups,
-      down_block_types=('DownEncoderBlock2D',) * len(p.ch_mult),
-      up_block_types=('UpDecoderBlock2D',) * len(p.ch_mult)).eval()
+def imported(tmp_path_factory, autoencoder_kl):
+  ref, path = autoencoder_kl(PRESET)
   root = tmp_path_factory.mktemp('ldm_import')
-  path = str(root / 'vae.safetensors')
-  save_file(ref.state_dict(), path)
   workdir = str(root / 'w')
   interop.main(['--torch-checkpoint', path, '--config', 'base', '--workdir', workdir, *FLAGS])
   return ref, path, workdir, root

@@ -15,9 +15,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope='module')
 def lpips_run(tmp_path_factory):
-  """A tiny conv VAE trained with an LPIPS term on 16x16 images from an .npy file."""
+  """A tiny conv VAE trained with an LPIPS term (the AlexNet trunk, the cheaper one) on 32x32
+  images from an .npy file."""
   root = tmp_path_factory.mktemp('lpips_run')
-  images = np.random.default_rng(0).random((80, 16, 16, 3)).astype(np.float32)
+  images = np.random.default_rng(0).random((80, 32, 32, 3)).astype(np.float32)
   path = str(root / 'images.npy')
   np.save(path, images)
   from ae_jax.configs import base
@@ -25,8 +26,8 @@ def lpips_run(tmp_path_factory):
   settings = {
       'data.name': 'npy', 'data.path': path, 'model.arch': 'conv',
       'model.conv.channels': (4,), 'model.latent_dim': 3, 'train.batch_size': 32,
-      'train.num_epochs': 1, 'loss.lpips_weight': 0.1, 'figures.enabled': False,
-      'progress': False, 'log.tensorboard': False,
+      'train.num_epochs': 1, 'loss.lpips_weight': 0.1, 'loss.lpips_net': 'alex',
+      'figures.enabled': False, 'progress': False, 'log.tensorboard': False,
       'eval.metrics': ('loss', 'recon', 'psnr')}
   from ae_jax import config_lib
   for key, value in settings.items():
@@ -56,7 +57,7 @@ def test_load_needs_no_data_no_training_step_and_no_lpips_weights(lpips_run, mon
   recon = m.reconstruct(images[:4])
   sample = m.sample_prior(2)
 
-  assert recon.shape == (4, 16, 16, 3) and sample.shape == (2, 16, 16, 3)
+  assert recon.shape == (4, 32, 32, 3) and sample.shape == (2, 32, 32, 3)
   assert np.isfinite(recon).all()
   assert traced == [] and read == []
   # a notebook's process is left as it was

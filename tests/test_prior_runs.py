@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import codes, config_lib, data, preempt, prior
+from ae_jax import checkpoint, codes, config_lib, data, preempt, prior
 from ae_jax.errors import Preempted, WorkdirError
 from ae_jax.export import export_member
 from ae_jax.inference import load
@@ -97,7 +97,7 @@ def test_each_members_prior_is_the_one_its_codes_alone_train(runs, kind, model):
 def test_a_stopped_prior_resumes_bit_for_bit(runs, monkeypatch):
   _, workdir = runs['vae']
   full = _prior_config(workdir, 'flow', '--config.prior.name=full',
-                       '--config.prior.num_epochs=3')
+                       '--config.prior.num_epochs=3', '--config.prior.checkpoint_every=2')
   part = _prior_config(workdir, 'flow', '--config.prior.name=part',
                        '--config.prior.num_epochs=3')
   train_prior(full, workdir)
@@ -114,9 +114,14 @@ def test_a_stopped_prior_resumes_bit_for_bit(runs, monkeypatch):
     m.setattr(preempt.Watcher, 'should_stop', stop_once)
     with pytest.raises(Preempted, match='stopped by SIGTERM at prior epoch 1'):
       train_prior(part, workdir)
+  spe = TrainedPrior.open(workdir, 'full').spec.steps_per_epoch
+  assert checkpoint.saved_steps(folder(workdir, 'part').checkpoints) == [spe]  # saved at once
   train_prior(part, workdir)  # resumes at epoch 1
   a, b = (TrainedPrior.open(workdir, n) for n in ('full', 'part'))
-  assert a.step == b.step == 3 * a.spec.steps_per_epoch
+  assert a.step == b.step == 3 * spe
+  # checkpoints every prior.checkpoint_every epochs and at the end; the stop above saved at
+  # once, in epoch 1, although the default (10) would not have
+  assert checkpoint.saved_steps(folder(workdir, 'full').checkpoints) == [2 * spe, 3 * spe]
   chex.assert_trees_all_equal(a.params, b.params)
   rows = lambda n: [json.loads(line) for line in open(
       os.path.join(folder(workdir, n).path, 'metrics.jsonl'))]

@@ -160,6 +160,21 @@ def test_ema_update_is_the_weighted_mean():
   chex.assert_trees_all_close(flow.ema_update(ema, params, 0.0), params)
 
 
+def test_the_ema_warms_up_so_a_short_run_averages_trained_weights():
+  # (1 + t) / (10 + t) while below the decay, then the decay itself
+  assert float(flow.ema_decay_at(0.999, 0)) == pytest.approx(0.1)
+  assert float(flow.ema_decay_at(0.999, 90)) == pytest.approx(0.91)
+  assert float(flow.ema_decay_at(0.999, 10**6)) == pytest.approx(0.999)
+  assert float(flow.ema_decay_at(0.5, 90)) == 0.5
+  # 150 updates towards weights that moved to 1 from an init of 0: the warmed-up average
+  # sits near the weights, a fixed 0.999 would keep 86% of the init
+  ema = fixed = jnp.zeros(())
+  for t in range(150):
+    ema = flow.ema_update(ema, jnp.ones(()), flow.ema_decay_at(0.999, t))
+    fixed = flow.ema_update(fixed, jnp.ones(()), 0.999)
+  assert float(ema) > 0.85 and float(fixed) < 0.14
+
+
 def test_bad_settings_and_codes_are_one_clear_error():
   with pytest.raises(ConfigError, match='sampler'):
     flow.FlowSettings(sampler='rk4')

@@ -124,8 +124,9 @@ FLOW = PriorKind(
                ('sampler', _F.sampler, 'str', 'euler | heun', {'choices': flow.SAMPLERS}),
                ('held_out_draws', _F.held_out_draws, 'int', '(t, noise) draws per held-out '
                 'code', {'check': 'positive'}),
-               ('ema_decay', 0.999, 'float', 'EMA of the weights, which sampling uses (0: '
-                'the weights themselves)', {'check': 'unit'})))
+               ('ema_decay', 0.999, 'float', 'EMA of the weights, which sampling uses, '
+                'warmed up as min(decay, (1 + t) / (10 + t)) at update t (0: the weights '
+                'themselves)', {'check': 'unit'})))
 _A = autoregressive.AutoregressiveSettings(num_codes=2)
 AUTOREGRESSIVE = PriorKind(
     'autoregressive', 'a causal transformer over code indices in raster order (VQ-GAN\'s '
