@@ -209,6 +209,62 @@ def autoencoder_kl(diffusers, tmp_path_factory):
   return make
 
 
+def _computes_what_diffusers_does(m, ref, tol: float = 1e-4):
+  """Asserts that ae_jax model `m` (load()ed) encodes and decodes 2 random images as
+  diffusers' AutoencoderKL `ref` does: the posterior mean and log-variance, the raw decoding
+  of the mean (theirs in [-1, 1], ours (output + 1) / 2) and our clipped decode(); relative
+  error max|ours - theirs| / max|theirs| below `tol`."""
+  import numpy as np
+  import torch
+  x = np.random.default_rng(0).random((2, *m.image_shape)).astype(np.float32)
+  with torch.no_grad():
+    post = ref.encode(torch.from_numpy(2 * x.transpose(0, 3, 1, 2) - 1)).latent_dist
+    want_mean = post.mean.numpy().transpose(0, 2, 3, 1)
+    decoded = ref.decode(post.mean).sample.numpy().transpose(0, 2, 3, 1)
+  mean, logvar = m.encode(x)
+  rel = lambda a, b: np.max(np.abs(a - b)) / np.max(np.abs(b))
+  assert rel(mean, want_mean) < tol
+  assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < tol
+  raw = np.asarray(m.decode_fn(m.variables, want_mean)[0])  # (output + 1) / 2, unclipped
+  assert rel(2 * raw - 1, decoded) < tol  # theirs in [-1, 1]
+  np.testing.assert_allclose(m.decode(want_mean), np.clip(raw, 0.0, 1.0), atol=1e-6)
+
+
+@pytest.fixture(scope='session')
+def computes_what_diffusers_does():
+  """computes_what_diffusers_does(m, ref, tol=1e-4): asserts a loaded model encodes and
+  decodes as diffusers' AutoencoderKL `ref` does (mean, log-variance, decoding)."""
+  return _computes_what_diffusers_does
+
+
+def _train_on_draws(loss_fn, params, draw, num_steps: int, learning_rate: float, seed=0):
+  """Adam on fresh draws: at step i, loss_fn(params, draw(key_i, 256), key_i') (a [B]
+  loss, averaged), one jitted lax.scan over `num_steps` -> the trained params."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  key = jax.random.key(seed)
+  opt = optax.adam(learning_rate)
+
+  def step(carry, i):
+    params, opt_state = carry
+    k = jax.random.fold_in(key, i)
+    batch = draw(jax.random.fold_in(k, 0), 256)
+    grads = jax.grad(lambda p: loss_fn(p, batch, jax.random.fold_in(k, 1))[0].mean())(params)
+    updates, opt_state = opt.update(grads, opt_state)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  return jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jnp.arange(num_steps))[0])(
+      params)[0]
+
+
+@pytest.fixture(scope='session')
+def train_on_draws():
+  """train_on_draws(loss_fn, params, draw, num_steps, learning_rate, seed=0) -> params
+  trained by Adam on fresh draws of 256 (draw(key, n)), as one jitted scan."""
+  return _train_on_draws
+
+
 def _tree_digest(path) -> dict:
   """{relative name: sha256 of its bytes, or 'folder'} of everything under `path`: equal
   digests mean no file or folder was added, removed or changed."""

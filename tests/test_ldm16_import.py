@@ -98,23 +98,13 @@ def imported(tmp_path_factory, diffusers, diffusers_config):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', NAMES)
-def test_the_import_command_computes_what_diffusers_does(imported, name):
+def test_the_import_command_computes_what_diffusers_does(imported, name,
+                                                         computes_what_diffusers_does):
   ref, workdir = imported[name]
   m = load(workdir)
   assert m.epoch == 0 and m.latent_shape == (2, 2, 16)
   assert 'quant_conv' not in m.params['encoder'] and 'post_quant_conv' not in m.params['decoder']
-  x = np.random.default_rng(0).random((2, *m.image_shape)).astype(np.float32)
-  with torch.no_grad():
-    post = ref.encode(torch.from_numpy(2 * x.transpose(0, 3, 1, 2) - 1)).latent_dist
-    want_mean = post.mean.numpy().transpose(0, 2, 3, 1)
-    decoded = ref.decode(post.mean).sample.numpy().transpose(0, 2, 3, 1)
-  mean, logvar = m.encode(x)
-  rel = lambda a, b: np.max(np.abs(a - b)) / np.max(np.abs(b))
-  assert rel(mean, want_mean) < 1e-4
-  assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < 1e-4
-  raw = np.asarray(m.decode_fn(m.variables, want_mean)[0])  # (output + 1) / 2, unclipped
-  assert rel(2 * raw - 1, decoded) < 1e-4  # theirs in [-1, 1]
-  np.testing.assert_allclose(m.decode(want_mean), np.clip(raw, 0.0, 1.0), atol=1e-6)
+  computes_what_diffusers_does(m, ref)
   # the factors a latent prior normalizes these codes by, beside the model
   record = json.load(open(os.path.join(workdir, 'model.json')))['latent_normalization']
   assert record == {'scaling_factor': ref.config.scaling_factor,

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from ae_jax import interop
 from ae_jax.evaluate import evaluate_workdir
@@ -33,22 +32,11 @@ def imported(tmp_path_factory, autoencoder_kl):
   return ref, path, workdir, root
 
 
-def test_the_imported_model_computes_what_diffusers_does(imported):
+def test_the_imported_model_computes_what_diffusers_does(imported, computes_what_diffusers_does):
   ref, _, workdir, _ = imported
   m = load(workdir)
   assert m.epoch == 0 and m.latent_shape == (4, 4, 3)
-  x = np.random.default_rng(0).random((2, *m.image_shape)).astype(np.float32)
-  with torch.no_grad():
-    post = ref.encode(torch.from_numpy(2 * x.transpose(0, 3, 1, 2) - 1)).latent_dist
-    want_mean = post.mean.numpy().transpose(0, 2, 3, 1)
-    decoded = ref.decode(post.mean).sample.numpy().transpose(0, 2, 3, 1)
-  mean, logvar = m.encode(x)
-  rel = lambda a, b: np.max(np.abs(a - b)) / np.max(np.abs(b))
-  assert rel(mean, want_mean) < 1e-4
-  assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < 1e-4
-  raw = np.asarray(m.decode_fn(m.variables, want_mean)[0])  # (output + 1) / 2, unclipped
-  assert rel(2 * raw - 1, decoded) < 1e-4  # theirs in [-1, 1]
-  np.testing.assert_allclose(m.decode(want_mean), np.clip(raw, 0.0, 1.0), atol=1e-6)
+  computes_what_diffusers_does(m, ref)
 
 
 def test_every_command_uses_the_imported_workdir(imported, tmp_path):

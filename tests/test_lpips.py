@@ -142,7 +142,7 @@ def test_the_unpickler_only_rebuilds_arrays():
 def test_reconstruction_fd_is_zero_for_perfect_reconstructions_and_grows_with_blur():
   from ae_jax.metrics import passes
   rng = np.random.default_rng(0)
-  images = rng.random((40, 32, 32, 3)).astype(np.float32)
+  images = rng.random((40, 16, 16, 3)).astype(np.float32)  # VGG16's smallest size
   smooth = lambda x, k: np.stack([np.mean([np.roll(x, s, axis=a) for s in range(-k, k + 1)
                                            for a in (1, 2)], 0)])[0]
 

@@ -184,7 +184,7 @@ def test_a_quick_report_says_so_at_the_top_and_prints_resolved_sizes(tmp_path):
   study = Study('latent_edits', str(tmp_path), budget='quick')
   cfg = study.config(latent_edits.MODELS[0])
   rep = Report('Latent edits')
-  rep.settings(cfg, ('model.preset', 'model.latent_dim', 'train.num_epochs'))
+  rep.settings(cfg, ('model.preset', 'model.arch', 'model.latent_dim', 'train.num_epochs'))
   md_path, _ = rep.write(study.wd, study)
   md = open(md_path).read()
   budgets = latent_edits.MODELS[0].budgets
@@ -195,10 +195,11 @@ def test_a_quick_report_says_so_at_the_top_and_prints_resolved_sizes(tmp_path):
       f" (full: {full['train.eval_every']}); train.num_epochs {quick['train.num_epochs']} "
       f"(full: {full['train.num_epochs']}). Its numbers are not the full budget's.")
   assert '| model.latent_dim | 10 |' in md
+  assert "| model.arch | the preset's (fcn_ae_64) |" in md  # not the unused default
   results = _results(tmp_path)
   assert results['budget'] == 'quick' and results['settings']['Settings'] == {
-      'model.preset': 'fcn_ae_64', 'model.latent_dim': 10,
-      'train.num_epochs': quick['train.num_epochs']}
+      'model.preset': 'fcn_ae_64', 'model.arch': "the preset's (fcn_ae_64)",
+      'model.latent_dim': 10, 'train.num_epochs': quick['train.num_epochs']}
   assert results['experiments']['fcn_ae'] == {'data': 'faces', 'image_size': 64,
                                               'channels': 3, 'family': 'fcn_ae_64',
                                               'kind': 'ae', 'latent': 10}

@@ -65,9 +65,12 @@ class Report:
 
   def settings(self, config, keys, heading: str = 'Settings'):
     """A table of config values as the run used them (resolved: model.latent_dim 0 shows as
-    the preset's or the default size)."""
+    the preset's or the default size; model.arch, which a preset overrides, as the
+    preset's)."""
     config = config_lib.resolve(config)
     values = {k: config_lib.get(config, k) for k in keys}
+    if 'model.arch' in values and config.model.preset:  # the preset decides the network
+      values['model.arch'] = f'the preset\'s ({config.model.preset})'
     self.settings_values[heading] = {k: _plain(v) for k, v in values.items()}
     self.table(heading, ['key', 'value'], [[k, _cell(v)] for k, v in values.items()])
 
