@@ -19,6 +19,8 @@ from sklearn.neighbors import NearestNeighbors
 from ae_jax import data
 from ae_jax.data import wafer
 from ae_jax.errors import ConfigError
+from ae_jax.evaluate import evaluate_workdir
+from ae_jax.inference import load
 from ae_jax.metrics import sample_quality as sq
 
 
@@ -250,3 +252,26 @@ def test_bad_inputs_raise_config_errors():
     sq.classifier('digits', (8, 8, 2))
   with pytest.raises(ConfigError, match='width'):
     sq.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+
+
+@pytest.mark.slow
+def test_the_in_training_generation_signal_is_deterministic_and_tracks_the_sampler(wafer_runs):
+  """gen_fd (metrics/passes.generation_signal): a GMM-10 fitted to the current codes of the
+  training images, its samples scored against 500 test images in the dataset classifier's
+  space. The same checkpoint gives the same number twice; it lies between the test images'
+  own score (0) and that of decoded noise at 10x the codes' scale."""
+  first = evaluate_workdir(wafer_runs['ae'], ['gen_fd'], write=False)
+  again = evaluate_workdir(wafer_runs['ae'], ['gen_fd'], write=False)
+  a = first['members'][0]['eval']['gen_fd']
+  assert a == again['members'][0]['eval']['gen_fd']  # deterministic
+  assert np.isfinite(a) and a > 0
+  # in the same classifier space the test images themselves score 0, and decoded noise
+  # (codes far outside the GMM's reach) scores worse than the GMM's samples
+  m = load(wafer_runs['ae'])
+  dataset = data.load(m.config.data)
+  name, source = sq.classifier_dataset(dataset.info, m.config.data)
+  real = np.asarray(dataset.test['image'][:500])
+  far = np.clip(m.decode(10.0 * np.random.default_rng(0).standard_normal(
+      (len(real), *m.latent_shape)).astype(np.float32)), 0.0, 1.0)
+  assert sq.score(name, real, real, source=source)['fd'] < 1e-3 * a
+  assert sq.score(name, real, far, source=source)['fd'] > a
