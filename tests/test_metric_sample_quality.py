@@ -53,6 +53,20 @@ def test_fd_from_stats_matches_the_closed_form():
       pytest.approx(5 + np.sum((np.sqrt(a) - np.sqrt(b))**2), rel=1e-10))
 
 
+def test_fd_equals_the_reference_sqrtm_formula():
+  """pytorch-fid's computation, tr sqrtm(S1 S2) by scipy's Schur method, on wide sample
+  covariances (64 features from 200 samples each): the same value to round-off."""
+  import scipy.linalg
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(200, 64)) @ rng.normal(size=(64, 64))
+  y = x + rng.normal(size=x.shape)
+  c1, c2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+  diff = x.mean(0) - y.mean(0)
+  reference = (diff @ diff + np.trace(c1) + np.trace(c2)
+               - 2 * np.trace(scipy.linalg.sqrtm(c1 @ c2).real))
+  assert sq.frechet_distance(x, y) == pytest.approx(reference, rel=1e-8)
+
+
 def test_fd_of_samples_estimates_the_gaussians_distance():
   rng = np.random.default_rng(1)
   d = 4

