@@ -27,8 +27,8 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> 
   computed as the sum of the singular values of S1^1/2 S2^1/2 (the same number: S1 S2 and
   S1^1/2 S2 S1^1/2 share their eigenvalues) from two symmetric eigendecompositions:
   pytorch-fid's scipy sqrtm of S1 S2 gives the same value to round-off (1e-7 relative on
-  1,472 LPIPS features from 40 samples) 2.3x slower there, and can fail on the singular
-  covariances of fewer samples than features, which this cannot. `eps` is kept for callers
+  1,472 LPIPS features from 40 samples; tests/test_metric_sample_quality.py), more slowly,
+  and can fail on the singular covariances of fewer samples than features. `eps` is kept for callers
   that pass it; it is no longer needed."""
   del eps
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
