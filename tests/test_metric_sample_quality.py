@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.linalg
 from scipy.spatial.distance import cdist
 from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
@@ -56,7 +57,6 @@ def test_fd_from_stats_matches_the_closed_form():
 def test_fd_equals_the_reference_sqrtm_formula():
   """pytorch-fid's computation, tr sqrtm(S1 S2) by scipy's Schur method, on wide sample
   covariances (64 features from 200 samples each): the same value to round-off."""
-  import scipy.linalg
   rng = np.random.default_rng(5)
   x = rng.normal(size=(200, 64)) @ rng.normal(size=(64, 64))
   y = x + rng.normal(size=x.shape)

@@ -1,7 +1,6 @@
 """Distances between two sets of features: the Frechet distance (FID's formula) and
-precision/recall of manifolds (Kynkaenniemi et al. 2019). Pure NumPy/SciPy on [N, D]."""
+precision/recall of manifolds (Kynkaenniemi et al. 2019). Pure NumPy on [N, D]."""
 from __future__ import annotations
-
 
 import numpy as np
 
@@ -22,15 +21,14 @@ def _psd_sqrt(s):
   return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
   """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2): the FID formula. tr (S1 S2)^1/2 is
   computed as the sum of the singular values of S1^1/2 S2^1/2 (the same number: S1 S2 and
   S1^1/2 S2 S1^1/2 share their eigenvalues) from two symmetric eigendecompositions:
   pytorch-fid's scipy sqrtm of S1 S2 gives the same value to round-off (1e-7 relative on
   1,472 LPIPS features from 40 samples; tests/test_metric_sample_quality.py), more slowly,
-  and can fail on the singular covariances of fewer samples than features. `eps` is kept for callers
-  that pass it; it is no longer needed."""
-  del eps
+  and can fail on the singular covariances of fewer samples than features (it needed an eps
+  on the diagonals there; this does not)."""
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
   sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
   sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -42,14 +40,14 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> 
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
 
 
-def frechet_distance(feats_a, feats_b, eps: float = 1e-6) -> float:
+def frechet_distance(feats_a, feats_b) -> float:
   """Fréchet distance between Gaussians fitted (mean, unbiased covariance) to two feature
   sets [N, D] and [M, D] (any feature space)."""
   a, b = _features_2d(feats_a, 'feats_a'), _features_2d(feats_b, 'feats_b')
   if a.shape[1] != b.shape[1]:
     raise ConfigError(f'feature sets of width {a.shape[1]} and {b.shape[1]} cannot be compared')
   return frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False),
-                                     b.mean(0), np.cov(b, rowvar=False), eps)
+                                     b.mean(0), np.cov(b, rowvar=False))
 
 
 def _sq_dists(a, b):
