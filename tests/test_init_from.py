@@ -19,7 +19,7 @@ from ae_jax.train import train_and_evaluate
 pytestmark = pytest.mark.slow
 
 PRESET = 'kl_f4_small'
-DATA = ['--config.data.name=photos', '--config.data.num_examples=40',
+DATA = ['--config.data.name=photos', '--config.data.num_examples=20',
         '--config.data.image_size=32', '--config.train.batch_size=8',
         '--config.progress=False', '--config.figures.enabled=False',
         "--config.eval.metrics=('loss','recon','psnr')", '--config.log.tensorboard=False']

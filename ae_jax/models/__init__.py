@@ -6,6 +6,8 @@ stack cannot handle is a `ConfigError` naming both numbers.
 """
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -289,15 +291,47 @@ def init_variables(model: AutoEncoder, image_shape, key) -> dict:
 def abstract_variables(model: AutoEncoder, image_shape) -> dict:
   """The model's variables as shapes and dtypes (jax.eval_shape: nothing is computed or
   compiled): what a checkpoint restores into, and what parameter counts are read from."""
-  return jax.eval_shape(lambda: init_variables(model, image_shape, jax.random.PRNGKey(0)))
+  if not _hashable(model):
+    return _abstract_variables.__wrapped__(model, tuple(image_shape))
+  return _copy(_abstract_variables(model, tuple(image_shape)))
 
 
 def latent_shape(model: AutoEncoder, image_shape) -> tuple[int, ...]:
   """Shape of one example's latent code, e.g. (16,) or (8, 8, 128)."""
+  if not _hashable(model):
+    return _latent_shape.__wrapped__(model, tuple(image_shape))
+  return _latent_shape(model, tuple(image_shape))
+
+
+# Tracing a model for its shapes costs as much as tracing it for a step (0.5 s for
+# kl_f4_small at 32x32), and a run asks for them from several places (its spec, the
+# optimizer's state, the critic, the memory estimate, a checkpoint's template). Models are
+# frozen dataclasses, equal when built from equal settings: the shapes are kept per
+# (model, image shape), and only shapes are kept, never arrays.
+@functools.lru_cache(maxsize=64)
+def _abstract_variables(model: AutoEncoder, image_shape: tuple) -> dict:
+  return jax.eval_shape(lambda: init_variables(model, image_shape, jax.random.PRNGKey(0)))
+
+
+@functools.lru_cache(maxsize=64)
+def _latent_shape(model: AutoEncoder, image_shape: tuple) -> tuple[int, ...]:
   x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
-  variables = abstract_variables(model, image_shape)
+  variables = _abstract_variables(model, image_shape)
   mean, _ = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.encode), variables, x)
   return tuple(mean.shape[1:])
+
+
+def _hashable(model) -> bool:
+  try:
+    hash(model)
+  except TypeError:  # a setting held as a list or an array: computed every time
+    return False
+  return True
+
+
+def _copy(tree):
+  """A fresh container tree over the same (immutable) shape structs: a caller may edit it."""
+  return jax.tree_util.tree_map(lambda s: s, tree)
 
 
 def _latent_params(model: AutoEncoder, tree):
