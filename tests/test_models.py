@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -323,3 +324,18 @@ def test_resnet_linear_path_needs_a_flat_code_and_pixel_outputs():
   cfg.output_activation, cfg.resnet.latent = 'none', 'spatial'
   with pytest.raises(ConfigError, match="latent='flat'"):
     build_model(cfg, (16, 16, 3))
+
+
+def test_abstract_shapes_are_traced_once_per_model_and_image_shape(tiny):
+  from ae_jax import models
+  cfg = tiny(model__latent_dim=5).model
+  shape = (8, 8, 1)
+  first = models.abstract_variables(models.build_model(cfg, shape), shape)
+  hits = models._abstract_variables.cache_info().hits
+  first['params'].clear()  # a caller's edit stays its own
+  again = models.abstract_variables(models.build_model(cfg, list(shape)), shape)
+  assert models._abstract_variables.cache_info().hits == hits + 1  # an equal model: no trace
+  chex.assert_trees_all_equal_shapes_and_dtypes(
+      again, jax.eval_shape(lambda: models.init_variables(
+          models.build_model(cfg, shape), shape, jax.random.PRNGKey(0))))
+  assert models.latent_shape(models.build_model(cfg, shape), shape) == (5,)
