@@ -3,7 +3,10 @@ training run inside it (<workdir>/priors/<name>/, prior_run.py), resumable and p
 as training is.
 
 The codes are computed once from the workdir's latest checkpoint (every member's, from its
-own encoder) and kept in the prior's folder, so a resumed run trains on the same codes. A
+own encoder) and kept in the prior's folder, so a resumed run trains on the same codes; a
+second prior of the same checkpoint, code mode, seed and data takes them from the first's
+folder (encoding both splits again cost the generation study half a minute per prior of
+its KL autoencoder). A
 trained kind (flow, autoregressive, two_stage) trains every member's prior together: one
 compiled program, vmapped over the members, one lax.scan per epoch; a checkpoint at every
 epoch's end, the held-out number on the test codes every prior.eval_every epochs,
@@ -25,7 +28,7 @@ from ae_jax import (checkpoint, codes as codes_lib, config_lib, data, mesh as me
                     preempt, prior_grade, prior_steps, progress as progress_lib, tracking)
 from ae_jax.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.inference import Loaded, open_workdir
-from ae_jax.prior_run import CODES, FITTED, RECORD, PriorSpec, fitted_arrays, folder
+from ae_jax.prior_run import CODES, FITTED, RECORD, PriorSpec, fitted_arrays, folder, names
 from ae_jax.priors import registry, stats as stats_lib
 from ae_jax.workdir import CONFIG, SUMMARY, Workdir, config_to_dict
 
@@ -60,6 +63,27 @@ def compute_codes(config, loaded: Loaded, discrete: bool) -> dict:
     c = codes_lib.codes(loaded, images, config.prior.codes, seed=config.prior.seed)
     out[split] = codes_lib.indices(loaded, c) if discrete else c
   return out
+
+
+def shared_codes(config, loaded: Loaded, discrete: bool) -> tuple[dict, str] | None:
+  """({'train', 'test'}, the prior's name) of a prior of `loaded`'s workdir whose codes are
+  the ones compute_codes would make (the same checkpoint, members, code mode, seed and
+  data settings, and both continuous or both indices), else None."""
+  data_settings = config_to_dict(config)['data']
+  members = [m['name'] for m in loaded.members]
+  for name in names(loaded.wd.path):
+    wd = folder(loaded.wd.path, name)
+    if not (wd.exists(CODES) and wd.exists(CONFIG)):
+      continue
+    record, theirs = wd.read_json(RECORD), wd.read_json(CONFIG)
+    if (record.get('source_step') == int(loaded.step) and record.get('discrete') == discrete
+        and list(record.get('members', ())) == members
+        and record.get('codes') == config.prior.codes
+        and theirs.get('prior', {}).get('seed') == int(config.prior.seed)
+        and theirs.get('data') == data_settings):
+      with np.load(wd.file(CODES), allow_pickle=False) as f:
+        return {'train': f['train'], 'test': f['test']}, name
+  return None
 
 
 def make_spec(config, loaded: Loaded, codes: dict, discrete: bool) -> PriorSpec:
@@ -124,7 +148,13 @@ def train_prior(config, workdir: str, fresh: bool = False, epoch: int | None = N
     else:
       loaded = open_workdir(workdir, epoch, config=config)
       discrete = _discrete(registry.get(config.prior.kind), loaded)
-      codes = compute_codes(config, loaded, discrete)
+      shared = shared_codes(config, loaded, discrete)
+      if shared is None:
+        codes = compute_codes(config, loaded, discrete)
+      else:
+        codes, source = shared
+        print(f'codes: those prior {source!r} computed (the same checkpoint, code mode, seed '
+              'and data)', flush=True)
       spec = make_spec(config, loaded, codes, discrete)
       wd.write_config(config)
       wd.write_arrays(CODES, **codes)

@@ -195,3 +195,27 @@ def test_the_saved_latent_statistics_are_the_codes_own(runs):
   spec = TrainedPrior.open(workdir, 'stats').spec
   np.testing.assert_allclose(spec.stats[0]['mean'], saved['mean'], rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(spec.stats[0]['std'], saved['std'], rtol=1e-5, atol=1e-7)
+
+
+def test_a_second_prior_takes_the_codes_the_first_computed(runs, tmp_path, monkeypatch, capsys):
+  workdir = str(tmp_path / 'vae')
+  shutil.copytree(runs['vae'][1], workdir, ignore=shutil.ignore_patterns('priors'))
+  encoded = []
+  real = codes.codes
+  monkeypatch.setattr(codes, 'codes', lambda *a, **k: encoded.append(1) or real(*a, **k))
+  train_prior(_prior_config(workdir, 'gmm'), workdir)
+  assert len(encoded) == 2  # the training and the test split
+  train_prior(_prior_config(workdir, 'gaussian'), workdir)
+  assert len(encoded) == 2 and "codes: those prior 'gmm' computed" in capsys.readouterr().out
+
+  def saved(name):
+    with np.load(os.path.join(folder(workdir, name).path, 'codes.npz')) as f:
+      return {k: f[k] for k in f.files}
+  chex.assert_trees_all_equal(saved('gaussian'), saved('gmm'))
+  # codes of another kind (one draw of q(z|x)) or another seed are computed afresh
+  for name, extra in (('drawn', '--config.prior.codes=sample'),
+                      ('seed1', '--config.prior.seed=1')):
+    train_prior(_prior_config(workdir, 'gaussian', f'--config.prior.name={name}', extra),
+                workdir)
+  assert len(encoded) == 6
+  assert not np.array_equal(saved('drawn')['train'], saved('gmm')['train'])
