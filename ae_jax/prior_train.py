@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import signal
 import time
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -68,21 +69,25 @@ def compute_codes(config, loaded: Loaded, discrete: bool) -> dict:
 def shared_codes(config, loaded: Loaded, discrete: bool) -> tuple[dict, str] | None:
   """({'train', 'test'}, the prior's name) of a prior of `loaded`'s workdir whose codes are
   the ones compute_codes would make (the same checkpoint, members, code mode, seed and
-  data settings, and both continuous or both indices), else None."""
+  data settings, and both continuous or both indices), else None. A folder that cannot be
+  read is passed over: the codes are then computed."""
   data_settings = config_to_dict(config)['data']
   members = [m['name'] for m in loaded.members]
   for name in names(loaded.wd.path):
     wd = folder(loaded.wd.path, name)
-    if not (wd.exists(CODES) and wd.exists(CONFIG)):
+    try:
+      if not (wd.exists(CODES) and wd.exists(CONFIG)):
+        continue
+      record, theirs = wd.read_json(RECORD), wd.read_json(CONFIG)
+      if (record.get('source_step') == int(loaded.step) and record.get('discrete') == discrete
+          and list(record.get('members', ())) == members
+          and record.get('codes') == config.prior.codes
+          and theirs.get('prior', {}).get('seed') == int(config.prior.seed)
+          and theirs.get('data') == data_settings):
+        with np.load(wd.file(CODES), allow_pickle=False) as f:
+          return {'train': f['train'], 'test': f['test']}, name
+    except (OSError, ValueError, KeyError, WorkdirError, zipfile.BadZipFile):
       continue
-    record, theirs = wd.read_json(RECORD), wd.read_json(CONFIG)
-    if (record.get('source_step') == int(loaded.step) and record.get('discrete') == discrete
-        and list(record.get('members', ())) == members
-        and record.get('codes') == config.prior.codes
-        and theirs.get('prior', {}).get('seed') == int(config.prior.seed)
-        and theirs.get('data') == data_settings):
-      with np.load(wd.file(CODES), allow_pickle=False) as f:
-        return {'train': f['train'], 'test': f['test']}, name
   return None
 
 

@@ -205,6 +205,10 @@ def test_a_second_prior_takes_the_codes_the_first_computed(runs, tmp_path, monke
   monkeypatch.setattr(codes, 'codes', lambda *a, **k: encoded.append(1) or real(*a, **k))
   train_prior(_prior_config(workdir, 'gmm'), workdir)
   assert len(encoded) == 2  # the training and the test split
+  broken = folder(workdir, 'broken').path  # a damaged folder, read first, is passed over
+  shutil.copytree(folder(workdir, 'gmm').path, broken)
+  with open(os.path.join(broken, 'codes.npz'), 'r+b') as f:
+    f.truncate(100)
   train_prior(_prior_config(workdir, 'gaussian'), workdir)
   assert len(encoded) == 2 and "codes: those prior 'gmm' computed" in capsys.readouterr().out
 
