@@ -72,21 +72,20 @@ def shared_codes(config, loaded: Loaded, discrete: bool) -> tuple[dict, str] | N
   data settings, and both continuous or both indices), else None. A folder that cannot be
   read is passed over: the codes are then computed."""
   data_settings = config_to_dict(config)['data']
-  members = [m['name'] for m in loaded.members]
+  members = tuple(m['name'] for m in loaded.members)
   for name in names(loaded.wd.path):
     wd = folder(loaded.wd.path, name)
     try:
       if not (wd.exists(CODES) and wd.exists(CONFIG)):
         continue
-      record, theirs = wd.read_json(RECORD), wd.read_json(CONFIG)
-      if (record.get('source_step') == int(loaded.step) and record.get('discrete') == discrete
-          and list(record.get('members', ())) == members
-          and record.get('codes') == config.prior.codes
-          and theirs.get('prior', {}).get('seed') == int(config.prior.seed)
-          and theirs.get('data') == data_settings):
+      theirs, their_config = PriorSpec.read(wd), wd.read_json(CONFIG)
+      if (theirs.source_step == int(loaded.step) and theirs.discrete == discrete
+          and theirs.members == members and theirs.codes == config.prior.codes
+          and their_config.get('prior', {}).get('seed') == int(config.prior.seed)
+          and their_config.get('data') == data_settings):
         with np.load(wd.file(CODES), allow_pickle=False) as f:
           return {'train': f['train'], 'test': f['test']}, name
-    except (OSError, ValueError, KeyError, WorkdirError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, TypeError, WorkdirError, zipfile.BadZipFile):
       continue
   return None
 

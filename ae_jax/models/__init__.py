@@ -291,16 +291,12 @@ def init_variables(model: AutoEncoder, image_shape, key) -> dict:
 def abstract_variables(model: AutoEncoder, image_shape) -> dict:
   """The model's variables as shapes and dtypes (jax.eval_shape: nothing is computed or
   compiled): what a checkpoint restores into, and what parameter counts are read from."""
-  if not _hashable(model):
-    return _abstract_variables.__wrapped__(model, tuple(image_shape))
-  return _copy(_abstract_variables(model, tuple(image_shape)))
+  return _copy(_shapes(_abstract_variables, model, image_shape))
 
 
 def latent_shape(model: AutoEncoder, image_shape) -> tuple[int, ...]:
   """Shape of one example's latent code, e.g. (16,) or (8, 8, 128)."""
-  if not _hashable(model):
-    return _latent_shape.__wrapped__(model, tuple(image_shape))
-  return _latent_shape(model, tuple(image_shape))
+  return _shapes(_latent_shape, model, image_shape)
 
 
 # Tracing a model for its shapes costs as much as tracing it for a step (0.5 s for
@@ -321,12 +317,15 @@ def _latent_shape(model: AutoEncoder, image_shape: tuple) -> tuple[int, ...]:
   return tuple(mean.shape[1:])
 
 
-def _hashable(model) -> bool:
+def _shapes(cached, model: AutoEncoder, image_shape):
+  """cached(model, image_shape), or its uncached function for a model that cannot be a
+  key (a setting held as a list or an array: traced every time)."""
+  image_shape = tuple(image_shape)
   try:
     hash(model)
-  except TypeError:  # a setting held as a list or an array: computed every time
-    return False
-  return True
+  except TypeError:
+    return cached.__wrapped__(model, image_shape)
+  return cached(model, image_shape)
 
 
 def _copy(tree):

@@ -96,11 +96,11 @@ FASHION_SPEC = {
                           'prior.flow.hidden': 16, 'prior.flow.depth': 1,
                           'prior.two_stage.hidden': 16, 'prior.autoregressive.width': 16,
                           'prior.autoregressive.depth': 1}}}
-# The flow prior on flat codes (an MLP) trains this many times prior.num_epochs: its steps
-# are the cheapest of the trained priors, and its held-out loss still fell at 15x the
-# two-stage's epochs (digits VAE: sample FD 7.97 at 100 epochs, 6.08 at 400; Fashion-MNIST
-# VAE: 60.4 at 10, 45.0 at 200; measured on the former --quick run's models).
-# Fashion-MNIST VAE, flat flow: 45.0 at 200 epochs, 43.2 at 400 (the fitted GMM: 44.3).
+# prior.num_epochs' factor per (prior, dataset), 1 where not listed. The flow prior on flat
+# codes (an MLP, 'flow') has the cheapest steps of the trained priors, and its sample FD
+# still fell at these epochs (digits VAE: 7.97 at 100 epochs, 6.08 at 400; Fashion-MNIST
+# VAE: 60.4 at 10, 45.0 at 200, 43.2 at 400, the fitted GMM's 44.3). The DiT flow on the kl
+# model's spatial codes ('flow_dit') and the autoregressive prior have the dearest.
 EPOCH_SCALE = {('flow', 'digits'): 4, ('flow', 'fashion'): 40, ('flow_dit', 'fashion'): 0.5,
                ('autoregressive', 'fashion'): 0.5}
 
@@ -110,6 +110,8 @@ def epoch_scale(kind: str, family: str, ds: str) -> float:
   (the kl model's spatial codes take the DiT flow)."""
   name = 'flow_dit' if kind == 'flow' and family == 'kl' else kind
   return EPOCH_SCALE.get((name, ds), 1)
+
+
 DATASETS = (('digits', 'Digits (8x8)', 8, 1, 8, DIGITS),
             ('fashion', 'Fashion-MNIST (28x28)', 28, 1, 16, FASHION_SPEC))
 
