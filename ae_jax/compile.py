@@ -4,12 +4,17 @@ members by members.py, placed by a mesh plan, run the way cpu_policy.py chooses)
 
 Compilations are kept by a `Compiler`, which lives as long as a run: the programs of a
 sweep that share shapes and settings (equal chunks of members, say) reuse one compilation,
-and nothing compiled outlives the run that asked for it. A `Runtime` is one run spec on
+and nothing compiled outlives the run that asked for it, unless the caller asks for more:
+runs started inside `with compile.shared():` (a notebook or a test session training many
+small runs) share one Compiler, so a run equal in spec, shapes and placement to an earlier
+one traces and compiles nothing. A `Runtime` is one run spec on
 the devices: its plan, policy, compiled functions and inputs (the members'
 hyperparameters and the pretrained networks the loss needs, placed once).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -150,6 +155,26 @@ class Compiler:
                                                  plan))
 
 
+_SHARED: contextvars.ContextVar[Compiler | None] = contextvars.ContextVar('compiler',
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def shared(compiler: Compiler | None = None):
+  """Runs started inside share `compiler` (default: a new one): equal requests across runs
+  reuse one compilation. The compilations live as long as the Compiler does."""
+  token = _SHARED.set(compiler or Compiler())
+  try:
+    yield _SHARED.get()
+  finally:
+    _SHARED.reset(token)
+
+
+def run_compiler() -> Compiler:
+  """The Compiler a new run uses: the one `shared()` set, else a new one (the run's own)."""
+  return _SHARED.get() or Compiler()
+
+
 class Runtime:
   """A run spec on the devices (training and dataset evaluation; loading a model needs
   none of it): the mesh plan, the policy, the compiled functions (made on first use) and
@@ -160,7 +185,7 @@ class Runtime:
     cfg = spec.config
     self.spec = spec
     self.plan = plan or mesh_lib.single()
-    self.compiler = compiler or Compiler()
+    self.compiler = compiler or run_compiler()
     self.policy = cpu_policy.choose(spec.model, spec.image_shape, spec.num_members,
                                     loop=cfg.train.loop, vectorize=cfg.sweep.vectorize,
                                     ynnpack=cfg.model.conv.ynnpack)

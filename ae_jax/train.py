@@ -21,7 +21,7 @@ import tqdm
 from ae_jax import (checkpoint, config_lib, data, evaluate, figures, init_from, mesh as mesh_lib,
                     preempt, progress as progress_lib, record as record_lib, report, results,
                     steps, stops, tracking)
-from ae_jax.compile import Compiler
+from ae_jax.compile import Compiler, run_compiler
 from ae_jax.errors import CheckpointError, NonFiniteLossError, Preempted, WorkdirError
 from ae_jax.metrics import registry
 from ae_jax.record import ModelRecord
@@ -94,7 +94,7 @@ def train_and_evaluate(config, workdir: str, fresh: bool = False) -> dict:
 
 def _train_and_evaluate(config, wd: Workdir, fresh: bool) -> dict:
   claim(wd, config, fresh)
-  datasets, compiler = Datasets(), Compiler()
+  datasets, compiler = Datasets(), run_compiler()
   progs = config_lib.programs(
       config, image_shape_of=lambda cfg: datasets.get(cfg.data).info.image_shape)
   train = lambda prog, where: train_program(prog.config, where, prog.members,

@@ -100,7 +100,7 @@ def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_lay
 
 
 @pytest.mark.slow
-def test_resume_is_bit_exact_with_the_discriminator(tmp_path, gan_config):
+def test_resume_is_bit_exact_with_the_discriminator(tmp_path, gan_config, optimized_xla):
   full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
   cfg = lambda epochs: gan_config(loss__gan_start_step=5, train__num_epochs=epochs,
                                   eval__metrics=('loss',))

@@ -96,7 +96,7 @@ def _pairs(shape, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize('net', ['vgg', 'alex'])
 @pytest.mark.parametrize('shape', [(32, 32), (64, 64), (67, 45)])
-def test_matches_the_reference_package(reference, net, shape):
+def test_matches_the_reference_package(reference, net, shape, optimized_xla):
   a, b = _pairs(shape, seed=shape[0])
   with torch.no_grad():
     ref = reference[net](torch.from_numpy(a.transpose(0, 3, 1, 2)),
@@ -139,7 +139,8 @@ def test_the_unpickler_only_rebuilds_arrays():
 
 
 @pytest.mark.slow
-def test_reconstruction_fd_is_zero_for_perfect_reconstructions_and_grows_with_blur():
+def test_reconstruction_fd_is_zero_for_perfect_reconstructions_and_grows_with_blur(
+    optimized_xla):
   from ae_jax.metrics import passes
   rng = np.random.default_rng(0)
   images = rng.random((40, 16, 16, 3)).astype(np.float32)  # VGG16's smallest size

@@ -55,7 +55,8 @@ def test_the_lpips_term_needs_its_weights_passed_in(tiny, lpips_config):
 
 
 @pytest.mark.slow
-def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_config):
+def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_config,
+                                                             optimized_xla):
   """The whole-epoch scan (the default loop) for two epochs, each evaluated and saved, then
   a resume that trains a third on the Python loop (train.loop is free on resume)."""
   workdir = str(tmp_path / 'run')
@@ -80,7 +81,7 @@ def test_training_with_lpips_evaluates_checkpoints_and_resumes(tmp_path, lpips_c
 
 
 @pytest.mark.slow
-def test_a_two_member_sweep_trains_with_lpips(tmp_path, lpips_config):
+def test_a_two_member_sweep_trains_with_lpips(tmp_path, lpips_config, optimized_xla):
   workdir = str(tmp_path / 'sweep')
   # the AlexNet trunk at 32 px, as above
   summary = train_and_evaluate(lpips_config(sweep__learning_rate=(1e-3, 3e-3),

@@ -11,7 +11,7 @@ from ae_jax.training import prepare
 
 @pytest.mark.slow
 @pytest.mark.parametrize('loop', ['scan', 'python'])
-def test_train_step_is_traced_once_across_epochs(loop, monkeypatch, tiny):
+def test_train_step_is_traced_once_across_epochs(loop, monkeypatch, tiny, own_compilations):
   # A step that lost its jit, or an epoch index baked in as a constant, would retrace.
   chex.clear_trace_counter()
   monkeypatch.setattr(steps, 'train_step', chex.assert_max_traces(steps.train_step, n=1))

@@ -91,7 +91,8 @@ def test_a_frozen_member_is_named_by_its_first_term(capsys):
 
 
 @pytest.mark.slow
-def test_a_diverging_discriminator_is_named_through_the_command_line(tmp_path, capsys):
+def test_a_diverging_discriminator_is_named_through_the_command_line(tmp_path, capsys,
+                                                                    optimized_xla):
   """A PatchGAN whose Adam steps are huge: the run stops naming the discriminator's loss
   and optim.disc_learning_rate, not the reconstruction one step later."""
   from ae_jax.main import main as ae_main

@@ -14,7 +14,7 @@ from ae_jax.metrics import passes
 pytestmark = pytest.mark.slow
 
 
-def test_sharp_reconstructions(tmp_path, smoke_study, report_table):
+def test_sharp_reconstructions(tmp_path, smoke_study, report_table, optimized_xla):
   from ae_jax.studies import sharp_reconstructions as sr
   md = smoke_study('sharp_reconstructions', tmp_path)
   rows = report_table(md, 'Test metrics')
