@@ -136,7 +136,8 @@ class Compiler:
   def __init__(self):
     self._made: dict = {}
 
-  def _once(self, key, make):
+  def once(self, key, make):
+    """make(), made once per hashable `key` in this Compiler."""
     if key not in self._made:
       self._made[key] = make()
     return self._made[key]
@@ -145,13 +146,13 @@ class Compiler:
                 policy: cpu_policy.Policy | None = None) -> Functions:
     policy = policy or cpu_policy.choose(spec.model, image_shape, num_members)
     key = ('functions', spec, tuple(image_shape), num_members, plan, policy)
-    return self._once(key, lambda: make_functions(spec, image_shape, num_members, plan,
+    return self.once(key, lambda: make_functions(spec, image_shape, num_members, plan,
                                                   policy))
 
   def evaluate(self, spec: StepSpec, num_members: int, vectorize: str, metric_names: tuple,
                plan=None):
     key = ('evaluate', spec, num_members, vectorize, tuple(metric_names), plan)
-    return self._once(key, lambda: make_evaluate(spec, num_members, vectorize, metric_names,
+    return self.once(key, lambda: make_evaluate(spec, num_members, vectorize, metric_names,
                                                  plan))
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import checkpoint, config_lib, data, prior_run
+from ae_jax import checkpoint, compile as compile_lib, config_lib, data, prior_run
 from ae_jax.errors import ConfigError, WorkdirError
 from ae_jax.models import fsq, kinds
 from ae_jax.progress import Progress
@@ -41,6 +41,25 @@ def _array(x, what: str) -> np.ndarray:
 
 def _whole(v) -> bool:
   return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _jitted(model, method: str):
+  """model.encode (-> mean, logvar) or model.decode (-> the recon clipped to [0, 1]: images
+  everywhere in ae_jax are, and the latent-diffusion models' (logits + 1) / 2 and a linear
+  output are not bounded) of (variables, x, latent_mask), compiled: once per load, or once
+  per model across the runs inside compile.shared()."""
+  def encode(v, x, mask):
+    return model.apply(v, x, latent_mask=mask, method=model.encode)
+
+  def decode(v, z, mask):
+    return jnp.clip(model.apply(v, z, latent_mask=mask, method=model.decode)[0], 0.0, 1.0)
+
+  make = lambda: jax.jit(encode if method == 'encode' else decode)
+  try:
+    hash(model)
+  except TypeError:  # a setting held as a list or an array: not a key
+    return make()
+  return compile_lib.run_compiler().once((method, model), make)
 
 
 class Trained:
@@ -102,13 +121,13 @@ class Trained:
 
   @functools.cached_property
   def _encode(self):
-    return jax.jit(self.encode_fn)
+    fn = _jitted(self.model, 'encode')
+    return lambda v, x: fn(v, x, self.latent_mask)
 
   @functools.cached_property
   def _decode(self):
-    # clipped to [0, 1]: images everywhere in ae_jax are, and the latent-diffusion models'
-    # (logits + 1) / 2 and a linear output are not bounded
-    return jax.jit(lambda v, z: jnp.clip(self.decode_fn(v, z)[0], 0.0, 1.0))
+    fn = _jitted(self.model, 'decode')
+    return lambda v, z: fn(v, z, self.latent_mask)
 
   def _batched(self, fn, x, what: str):
     who = '' if self.name == 'run' else f' [{self.name}]'

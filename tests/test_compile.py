@@ -2,6 +2,7 @@
 import contextvars
 
 import chex
+import numpy as np
 import pytest
 
 from ae_jax import compile as compile_lib, inference
@@ -30,6 +31,15 @@ def test_equal_runs_inside_shared_compile_once_and_train_alike(tmp_path, tiny, m
   with compile_lib.shared():
     train_and_evaluate(tiny(), str(tmp_path / 'c'))  # a new scope compiles again
   assert len(made) == 2
-  a, b, c = (inference.load(str(tmp_path / n)).params for n in 'abc')
-  chex.assert_trees_all_equal(a, b)
-  chex.assert_trees_all_equal(a, c)
+  a, b, c = (inference.load(str(tmp_path / n)) for n in 'abc')
+  chex.assert_trees_all_equal(a.params, b.params)
+  chex.assert_trees_all_equal(a.params, c.params)
+  # loaded models of equal specs encode through one compilation inside shared() only
+  with compile_lib.shared():
+    assert inference._jitted(a.model, 'encode') is inference._jitted(b.model, 'encode')
+  alone = contextvars.Context()
+  assert (alone.run(inference._jitted, a.model, 'encode')
+          is not alone.run(inference._jitted, b.model, 'encode'))
+  x = np.random.default_rng(0).random((3, *a.image_shape)).astype(np.float32)
+  with compile_lib.shared():  # the same codes as a load's own compilation
+    np.testing.assert_array_equal(a.encode(x)[0], alone.run(lambda: b.encode(x))[0])
