@@ -7,9 +7,9 @@ sweep that share shapes and settings (equal chunks of members, say) reuse one co
 and nothing compiled outlives the run that asked for it, unless the caller asks for more:
 runs started inside `with compile.shared():` (a notebook or a test session training many
 small runs) share one Compiler, so a run equal in spec, shapes and placement to an earlier
-one traces and compiles nothing. A `Runtime` is one run spec on
-the devices: its plan, policy, compiled functions and inputs (the members'
-hyperparameters and the pretrained networks the loss needs, placed once).
+one traces and compiles nothing. A `Runtime` is one run spec on the devices: its plan,
+policy, compiled functions and inputs (the members' hyperparameters and the pretrained
+networks the loss needs, placed once).
 """
 from __future__ import annotations
 
