@@ -75,11 +75,14 @@ def _ae_jax_logs_reach_caplog():
   log.propagate = True
 
 
-@pytest.fixture(scope='session', autouse=True)
+@pytest.fixture(scope='module', autouse=True)
 def _shared_compilations():
-  """The runs of one test process share their compilations (compile.shared): a run equal in
+  """The runs of one test file share their compilations (compile.shared): a run equal in
   spec, shapes and placement to an earlier one traces and compiles nothing. A test that
-  patches a traced function asks for `own_compilations`."""
+  patches a traced function asks for `own_compilations`. Per file, not per session: every
+  kept XLA:CPU executable holds memory mappings (3.3 per tiny program, more for large
+  ones), and a session's worth crashed two workers in XLA's compiler (a process may hold
+  65,530)."""
   from ae_jax import compile as compile_lib
   with compile_lib.shared():
     yield
