@@ -137,7 +137,12 @@ class Compiler:
     self._made: dict = {}
 
   def once(self, key, make):
-    """make(), made once per hashable `key` in this Compiler."""
+    """make(), made once per `key` in this Compiler; made every time for a key that cannot
+    be hashed (a model holding a setting as a list or an array)."""
+    try:
+      hash(key)
+    except TypeError:
+      return make()
     if key not in self._made:
       self._made[key] = make()
     return self._made[key]

@@ -43,23 +43,24 @@ def _whole(v) -> bool:
   return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
+def _apply(model, method: str, variables, x, latent_mask):
+  """model.encode (x: images -> mean, logvar) or model.decode (x: codes -> recon, logits)."""
+  return model.apply(variables, x, latent_mask=latent_mask, method=getattr(model, method))
+
+
 def _jitted(model, method: str):
-  """model.encode (-> mean, logvar) or model.decode (-> the recon clipped to [0, 1]: images
-  everywhere in ae_jax are, and the latent-diffusion models' (logits + 1) / 2 and a linear
-  output are not bounded) of (variables, x, latent_mask), compiled: once per load, or once
-  per model across the runs inside compile.shared()."""
+  """_apply's encode, or its decode's recon clipped to [0, 1] (images everywhere in ae_jax
+  are, and the latent-diffusion models' (logits + 1) / 2 and a linear output are not
+  bounded), of (variables, x, latent_mask), compiled: once per load, or once per model
+  across the runs inside compile.shared()."""
   def encode(v, x, mask):
-    return model.apply(v, x, latent_mask=mask, method=model.encode)
+    return _apply(model, 'encode', v, x, mask)
 
   def decode(v, z, mask):
-    return jnp.clip(model.apply(v, z, latent_mask=mask, method=model.decode)[0], 0.0, 1.0)
+    return jnp.clip(_apply(model, 'decode', v, z, mask)[0], 0.0, 1.0)
 
-  make = lambda: jax.jit(encode if method == 'encode' else decode)
-  try:
-    hash(model)
-  except TypeError:  # a setting held as a list or an array: not a key
-    return make()
-  return compile_lib.run_compiler().once((method, model), make)
+  return compile_lib.run_compiler().once(
+      (method, model), lambda: jax.jit(encode if method == 'encode' else decode))
 
 
 class Trained:
@@ -110,14 +111,13 @@ class Trained:
 
   # pure functions of (variables, array): jit-able, vmappable, differentiable
   def encode_fn(self, variables, x):
-    return self.model.apply(variables, x, latent_mask=self.latent_mask, method=self.model.encode)
+    return _apply(self.model, 'encode', variables, x, self.latent_mask)
 
   def decode_fn(self, variables, z):
     """-> (recon, logits): recon as the model makes it, in [0, 1] for a sigmoid or tanh
     output, wider for the latent-diffusion models ((logits + 1) / 2) and a linear output
     (`decode` clips it)."""
-    return self.model.apply(variables, z, latent_mask=self.latent_mask,
-                            method=self.model.decode)
+    return _apply(self.model, 'decode', variables, z, self.latent_mask)
 
   @functools.cached_property
   def _encode(self):

@@ -367,8 +367,8 @@ def test_a_run_says_where_its_time_went_and_ends_its_bar_before_the_passes(
   seconds = summary['members'] and json.load(open(tmp_path / 'w' / 'summary.json'))['seconds']
   assert set(seconds) == {'training', 'evaluation', 'checkpoints', 'figures', 'passes'}
   assert list(seconds['passes']) == ['PCA PSNR'] and seconds['training'] > 0
-  # each phase of half a second or more, in the run's order (a compilation an earlier test
-  # made can leave training itself under half a second)
+  # each phase of half a second or more is named, and no other (a compilation an earlier
+  # test made can leave training itself under half a second)
   phases = [('training', seconds['training']), ('evaluation', seconds['evaluation']),
             ('checkpoints', seconds['checkpoints']), ('PCA PSNR', seconds['passes']['PCA PSNR']),
             ('figures', seconds['figures'])]
