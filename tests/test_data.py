@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,21 @@ def test_digits_are_real_images_in_unit_range_with_ids_preserved(tiny):
   i = int(test['id'][3])  # the id points back at the source example
   np.testing.assert_allclose(test['image'][3, ..., 0], d.images[i] / 16.0)
   assert test['label'][3] == d.target[i]
+
+
+def test_digits_are_sklearns_read_without_importing_it(monkeypatch):
+  from sklearn.datasets import load_digits
+  d = load_digits()
+  from ae_jax.data import sources
+  # the file is read where it lies: with sklearn.datasets unimportable the table still loads
+  monkeypatch.setitem(sys.modules, 'sklearn.datasets', None)
+  table = sources._digits_table()
+  np.testing.assert_array_equal(table[:, :64], d.data)
+  np.testing.assert_array_equal(table[:, 64], d.target)
+  # and where the file is not, load_digits gives the same table
+  monkeypatch.undo()
+  monkeypatch.setattr(sources.os.path, 'isfile', lambda path: False)
+  np.testing.assert_array_equal(sources._digits_table(), table)
 
 
 def test_split_is_deterministic_and_seeded():

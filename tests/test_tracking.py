@@ -137,3 +137,15 @@ def test_wandb_without_the_package_is_one_config_error_before_anything_runs(tmp_
   assert str(e.value) == ("config.log.wandb=True needs Weights & Biases: pip install "
                           "'ae_jax[wandb]'")
   assert not os.path.exists(workdir)
+
+
+def test_tensorboardx_loads_without_torch_and_leaves_it_importable(tmp_path, monkeypatch):
+  import sys
+  # as in a fresh process where torch is installed but not imported
+  for name in [n for n in sys.modules if n == 'torch' or n.split('.')[0] == 'tensorboardX']:
+    monkeypatch.delitem(sys.modules, name)
+  writer_cls, _ = tracking._tensorboardx()
+  assert 'torch' not in sys.modules  # not imported, and not left hidden either
+  with writer_cls(str(tmp_path)) as w:
+    w.add_scalar('eval/loss', 1.5, 3)
+  assert events(str(tmp_path)).Scalars('eval/loss')[0].value == 1.5
