@@ -4,14 +4,17 @@ al. 2023, "Flow Straight and Fast").
 
 Between a noise draw x0 ~ N(0, I) and a code x1 (normalized, stats.py), the path is
 
-  x_t = (1 - t) x0 + t x1,     t ~ U[0, 1],
+  x_t = (1 - t) x0 + t x1,     t ~ U[0, 1] (or logit-normal: `t_dist`),
 
-whose velocity dx_t/dt = x1 - x0 is the regression target: the loss per example is
+with x0 drawn independently of x1 or, with `coupling='ot'`, re-paired with the batch's
+codes by an entropic minibatch optimal-transport plan (Tong et al. 2024); the path's
+velocity dx_t/dt = x1 - x0 is the regression target: the loss per example is
 mean over the code's elements of (v(x_t, t) - (x1 - x0))^2 (a mean, so its scale does not
 grow with the code's size). Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to
 t = 1 (a code) with `steps` Euler or Heun steps (Heun: 2 evaluations of v per step).
 
-The held-out number is the same loss on held-out codes, with t stratified over
+The held-out number is the same loss on held-out codes (t uniform whatever `t_dist`, so
+flows trained either way compare), with t stratified over
 `held_out_draws` draws per code (t_k = (k + u_k) / K) to lower its variance. It is a
 regression error, not a likelihood: compare it only between flows on the same codes.
 
@@ -33,6 +36,8 @@ from ae_jax.priors import velocity as velocity_nets
 NETS = ('auto', 'mlp', 'dit')
 SAMPLERS = ('euler', 'heun')
 TIME_MODES = ('concat', 'add')
+TIME_DISTS = ('uniform', 'logit_normal')
+COUPLINGS = ('independent', 'ot')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +48,11 @@ class FlowSettings:
   time_dim: int = 64         # sinusoidal time features
   time_scale: float = 100.0  # the fastest time feature's radians per unit t (velocity.py)
   time_mode: str = 'concat'  # MLP: time features concatenated to the input, or 'add'ed
+  t_dist: str = 'uniform'    # training times: U[0, 1], or sigmoid(N(t_mean, t_std)) (SD3)
+  t_mean: float = 0.0        # logit_normal: the mean of logit(t)
+  t_std: float = 1.0         # logit_normal: the standard deviation of logit(t)
+  coupling: str = 'independent'  # noise paired with codes at random, or by minibatch 'ot'
+  ot_reg: float = 0.05       # ot: Sinkhorn's entropic weight, relative to the mean cost
   heads: int = 4             # DiT attention heads (must divide hidden)
   patch: int = 1             # DiT patch size (must divide H and W)
   mlp_ratio: int = 4         # DiT: the MLP's width over hidden
@@ -53,7 +63,9 @@ class FlowSettings:
 
   def __post_init__(self):
     for name, value, allowed in (('net', self.net, NETS), ('sampler', self.sampler, SAMPLERS),
-                                 ('time_mode', self.time_mode, TIME_MODES)):
+                                 ('time_mode', self.time_mode, TIME_MODES),
+                                 ('t_dist', self.t_dist, TIME_DISTS),
+                                 ('coupling', self.coupling, COUPLINGS)):
       if value not in allowed:
         raise ConfigError(f'flow prior: {name}={value!r}: expected one of {allowed}')
     for name in ('hidden', 'depth', 'time_dim', 'heads', 'patch', 'mlp_ratio', 'steps',
@@ -62,6 +74,10 @@ class FlowSettings:
         raise ConfigError(f'flow prior: {name}={getattr(self, name)}: must be >= 1')
     if self.hidden % self.heads:
       raise ConfigError(f'flow prior: heads={self.heads} must divide hidden={self.hidden}')
+    if self.ot_reg <= 0:
+      raise ConfigError(f'flow prior: ot_reg={self.ot_reg}: must be > 0')
+    if self.t_std <= 0:
+      raise ConfigError(f'flow prior: t_std={self.t_std}: must be > 0')
     if self.time_scale <= 0:
       raise ConfigError(f'flow prior: time_scale={self.time_scale}: must be > 0')
     if not 0 <= self.ema_decay < 1:
@@ -135,12 +151,56 @@ def _check(params, codes, settings: FlowSettings):
                     f'for [N, {", ".join(map(str, shape))}]')
 
 
+def train_times(key, num: int, settings: FlowSettings):
+  """[num] training times in (0, 1): uniform, or logit-normal (t = sigmoid(n), n ~
+  N(t_mean, t_std): Esser et al. 2024, SD3), which weights the middle of the path."""
+  if settings.t_dist == 'uniform':
+    return jax.random.uniform(key, (num,))
+  return jax.nn.sigmoid(settings.t_mean + settings.t_std * jax.random.normal(key, (num,)))
+
+
+SINKHORN_ITERATIONS = 100
+
+
+def ot_plan(x0, x1, reg: float, iterations: int = SINKHORN_ITERATIONS):
+  """log of the entropic optimal-transport plan [B, B] between the empirical measures of
+  x0 [B, ...] and x1 [B, ...] (uniform weights) under the squared distance, by
+  log-domain Sinkhorn; `reg` is relative to the mean cost, so it does not depend on the
+  codes' scale. Rows and columns each sum to 1/B."""
+  a, b = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
+  cost = jnp.sum(jnp.square(a[:, None] - b[None]), axis=-1)
+  cost = cost / jnp.maximum(jnp.mean(cost), 1e-12)
+  log_w = -jnp.log(x0.shape[0])
+
+  def update(_, fg):
+    f, g = fg
+    f = reg * log_w - reg * jax.nn.logsumexp((g[None, :] - cost) / reg, axis=1)
+    g = reg * log_w - reg * jax.nn.logsumexp((f[:, None] - cost) / reg, axis=0)
+    return f, g
+
+  zeros = jnp.zeros((x0.shape[0],), cost.dtype)
+  f, g = jax.lax.fori_loop(0, iterations, update, (zeros, zeros))
+  return (f[:, None] + g[None, :] - cost) / reg
+
+
+def couple(key, x0, x1, settings: FlowSettings):
+  """x0 re-paired with the codes x1: unchanged ('independent'), or, for minibatch OT
+  (Tong et al. 2024; Pooladian et al. 2023), each code j takes noise row i drawn from the
+  plan's column j, so paths cross less and fewer run between the codes' clusters."""
+  if settings.coupling == 'independent':
+    return x0
+  log_plan = ot_plan(jax.lax.stop_gradient(x0), jax.lax.stop_gradient(x1), settings.ot_reg)
+  rows = jax.random.categorical(key, log_plan, axis=0)  # [B]: a noise row per code
+  return x0[rows]
+
+
 def loss(params, batch, key, settings: FlowSettings):
   """batch: normalized codes [B, ...] -> (loss [B], {'fm_loss': [B]})."""
   _check(params, batch, settings)
   key_t, key_x0 = jax.random.split(key)
-  t = jax.random.uniform(key_t, (batch.shape[0],))
+  t = train_times(key_t, batch.shape[0], settings)
   x0 = jax.random.normal(key_x0, batch.shape, batch.dtype)
+  x0 = couple(jax.random.fold_in(key_x0, 1), x0, batch, settings)
   per_example = matching_loss(params, x0, batch, t, settings)
   return per_example, {'fm_loss': per_example}
 

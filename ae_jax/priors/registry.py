@@ -114,6 +114,17 @@ FLOW = PriorKind(
                 'per unit t', {'check': 'positive'}),
                ('time_mode', _F.time_mode, 'str', 'MLP: time features concatenated to the '
                 'input or added', {'choices': flow.TIME_MODES}),
+               ('t_dist', _F.t_dist, 'str', 'training times: uniform on [0, 1] or '
+                'logit_normal (sigmoid of N(t_mean, t_std), as SD3 trains)',
+                {'choices': flow.TIME_DISTS}),
+               ('t_mean', _F.t_mean, 'float', 'logit_normal: the mean of logit(t)', {}),
+               ('t_std', _F.t_std, 'float', 'logit_normal: the standard deviation of '
+                'logit(t)', {'check': 'positive'}),
+               ('coupling', _F.coupling, 'str', 'noise paired with codes independently '
+                'or by minibatch optimal transport (ot: entropic, Sinkhorn)',
+                {'choices': flow.COUPLINGS}),
+               ('ot_reg', _F.ot_reg, 'float', 'ot: Sinkhorn\'s entropic weight relative '
+                'to the mean squared distance', {'check': 'positive'}),
                ('heads', _F.heads, 'int', 'DiT attention heads (divide hidden)',
                 {'check': 'positive'}),
                ('patch', _F.patch, 'int', 'DiT patch size (divides the code\'s height and '
