@@ -232,6 +232,25 @@ def _study_results(folder: str, name: str) -> str:
   return '\n'.join(out)
 
 
+def _prior_draws(folder: str, name: str) -> str:
+  """docs/studies/NAME.json, as experiments/prior_draws.py appends to it: per recorded
+  command, each sampler's sample FD over its draws (mean, standard deviation, each draw)."""
+  path = os.path.join(folder, 'studies', f'{name}.json')
+  if not os.path.exists(path):
+    return f'(no committed draws yet: `python experiments/prior_draws.py ... --out {path}`)'
+  with open(path) as f:
+    records = json.load(f)
+  out = [f'From [`{name}.json`]({name}.json).']
+  for rec in records:
+    rows = rec['rows']
+    out += ['', f'### {_cell(rows[0]["model"])}: {rows[0]["num_samples"]} samples a draw', '',
+            f'`{_cell(rec["command"])}`', '',
+            '| sampler | kind | FD mean | FD std | FD of each draw |', '|---|---|---|---|---|']
+    out += [f'| {_cell(r["sampler"])} | {r["kind"] or ""} | {r["mean"]:.2f} | {r["std"]:.2f} '
+            f'| {", ".join(f"{v:.2f}" for v in r["fd_per_draw"])} |' for r in rows]
+  return '\n'.join(out)
+
+
 def _tables_of_rows(models: list[dict]) -> list[dict]:
   """The metrics tables of a results.json written before it kept its tables: one per
   heading, a row per model (its key), its extra columns, then its metrics in registry order."""
@@ -278,7 +297,7 @@ def new_study_page(folder: str, name: str) -> str:
 PAGES = {'configs.md': _configs}
 BLOCKS = {'metrics': _metrics, 'presets': _presets, 'objectives': _objectives,
           'benchmarks': _benchmarks, 'study': _study, 'studies': _study_index,
-          'study_results': _study_results,
+          'study_results': _study_results, 'prior_draws': _prior_draws,
           'vs_pythae': pythae_compare.block}
 _BLOCK = re.compile(r'(<!-- generated:([\w:]+) -->\n)(.*?)(<!-- /generated:\2 -->)', re.S)
 

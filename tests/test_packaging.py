@@ -146,6 +146,23 @@ def test_a_studys_results_block_shows_the_tables_of_its_committed_results(tmp_pa
           f'| b | 0.2 | {psnr.format(21.0)} |  |') in text
 
 
+def test_the_prior_draws_block_shows_each_samplers_draws(tmp_path):
+  block = '<!-- generated:prior_draws:d -->\n<!-- /generated:prior_draws:d -->\n'
+  assert 'no committed draws yet' in docs.fill_blocks(block, str(tmp_path))
+  (tmp_path / 'studies').mkdir()
+  rows = [{'model': 'digits/ae', 'sampler': 'ceiling', 'kind': None, 'num_samples': 350,
+           'fd_per_draw': [6.0, 7.0], 'mean': 6.5, 'std': 0.5},
+          {'model': 'digits/ae', 'sampler': 'gmm', 'kind': 'gmm', 'num_samples': 350,
+           'fd_per_draw': [5.735, 7.753], 'mean': 6.744, 'std': 1.009}]
+  with open(tmp_path / 'studies' / 'd.json', 'w') as f:
+    json.dump([{'command': 'python experiments/prior_draws.py --draws 2', 'rows': rows}], f)
+  text = docs.fill_blocks(block, str(tmp_path))
+  assert ('### digits/ae: 350 samples a draw\n\n`python experiments/prior_draws.py --draws 2`'
+          '\n\n| sampler | kind | FD mean | FD std | FD of each draw |\n|---|---|---|---|---|\n'
+          '| ceiling |  | 6.50 | 0.50 | 6.00, 7.00 |\n| gmm | gmm | 6.74 | 1.01 | 5.74, 7.75 |'
+          ) in text
+
+
 @pytest.fixture
 def run_in(hang_s, checkout_env):
   """run_in(args, cwd) -> the finished command, importing the checkout's ae_jax."""
