@@ -31,20 +31,21 @@ def main(argv=None):
   p.add_argument('--draws', type=int, default=5)
   p.add_argument('--out', default=None, help='append the rows to this JSON file')
   args = p.parse_args(argv)
-  from ae_jax import prior_grade
+  from ae_jax import prior_grade, prior_run
   from ae_jax.inference import open_workdir
-  from ae_jax.studies import Study
+  from ae_jax.studies import STUDY_FILE, Study
   from ae_jax.studies import generation as g
+  from ae_jax.workdir import write_json
   models = {m.key: m for m in g.MODELS}
   if args.model not in models:
     sys.exit(f'--model {args.model!r}: expected one of {", ".join(models)}')
   # the study as it was run: its budget and overrides, as study.json records them
-  recorded = json.load(open(os.path.join(args.workdir, 'study.json')))
+  recorded = json.load(open(os.path.join(args.workdir, STUDY_FILE)))
   study = Study('generation', args.workdir, overrides=recorded.get('overrides', ()),
                 budget=recorded.get('budget', 'full'))
   model = models[args.model]
   config, where = study.config(model), study.model_dir(model.key)
-  priors = args.priors or sorted(os.listdir(os.path.join(where, 'priors')))
+  priors = args.priors or prior_run.names(where)
   dataset = study.source(model.key).dataset
   n = min(int(config.prior.num_samples), len(dataset.test['image']))
   real = np.asarray(dataset.test['image'][:n])
@@ -60,12 +61,12 @@ def main(argv=None):
     for name in priors:
       fake = prior_grade.sample_images(member, n, seed, name)
       fds[name].append(prior_grade.score(real, fake, spaces)['fd_classifier'])
-  kind = lambda name: json.load(open(os.path.join(where, 'priors', name, 'prior.json')))[
-      'kind'] if name in priors else None
+  kind = lambda name: (prior_run.PriorSpec.read(prior_run.folder(where, name)).kind
+                       if name in priors else None)
   rows = [{'model': model.key, 'sampler': name, 'kind': kind(name), 'num_samples': n,
-           'fd_per_draw':
-           [round(float(v), 3) for v in values], 'mean': round(float(np.mean(values)), 3),
-           'std': round(float(np.std(values)), 3)} for name, values in fds.items()]
+           'fd_per_draw': [round(float(v), 3) for v in values],
+           'mean': round(float(np.mean(values)), 3), 'std': round(float(np.std(values)), 3)}
+          for name, values in fds.items()]
   for r in rows:
     print(f"{r['model']:12s} {r['sampler']:42s} FD {r['mean']:7.2f} +- {r['std']:5.2f}  "
           f"draws {r['fd_per_draw']}")
@@ -73,9 +74,7 @@ def main(argv=None):
     kept = json.load(open(args.out)) if os.path.exists(args.out) else []
     command = 'python experiments/prior_draws.py ' + ' '.join(argv or sys.argv[1:])
     kept.append({'command': command, 'rows': rows})
-    with open(args.out + '.tmp', 'w') as f:
-      json.dump(kept, f, indent=1)
-    os.replace(args.out + '.tmp', args.out)
+    write_json(args.out, kept)
 
 
 if __name__ == '__main__':
