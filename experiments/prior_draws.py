@@ -40,12 +40,21 @@ def main(argv=None):
   if args.model not in models:
     sys.exit(f'--model {args.model!r}: expected one of {", ".join(models)}')
   # the study as it was run: its budget and overrides, as study.json records them
-  recorded = json.load(open(os.path.join(args.workdir, STUDY_FILE)))
+  study_file = os.path.join(args.workdir, STUDY_FILE)
+  if not os.path.isfile(study_file):
+    sys.exit(f'--workdir {args.workdir}: no {STUDY_FILE} there; expected a generation study\'s '
+             'workdir (python -m ae_jax.studies generation --workdir ...)')
+  recorded = json.load(open(study_file))
   study = Study('generation', args.workdir, overrides=recorded.get('overrides', ()),
                 budget=recorded.get('budget', 'full'))
   model = models[args.model]
   config, where = study.config(model), study.model_dir(model.key)
-  priors = args.priors or prior_run.names(where)
+  trained = prior_run.names(where)
+  priors = args.priors or trained
+  unknown = [p for p in priors if p not in trained]
+  if unknown:
+    sys.exit(f'--priors {" ".join(unknown)}: not trained for {model.key}; its priors: '
+             f'{", ".join(trained) or "none"}')
   dataset = study.source(model.key).dataset
   n = min(int(config.prior.num_samples), len(dataset.test['image']))
   real = np.asarray(dataset.test['image'][:n])

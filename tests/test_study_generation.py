@@ -59,3 +59,10 @@ def test_generation(tmp_path, smoke_study, report_table, monkeypatch, root):
     assert rows[name]['kind'] == name
   assert all(math.isfinite(v) and v > 0
              for v in rows['ceiling (reconstructed training images)']['fd_per_draw'])
+  # mistakes are one line naming what is there
+  with pytest.raises(SystemExit, match='no study.json there'):
+    draws.main(['--workdir', str(tmp_path / 'nowhere'), '--model', 'digits/vae'])
+  with pytest.raises(SystemExit, match=r'--priors flwo: not trained for digits/vae; its priors: '
+                                       r'.*flow'):
+    draws.main(['--workdir', str(tmp_path / 'study'), '--model', 'digits/vae', '--priors',
+                'flwo'])
