@@ -269,7 +269,11 @@ def _computes_what_diffusers_does(m, ref, tol: float = 1e-4):
   assert rel(logvar, post.logvar.numpy().transpose(0, 2, 3, 1)) < tol
   raw = np.asarray(m.decode_fn(m.variables, want_mean)[0])  # (output + 1) / 2, unclipped
   assert rel(2 * raw - 1, decoded) < tol  # theirs in [-1, 1]
-  np.testing.assert_allclose(m.decode(want_mean), np.clip(raw, 0.0, 1.0), atol=1e-6)
+  # decode() is the raw decoding clipped to [0, 1]: another program, which XLA's default
+  # level fuses otherwise (measured there: 3.5e-6 apart)
+  ours = np.asarray(m.decode(want_mean))
+  assert ours.min() >= 0.0 and ours.max() <= 1.0
+  np.testing.assert_allclose(ours, np.clip(raw, 0.0, 1.0), atol=1e-5)
 
 
 @pytest.fixture(scope='session')

@@ -38,14 +38,27 @@ def _epoch(setup, epoch=0, state=None):
 
 
 @pytest.mark.slow
-def test_before_the_start_the_run_is_the_one_without_the_gan_bit_for_bit(tiny, gan_config):
+@pytest.mark.parametrize('optimised', [False, True], ids=['xla_level_0', 'xla_optimised'])
+def test_before_the_start_the_run_is_the_one_without_the_gan(tiny, gan_config, optimised,
+                                                             request):
+  """The two runs are different XLA programs (the GAN's step holds the generator's term at
+  weight 0). At level 0 (the suite's) they compute the same bits; optimised, XLA fuses them
+  differently and the weights part in their last bits (measured at XLA's default level:
+  13 of 14 tensors, at most 3.7e-9 apart after an epoch), hence docs/models.md's 'up to
+  float rounding'. The discriminator does not move either way."""
+  if optimised:
+    request.getfixturevalue('optimized_xla')
   spe = 1437 // 128
   with_gan = prepare(gan_config(loss__gan_start_step=spe + 3))
   plain = prepare(tiny(**BASE))
   a, metrics = _epoch(with_gan)
   b, _ = _epoch(plain)
-  chex.assert_trees_all_equal(a.params, b.params)
-  chex.assert_trees_all_equal(a.opt_state, b.opt_state)
+  if optimised:
+    chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(a.opt_state, b.opt_state, rtol=1e-5, atol=1e-6)
+  else:
+    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_equal(a.opt_state, b.opt_state)
   # the discriminator did not move: zero gradients, Adam's zero steps, statistics kept
   start = with_gan.functions.stack(with_gan.init_state()).critic
   chex.assert_trees_all_equal(a.critic['params'], start['params'])
