@@ -132,6 +132,8 @@ COMMON = [  # (damage, extra flags, what the line says): for every tool
     (None, ['--epoch', '99'], 'no checkpoint at epoch 99'),
     (out_is_a_file, ['--out', '{out}'], 'is a file; --out must be a folder'),
     (out_holds_other_files, ['--out', '{out}'], 'holds files no ae_jax command wrote'),
+    (None, ['--out', '{root}/s.png'], 's.png: expected a folder (the tool writes its files in '
+                                      'it); this names a file'),
     (READ_ONLY, [], 'cannot be written (Read-only file system); a tool\'s results are its '
                     'files: give --out DIR'),
     (None, ['--num', '0'], '--num 0: expected a positive whole number'),
@@ -196,6 +198,7 @@ EVALUATE = [  # (damage, flags, what the line says)
     (None, ['--config.eval.nope=1'], 'config.eval.nope is not a config key'),
     (None, ['--config.eval.max_images'], 'expected --config.<key>=<value>'),
     (out_is_a_file, ['--out', '{out}'], '--out {out} is a file'),
+    (None, ['--out', '{root}/eval.json'], 'eval.json: expected a folder'),
     (None, ['--config', '{root}/none.py'], 'no such file'),
 ]
 

@@ -44,7 +44,8 @@ def parser(prog: str = 'python -m ae_jax.latent') -> argparse.ArgumentParser:
   p.add_argument('--workdir', required=True, help='a trained workdir')
   p.add_argument('--member', default='0', help='member index or name (default 0)')
   p.add_argument('--epoch', type=int, default=None, help='a saved epoch (default: latest)')
-  p.add_argument('--out', default=None, help='default: <workdir>/latent/<tool>/')
+  p.add_argument('--out', default=None, metavar='DIR', help='the folder the tool writes in '
+                 '(default: <workdir>/latent/<tool>/)')
   p.add_argument('--seed', type=int, default=0)
   p.add_argument('--ids', default=None, help='dataset ids: 3,227 or 1-5,226-230')
   p.add_argument('--num', type=int, default=None,

@@ -14,6 +14,10 @@ from ae_jax.workdir.lock import take_lock
 from ae_jax.workdir.owners import refuse_reading, refuse_unless, tool_name
 from ae_jax.workdir.records import OUTPUTS_MARK
 
+# an --out ending so names a file (`--out samples.png`), not the folder a tool writes in
+FILE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.pdf', '.svg', '.npy', '.npz', '.json',
+                 '.html', '.md', '.csv', '.txt')
+
 
 class Outputs:
   """A folder of one run's outputs of a tool (figures, arrays, JSON), written by the
@@ -79,6 +83,10 @@ class Outputs:
     refuse_links(self.root, self.path)
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise WorkdirError(f'{self.path} is a file; --out must be a folder')
+    if not self.owned and not os.path.exists(self.path) and \
+        os.path.splitext(self.path)[1].lower() in FILE_SUFFIXES:
+      raise WorkdirError(f'--out {self.path}: expected a folder (the tool writes its files in '
+                         'it); this names a file')
     flag = 'the folder' if self.owned else '--out'
     refuse_reading(self.path, self.reads, flag)
     # the workdir's own latent/<tool>/ is that tool's even without a mark (older versions)
