@@ -20,7 +20,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Tests compile many tiny programs; skipping most XLA optimisations makes that quicker, and a
 # compilation cache shared by the whole session (subprocesses included, through the
-# environment) compiles each program once.
+# environment) compiles each program once. AE_JAX_TEST_XLA=default runs them at the level
+# users compile at (XLA's default, none of the flags below): slower, to check that what a
+# test asserts does not hold at level 0 alone.
+XLA_MODE = os.environ.get('AE_JAX_TEST_XLA', 'fast')
+if XLA_MODE not in ('fast', 'default'):
+  raise ValueError(f'AE_JAX_TEST_XLA={XLA_MODE!r}: expected fast (the default) or default '
+                   "(XLA's own optimisation level, what users compile at)")
+if XLA_MODE == 'default':
+  os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '0'
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='ae_jax_xla_cache_'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
@@ -31,7 +39,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 # JAX flag above). Appended to any XLA_FLAGS already set; subprocesses inherit it.
 TEST_XLA_FLAGS = ('--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=1 '
                   '--xla_llvm_disable_expensive_passes=true')
-if TEST_XLA_FLAGS not in os.environ.get('XLA_FLAGS', ''):
+if XLA_MODE == 'fast' and TEST_XLA_FLAGS not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import jax  # noqa: E402
@@ -98,12 +106,13 @@ def own_compilations():
 
 @pytest.fixture
 def optimized_xla():
-  """This test compiles with XLA's optimisations (level 1: TEST_XLA_FLAGS) and compilations
-  of its own: for a test whose steps run the gradient of LPIPS's or a PatchGAN's
-  convolutions, which XLA:CPU runs as slow loops at level 0. LPIPS-AlexNet's gradient on
-  eight 32x32 images: 1.37 s a call at level 0 against 0.047 s at level 1 (compiled in
-  2.9 s against 2.2 s); the sharp_reconstructions smoke study 113 s against 47 s. A tiny
-  MLP's training scan compiles 2.6x slower at level 1, hence not the default."""
+  """This test compiles with XLA's optimisations (level 1: TEST_XLA_FLAGS; XLA's default
+  under AE_JAX_TEST_XLA=default) and compilations of its own: for a test whose steps run
+  the gradient of LPIPS's or a PatchGAN's convolutions, which XLA:CPU runs as slow loops at
+  level 0. LPIPS-AlexNet's gradient on eight 32x32 images: 1.37 s a call at level 0 against
+  0.047 s at level 1 (compiled in 2.9 s against 2.2 s); the sharp_reconstructions smoke
+  study 113 s against 47 s. A tiny MLP's training scan compiles 2.6x slower at level 1,
+  hence not the default."""
   from ae_jax import compile as compile_lib
   before = jax.config.read('jax_disable_most_optimizations')
   jax.config.update('jax_disable_most_optimizations', False)
