@@ -23,10 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # environment) compiles each program once. AE_JAX_TEST_XLA=default runs them at the level
 # users compile at (XLA's default, none of the flags below): slower, to check that what a
 # test asserts does not hold at level 0 alone.
-XLA_MODE = os.environ.get('AE_JAX_TEST_XLA', 'fast')
-if XLA_MODE not in ('fast', 'default'):
-  raise ValueError(f'AE_JAX_TEST_XLA={XLA_MODE!r}: expected fast (the default) or default '
-                   "(XLA's own optimisation level, what users compile at)")
+XLA_MODE = os.environ.get('AE_JAX_TEST_XLA', 'fast')  # another value: pytest_configure
 if XLA_MODE == 'default':
   os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '0'
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
@@ -47,6 +44,12 @@ import pytest  # noqa: E402
 
 jax.config.update('jax_disable_most_optimizations',
                   os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] in ('1', 'true'))
+
+
+def pytest_configure(config):
+  if XLA_MODE not in ('fast', 'default'):
+    raise pytest.UsageError(f'AE_JAX_TEST_XLA={XLA_MODE!r}: expected fast (the default) or '
+                            "default (XLA's own optimisation level, what users compile at)")
 
 
 def tiny_config(**overrides):
