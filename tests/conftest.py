@@ -13,6 +13,7 @@ session fixture that trains (wafer_runs) is for slow tests only.
 No test file imports another or this one: what several files use is a fixture here (a
 helper is a fixture that returns the function), what one file uses lives in that file.
 tests/test_test_suite.py checks these rules."""
+import contextlib
 import os
 import tempfile
 
@@ -116,9 +117,25 @@ def optimized_xla():
   0.047 s at level 1 (compiled in 2.9 s against 2.2 s); the sharp_reconstructions smoke
   study 113 s against 47 s. A tiny MLP's training scan compiles 2.6x slower at level 1,
   hence not the default."""
+  with _xla_optimisations(True):
+    yield
+
+
+@pytest.fixture
+def xla_level_0():
+  """This test compiles at XLA's level 0 (the suite's own, asked for so that
+  AE_JAX_TEST_XLA=default keeps it) with compilations of its own."""
+  with _xla_optimisations(False):
+    yield
+
+
+@contextlib.contextmanager
+def _xla_optimisations(on: bool):
+  """Compile with XLA's optimisations on (else level 0) and a Compiler of this test's own,
+  the process's setting restored after."""
   from ae_jax import compile as compile_lib
   before = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', False)
+  jax.config.update('jax_disable_most_optimizations', not on)
   try:
     with compile_lib.shared():
       yield

@@ -13,7 +13,6 @@ import optax
 import pytest
 
 from ae_jax import adversarial, checkpoint, critic, steps
-from ae_jax import compile as compile_lib
 from ae_jax.errors import ConfigError
 from ae_jax.train import train_and_evaluate
 from ae_jax.training import prepare
@@ -36,19 +35,6 @@ def _epoch(setup, epoch=0, state=None):
   state = setup.init_state() if state is None else state
   state, metrics = setup.functions.epoch(state, images, setup.inputs, epoch)
   return setup.functions.stack(state), jax.tree_util.tree_map(np.asarray, metrics)
-
-
-@pytest.fixture
-def xla_level_0():
-  """This test compiles at XLA's level 0 (the suite's own, asked for here so that
-  AE_JAX_TEST_XLA=default keeps it) with compilations of its own."""
-  before = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  try:
-    with compile_lib.shared():
-      yield
-  finally:
-    jax.config.update('jax_disable_most_optimizations', before)
 
 
 @pytest.mark.slow
