@@ -25,6 +25,7 @@ import warnings
 
 import jax
 
+from ae_jax import preempt
 from ae_jax.errors import USER_ERRORS, ConfigError, Preempted, TrainingFailed
 from ae_jax.workdir import CHECKPOINTS
 
@@ -119,8 +120,11 @@ def exit_now(code: int):
   be in flight; waiting for it would not be "at once", and tearing down its event loop
   prints 'Exception ignored ... Traceback' noise. What is lost is what SIGKILL loses:
   the unfinished write, whose temporary folder the next run removes."""
-  sys.stdout.flush()
-  sys.stderr.flush()
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (RuntimeError, OSError, ValueError):  # in a signal handler, inside a write
+      pass
   os._exit(code)
 
 
@@ -129,7 +133,9 @@ def run(body, where: str | None = None):
   `where`: the folder whose complete checkpoints a second Ctrl-C keeps."""
   quiet_logs()
   try:
-    return body()
+    # a second Ctrl-C during training ends the process in its signal handler (preempt)
+    with preempt.at_second_signal(lambda: _interrupted(where)):
+      return body()
   except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
@@ -139,9 +145,14 @@ def run(body, where: str | None = None):
   except Preempted as e:  # SIGTERM or a first Ctrl-C: the model in training saved first
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
-  except KeyboardInterrupt:  # a second Ctrl-C, or one before anything ran
-    print(f'interrupted: stopped at once{_what_is_kept(where)}', file=sys.stderr)
-    exit_now(EXIT_INTERRUPTED)
+  except KeyboardInterrupt:  # a Ctrl-C outside training (before anything ran, ...)
+    _interrupted(where)
+
+
+def _interrupted(where: str | None):
+  """A second Ctrl-C's one line and exit 130, at once (also from a signal handler)."""
+  preempt.write_now(f'interrupted: stopped at once{_what_is_kept(where)}\n')
+  exit_now(EXIT_INTERRUPTED)
 
 
 def _what_is_kept(where: str | None) -> str:

@@ -2,9 +2,13 @@
 
 The first signal only sets a flag; the trainer checks it at every chunk boundary (and,
 in a single-process run, again after an evaluation),
-finishes the chunk, writes a checkpoint and stops with `Preempted`. A second signal
-raises KeyboardInterrupt at once: Orbax only renames a checkpoint into place when it is
-complete, so even that loses nothing but the unfinished chunk.
+finishes the chunk, writes a checkpoint and stops with `Preempted`. A second signal stops
+at once: in a command line (`at_second_signal`, set by `cli.run`) the handler itself prints
+the one line and ends the process, so no cleanup runs that could wait forever on a thread or
+a lock the interrupted code held (a KeyboardInterrupt unwinding from an arbitrary point of
+TensorBoard's or Orbax's writers can leave one held); called as a library, it raises
+KeyboardInterrupt. Orbax only renames a checkpoint into place when it is complete, so either
+way nothing is lost but the unfinished chunk.
 
 Several processes (jax.distributed) must stop at the same step: SIGTERM is left to JAX's
 preemption service (`multihost_utils.reached_preemption_sync_point`, which all processes
@@ -13,10 +17,43 @@ is shared with a small all-gather at each check.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
+import threading
 
 import jax
+
+_at_once = None  # what a second signal does in a command line (at_second_signal)
+
+
+@contextlib.contextmanager
+def at_second_signal(action):
+  """Within: a second signal calls `action()` in the signal handler, which must end the
+  process (a command line's one line and exit), instead of raising KeyboardInterrupt."""
+  global _at_once
+  previous, _at_once = _at_once, action
+  try:
+    yield
+  finally:
+    _at_once = previous
+
+
+def write_now(text: str) -> None:
+  """Write to stderr from a signal handler. The main thread may have been stopped inside a
+  write to stderr itself, where `print` raises 'reentrant call'; os.write takes no lock of
+  the stream's."""
+  try:
+    fd = sys.stderr.fileno()
+  except (AttributeError, OSError, ValueError):  # a stream without a file (a test's capture)
+    print(text, end='', file=sys.stderr, flush=True)
+    return
+  try:
+    sys.stderr.flush()
+  except (RuntimeError, OSError, ValueError):
+    pass
+  os.write(fd, text.encode())
 
 
 class Watcher:
@@ -29,15 +66,16 @@ class Watcher:
     self.multi = jax.process_count() > 1
 
   def _handle(self, signum, frame):
-    if self.signum is not None:
-      raise KeyboardInterrupt  # the second signal: stop now
+    if self.signum is not None:  # the second signal: stop now
+      if _at_once is not None:
+        _at_once()
+      raise KeyboardInterrupt
     self.signum = signum
     name = signal.Signals(signum).name
-    print(f'\n{name} received: finishing the current chunk, then saving a checkpoint '
-          f'(send it again to stop at once)', file=sys.stderr, flush=True)
+    write_now(f'\n{name} received: finishing the current chunk, then saving a checkpoint '
+              f'(send it again to stop at once)\n')
 
   def __enter__(self):
-    import threading
     if threading.current_thread() is not threading.main_thread():
       return self  # signal handlers can only be installed from the main thread
     signums = [signal.SIGINT] + ([] if self.multi else [signal.SIGTERM])

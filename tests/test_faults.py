@@ -177,6 +177,57 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path, start, wait
   assert inference.load(workdir).epoch >= 1
 
 
+# What a second Ctrl-C interrupts can be any line of a library's: inside a `with lock:` of
+# TensorBoard's or Orbax's writers, a KeyboardInterrupt unwinding from there can leave the
+# lock held, and the cleanup on the way out (closing the writers) then waits for it forever
+# (a CI run once hung so for 30 minutes). The body below stands for that cleanup.
+_BLOCKED_CLEANUP = """
+import os, signal, sys, threading, time
+from ae_jax import cli, preempt
+
+def body():
+  with preempt.Watcher() as watcher:
+    try:
+      os.kill(os.getpid(), signal.SIGINT)
+      while watcher.signum is None:  # two signals sent at once can merge into one
+        time.sleep(0.001)
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(60)
+    finally:
+      threading.Event().wait()  # cleanup that never ends
+
+cli.run(body, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_ends_the_command_even_where_cleanup_would_wait_forever(
+    tmp_path, checkout_env, hang_s):
+  saved = tmp_path / 'w' / 'checkpoints' / '10'
+  saved.mkdir(parents=True)
+  proc = subprocess.run([sys.executable, '-c', _BLOCKED_CLEANUP, str(tmp_path / 'w')],
+                        env=checkout_env(JAX_PLATFORMS='cpu'), capture_output=True, text=True,
+                        timeout=hang_s)
+  assert proc.returncode == 130, proc.stderr[-2000:]
+  assert proc.stderr.splitlines()[-1] == (
+      f'interrupted: stopped at once; every complete checkpoint in {tmp_path / "w"} is kept; '
+      'run the same command again to resume')
+  assert 'Traceback' not in proc.stderr
+
+
+def test_a_second_signal_in_a_library_call_raises_keyboard_interrupt():
+  from ae_jax import preempt
+  with preempt.Watcher() as watcher:
+    os.kill(os.getpid(), signal.SIGINT)
+    while watcher.signum is None:
+      time.sleep(0.001)
+    assert watcher.should_stop(0) and watcher.signum == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(5)  # the handler raises on the next line run
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_a_library_reporting_the_second_ctrl_c_as_its_failure_is_kept_quiet(caplog):
   # Orbax waits for a checkpoint write in a `try ... except BaseException:
   # logging.exception('... failed.'); raise`: a second Ctrl-C landing there printed its
