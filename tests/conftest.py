@@ -39,6 +39,13 @@ TEST_XLA_FLAGS = ('--xla_cpu_use_fusion_emitters=false --xla_backend_optimizatio
                   '--xla_llvm_disable_expensive_passes=true')
 if XLA_MODE == 'fast' and TEST_XLA_FLAGS not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+# The classifiers sample quality trains and caches (metrics/sample_quality.py) go to a
+# folder of the session's (its workers and subprocesses share it through the environment),
+# never to the user's cache: no test may pass on what an earlier run cached there (a study
+# test once passed only where a real Fashion-MNIST classifier had been cached), nor leave
+# a classifier trained on made-up images there.
+os.environ.setdefault('AE_JAX_TEST_CACHE', tempfile.mkdtemp(prefix='ae_jax_test_cache_'))
+os.environ['AE_JAX_CACHE'] = os.environ['AE_JAX_TEST_CACHE']
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -525,6 +532,29 @@ def write_idx():
 @pytest.fixture(scope='session')
 def idx_folder():
   return _idx_folder
+
+
+@pytest.fixture
+def recognised(monkeypatch):
+  """recognised(arrays, name='fashion_mnist'): for this test, the IDX files idx_folder
+  wrote (its `arrays`) are the published dataset `name`: an entry of their shapes and
+  label files' digests joins data/idx.py's table."""
+  import hashlib
+  import struct
+  from ae_jax.data import idx
+
+  def digest(labels):
+    return hashlib.sha256(bytes([0, 0, 8, 1]) + struct.pack('>I', len(labels)) +
+                          labels.tobytes()).hexdigest()
+
+  def recognise(arrays, name='fashion_mnist'):
+    (xtr, ytr), (xte, yte) = arrays['train'], arrays['test']
+    title = {'fashion_mnist': 'Fashion-MNIST', 'mnist': 'MNIST'}[name]
+    names = idx.FASHION_MNIST_CLASSES if name == 'fashion_mnist' else tuple('0123456789')
+    entry = idx.Published(name, title, names, digest(ytr), digest(yte), len(xtr), len(xte),
+                          xtr.shape[1:])
+    monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, entry))
+  return recognise
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,6 @@ names; recognition by the label files' digests; every malformed file as one line
 it; streaming; the Fashion-MNIST config; its sample-quality classifier. The tests write
 their own tiny IDX files: none needs the Debian package (one reads it where installed)."""
 import gzip
-import hashlib
 import logging
 import os
 import struct
@@ -25,19 +24,6 @@ def _cfg(path, **overrides):
   for key, value in overrides.items():
     config_lib.set_value(config, key.replace('__', '.'), value)
   return config.data
-
-
-def _published(arrays, name='fashion_mnist'):
-  """A Published entry that recognises the tiny files in `arrays` (as idx_folder wrote
-  them) as `name`: their shapes and their label files' digests."""
-  def digest(labels):
-    return hashlib.sha256(bytes([0, 0, 8, 1]) + struct.pack('>I', len(labels)) +
-                          labels.tobytes()).hexdigest()
-  (xtr, ytr), (xte, yte) = arrays['train'], arrays['test']
-  title = {'fashion_mnist': 'Fashion-MNIST', 'mnist': 'MNIST'}[name]
-  names = idx.FASHION_MNIST_CLASSES if name == 'fashion_mnist' else tuple('0123456789')
-  return idx.Published(name, title, names, digest(ytr), digest(yte), len(xtr), len(xte),
-                       xtr.shape[1:])
 
 
 # ---- loading -------------------------------------------------------------------------------
@@ -93,10 +79,10 @@ def test_uncompressed_files_are_memory_mapped_and_gzipped_ones_read_once(tmp_pat
   np.testing.assert_array_equal(packed, x)
 
 
-def test_files_are_recognised_by_their_label_digests_and_shapes(tmp_path, monkeypatch, idx_folder,
-                                                               write_idx):
+def test_files_are_recognised_by_their_label_digests_and_shapes(tmp_path, idx_folder, write_idx,
+                                                               recognised):
   arrays = idx_folder(tmp_path / 'fm', gz=False)
-  monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
+  recognised(arrays)
   ds = data.load(_cfg(tmp_path / 'fm'))
   assert ds.info.published == 'fashion_mnist'
   assert ds.info.class_names == ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
@@ -257,14 +243,15 @@ def test_the_fashion_mnist_config_names_apt_get_when_its_folder_is_missing(tmp_p
 # ---- the sample-quality classifier ---------------------------------------------------------
 
 
-def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monkeypatch, idx_folder):
+def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monkeypatch, idx_folder,
+                                                                 recognised):
   from ae_jax.metrics import sample_quality as sq
   arrays = idx_folder(tmp_path / 'fm')
   cfg = _cfg(tmp_path / 'fm')
   unknown = data.load(cfg)
   with pytest.raises(ConfigError, match='not recognised as one of .*Fashion-MNIST'):
     sq.classifier_dataset(unknown.info, cfg)
-  monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
+  recognised(arrays)
   known = data.load(cfg)
   assert sq.classifier_dataset(known.info, cfg) == ('fashion_mnist', str(tmp_path / 'fm'))
   digits = data.DatasetInfo(name='digits', image_shape=(8, 8, 1), num_classes=10,
@@ -281,14 +268,15 @@ def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monke
 @pytest.mark.slow
 def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_path,
                                                                             monkeypatch,
-                                                                            idx_folder, tiny):
+                                                                            idx_folder, tiny,
+                                                                            recognised):
   """Tiny Fashion-MNIST-like files (recognised through a Published entry of their own
   digests): the classifier trains from their training split, scores its accuracy on their
   test split, is cached under fashion_mnist, and the run's fd_classifier uses it."""
   from ae_jax.metrics import sample_quality as sq
   from ae_jax.train import train_and_evaluate
   arrays = idx_folder(tmp_path / 'fm', num_train=200, num_test=100)
-  monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, _published(arrays)))
+  recognised(arrays)
   monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
   monkeypatch.setattr(sq, '_MEMO', {})
   monkeypatch.setattr(sq, 'FILES_MIN_STEPS', 150)  # ten bars are learnt well before 500
