@@ -4,11 +4,12 @@ The first signal only sets a flag; the trainer checks it at every chunk boundary
 in a single-process run, again after an evaluation),
 finishes the chunk, writes a checkpoint and stops with `Preempted`. A second signal stops
 at once: in a command line (`at_second_signal`, set by `cli.run`) the handler itself prints
-the one line and ends the process, so no cleanup runs that could wait forever on a thread or
-a lock the interrupted code held (a KeyboardInterrupt unwinding from an arbitrary point of
-TensorBoard's or Orbax's writers can leave one held); called as a library, it raises
-KeyboardInterrupt. Orbax only renames a checkpoint into place when it is complete, so either
-way nothing is lost but the unfinished chunk.
+the one line and ends the process. No cleanup runs: closing the TensorBoard and Orbax
+writers waits on their threads, and a KeyboardInterrupt raised at an arbitrary line inside
+them can leave a lock held or a save never marked done, so that the wait never ends (a
+command once hung so for 30 minutes). Called as a library, it raises KeyboardInterrupt.
+Orbax only renames a checkpoint into place when it is complete, so either way nothing is
+lost but the unfinished chunk.
 
 Several processes (jax.distributed) must stop at the same step: SIGTERM is left to JAX's
 preemption service (`multihost_utils.reached_preemption_sync_point`, which all processes

@@ -35,7 +35,8 @@ def config(epochs=EPOCHS):
 def start(root, checkout_env):
   """start(workdir, epochs=EPOCHS) -> the training command's process, on config()."""
   def popen(workdir, epochs=EPOCHS):
-    env = checkout_env(JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+    # the session's XLA level (conftest's environment): the same numerics as `reference`
+    env = checkout_env(JAX_PLATFORMS='cpu')
     return subprocess.Popen(
         [sys.executable, '-m', 'ae_jax.main', '--config', 'configs/vae_mlp.py', '--workdir',
          workdir, *FLAGS, f'--config.train.num_epochs={epochs}'],
@@ -436,7 +437,7 @@ def test_a_damaged_checkpoint_is_one_line_on_the_command_line(tmp_path, root, st
   for f in glob.glob(os.path.join(workdir, 'checkpoints', str(newest), 'state', 'ocdbt.*',
                                   'd', '*')):
     os.truncate(f, 10)
-  env = checkout_env(JAX_PLATFORMS='cpu', JAX_DISABLE_MOST_OPTIMIZATIONS='true')
+  env = checkout_env(JAX_PLATFORMS='cpu')
   r = subprocess.run([sys.executable, '-m', 'ae_jax.main', '--mode=evaluate', '--workdir',
                       workdir, '--metrics=psnr'], cwd=root, env=env, capture_output=True,
                      text=True, timeout=hang_s)

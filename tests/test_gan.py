@@ -108,7 +108,9 @@ def test_the_adaptive_weight_is_the_gradient_norm_ratio_at_the_decoders_last_lay
   g_gen = jax.jit(jax.grad(generator))(state.params)['decoder'][layer]['kernel']
   want = np.linalg.norm(g_obj) / (np.linalg.norm(g_gen) + 1e-4)
   _, metrics = setup.functions.step_batch(state, batch, setup.inputs)
-  np.testing.assert_allclose(metrics['gan_lambda'][0], min(want, 1e4), rtol=1e-4)
+  # the step's one fused program against two separate gradients: 1.5e-4 apart at XLA's
+  # default level (norms of a 3x3 conv's gradient, summed in another order)
+  np.testing.assert_allclose(metrics['gan_lambda'][0], min(want, 1e4), rtol=1e-3)
 
 
 @pytest.mark.slow

@@ -172,7 +172,10 @@ def test_ynnpack_auto_is_off_only_for_narrow_conv_models_on_cpu(tiny):
 @pytest.mark.slow
 def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same(tiny):
   """The option reaches XLA (a YNNPACK fusion in the default step, none with 'off') and
-  changes only the speed: one step's parameters agree to float32 rounding."""
+  changes only the speed: one step's parameters agree to float32 rounding. (Adam's first
+  step divides each gradient by its own size, so an element whose gradient is near zero
+  moves by a rounding-sized fraction of the learning rate: 1.5e-6 measured at XLA's default
+  level, atol 1e-5, against steps of 1e-3.)"""
   out = {}
   for ynn in ('on', 'off'):
     setup = prepare(tiny(model__arch='conv', model__conv__channels=(8, 16),
@@ -185,4 +188,4 @@ def test_ynnpack_off_compiles_without_ynn_fusions_and_trains_the_same(tiny):
     out[ynn] = ('__ynn' in hlo, setup.functions.step_batch(state, batch, setup.inputs)[0].params)
   if jax.default_backend() == 'cpu':
     assert out['on'][0] and not out['off'][0]
-  chex.assert_trees_all_close(out['on'][1], out['off'][1], rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(out['on'][1], out['off'][1], rtol=1e-4, atol=1e-5)
