@@ -535,13 +535,16 @@ def idx_folder():
 
 
 @pytest.fixture
-def recognised(monkeypatch):
+def recognised(monkeypatch, tmp_path):
   """recognised(arrays, name='fashion_mnist'): for this test, the IDX files idx_folder
   wrote (its `arrays`) are the published dataset `name`: an entry of their shapes and
-  label files' digests joins data/idx.py's table."""
+  label files' digests joins data/idx.py's table. Its sample-quality classifier then
+  trains on these files, in a cache of this test's (tmp_path/cache: the session's may hold
+  one of other made-up files), for 150 steps (ten bars are learnt well before 500)."""
   import hashlib
   import struct
   from ae_jax.data import idx
+  from ae_jax.metrics import sample_quality as sq
 
   def digest(labels):
     return hashlib.sha256(bytes([0, 0, 8, 1]) + struct.pack('>I', len(labels)) +
@@ -554,6 +557,9 @@ def recognised(monkeypatch):
     entry = idx.Published(name, title, names, digest(ytr), digest(yte), len(xtr), len(xte),
                           xtr.shape[1:])
     monkeypatch.setattr(idx, 'PUBLISHED', (*idx.PUBLISHED, entry))
+    monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setattr(sq, '_MEMO', {})
+    monkeypatch.setattr(sq, 'FILES_MIN_STEPS', 150)
   return recognise
 
 

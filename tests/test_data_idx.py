@@ -267,7 +267,6 @@ def test_sample_quality_picks_the_classifier_of_recognised_files(tmp_path, monke
 
 @pytest.mark.slow
 def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_path,
-                                                                            monkeypatch,
                                                                             idx_folder, tiny,
                                                                             recognised):
   """Tiny Fashion-MNIST-like files (recognised through a Published entry of their own
@@ -276,10 +275,7 @@ def test_fashion_mnist_sample_fd_is_scored_in_its_classifiers_feature_space(tmp_
   from ae_jax.metrics import sample_quality as sq
   from ae_jax.train import train_and_evaluate
   arrays = idx_folder(tmp_path / 'fm', num_train=200, num_test=100)
-  recognised(arrays)
-  monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
-  monkeypatch.setattr(sq, '_MEMO', {})
-  monkeypatch.setattr(sq, 'FILES_MIN_STEPS', 150)  # ten bars are learnt well before 500
+  recognised(arrays)  # the classifier: in tmp_path/cache, 150 steps
   ds = data.load(_cfg(tmp_path / 'fm'))
   name, source = sq.classifier_dataset(ds.info, _cfg(tmp_path / 'fm'))
   real = ds.test['image']

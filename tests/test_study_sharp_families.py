@@ -40,16 +40,11 @@ def test_sharp_reconstructions(tmp_path, smoke_study, report_table, optimized_xl
 
 def test_model_families(tmp_path, smoke_study, report_table, idx_folder, recognised,
                         monkeypatch):
-  from ae_jax.metrics import sample_quality as sq
   from ae_jax.studies import model_families as mf
   fashion = str(tmp_path / 'fashion')  # IDX files taken for Fashion-MNIST, made here
+  # the Fashion-MNIST table's sample FD trains its classifier on these files
   recognised(idx_folder(fashion, num_train=300, num_test=100))
   monkeypatch.setattr(mf, 'FASHION', fashion)
-  # the Fashion-MNIST table's sample FD trains its classifier on these files (in a cache of
-  # this test's: the session's may hold one of other made-up files)
-  monkeypatch.setenv('AE_JAX_CACHE', str(tmp_path / 'cache'))
-  monkeypatch.setattr(sq, '_MEMO', {})
-  monkeypatch.setattr(sq, 'FILES_MIN_STEPS', 150)  # ten bars are learnt well before 500
   md = smoke_study('model_families', tmp_path / 'study')
   tmp_path = tmp_path / 'study'
   labels = {k: label for k, label, _, _ in mf.FAMILIES}
